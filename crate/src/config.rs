@@ -1,0 +1,84 @@
+//! The model's configuration, as the TypeScript side sends it (JSON, snake_case keys).
+//! Validation of user input happens in TypeScript (`src/config.ts`); `validate` here guards
+//! the invariants the numerical code relies on.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// b_t = 1/(T - t + 1), so c_t = t/T (the paper's schedule for binary data).
+    Paper,
+    /// b_t rising linearly from `beta_start` to 1 at t = T.
+    Linear,
+    /// c_t = 1 - cos²(π/2 · t/T)-shaped cumulative rate (Nichol & Dhariwal 2021 style).
+    Cosine,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Shared MLP L -> H -> H (ReLU), then one linear readout H -> L per time step, sigmoid.
+    Paper,
+    /// Time-conditioned residual MLP (embedding of t instead of T readouts).
+    Mlp,
+    /// Cyclic-shift-equivariant network (circular convolutions over positions).
+    Circular,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parameterisation {
+    /// The network's sigmoid output is f(x_t, t) = p(x_{t-1} = 1 | x_t) directly.
+    Direct,
+    /// The network predicts g = P(x0 = 1 | x_t); f = g·post(x0=1) + (1-g)·post(x0=0).
+    X0,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// L: bits per sequence.
+    pub length: usize,
+    /// T: number of diffusion steps.
+    #[serde(rename = "T")]
+    pub timesteps: usize,
+    pub schedule: ScheduleKind,
+    pub architecture: Architecture,
+    pub parameterisation: Parameterisation,
+    /// H: hidden width (paper, mlp) or channels per position (circular).
+    pub hidden: usize,
+    /// Number of hidden layers / residual blocks.
+    pub layers: usize,
+    /// Width of the sinusoidal embedding of t (mlp, circular).
+    #[serde(default = "default_time_embedding")]
+    pub time_embedding: usize,
+    /// Circular convolution kernel width (circular); 0 means the full length L.
+    #[serde(default)]
+    pub kernel: usize,
+}
+
+fn default_time_embedding() -> usize {
+    32
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.length == 0 || self.length > 4096 {
+            return Err(format!("length must be in 1..=4096, got {}", self.length));
+        }
+        if self.timesteps == 0 || self.timesteps > 100_000 {
+            return Err(format!("T must be in 1..=100000, got {}", self.timesteps));
+        }
+        if self.hidden == 0 || self.hidden > 4096 {
+            return Err(format!("hidden must be in 1..=4096, got {}", self.hidden));
+        }
+        if self.layers == 0 || self.layers > 64 {
+            return Err(format!("layers must be in 1..=64, got {}", self.layers));
+        }
+        if self.kernel > self.length {
+            return Err(format!("kernel ({}) must not exceed length ({})", self.kernel, self.length));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Reverse-process networks. Each maps a batch of noisy sequences x_t (rows × L, values 0/1)
+//! and their time steps t (1..=T) to logits (rows × L); the objective turns logits into the
+//! reverse kernel f(x_t, t) according to the parameterisation.
+//!
+//! Parameters live in one flat `Vec<f32>` per network, in the order given by `layout()`, so the
+//! optimiser, checkpoints and the cross-worker gradient sum all see one contiguous array.
+
+use crate::config::{Architecture, ModelConfig};
+use crate::rng::Rng;
+
+pub mod circular;
+pub mod mlp;
+pub mod paper;
+
+/// One named parameter tensor inside the flat parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterGroup {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+    /// Whether AdamW's decoupled weight decay applies (weights yes; biases, norms, embeddings no).
+    pub decay: bool,
+}
+
+impl ParameterGroup {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The interface every architecture implements. Networks own their scratch buffers:
+/// `forward` keeps the activations that the next `backward` needs.
+pub trait ReverseNetwork {
+    /// The parameter tensors, in order, tiling `parameters()` exactly.
+    fn layout(&self) -> Vec<ParameterGroup>;
+    fn parameters(&self) -> &[f32];
+    fn parameters_mut(&mut self) -> &mut [f32];
+    /// logits[r, i] for rows r with inputs xt[r, ·] (0.0 or 1.0) at time t[r] (1..=T).
+    fn forward(&mut self, xt: &[f32], t: &[u32], logits: &mut [f32]);
+    /// Given dLoss/dlogits of the last `forward`, ADD dLoss/dθ into `grad` (len = parameters().len()).
+    fn backward(&mut self, dlogits: &[f32], grad: &mut [f32]);
+}
+
+/// Builds the configured architecture with seeded initial weights.
+pub fn build_network(config: &ModelConfig, rng: &mut Rng) -> Box<dyn ReverseNetwork> {
+    match config.architecture {
+        Architecture::Paper => Box::new(paper::PaperNetwork::new(config, rng)),
+        Architecture::Mlp => Box::new(mlp::MlpNetwork::new(config, rng)),
+        Architecture::Circular => Box::new(circular::CircularNetwork::new(config, rng)),
+    }
+}

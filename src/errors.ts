@@ -1,0 +1,16 @@
+/**
+ * A mistake in the user's input (bad file, bad flag, bad config key). The CLI prints the message
+ * on one line and exits with code 2, without a stack trace; anything else is a bug.
+ */
+export class UserError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.name = 'UserError';
+    this.exitCode = exitCode;
+  }
+}
+
+export function isUserError(error: unknown): error is UserError {
+  return error instanceof UserError;
+}
