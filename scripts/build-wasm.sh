@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds crate/ to WebAssembly (SIMD128 on) with wasm-pack into pkg/ (--target web: one build that
+# Node loads from bytes and bundlers load by URL).
+#
+# Two paths:
+#  - plain: the active rustc has a wasm32-unknown-unknown std (e.g. `rustup target add` worked).
+#  - from source: Debian's rustc-web (whose LLVM has the wasm32 target but ships no wasm32 std)
+#    builds std with `-Z build-std`, accepted on a stable compiler with RUSTC_BOOTSTRAP=1;
+#    linked with Debian's wasm-ld. See ../shared/TOOLCHAIN.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+has_wasm_std() { # $1: rustc binary
+  local libdir
+  libdir=$("$1" --print target-libdir --target wasm32-unknown-unknown 2>/dev/null) || return 1
+  compgen -G "$libdir/libstd-*.rlib" >/dev/null
+}
+
+simd="-C target-feature=+simd128"
+extra_cargo_args=()
+if command -v rustc >/dev/null && has_wasm_std "$(command -v rustc)"; then
+  echo "build-wasm: using $(rustc --version) with its installed wasm32 std"
+  export RUSTFLAGS="$simd ${RUSTFLAGS_EXTRA:-}"
+elif [ -x /usr/bin/rustc ] && [ -d /usr/src/rustc-"$(/usr/bin/rustc --version | awk '{print $2}')"/library ]; then
+  export PATH="/usr/bin:$PATH" # Debian's cargo/rustc (rustc-web) before rustup's proxies
+  export RUSTC_BOOTSTRAP=1
+  linker=$(command -v wasm-ld-19 || command -v wasm-ld || true)
+  [ -n "$linker" ] || { echo "build-wasm: no wasm-ld found (apt-get install lld-19)" >&2; exit 1; }
+  export RUSTFLAGS="$simd -C linker=$linker ${RUSTFLAGS_EXTRA:-}"
+  extra_cargo_args=(-Z build-std=std,panic_abort)
+  echo "build-wasm: using $(rustc --version), std built from source (-Z build-std)"
+else
+  echo "build-wasm: no Rust toolchain with a wasm32 std or std source; run scripts/setup.sh" >&2
+  exit 1
+fi
+
+# A target dir of its own: the wasm build may use a different rustc than native `cargo test`.
+export CARGO_TARGET_DIR="$PWD/target/wasm"
+wasm-pack build crate --release --target web --out-dir ../pkg --out-name bernoulli_diffusion_core \
+  --mode force --no-pack -- "${extra_cargo_args[@]}" 2>&1 | grep -vE '^\s*$' || exit "${PIPESTATUS[0]}"
+rm -f pkg/.gitignore pkg/package.json
+echo "build-wasm: wrote pkg/bernoulli_diffusion_core_bg.wasm ($(stat -c %s pkg/bernoulli_diffusion_core_bg.wasm) bytes)"

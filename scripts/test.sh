@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up (idempotent), then runs every test: Rust (cargo test) and TypeScript (vitest), and ends
+# with one line counting both: "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+export PATH="$HOME/.cargo/bin:$PATH"
+mkdir -p test-output
+
+echo "== cargo test =="
+cargo test --release --workspace 2>&1 | tee test-output/cargo.log
+cargo_status=${PIPESTATUS[0]}
+
+echo "== vitest =="
+npx vitest run --reporter=default --reporter=json --outputFile.json=test-output/vitest.json
+vitest_status=$?
+
+read -r rust_passed rust_failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' test-output/cargo.log)
+read -r ts_passed ts_failed < <(node -e '
+  const r = JSON.parse(require("fs").readFileSync("test-output/vitest.json", "utf8"));
+  console.log(r.numPassedTests, r.numFailedTests + (r.numTotalTestSuites && r.numFailedTestSuites ? r.numFailedTestSuites : 0));
+' 2>/dev/null || echo "0 1")
+echo "rust: $rust_passed passed, $rust_failed failed; typescript: $ts_passed passed, $ts_failed failed"
+status=0
+if [ "$cargo_status" -ne 0 ] || [ "$vitest_status" -ne 0 ]; then status=1; fi
+echo "$((rust_passed + ts_passed)) passed, $((rust_failed + ts_failed + (status && !(rust_failed + ts_failed))))) failed"
+exit $status
