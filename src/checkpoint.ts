@@ -229,7 +229,7 @@ export function decodeSafetensors(
     const size = DTYPE_SIZES[info.dtype];
     const [begin, end] = info.dataOffsets;
     // slice() copies into a fresh, aligned buffer (offsets in the file need not be aligned).
-    let raw = bytes.slice(header.dataStart + begin, header.dataStart + end);
+    let raw: Uint8Array = bytes.slice(header.dataStart + begin, header.dataStart + end);
     if (!HOST_IS_LITTLE_ENDIAN && size > 1) raw = swapBytes(raw, size);
     const data: TensorData =
       info.dtype === 'F32'
