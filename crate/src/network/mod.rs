@@ -9,6 +9,7 @@ use crate::config::{Architecture, ModelConfig};
 use crate::rng::Rng;
 
 pub mod circular;
+mod common;
 pub mod mlp;
 pub mod paper;
 

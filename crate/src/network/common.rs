@@ -1,0 +1,233 @@
+//! Pieces the three architectures share: building a layout, initialisation, the dense layer's
+//! forward and backward on the flat parameter vector, and the time features of t.
+
+use super::ParameterGroup;
+use crate::config::{ModelConfig, Parameterisation};
+use crate::linalg;
+use crate::rng::Rng;
+
+/// Appends named groups one after another, tracking the running offset.
+#[derive(Default)]
+pub(crate) struct LayoutBuilder {
+    pub groups: Vec<ParameterGroup>,
+    pub total: usize,
+}
+
+impl LayoutBuilder {
+    /// Adds a group and returns its offset.
+    pub fn add(&mut self, name: &str, shape: &[usize], decay: bool) -> usize {
+        let offset = self.total;
+        let group = ParameterGroup { name: name.to_string(), shape: shape.to_vec(), offset, decay };
+        self.total += group.len();
+        self.groups.push(group);
+        offset
+    }
+}
+
+/// Grows a scratch buffer to at least `n` values (never shrinks, so no allocation once the
+/// largest batch has been seen).
+pub(crate) fn ensure_len(buffer: &mut Vec<f32>, n: usize) {
+    if buffer.len() < n {
+        buffer.resize(n, 0.0);
+    }
+}
+
+/// Fills `values` with uniform(-bound, bound) draws, in order.
+pub(crate) fn init_uniform(values: &mut [f32], bound: f32, rng: &mut Rng) {
+    for v in values {
+        *v = (2.0 * rng.uniform_f32() - 1.0) * bound;
+    }
+}
+
+/// y[rows×n_out] = x[rows×n_in]·W + b (W stored [n_in, n_out]), then ReLU if asked.
+pub(crate) fn linear_forward(
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    relu: bool,
+) {
+    let y = &mut y[..rows * n_out];
+    linalg::fill_rows(rows, n_out, bias, y);
+    linalg::matmul_add(rows, n_in, n_out, x, weight, y);
+    if relu {
+        linalg::relu_in_place(y);
+    }
+}
+
+/// For y = x·W + b with upstream dy: dW += xᵀ·dy, db += Σ_r dy, and dx += dy·Wᵀ if asked.
+pub(crate) fn linear_backward(
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+    x: &[f32],
+    dy: &[f32],
+    weight: &[f32],
+    dweight: &mut [f32],
+    dbias: &mut [f32],
+    dx: Option<&mut [f32]>,
+) {
+    linalg::matmul_tn_add(n_in, rows, n_out, x, dy, dweight);
+    linalg::add_column_sums(rows, n_out, dy, dbias);
+    if let Some(dx) = dx {
+        linalg::matmul_nt_add(rows, n_out, n_in, dy, weight, dx);
+    }
+}
+
+/// Per-t inputs of the time-conditioned networks (mlp, circular), tabulated for t = 1..=T.
+pub(crate) struct TimeFeatures {
+    /// Width E of the sinusoidal embedding.
+    pub width: usize,
+    /// embedding[(t-1)·E + j]: j < E/2: sin(τ·ω_j), else cos(τ·ω_{j-E/2}), with τ = 1000·t/T and
+    /// ω_j = 10000^(-j/(E/2)) (the transformer / DDPM embedding on a T-independent clock).
+    pub embedding: Vec<f32>,
+    /// evidence[t-1] = λ_t, the log-odds that a bit survived the noise the network must undo:
+    /// x0-parameterisation: λ_t = log((1 - c_t/2)/(c_t/2)) (x_t vs x0);
+    /// direct: λ_t = log((1 - b_t/2)/(b_t/2)) (x_t vs x_{t-1}). Finite for t >= 1 (c_t, b_t > 0).
+    pub evidence: Vec<f32>,
+}
+
+impl TimeFeatures {
+    pub fn new(config: &ModelConfig) -> Self {
+        let steps = config.timesteps;
+        let width = config.time_embedding;
+        let half = width / 2;
+        let mut embedding = vec![0.0f32; steps * width];
+        for t in 1..=steps {
+            let tau = 1000.0 * t as f64 / steps as f64;
+            let row = &mut embedding[(t - 1) * width..t * width];
+            for j in 0..half {
+                let omega = 10000f64.powf(-(j as f64) / half as f64);
+                row[j] = (tau * omega).sin() as f32;
+                row[half + j] = (tau * omega).cos() as f32;
+            }
+        }
+        let (b, c) = schedule_rates(config);
+        let evidence = (1..=steps)
+            .map(|t| {
+                let rate = match config.parameterisation {
+                    Parameterisation::X0 => c[t],
+                    Parameterisation::Direct => b[t],
+                };
+                // λ = log((1 - r/2)/(r/2)), r = the rate of replacing a bit by a fair coin
+                ((1.0 - rate / 2.0) / (rate / 2.0)).ln() as f32
+            })
+            .collect();
+        Self { width, embedding, evidence }
+    }
+
+    pub fn embedding_of(&self, t: u32) -> &[f32] {
+        let t = t as usize;
+        &self.embedding[(t - 1) * self.width..t * self.width]
+    }
+
+    pub fn evidence_of(&self, t: u32) -> f32 {
+        self.evidence[t as usize - 1]
+    }
+}
+
+/// (b_t, c_t) for t = 0..=T. TEMPORARY: the paper schedule only (b_t = 1/(T - t + 1),
+/// c_t = t/T), until crate::schedule exists; then this calls it.
+fn schedule_rates(config: &ModelConfig) -> (Vec<f64>, Vec<f64>) {
+    let steps = config.timesteps;
+    let mut b = vec![0.0; steps + 1];
+    let mut c = vec![0.0; steps + 1];
+    for t in 1..=steps {
+        b[t] = 1.0 / (steps - t + 1) as f64; // b_t = 1/(T - t + 1)
+        c[t] = t as f64 / steps as f64; // c_t = t/T
+    }
+    (b, c)
+}
+
+/// Asserts that every t is in 1..=T (a t of 0 or above T is a caller's bug, not a user error).
+pub(crate) fn check_times(t: &[u32], steps: usize) {
+    for &tr in t {
+        assert!(tr >= 1 && tr as usize <= steps, "t must be in 1..={steps}, got {tr}");
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Finite-difference gradient checks shared by the architectures' tests.
+    use super::super::ReverseNetwork;
+    use crate::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
+    use crate::rng::Rng;
+
+    pub fn config(architecture: Architecture, length: usize, timesteps: usize, hidden: usize, layers: usize) -> ModelConfig {
+        ModelConfig {
+            length,
+            timesteps,
+            schedule: ScheduleKind::Paper,
+            architecture,
+            parameterisation: Parameterisation::X0,
+            hidden,
+            layers,
+            time_embedding: 6,
+            kernel: 0,
+        }
+    }
+
+    /// Random bits (as 0.0/1.0) for `rows` rows of length `length`.
+    pub fn random_bits(rows: usize, length: usize, rng: &mut Rng) -> Vec<f32> {
+        (0..rows * length).map(|_| if rng.bernoulli(0.5) { 1.0 } else { 0.0 }).collect()
+    }
+
+    /// Loss = Σ logits·R in f64.
+    fn loss(net: &mut dyn ReverseNetwork, xt: &[f32], t: &[u32], weights: &[f32], logits: &mut [f32]) -> f64 {
+        net.forward(xt, t, logits);
+        logits.iter().zip(weights).map(|(&z, &w)| z as f64 * w as f64).sum()
+    }
+
+    /// Overwrites every parameter with uniform(-0.5, 0.5) (so zero-initialised groups are checked
+    /// too), then compares `backward` with central differences of Σ logits·R for EVERY parameter.
+    /// Each network is piecewise linear in any single parameter (ReLU), so a difference quotient
+    /// is exact up to f32 rounding unless its step crosses a ReLU kink; the check accepts the
+    /// central, forward or backward quotient (a kink on one side leaves the other side exact).
+    /// Returns the number of parameters checked, per group name.
+    pub fn check_gradient(net: &mut dyn ReverseNetwork, xt: &[f32], t: &[u32], seed: u64) -> Vec<(String, usize)> {
+        let mut rng = Rng::new(seed);
+        for v in net.parameters_mut() {
+            *v = rng.uniform_f32() - 0.5;
+        }
+        let n_out = xt.len();
+        let weights: Vec<f32> = (0..n_out).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
+        let mut logits = vec![0.0f32; n_out];
+        loss(net, xt, t, &weights, &mut logits);
+        let mut grad = vec![0.0f32; net.parameters().len()];
+        net.backward(&weights, &mut grad);
+        let mut counts = Vec::new();
+        let base = loss(net, xt, t, &weights, &mut logits);
+        for group in net.layout() {
+            for j in group.offset..group.offset + group.len() {
+                let analytic = grad[j] as f64;
+                let original = net.parameters()[j];
+                let eps = 1e-2f32;
+                net.parameters_mut()[j] = original + eps;
+                let plus = loss(net, xt, t, &weights, &mut logits);
+                net.parameters_mut()[j] = original - eps;
+                let minus = loss(net, xt, t, &weights, &mut logits);
+                net.parameters_mut()[j] = original;
+                let up = (original + eps) as f64 - original as f64;
+                let down = original as f64 - (original - eps) as f64;
+                let central = (plus - minus) / (up + down);
+                let forward = (plus - base) / up;
+                let backward = (base - minus) / down;
+                let tolerance = 5e-4 + 1e-3 * analytic.abs();
+                let ok = [central, forward, backward].iter().any(|d| (d - analytic).abs() <= tolerance);
+                assert!(ok, "{}[{}]: analytic {analytic}, differences {central} {forward} {backward}", group.name, j - group.offset);
+            }
+            counts.push((group.name.clone(), group.len()));
+        }
+        // backward ADDS into grad, and a repeated forward/backward gives the same gradient
+        loss(net, xt, t, &weights, &mut logits);
+        let mut again = vec![1.0f32; grad.len()];
+        net.backward(&weights, &mut again);
+        for (a, g) in again.iter().zip(&grad) {
+            assert!((a - 1.0 - g).abs() <= 1e-5 * (1.0 + g.abs()), "{a} - 1 vs {g}");
+        }
+        counts
+    }
+}
