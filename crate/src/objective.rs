@@ -1,1 +1,384 @@
-//! (to be written)
+//! The training objective (DESIGN.md §2): the bound
+//!   L(x0) = sum_{t=1..T} KL( q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t) ) + KL( q(x_T | x0) || π )
+//! in bits per sequence, its gradient with respect to the network's logits, and three
+//! estimators of it for a batch (full sum over t, t sampled uniformly, t importance-sampled).
+//!
+//! The t = 1 term is -log p(x0 | x1): the posterior at t = 1 is x0 itself (c_0 = 0), so the KL
+//! formula gives exactly the cross-entropy of x0 under p(x0 | x1). The prior term is 0 for every
+//! schedule of this crate (b_T = 1) but is computed anyway.
+//!
+//! Reverse kernel per bit, from the network's logit z (f64 from here on):
+//! - direct: f = sigmoid(z). Term KL(q || f) = q1 ln q1 + q0 ln q0 + CE (see
+//!   `bernoulli::cross_entropy_from_logit`); d/dz = f - q1.
+//! - x0: g = sigmoid(z), h = 1 - g = sigmoid(-z); with A = q(x_{t-1} | x_t, x0=1) and
+//!   B = q(x_{t-1} | x_t, x0=0): f1 = g·A1 + h·B1, f0 = g·A0 + h·B0 (both halves as convex
+//!   combinations, no 1 - f cancellation). dKL/df1 = (f1 - q1)/(f1 f0), df1/dz = (A1 - B1) g h, and
+//!   the target q is A (x0 = 1) or B (x0 = 0), so f1 - q1 = -h(A1 - B1) or g(A1 - B1):
+//!     x0 = 1: dKL/dz = -g h² (A1 - B1)² / (f1 f0);   x0 = 0: dKL/dz = g² h (A1 - B1)² / (f1 f0).
+//!   At t = 1, A = (1, 0) and B = (0, 1), so f = g: the x0 kernel IS the direct one there, and the
+//!   direct formulas are used (finite even when g rounds to 0 or 1).
+
+use crate::bernoulli::{self, BITS_PER_NAT};
+use crate::config::{ModelConfig, Parameterisation};
+use crate::elementary::exp;
+use crate::network::ReverseNetwork;
+use crate::rng::Rng;
+use crate::schedule::{PosteriorEntry, Schedule};
+use serde::{Deserialize, Serialize};
+
+/// How a training step estimates the bound of each example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    /// Every t = 1..T for every example (exact in t; T network passes per step).
+    Full,
+    /// One t per example, uniform, the term scaled by T (unbiased).
+    Sampled,
+    /// One t per example with probability p_t ∝ sqrt(E[L_t²]) (running history), the term
+    /// weighted by 1/p_t (unbiased); uniform until every t has a full history.
+    Importance,
+}
+
+/// (KL in nats, dKL/dz) of one bit at step t with x0 and x_t bits and logit z.
+#[inline]
+pub fn bit_term(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, x0: u8, xt: u8, z: f64) -> (f64, f64) {
+    let target = &table[x0 as usize][xt as usize]; // q(x_{t-1} | x_t, x0)
+    if parameterisation == Parameterisation::Direct || t == 1 {
+        // KL(q || sigmoid(z)) = q1 ln q1 + q0 ln q0 + CE;  d/dz = sigmoid(z) - q1
+        let (ce, f1) = bernoulli::cross_entropy_from_logit(target.q1, target.q0, z);
+        ((target.negative_entropy + ce).max(0.0), f1 - target.q1)
+    } else {
+        let a = &table[1][xt as usize]; // post(x0 = 1)
+        let b = &table[0][xt as usize]; // post(x0 = 0)
+        let e = exp(-z.abs());
+        let (g, h) = if z >= 0.0 { (1.0 / (1.0 + e), e / (1.0 + e)) } else { (e / (1.0 + e), 1.0 / (1.0 + e)) };
+        let f1 = g * a.q1 + h * b.q1; // f = g·post(x0=1) + (1-g)·post(x0=0)
+        let f0 = g * a.q0 + h * b.q0;
+        let d = a.q1 - b.q1;
+        let common = g * h * d * d / (f1 * f0);
+        let dkl_dz = if x0 == 1 { -h * common } else { g * common };
+        (bernoulli::kl(target.q1, target.q0, f1, f0), dkl_dz)
+    }
+}
+
+/// The reverse kernel's two halves (f1, f0) = (p(x_{t-1}=1 | x_t), p(x_{t-1}=0 | x_t)) for one bit.
+#[inline]
+pub fn reverse_probability(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: u8, z: f64) -> (f64, f64) {
+    let e = exp(-z.abs());
+    let (g, h) = if z >= 0.0 { (1.0 / (1.0 + e), e / (1.0 + e)) } else { (e / (1.0 + e), 1.0 / (1.0 + e)) };
+    if parameterisation == Parameterisation::Direct || t == 1 {
+        (g, h)
+    } else {
+        let a = &table[1][xt as usize];
+        let b = &table[0][xt as usize];
+        (g * a.q1 + h * b.q1, g * a.q0 + h * b.q0) // f = g·post(x0=1) + (1-g)·post(x0=0)
+    }
+}
+
+/// KL( q(x_T | x0) || B(0.5) ) in bits for one sequence (0 when c_T = 1).
+pub fn prior_term_bits(schedule: &Schedule, x0: &[u8]) -> f64 {
+    let c_last = schedule.c(schedule.timesteps);
+    if c_last == 1.0 {
+        return 0.0;
+    }
+    let mut nats = 0.0;
+    for &bit in x0 {
+        let m1 = bernoulli::marginal(bit as f64, c_last);
+        let m0 = bernoulli::marginal(1.0 - bit as f64, c_last);
+        nats += bernoulli::kl(m1, m0, 0.5, 0.5);
+    }
+    nats * BITS_PER_NAT
+}
+
+/// For rows (x0, x_t, t) and their logits: writes each row's term (bits, summed over its bits)
+/// into `row_terms` and SETS dlogits[r, j] = row_weights[r] · d(term_r)/d(logit[r, j]) (bits).
+pub fn terms_and_dlogits(
+    parameterisation: Parameterisation,
+    schedule: &Schedule,
+    length: usize,
+    x0: &[u8],
+    xt: &[u8],
+    t: &[u32],
+    logits: &[f32],
+    row_weights: &[f64],
+    dlogits: &mut [f32],
+    row_terms: &mut [f64],
+) {
+    let rows = t.len();
+    for r in 0..rows {
+        let tr = t[r] as usize;
+        let table = schedule.posterior_table(tr);
+        let scale = row_weights[r] * BITS_PER_NAT;
+        let mut nats = 0.0f64;
+        let span = r * length..(r + 1) * length;
+        for ((&b0, &bt), (&z, dz)) in x0[span.clone()].iter().zip(&xt[span.clone()]).zip(logits[span.clone()].iter().zip(&mut dlogits[span])) {
+            let (kl, dkl_dz) = bit_term(parameterisation, table, tr, b0, bt, z as f64);
+            nats += kl;
+            *dz = (scale * dkl_dz) as f32;
+        }
+        row_terms[r] = nats * BITS_PER_NAT;
+    }
+}
+
+/// What `loss_and_gradient_given` returns.
+#[derive(Clone, Debug)]
+pub struct GivenResult {
+    /// The term of each row (bits): KL( q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t) ) summed over bits.
+    pub row_loss_bits: Vec<f64>,
+    /// d(sum of row terms)/d logits (bits), rows × L.
+    pub dlogits: Vec<f32>,
+}
+
+/// The bound's terms for given rows (x0, x_t, t) — no noise drawn — and their gradient:
+/// ADDS d(sum over rows of the terms)/dθ into `grad`. Used by tests and the TypeScript oracle.
+pub fn loss_and_gradient_given(
+    network: &mut dyn ReverseNetwork,
+    config: &ModelConfig,
+    schedule: &Schedule,
+    x0: &[u8],
+    xt: &[u8],
+    t: &[u32],
+    grad: &mut [f32],
+) -> GivenResult {
+    let rows = t.len();
+    let length = config.length;
+    assert_eq!(x0.len(), rows * length);
+    assert_eq!(xt.len(), rows * length);
+    let input: Vec<f32> = xt.iter().map(|&b| b as f32).collect();
+    let mut logits = vec![0.0f32; rows * length];
+    let mut dlogits = vec![0.0f32; rows * length];
+    let mut row_loss_bits = vec![0.0f64; rows];
+    network.forward(&input, t, &mut logits);
+    terms_and_dlogits(config.parameterisation, schedule, length, x0, xt, t, &logits, &vec![1.0; rows], &mut dlogits, &mut row_loss_bits);
+    network.backward(&dlogits, grad);
+    GivenResult { row_loss_bits, dlogits }
+}
+
+/// Number of recent terms kept per t for importance sampling (as in Nichol & Dhariwal 2021).
+pub const IMPORTANCE_HISTORY: usize = 10;
+/// Share of uniform probability mixed into the importance distribution (keeps every p_t > 0).
+pub const IMPORTANCE_UNIFORM_SHARE: f64 = 0.001;
+
+/// Running record of the last `IMPORTANCE_HISTORY` terms L_t (bits) for every t.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportanceHistory {
+    /// values[(t-1)·H + k], ring buffer per t.
+    pub values: Vec<f64>,
+    /// How many values t has seen (capped at H), and where the next one goes.
+    pub counts: Vec<u32>,
+    pub next: Vec<u32>,
+}
+
+impl ImportanceHistory {
+    pub fn new(timesteps: usize) -> Self {
+        Self { values: vec![0.0; timesteps * IMPORTANCE_HISTORY], counts: vec![0; timesteps], next: vec![0; timesteps] }
+    }
+
+    pub fn timesteps(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// True when every t has a full history (until then t is drawn uniformly).
+    pub fn is_ready(&self) -> bool {
+        self.counts.iter().all(|&c| c as usize >= IMPORTANCE_HISTORY)
+    }
+
+    pub fn record(&mut self, t: u32, term_bits: f64) {
+        let i = t as usize - 1;
+        let k = self.next[i] as usize;
+        self.values[i * IMPORTANCE_HISTORY + k] = term_bits;
+        self.next[i] = ((k + 1) % IMPORTANCE_HISTORY) as u32;
+        self.counts[i] = (self.counts[i] + 1).min(IMPORTANCE_HISTORY as u32);
+    }
+
+    /// p_t = (1 - u)·w_t / sum_s w_s + u/T with w_t = sqrt(mean of the recorded L_t²),
+    /// u = `IMPORTANCE_UNIFORM_SHARE`; uniform when not ready (or all w = 0). Writes p[t-1].
+    pub fn probabilities(&self, p: &mut Vec<f64>) {
+        let t_max = self.timesteps();
+        p.clear();
+        p.resize(t_max, 1.0 / t_max as f64);
+        if !self.is_ready() {
+            return;
+        }
+        let mut total = 0.0;
+        for i in 0..t_max {
+            let window = &self.values[i * IMPORTANCE_HISTORY..(i + 1) * IMPORTANCE_HISTORY];
+            let mean_square = window.iter().map(|v| v * v).sum::<f64>() / IMPORTANCE_HISTORY as f64;
+            p[i] = mean_square.sqrt();
+            total += p[i];
+        }
+        if !(total > 0.0 && total.is_finite()) {
+            p.iter_mut().for_each(|v| *v = 1.0 / t_max as f64);
+            return;
+        }
+        for v in p.iter_mut() {
+            *v = (1.0 - IMPORTANCE_UNIFORM_SHARE) * *v / total + IMPORTANCE_UNIFORM_SHARE / t_max as f64;
+        }
+    }
+}
+
+/// Reusable buffers for the estimators (sized to the largest batch seen; no allocation per t).
+#[derive(Default)]
+pub struct Workspace {
+    rngs: Vec<Rng>,
+    xt: Vec<u8>,
+    input: Vec<f32>,
+    t: Vec<u32>,
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    row_weights: Vec<f64>,
+    row_terms: Vec<f64>,
+    /// Cumulative importance probabilities (index t-1).
+    probabilities: Vec<f64>,
+    cumulative: Vec<f64>,
+    /// (t, unweighted term in bits) of every row of the last sampled/importance estimate.
+    pub observations: Vec<(u32, f64)>,
+}
+
+impl Workspace {
+    fn prepare(&mut self, rows: usize, length: usize) {
+        let n = rows * length;
+        self.xt.resize(n, 0);
+        self.input.resize(n, 0.0);
+        self.logits.resize(n, 0.0);
+        self.dlogits.resize(n, 0.0);
+        self.t.resize(rows, 0);
+        self.row_weights.resize(rows, 0.0);
+        self.row_terms.resize(rows, 0.0);
+    }
+}
+
+/// Draws x_t ~ q(x_t | x0) for one row: bit j is 1 with probability x0_j(1 - c_t) + c_t/2,
+/// compared in f32 (`Rng::bernoulli`), one uniform draw per bit in order j = 0..L.
+#[inline]
+pub fn draw_noisy_row(rng: &mut Rng, x0: &[u8], marginal_f32: [f32; 2], out: &mut [u8]) {
+    for (o, &b) in out.iter_mut().zip(x0) {
+        *o = rng.bernoulli(marginal_f32[b as usize]) as u8;
+    }
+}
+
+/// (q(x_t=1 | x0=0), q(x_t=1 | x0=1)) rounded to f32, the thresholds of `draw_noisy_row`.
+#[inline]
+pub fn marginal_thresholds(schedule: &Schedule, t: usize) -> [f32; 2] {
+    let c = schedule.c(t);
+    [bernoulli::marginal(0.0, c) as f32, bernoulli::marginal(1.0, c) as f32]
+}
+
+/// One estimate of the bound for every row of a batch and the gradient of their SUM.
+///
+/// Noise: row r is example `example_offset + r` and draws from
+/// `Rng::for_example(seed, step, example_offset + r)`, in this order:
+/// - Full: for t = 1, 2, ..., T: for j = 0..L: x_t[j] = bernoulli(q(x_t=1 | x0_j)).
+/// - Sampled: t = 1 + below(T); then for j = 0..L: x_t[j] = bernoulli(q(x_t=1 | x0_j)).
+/// - Importance: if `history` is ready, u = uniform_f64() and t = the first t with
+///   p_1 + ... + p_t > u (else t = 1 + below(T), as Sampled); then the L bits as above.
+/// So a batch split over workers draws exactly the noise of the whole batch.
+///
+/// Returns the sum over rows of (prior term + estimated sum of terms), bits; ADDS its gradient
+/// into `grad`. For Sampled/Importance, `workspace.observations` gets each row's (t, term).
+#[allow(clippy::too_many_arguments)]
+pub fn estimate_bound(
+    network: &mut dyn ReverseNetwork,
+    config: &ModelConfig,
+    schedule: &Schedule,
+    kind: ObjectiveKind,
+    history: Option<&ImportanceHistory>,
+    x0: &[u8],
+    rows: usize,
+    seed: u64,
+    step: u64,
+    example_offset: u64,
+    workspace: &mut Workspace,
+    grad: &mut [f32],
+) -> f64 {
+    let length = config.length;
+    let t_max = schedule.timesteps;
+    assert_eq!(x0.len(), rows * length, "x0 must hold rows × L bits");
+    assert!(x0.iter().all(|&b| b <= 1), "x0 bits must be 0 or 1");
+    workspace.prepare(rows, length);
+    workspace.observations.clear();
+    workspace.rngs.clear();
+    workspace.rngs.extend((0..rows).map(|r| Rng::for_example(seed, step, example_offset + r as u64)));
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        total += prior_term_bits(schedule, &x0[r * length..(r + 1) * length]);
+    }
+    match kind {
+        ObjectiveKind::Full => {
+            workspace.row_weights[..rows].fill(1.0);
+            for t in 1..=t_max {
+                let thresholds = marginal_thresholds(schedule, t);
+                for r in 0..rows {
+                    let span = r * length..(r + 1) * length;
+                    draw_noisy_row(&mut workspace.rngs[r], &x0[span.clone()], thresholds, &mut workspace.xt[span]);
+                }
+                workspace.t[..rows].fill(t as u32);
+                total += network_terms(network, config, schedule, x0, rows, workspace, grad);
+            }
+        }
+        ObjectiveKind::Sampled | ObjectiveKind::Importance => {
+            let use_history = kind == ObjectiveKind::Importance && history.is_some_and(|h| h.is_ready());
+            if use_history {
+                history.unwrap().probabilities(&mut workspace.probabilities);
+                workspace.cumulative.clear();
+                let mut running = 0.0;
+                for &p in &workspace.probabilities {
+                    running += p;
+                    workspace.cumulative.push(running);
+                }
+            }
+            for r in 0..rows {
+                let rng = &mut workspace.rngs[r];
+                let (t, weight) = if use_history {
+                    let u = rng.uniform_f64() * workspace.cumulative[t_max - 1];
+                    let index = workspace.cumulative.partition_point(|&c| c <= u).min(t_max - 1);
+                    (index + 1, 1.0 / workspace.probabilities[index]) // weight 1/p_t
+                } else {
+                    (1 + rng.below(t_max as u32) as usize, t_max as f64) // weight T = 1/p_t
+                };
+                workspace.t[r] = t as u32;
+                workspace.row_weights[r] = weight;
+                let span = r * length..(r + 1) * length;
+                draw_noisy_row(rng, &x0[span.clone()], marginal_thresholds(schedule, t), &mut workspace.xt[span]);
+            }
+            network_terms(network, config, schedule, x0, rows, workspace, grad);
+            for r in 0..rows {
+                total += workspace.row_weights[r] * workspace.row_terms[r];
+                workspace.observations.push((workspace.t[r], workspace.row_terms[r]));
+            }
+        }
+    }
+    total
+}
+
+/// Network pass over the workspace's rows (x_t, t filled in): row terms into `row_terms`,
+/// weighted gradient added into `grad`. Returns the sum of the weighted terms (bits).
+fn network_terms(
+    network: &mut dyn ReverseNetwork,
+    config: &ModelConfig,
+    schedule: &Schedule,
+    x0: &[u8],
+    rows: usize,
+    workspace: &mut Workspace,
+    grad: &mut [f32],
+) -> f64 {
+    let n = rows * config.length;
+    for (i, &b) in workspace.input[..n].iter_mut().zip(&workspace.xt[..n]) {
+        *i = b as f32;
+    }
+    network.forward(&workspace.input[..n], &workspace.t[..rows], &mut workspace.logits[..n]);
+    terms_and_dlogits(
+        config.parameterisation,
+        schedule,
+        config.length,
+        x0,
+        &workspace.xt[..n],
+        &workspace.t[..rows],
+        &workspace.logits[..n],
+        &workspace.row_weights[..rows],
+        &mut workspace.dlogits[..n],
+        &mut workspace.row_terms[..rows],
+    );
+    network.backward(&workspace.dlogits[..n], grad);
+    (0..rows).map(|r| workspace.row_weights[r] * workspace.row_terms[r]).sum()
+}

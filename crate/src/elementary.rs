@@ -1,0 +1,195 @@
+//! Elementary functions (exp, ln, ln(1+x), sigmoid, softplus) written with plain IEEE-754
+//! arithmetic only, so they give bit-identical results on every platform.
+//!
+//! Why not `f64::exp`/`f64::ln`: natively they call the C library (glibc), in the wasm32 build a
+//! port of musl's libm; the two can differ in the last bit, and one flipped bit in a loss or a
+//! sampling probability is enough to make the native and the wasm build diverge. Rust never fuses
+//! a*b+c into an FMA on its own, so the code below rounds the same way everywhere.
+//! Accuracy: within a few units in the last place of the correctly rounded result (tested
+//! against std below). Results that would be subnormal are flushed: `exp(x) = 0` for
+//! x < -708.39 (e^x < 2^-1022), which no probability in this crate can notice.
+
+const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1; // ln 2, high part (k·LN2_HI exact for |k| < 2^11)
+const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10; // ln 2 - LN2_HI
+const LOG2_E: f64 = std::f64::consts::LOG2_E;
+
+/// 2^k as an f64 for -1022 <= k <= 1023.
+#[inline(always)]
+fn pow2i(k: i64) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+/// e^x. Cody–Waite reduction x = k·ln2 + r, |r| <= ln2/2, then e^r by its Taylor series to
+/// degree 13 (remainder < 4e-18 relative) and the scaling by 2^k in two halves (no overflow of
+/// the exponent field near the top of the range).
+#[inline]
+pub fn exp(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > 709.782_712_893_384 {
+        return f64::INFINITY;
+    }
+    if x < -708.396_418_532_264 {
+        return 0.0;
+    }
+    let k = (x * LOG2_E).round();
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    // e^r = 1 + r + r²/2! + ... + r^13/13!, Horner from the highest power
+    let mut p = 1.0 / 6_227_020_800.0; // 1/13!
+    p = p * r + 1.0 / 479_001_600.0; // 1/12!
+    p = p * r + 1.0 / 39_916_800.0;
+    p = p * r + 1.0 / 3_628_800.0;
+    p = p * r + 1.0 / 362_880.0;
+    p = p * r + 1.0 / 40_320.0;
+    p = p * r + 1.0 / 5_040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    let k = k as i64;
+    let half = k / 2;
+    p * pow2i(half) * pow2i(k - half)
+}
+
+/// ln x. x = 2^k·m with m in [√½, √2), s = (m-1)/(m+1), ln m = 2·atanh(s) = 2(s + s³/3 + ...)
+/// (|s| <= 0.1716, series to s^23: remainder < 1e-18 relative).
+#[inline]
+pub fn ln(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if x == f64::INFINITY {
+        return x;
+    }
+    let (mut bits, mut k) = (x.to_bits(), 0i64);
+    if bits >> 52 == 0 {
+        // subnormal: scale into the normal range first
+        bits = (x * 18_014_398_509_481_984.0).to_bits(); // x·2^54
+        k = -54;
+    }
+    k += ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000); // [1, 2)
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        k += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0); // m - 1 is exact here (Sterbenz)
+    let s2 = s * s;
+    // atanh(s)/s = 1 + s²/3 + s⁴/5 + ... + s^22/23
+    let mut p = 1.0 / 23.0;
+    p = p * s2 + 1.0 / 21.0;
+    p = p * s2 + 1.0 / 19.0;
+    p = p * s2 + 1.0 / 17.0;
+    p = p * s2 + 1.0 / 15.0;
+    p = p * s2 + 1.0 / 13.0;
+    p = p * s2 + 1.0 / 11.0;
+    p = p * s2 + 1.0 / 9.0;
+    p = p * s2 + 1.0 / 7.0;
+    p = p * s2 + 1.0 / 5.0;
+    p = p * s2 + 1.0 / 3.0;
+    let ln_m = 2.0 * s + 2.0 * s * (s2 * p);
+    let kf = k as f64;
+    kf * LN2_HI + (kf * LN2_LO + ln_m)
+}
+
+/// ln(1 + x), accurate for small |x|: with u = 1 + x rounded, ln(1+x) = ln(u)·x/(u - 1)
+/// (Goldberg's correction of the rounding in u; exact u = 1 gives x itself).
+#[inline]
+pub fn ln_1p(x: f64) -> f64 {
+    let u = 1.0 + x;
+    if u == 1.0 {
+        return x;
+    }
+    if u == f64::INFINITY {
+        return u;
+    }
+    ln(u) * (x / (u - 1.0))
+}
+
+/// sigmoid(z) = 1/(1 + e^-z), computed from e^-|z| so nothing overflows.
+#[inline]
+pub fn sigmoid(z: f64) -> f64 {
+    let e = exp(-z.abs());
+    if z >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// softplus(z) = ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|) (no overflow, accurate for z << 0).
+#[inline]
+pub fn softplus(z: f64) -> f64 {
+    z.max(0.0) + ln_1p(exp(-z.abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn ulps(a: f64, b: f64) -> f64 {
+        if a == b {
+            return 0.0;
+        }
+        let scale = b.abs().max(f64::MIN_POSITIVE);
+        ((a - b) / scale).abs() / f64::EPSILON
+    }
+
+    #[test]
+    fn exp_matches_std_within_a_few_ulps() {
+        let mut rng = Rng::new(11);
+        let mut worst = 0.0f64;
+        for i in 0..200_000 {
+            let x = if i % 2 == 0 { (rng.uniform_f64() - 0.5) * 1400.0 } else { (rng.uniform_f64() - 0.5) * 4.0 };
+            worst = worst.max(ulps(exp(x), x.exp()));
+        }
+        assert!(worst <= 2.0, "worst {worst} ulps");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1000.0), 0.0);
+        assert_eq!(exp(1000.0), f64::INFINITY);
+        assert!(exp(709.7).is_finite() && ulps(exp(709.7), 709.7f64.exp()) <= 2.0);
+    }
+
+    #[test]
+    fn ln_and_ln_1p_match_std_within_a_few_ulps() {
+        let mut rng = Rng::new(12);
+        let mut worst_ln = 0.0f64;
+        let mut worst_ln1p = 0.0f64;
+        for _ in 0..200_000 {
+            let x = exp((rng.uniform_f64() - 0.5) * 1400.0);
+            worst_ln = worst_ln.max(ulps(ln(x), x.ln()));
+            let y = (rng.uniform_f64() - 0.5) * 2.0 * exp(-30.0 * rng.uniform_f64());
+            worst_ln1p = worst_ln1p.max(ulps(ln_1p(y), y.ln_1p()));
+        }
+        assert!(worst_ln <= 2.0, "ln worst {worst_ln} ulps");
+        assert!(worst_ln1p <= 4.0, "ln_1p worst {worst_ln1p} ulps");
+        assert_eq!(ln(1.0), 0.0);
+        assert_eq!(ln(0.0), f64::NEG_INFINITY);
+        assert!(ln(-1.0).is_nan());
+        assert!(ulps(ln(5e-324), (5e-324f64).ln()) <= 2.0);
+        assert_eq!(ln_1p(-1.0), f64::NEG_INFINITY);
+        assert_eq!(ln_1p(1e-300), 1e-300);
+    }
+
+    #[test]
+    fn sigmoid_and_softplus_are_finite_and_consistent() {
+        for &z in &[-800.0, -40.0, -1.0, 0.0, 1e-9, 3.0, 40.0, 800.0] {
+            let s = sigmoid(z);
+            assert!((0.0..=1.0).contains(&s));
+            // sigmoid(z) + sigmoid(-z) = 1; softplus(z) - softplus(-z) = z
+            assert!((s + sigmoid(-z) - 1.0).abs() <= 2.0 * f64::EPSILON);
+            assert!((softplus(z) - softplus(-z) - z).abs() <= 4.0 * f64::EPSILON * z.abs().max(1.0));
+        }
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!(ulps(softplus(-30.0), (-30.0f64).exp().ln_1p()) <= 4.0);
+        assert!(ulps(softplus(2.0), (1.0 + 2.0f64.exp()).ln()) <= 4.0);
+    }
+}
