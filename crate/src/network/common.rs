@@ -5,6 +5,7 @@ use super::ParameterGroup;
 use crate::config::{ModelConfig, Parameterisation};
 use crate::linalg;
 use crate::rng::Rng;
+use crate::schedule::Schedule;
 
 /// Appends named groups one after another, tracking the running offset.
 #[derive(Default)]
@@ -86,7 +87,7 @@ pub(crate) struct TimeFeatures {
     pub embedding: Vec<f32>,
     /// evidence[t-1] = λ_t, the log-odds that a bit survived the noise the network must undo:
     /// x0-parameterisation: λ_t = log((1 - c_t/2)/(c_t/2)) (x_t vs x0);
-    /// direct: λ_t = log((1 - b_t/2)/(b_t/2)) (x_t vs x_{t-1}). Finite for t >= 1 (c_t, b_t > 0).
+    /// direct: λ_t = log((1 - b_t/2)/(b_t/2)) (x_t vs x_{t-1}); b_t, c_t from crate::schedule.
     pub evidence: Vec<f32>,
 }
 
@@ -105,14 +106,16 @@ impl TimeFeatures {
                 row[half + j] = (tau * omega).cos() as f32;
             }
         }
-        let (b, c) = schedule_rates(config);
+        let schedule = Schedule::new(config.schedule, steps);
         let evidence = (1..=steps)
             .map(|t| {
                 let rate = match config.parameterisation {
-                    Parameterisation::X0 => c[t],
-                    Parameterisation::Direct => b[t],
+                    Parameterisation::X0 => schedule.c(t),
+                    Parameterisation::Direct => schedule.b(t),
                 };
                 // λ = log((1 - r/2)/(r/2)), r = the rate of replacing a bit by a fair coin
+                // (r >= 1e-12 keeps λ finite should a schedule ever start at exactly 0)
+                let rate = rate.max(1e-12);
                 ((1.0 - rate / 2.0) / (rate / 2.0)).ln() as f32
             })
             .collect();
@@ -127,19 +130,6 @@ impl TimeFeatures {
     pub fn evidence_of(&self, t: u32) -> f32 {
         self.evidence[t as usize - 1]
     }
-}
-
-/// (b_t, c_t) for t = 0..=T. TEMPORARY: the paper schedule only (b_t = 1/(T - t + 1),
-/// c_t = t/T), until crate::schedule exists; then this calls it.
-fn schedule_rates(config: &ModelConfig) -> (Vec<f64>, Vec<f64>) {
-    let steps = config.timesteps;
-    let mut b = vec![0.0; steps + 1];
-    let mut c = vec![0.0; steps + 1];
-    for t in 1..=steps {
-        b[t] = 1.0 / (steps - t + 1) as f64; // b_t = 1/(T - t + 1)
-        c[t] = t as f64 / steps as f64; // c_t = t/T
-    }
-    (b, c)
 }
 
 /// Asserts that every t is in 1..=T (a t of 0 or above T is a caller's bug, not a user error).
