@@ -1,0 +1,551 @@
+/**
+ * The run configuration: built-in defaults (in ONE place: `DEFAULTS`), YAML parsing that keeps
+ * line numbers, command-line overrides, and validation whose messages name the file and line (or
+ * the flag), the key and the problem. Browser-safe: text in, objects out; paths are resolved by a
+ * function the caller passes.
+ *
+ * Layers, later ones winning: DEFAULTS <- the config file <- command-line flags. Two pairs exclude
+ * each other: training.steps / training.epochs and data.train / data.heartbeat; a layer that sets
+ * one of a pair drops the other from the layers below it (and setting both in one layer is an error).
+ */
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
+import { UserError } from './errors.js';
+
+export type Architecture = 'mlp' | 'paper' | 'circular';
+export type Parameterisation = 'x0' | 'direct';
+export type Schedule = 'paper' | 'linear' | 'cosine';
+export type Objective = 'full' | 'sampled' | 'importance';
+export type LrSchedule = 'constant' | 'cosine';
+
+/** The `model:` section. The sequence length L is not configured: it comes from the data. */
+export interface ModelSection {
+  T: number;
+  architecture: Architecture;
+  parameterisation: Parameterisation;
+  schedule: Schedule;
+  hidden: number;
+  layers: number;
+  time_embedding: number;
+  kernel: number;
+}
+
+export interface TrainingSection {
+  /** Exactly one of steps / epochs is a number, the other null. */
+  steps: number | null;
+  epochs: number | null;
+  batch_size: number;
+  lr: number;
+  lr_schedule: LrSchedule;
+  warmup_steps: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weight_decay: number;
+  clip_norm: number;
+  ema_decay: number;
+  objective: Objective;
+  eval_every: number;
+  eval_repeats: number;
+  eval_samples: number;
+  checkpoint_every: number;
+  log_every: number;
+  early_stopping: number;
+  seed: number;
+}
+
+export interface HeartbeatSection {
+  length: number;
+  period: number;
+  holdout: number;
+  count: number;
+}
+
+/** Exactly one of train / heartbeat is set. */
+export interface DataSection {
+  train?: string;
+  val?: string;
+  heartbeat?: HeartbeatSection;
+}
+
+export interface RunConfig {
+  model: ModelSection;
+  training: TrainingSection;
+  data: DataSection;
+}
+
+/** What the wasm core takes (structurally the same as `ModelConfig` in model.ts). */
+export interface CoreModelConfig extends ModelSection {
+  length: number;
+}
+
+/** What the wasm core takes (structurally the same as `TrainingConfig` in model.ts). */
+export interface CoreTrainingConfig {
+  lr: number;
+  lr_schedule: LrSchedule;
+  warmup_steps: number;
+  total_steps: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weight_decay: number;
+  clip_norm: number;
+  ema_decay: number;
+  objective: Objective;
+}
+
+/** The built-in defaults: the only place they are written down (config.example.yaml mirrors them; a test checks). */
+export const DEFAULTS: RunConfig = {
+  model: {
+    T: 2000,
+    architecture: 'mlp',
+    parameterisation: 'x0',
+    schedule: 'paper',
+    hidden: 128,
+    layers: 2,
+    time_embedding: 32,
+    kernel: 0,
+  },
+  training: {
+    steps: 3000,
+    epochs: null,
+    batch_size: 64,
+    lr: 0.002,
+    lr_schedule: 'cosine',
+    warmup_steps: 100,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weight_decay: 0,
+    clip_norm: 1,
+    ema_decay: 0.999,
+    objective: 'sampled',
+    eval_every: 500,
+    eval_repeats: 1,
+    eval_samples: 100,
+    checkpoint_every: 1000,
+    log_every: 10,
+    early_stopping: 0,
+    seed: 0,
+  },
+  data: {
+    heartbeat: { length: 20, period: 5, holdout: 0, count: 1000 },
+  },
+};
+
+// ---- the schema ------------------------------------------------------------------------------
+
+type LeafSpec =
+  | { kind: 'int'; min: number; max: number; nullable?: boolean; even?: boolean }
+  | { kind: 'number'; min: number; max: number; minOpen?: boolean; maxOpen?: boolean; nullable?: boolean }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'path' };
+type SectionSpec = { kind: 'section'; keys: Record<string, Spec> };
+type Spec = LeafSpec | SectionSpec;
+
+const int = (min: number, max: number, extra: { nullable?: boolean; even?: boolean } = {}): LeafSpec => ({ kind: 'int', min, max, ...extra });
+const num = (min: number, max: number, extra: { minOpen?: boolean; maxOpen?: boolean; nullable?: boolean } = {}): LeafSpec => ({
+  kind: 'number',
+  min,
+  max,
+  ...extra,
+});
+const oneOf = (...values: string[]): LeafSpec => ({ kind: 'enum', values });
+const section = (keys: Record<string, Spec>): SectionSpec => ({ kind: 'section', keys });
+
+export const MAX_LENGTH = 4096;
+
+const SCHEMA = section({
+  model: section({
+    T: int(1, 100_000),
+    architecture: oneOf('mlp', 'paper', 'circular'),
+    parameterisation: oneOf('x0', 'direct'),
+    schedule: oneOf('paper', 'linear', 'cosine'),
+    hidden: int(1, 4096),
+    layers: int(1, 64),
+    time_embedding: int(2, 4096, { even: true }),
+    kernel: int(0, MAX_LENGTH),
+  }),
+  training: section({
+    steps: int(1, 1e9, { nullable: true }),
+    epochs: num(0, 1e6, { minOpen: true, nullable: true }),
+    batch_size: int(1, 65_536),
+    lr: num(0, 10, { minOpen: true }),
+    lr_schedule: oneOf('constant', 'cosine'),
+    warmup_steps: int(0, 1e9),
+    beta1: num(0, 1, { maxOpen: true }),
+    beta2: num(0, 1, { maxOpen: true }),
+    eps: num(0, 1, { minOpen: true }),
+    weight_decay: num(0, 10),
+    clip_norm: num(0, 1e9),
+    ema_decay: num(0, 1, { maxOpen: true }),
+    objective: oneOf('sampled', 'importance', 'full'),
+    eval_every: int(0, 1e9),
+    eval_repeats: int(1, 10_000),
+    eval_samples: int(1, 1_000_000),
+    checkpoint_every: int(0, 1e9),
+    log_every: int(1, 1e9),
+    early_stopping: int(0, 1e6),
+    seed: int(0, 4_294_967_295),
+  }),
+  data: section({
+    train: { kind: 'path' },
+    val: { kind: 'path' },
+    heartbeat: section({
+      length: int(1, MAX_LENGTH),
+      period: int(1, MAX_LENGTH),
+      holdout: int(0, MAX_LENGTH),
+      count: int(1, 10_000_000),
+    }),
+  }),
+});
+
+// ---- layers of raw values with their origins --------------------------------------------------
+
+/** A value as given, and where: "file.yaml:12", "--lr" or "default". */
+export interface Leaf {
+  value: unknown;
+  origin: string;
+  /** For paths from a config file: the directory they are relative to. */
+  baseDir?: string;
+}
+
+/** One layer: dotted key ("training.lr") -> leaf. Sections set in the layer are listed too. */
+export interface Layer {
+  leaves: Map<string, Leaf>;
+  /** Sections that appear in the layer (dotted), with where; e.g. "data.heartbeat". */
+  sections: Map<string, string>;
+}
+
+function emptyLayer(): Layer {
+  return { leaves: new Map(), sections: new Map() };
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing (an empty value)';
+  if (typeof value === 'string') return `the text ${JSON.stringify(value)}`;
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  return JSON.stringify(value);
+}
+
+function specAt(path: string): Spec | undefined {
+  let spec: Spec = SCHEMA;
+  for (const part of path.split('.')) {
+    if (spec.kind !== 'section' || !Object.prototype.hasOwnProperty.call(spec.keys, part)) return undefined;
+    spec = spec.keys[part];
+  }
+  return spec;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+function unknownKeyMessage(path: string, known: string[]): string {
+  const name = path.split('.').pop()!;
+  const parent = path.split('.').slice(0, -1).join('.');
+  if (known.length === 0) return `unknown key ${path}`;
+  const close = known.filter((k) => editDistance(k.toLowerCase(), name.toLowerCase()) <= 2);
+  const hint = close.length > 0 ? `did you mean ${parent ? `${parent}.` : ''}${close[0]}?` : `known keys: ${known.join(', ')}`;
+  return `unknown key ${path} (${hint})`;
+}
+
+/** Parses a YAML config file into a layer, keeping each key's line. Errors name `source:line`. */
+export function parseConfigYaml(text: string, source: string, baseDir?: string): Layer {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const lineOf = (node: { range?: [number, number, number] | null } | null | undefined): number =>
+    node?.range ? lineCounter.linePos(node.range[0]).line : 1;
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0];
+    const line = error.linePos?.[0]?.line ?? lineCounter.linePos(error.pos[0]).line;
+    const message = error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new UserError(`${source}:${line}: YAML syntax error: ${message}`);
+  }
+  const layer = emptyLayer();
+  const walk = (node: unknown, path: string, spec: SectionSpec) => {
+    if (node === null || node === undefined || (isScalar(node) && node.value === null)) return; // "model:" with nothing under it
+    if (!isMap(node)) {
+      const what = isSeq(node) ? 'a list' : describe(isScalar(node) ? node.value : node);
+      throw new UserError(`${source}:${lineOf(node as YamlNode)}: ${path || 'the file'}: expected a mapping of keys, got ${what}`);
+    }
+    for (const pair of node.items) {
+      const keyNode = pair.key;
+      const key = isScalar(keyNode) ? keyNode.value : keyNode;
+      const line = lineOf(isScalar(keyNode) ? keyNode : (pair.value as YamlNode));
+      if (typeof key !== 'string' && typeof key !== 'number') {
+        throw new UserError(`${source}:${line}: keys must be names, got ${describe(key)}`);
+      }
+      const childPath = path ? `${path}.${key}` : String(key);
+      const childSpec = spec.keys[String(key)];
+      if (!Object.prototype.hasOwnProperty.call(spec.keys, String(key))) {
+        throw new UserError(`${source}:${line}: ${unknownKeyMessage(childPath, Object.keys(spec.keys))}`);
+      }
+      if (childSpec.kind === 'section') {
+        layer.sections.set(childPath, `${source}:${line}`);
+        walk(pair.value, childPath, childSpec);
+      } else {
+        const valueNode = pair.value;
+        if (isMap(valueNode) || isSeq(valueNode)) {
+          throw new UserError(`${source}:${line}: ${childPath}: expected ${expectation(childSpec)}, got ${isMap(valueNode) ? 'a mapping' : 'a list'}`);
+        }
+        const value = isScalar(valueNode) ? valueNode.value : null;
+        layer.leaves.set(childPath, { value, origin: `${source}:${line}`, baseDir });
+      }
+    }
+  };
+  walk(doc.contents, '', SCHEMA);
+  return layer;
+}
+
+/** Command-line flags that set config keys: flag name (as yargs gives it) -> dotted key. */
+export const FLAG_KEYS: Record<string, string> = {
+  T: 'model.T',
+  arch: 'model.architecture',
+  lr: 'training.lr',
+  'batch-size': 'training.batch_size',
+  steps: 'training.steps',
+  epochs: 'training.epochs',
+  seed: 'training.seed',
+  'checkpoint-every': 'training.checkpoint_every',
+  'eval-every': 'training.eval_every',
+  objective: 'training.objective',
+  data: 'data.train',
+  val: 'data.val',
+};
+
+/** A layer from command-line flags (only those given); paths are relative to `cwd`. */
+export function flagsLayer(flags: Record<string, unknown>, cwd?: string): Layer {
+  const layer = emptyLayer();
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const value = flags[flag];
+    if (value === undefined) continue;
+    layer.leaves.set(key, { value: Array.isArray(value) ? value[value.length - 1] : value, origin: `--${flag}`, baseDir: cwd });
+  }
+  return layer;
+}
+
+/** A layer with given values, all from one origin (used by tests and by `data heartbeat`). */
+export function valuesLayer(values: Record<string, unknown>, origin: (key: string) => string): Layer {
+  const layer = emptyLayer();
+  for (const [key, value] of Object.entries(values)) {
+    if (value !== undefined) layer.leaves.set(key, { value, origin: origin(key) });
+  }
+  return layer;
+}
+
+function defaultsLayer(): Layer {
+  const layer = emptyLayer();
+  const visit = (value: unknown, path: string) => {
+    if (typeof value === 'object' && value !== null) {
+      if (path) layer.sections.set(path, 'default');
+      for (const [key, child] of Object.entries(value)) visit(child, path ? `${path}.${key}` : key);
+    } else {
+      layer.leaves.set(path, { value, origin: 'default' });
+    }
+  };
+  visit(DEFAULTS, '');
+  return layer;
+}
+
+// ---- validation -------------------------------------------------------------------------------
+
+function expectation(spec: LeafSpec): string {
+  switch (spec.kind) {
+    case 'int':
+      return spec.even ? 'an even integer' : 'an integer';
+    case 'number':
+      return 'a number';
+    case 'enum':
+      return `one of ${spec.values.join(', ')}`;
+    case 'path':
+      return 'a file path';
+  }
+}
+
+function rangeText(spec: Extract<LeafSpec, { kind: 'int' | 'number' }>): string {
+  const low = spec.kind === 'number' && spec.minOpen ? `> ${spec.min}` : `>= ${spec.min}`;
+  const high = spec.kind === 'number' && spec.maxOpen ? `< ${spec.max}` : `<= ${spec.max}`;
+  return `${low} and ${high}`;
+}
+
+/** Checks one value against its spec; returns the problem or undefined. */
+function leafProblem(spec: LeafSpec, value: unknown): string | undefined {
+  if (value === null && (spec.kind === 'int' || spec.kind === 'number') && spec.nullable) return undefined;
+  switch (spec.kind) {
+    case 'int':
+    case 'number': {
+      if (typeof value !== 'number' || Number.isNaN(value)) return `expected ${expectation(spec)}, got ${describe(value)}`;
+      if (spec.kind === 'int' && !Number.isInteger(value)) return `expected ${expectation(spec)}, got ${value}`;
+      const tooLow = spec.kind === 'number' && spec.minOpen ? value <= spec.min : value < spec.min;
+      const tooHigh = spec.kind === 'number' && spec.maxOpen ? value >= spec.max : value > spec.max;
+      if (tooLow || tooHigh) return `out of range: must be ${rangeText(spec)}, got ${value}`;
+      if (spec.kind === 'int' && spec.even && value % 2 !== 0) return `expected ${expectation(spec)}, got ${value}`;
+      return undefined;
+    }
+    case 'enum':
+      return typeof value === 'string' && spec.values.includes(value) ? undefined : `expected ${expectation(spec)}, got ${describe(value)}`;
+    case 'path':
+      return typeof value === 'string' && value.trim() !== '' ? undefined : `expected ${expectation(spec)}, got ${describe(value)}`;
+  }
+}
+
+export interface ResolvedConfig {
+  config: RunConfig;
+  /** Where a dotted key's value came from ("file.yaml:12", "--lr", "default"), for later messages. */
+  origin(key: string): string;
+}
+
+/** Turns "my.yaml:3" / "--lr" / "default" plus a key into the prefix of an error message. */
+export function located(origin: string, key: string, problem: string): UserError {
+  return new UserError(origin.startsWith('--') ? `${origin}: ${problem}` : `${origin}: ${key}: ${problem}`);
+}
+
+/**
+ * Merges DEFAULTS with the given layers (later wins), applies the exclusive pairs, validates every
+ * value and the cross-key rules, and resolves data paths (`resolvePath(baseDir, path)`).
+ */
+export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | undefined, path: string) => string = (_, p) => p): ResolvedConfig {
+  const merged = new Map<string, Leaf>();
+  const exclusive: [string, string][] = [
+    ['training.steps', 'training.epochs'],
+    ['data.train', 'data.heartbeat'],
+  ];
+  for (const layer of [defaultsLayer(), ...layers]) {
+    const sets = (key: string) =>
+      specAt(key)?.kind === 'section'
+        ? layer.sections.has(key) || [...layer.leaves.keys()].some((k) => k.startsWith(`${key}.`))
+        : layer.leaves.has(key) && layer.leaves.get(key)!.value !== null;
+    const whereSet = (key: string) => layer.leaves.get(key)?.origin ?? layer.sections.get(key) ?? [...layer.leaves.entries()].find(([k]) => k.startsWith(`${key}.`))![1].origin;
+    for (const [a, b] of exclusive) {
+      if (sets(a) && sets(b)) {
+        const origin = whereSet(b);
+        throw origin.startsWith('--')
+          ? new UserError(`${whereSet(a)} and ${origin}: give one of ${a} and ${b}, not both`)
+          : new UserError(`${origin}: give one of ${a} and ${b}, not both`);
+      }
+      for (const [mine, other] of [
+        [a, b],
+        [b, a],
+      ]) {
+        if (sets(mine)) for (const key of [...merged.keys()]) if (key === other || key.startsWith(`${other}.`)) merged.delete(key);
+      }
+    }
+    for (const [key, leaf] of layer.leaves) merged.set(key, leaf);
+  }
+
+  const origins = new Map<string, string>();
+  for (const [key, leaf] of merged) {
+    const spec = specAt(key);
+    if (spec === undefined || spec.kind === 'section') {
+      throw new UserError(`${leaf.origin}: ${unknownKeyMessage(key, [])}`);
+    }
+    const problem = leafProblem(spec, leaf.value);
+    if (problem !== undefined) throw located(leaf.origin, key, problem);
+    origins.set(key, leaf.origin);
+  }
+  const value = (key: string) => merged.get(key)?.value;
+  const origin = (key: string) => origins.get(key) ?? 'default';
+
+  const pick = <T>(prefix: string, keys: string[]): T => Object.fromEntries(keys.map((k) => [k, value(`${prefix}.${k}`)])) as T;
+  const model = pick<ModelSection>('model', Object.keys(DEFAULTS.model));
+  const training = pick<TrainingSection>('training', Object.keys(DEFAULTS.training));
+  training.steps = (value('training.steps') as number | null | undefined) ?? null;
+  training.epochs = (value('training.epochs') as number | null | undefined) ?? null;
+  if (training.steps === null && training.epochs === null) {
+    throw located(origin('training.steps'), 'training.steps', 'give training.steps or training.epochs');
+  }
+
+  const data: DataSection = {};
+  for (const key of ['train', 'val'] as const) {
+    const leaf = merged.get(`data.${key}`);
+    if (leaf !== undefined) data[key] = resolvePath(leaf.baseDir, leaf.value as string);
+  }
+  if (data.train === undefined) {
+    const heartbeat = pick<HeartbeatSection>('data.heartbeat', ['length', 'period', 'holdout', 'count']);
+    for (const key of ['length', 'period', 'holdout', 'count'] as const) {
+      if (heartbeat[key] === undefined) heartbeat[key] = DEFAULTS.data.heartbeat![key];
+    }
+    if (heartbeat.period > heartbeat.length) {
+      throw located(origin('data.heartbeat.period'), 'data.heartbeat.period', `out of range: the period (${heartbeat.period}) must not exceed the length (${heartbeat.length})`);
+    }
+    if (heartbeat.holdout >= heartbeat.period) {
+      throw located(origin('data.heartbeat.holdout'), 'data.heartbeat.holdout', `out of range: must be less than the period (${heartbeat.period}), got ${heartbeat.holdout}`);
+    }
+    data.heartbeat = heartbeat;
+  }
+  if (training.early_stopping > 0 && training.eval_every === 0) {
+    throw located(origin('training.early_stopping'), 'training.early_stopping', 'early stopping needs evaluations: set training.eval_every > 0');
+  }
+  return { config: { model, training, data }, origin };
+}
+
+/** Checks the config against the data's sequence length (known only once the data is read). */
+export function checkAgainstLength(resolved: ResolvedConfig, length: number, dataSource: string): void {
+  if (length > MAX_LENGTH) throw new UserError(`${dataSource}: sequences of ${length} bits are longer than the ${MAX_LENGTH}-bit limit`);
+  const kernel = resolved.config.model.kernel;
+  if (kernel > length) {
+    throw located(resolved.origin('model.kernel'), 'model.kernel', `out of range: the kernel (${kernel}) must not exceed the sequence length (${length})`);
+  }
+}
+
+/** Total optimiser steps: `steps`, or enough batches for `epochs` passes over `trainRows` rows. */
+export function totalSteps(training: TrainingSection, trainRows: number): number {
+  if (training.steps !== null) return training.steps;
+  return Math.max(1, Math.ceil(((training.epochs as number) * trainRows) / training.batch_size));
+}
+
+export function coreModelConfig(model: ModelSection, length: number): CoreModelConfig {
+  return { length, ...model };
+}
+
+export function coreTrainingConfig(training: TrainingSection, total: number): CoreTrainingConfig {
+  const { lr, lr_schedule, warmup_steps, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
+  return { lr, lr_schedule, warmup_steps, total_steps: total, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
+}
+
+/** The resolved config as YAML (loadable again with --config): only one of steps/epochs, one of train/heartbeat. */
+export function configToYaml(config: RunConfig, comments: string[] = []): string {
+  const training: Record<string, unknown> = { ...config.training };
+  if (config.training.epochs === null) delete training.epochs;
+  else delete training.steps;
+  const data: Record<string, unknown> = {};
+  if (config.data.train !== undefined) data.train = config.data.train;
+  if (config.data.heartbeat !== undefined) data.heartbeat = config.data.heartbeat;
+  if (config.data.val !== undefined) data.val = config.data.val;
+  const header = comments.map((line) => `# ${line}\n`).join('');
+  return header + stringify({ model: config.model, training, data });
+}
+
+/** A run config stored as JSON (checkpoint metadata) back into a RunConfig, validated. */
+export function configFromJson(json: string, source: string): RunConfig {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw new UserError(`${source}: the run configuration in the checkpoint metadata is not valid JSON`);
+  }
+  const layer = emptyLayer();
+  const visit = (value: unknown, path: string) => {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      if (path) layer.sections.set(path, source);
+      for (const [key, child] of Object.entries(value)) visit(child, path ? `${path}.${key}` : key);
+    } else if (value !== null) {
+      layer.leaves.set(path, { value, origin: `${source} (checkpoint metadata)` });
+    }
+  };
+  visit(parsed, '');
+  for (const key of layer.leaves.keys()) {
+    if (specAt(key) === undefined) throw new UserError(`${source}: checkpoint metadata: ${unknownKeyMessage(key, [])}`);
+  }
+  return resolveConfig([layer]).config;
+}

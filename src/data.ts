@@ -1,0 +1,180 @@
+/**
+ * Datasets of fixed-length bit sequences: the heartbeat generator, data-file parsing and
+ * formatting, and membership helpers for judging samples (strings in, strings out; browser-safe).
+ */
+import { UserError } from './errors.js';
+
+/** `rows` sequences of `length` bits, row-major in `bits` (values 0/1), as the model takes them. */
+export interface Sequences {
+  length: number;
+  rows: number;
+  bits: Uint8Array;
+}
+
+export interface HeartbeatSpec {
+  /** L: bits per sequence. */
+  length: number;
+  /** P: one 1 every P bits. */
+  period: number;
+  /** K: the last K phases (P-K .. P-1) appear only in the validation data. */
+  holdout: number;
+  /** Number of training sequences. */
+  count: number;
+}
+
+/** The heartbeat with the given phase: bit i is 1 exactly when (i - phase) is a multiple of P. */
+export function heartbeatSequence(length: number, period: number, phase: number): Uint8Array {
+  const bits = new Uint8Array(length);
+  for (let i = phase; i < length; i += period) bits[i] = 1;
+  return bits;
+}
+
+function stack(length: number, sequences: Uint8Array[]): Sequences {
+  const bits = new Uint8Array(length * sequences.length);
+  sequences.forEach((sequence, row) => bits.set(sequence, row * length));
+  return { length, rows: sequences.length, bits };
+}
+
+/** All P heartbeats of the given length and period, one per phase 0..P-1 (each once). */
+export function heartbeatPhases(length: number, period: number, phases?: number[]): Sequences {
+  const which = phases ?? Array.from({ length: period }, (_, phase) => phase);
+  return stack(length, which.map((phase) => heartbeatSequence(length, period, phase)));
+}
+
+/**
+ * Heartbeat data. Training phases are 0..P-K-1 and every one of them is equally likely: the
+ * training rows cycle through them (so each appears count/(P-K) times, ±1). The validation data
+ * is each held-out phase once, or each of the P phases once when nothing is held out. (The
+ * original project drew the phase from one value fewer than the period, so one phase never
+ * appeared; here every phase does.)
+ */
+export function heartbeatData(spec: HeartbeatSpec): { train: Sequences; val: Sequences; trainPhases: number[]; valPhases: number[] } {
+  const { length, period, holdout, count } = spec;
+  if (!(period >= 1 && period <= length && holdout >= 0 && holdout < period && count >= 1)) {
+    throw new RangeError(`invalid heartbeat spec ${JSON.stringify(spec)}`);
+  }
+  const trainPhases = Array.from({ length: period - holdout }, (_, phase) => phase);
+  const heldOut = Array.from({ length: holdout }, (_, k) => period - holdout + k);
+  const valPhases = holdout > 0 ? heldOut : trainPhases;
+  const patterns = trainPhases.map((phase) => heartbeatSequence(length, period, phase));
+  const train = stack(length, Array.from({ length: count }, (_, row) => patterns[row % patterns.length]));
+  return { train, val: heartbeatPhases(length, period, valPhases), trainPhases, valPhases };
+}
+
+/**
+ * The phase of a valid heartbeat of period P (exactly the bits phase, phase+P, … are 1), or -1.
+ */
+export function heartbeatPhaseOf(sequence: string, period: number): number {
+  const phase = sequence.indexOf('1');
+  if (phase < 0 || phase >= period) return -1;
+  for (let i = 0; i < sequence.length; i++) {
+    const expected = (i - phase) % period === 0 && i >= phase ? '1' : '0';
+    if (sequence[i] !== expected) return -1;
+  }
+  return phase;
+}
+
+export function isHeartbeat(sequence: string, period: number): boolean {
+  return heartbeatPhaseOf(sequence, period) >= 0;
+}
+
+/** One sequence as a string of '0'/'1'. */
+export function rowString(data: Sequences, row: number): string {
+  let text = '';
+  const start = row * data.length;
+  for (let i = 0; i < data.length; i++) text += data.bits[start + i] === 1 ? '1' : '0';
+  return text;
+}
+
+export function rowStrings(data: Sequences): string[] {
+  return Array.from({ length: data.rows }, (_, row) => rowString(data, row));
+}
+
+/** The distinct sequences of a dataset, as strings (for membership tests of samples). */
+export function sequenceSet(data: Sequences): Set<string> {
+  return new Set(rowStrings(data));
+}
+
+/** Sequences from strings of '0'/'1' (all the same length; programming errors throw). */
+export function fromStrings(lines: string[]): Sequences {
+  const length = lines.length > 0 ? lines[0].length : 0;
+  const bits = new Uint8Array(length * lines.length);
+  lines.forEach((line, row) => {
+    if (line.length !== length || !/^[01]*$/.test(line)) throw new Error(`not a ${length}-bit sequence: ${line}`);
+    for (let i = 0; i < length; i++) bits[row * length + i] = line.charCodeAt(i) - 48;
+  });
+  return { length, rows: lines.length, bits };
+}
+
+/**
+ * Parses a data file: one sequence per line of '0'/'1'. Blank lines, leading and trailing
+ * whitespace, CRLF line ends, a byte-order mark and lines starting with '#' are allowed. Every
+ * problem is a UserError naming `source`, the line number and what is wrong.
+ */
+export function parseSequences(text: string, source: string): Sequences {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
+  let length = -1;
+  let firstLine = 0;
+  const kept: string[] = [];
+  lines.forEach((rawLine, index) => {
+    const lineNumber = index + 1;
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) return;
+    for (let column = 0; column < line.length; column++) {
+      const char = line[column];
+      if (char !== '0' && char !== '1') {
+        const shown = /^[\x21-\x7e]$/.test(char) ? `'${char}'` : JSON.stringify(char);
+        throw new UserError(
+          `${source}:${lineNumber}: unexpected character ${shown} at column ${rawLine.indexOf(line) + column + 1} (a sequence is a line of 0s and 1s)`,
+        );
+      }
+    }
+    if (length < 0) {
+      length = line.length;
+      firstLine = lineNumber;
+    } else if (line.length !== length) {
+      throw new UserError(
+        `${source}:${lineNumber}: the sequence has ${line.length} bits but line ${firstLine} has ${length} (all sequences must have the same length)`,
+      );
+    }
+    kept.push(line);
+  });
+  if (kept.length === 0) {
+    throw new UserError(`${source}: no sequences (the file is empty or has only blank and comment lines)`);
+  }
+  return fromStrings(kept);
+}
+
+/** The data-file form: optional '#' comment lines, then one line of 0/1 per sequence. */
+export function formatSequences(data: Sequences, comments: string[] = []): string {
+  const header = comments.map((comment) => `# ${comment}\n`).join('');
+  return header + rowStrings(data).map((line) => `${line}\n`).join('');
+}
+
+export interface SampleProportions {
+  /** Share of samples that are in the training data. */
+  prop_train: number;
+  /** Share of samples in the evaluation (held-out) data but not in the training data. */
+  prop_data: number;
+  /** Share of samples in neither. */
+  prop_other: number;
+  /** Number of distinct samples. */
+  distinct: number;
+}
+
+/** Where the samples fall: in train, in the evaluation data but not train, or neither. */
+export function sampleProportions(samples: string[], trainSet: Set<string>, dataSet: Set<string>): SampleProportions {
+  let inTrain = 0;
+  let inData = 0;
+  for (const sample of samples) {
+    if (trainSet.has(sample)) inTrain++;
+    else if (dataSet.has(sample)) inData++;
+  }
+  const n = Math.max(samples.length, 1);
+  return {
+    prop_train: inTrain / n,
+    prop_data: inData / n,
+    prop_other: (samples.length - inTrain - inData) / n,
+    distinct: new Set(samples).size,
+  };
+}
