@@ -1,4 +1,4 @@
-//! Elementary functions (exp, ln, ln(1+x), sigmoid, softplus) written with plain IEEE-754
+//! Elementary functions (exp, ln, ln(1+x), sigmoid, softplus, sin, cos, powi) written with plain IEEE-754
 //! arithmetic only, so they give bit-identical results on every platform.
 //!
 //! Why not `f64::exp`/`f64::ln`: natively they call the C library (glibc), in the wasm32 build a
@@ -130,6 +130,80 @@ pub fn softplus(z: f64) -> f64 {
     z.max(0.0) + ln_1p(exp(-z.abs()))
 }
 
+// π/2 split in three parts of 33 bits each (fdlibm's pio2_1, pio2_2, pio2_3), so k·part is exact
+// for |k| < 2^20: the reduction x - k·π/2 is accurate for |x| up to about 1e6.
+const PIO2_1: f64 = 1.570_796_326_734_125_614_17e0;
+const PIO2_2: f64 = 6.077_100_506_303_965_976_60e-11;
+const PIO2_3: f64 = 2.022_266_248_711_166_455_80e-21;
+const PIO2_3T: f64 = 8.478_427_660_368_899_569_97e-32;
+
+/// (sin r, cos r) for |r| <= π/4 by Taylor series (to r^21 / r^20; remainder < 1e-19).
+#[inline]
+fn sin_cos_reduced(r: f64) -> (f64, f64) {
+    let r2 = r * r;
+    // sin r = r(1 - r²/3! + r⁴/5! - ...), cos r = 1 - r²/2! + r⁴/4! - ...
+    let mut s = 0.0f64;
+    let mut c = 0.0f64;
+    for k in (1..=10).rev() {
+        let two_k = 2 * k;
+        s = (1.0 - s) * r2 / ((two_k * (two_k + 1)) as f64);
+        c = (1.0 - c) * r2 / (((two_k - 1) * two_k) as f64);
+    }
+    (r * (1.0 - s), 1.0 - c)
+}
+
+/// Quadrant k (x ≈ k·π/2) and the remainder r = x - k·π/2.
+#[inline]
+fn reduce_quarter_turns(x: f64) -> (i64, f64) {
+    let k = (x * std::f64::consts::FRAC_2_PI).round();
+    let r = ((x - k * PIO2_1) - k * PIO2_2) - k * (PIO2_3 + PIO2_3T);
+    (k as i64, r)
+}
+
+/// sin x (accurate to a few ulps for |x| < 1e6; NaN for infinite x).
+pub fn sin(x: f64) -> f64 {
+    if !x.is_finite() {
+        return f64::NAN;
+    }
+    let (k, r) = reduce_quarter_turns(x);
+    let (s, c) = sin_cos_reduced(r);
+    match k.rem_euclid(4) {
+        0 => s,
+        1 => c,
+        2 => -s,
+        _ => -c,
+    }
+}
+
+/// cos x (accurate to a few ulps for |x| < 1e6; NaN for infinite x).
+pub fn cos(x: f64) -> f64 {
+    if !x.is_finite() {
+        return f64::NAN;
+    }
+    let (k, r) = reduce_quarter_turns(x);
+    let (s, c) = sin_cos_reduced(r);
+    match k.rem_euclid(4) {
+        0 => c,
+        1 => -s,
+        2 => -c,
+        _ => s,
+    }
+}
+
+/// base^k for k >= 0 by square-and-multiply (deterministic, unlike `powi`'s unspecified method).
+pub fn powi(base: f64, mut k: u64) -> f64 {
+    let mut result = 1.0f64;
+    let mut square = base;
+    while k > 0 {
+        if k & 1 == 1 {
+            result *= square;
+        }
+        square *= square;
+        k >>= 1;
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +265,28 @@ mod tests {
         assert_eq!(sigmoid(0.0), 0.5);
         assert!(ulps(softplus(-30.0), (-30.0f64).exp().ln_1p()) <= 4.0);
         assert!(ulps(softplus(2.0), (1.0 + 2.0f64.exp()).ln()) <= 4.0);
+    }
+    #[test]
+    fn sin_cos_match_std() {
+        let mut rng = Rng::new(13);
+        let mut worst = 0.0f64;
+        for i in 0..200_000 {
+            let x = if i % 2 == 0 { (rng.uniform_f64() - 0.5) * 2e4 } else { (rng.uniform_f64() - 0.5) * 8.0 };
+            // absolute error relative to 1 (results near zero of sin/cos have large relative error in any method)
+            worst = worst.max((sin(x) - x.sin()).abs().max((cos(x) - x.cos()).abs()));
+        }
+        assert!(worst < 4e-16, "worst absolute error {worst}");
+        assert_eq!(sin(0.0), 0.0);
+        assert_eq!(cos(0.0), 1.0);
+        assert!((cos(std::f64::consts::PI) + 1.0).abs() < 1e-16);
+        assert!(ulps(sin(1e-3), 1e-3f64.sin()) <= 1.0);
+    }
+
+    #[test]
+    fn powi_by_squaring() {
+        assert_eq!(powi(0.9, 0), 1.0);
+        assert_eq!(powi(2.0, 10), 1024.0);
+        assert!(ulps(powi(0.999, 1000), 0.999f64.powi(1000)) < 1e3);
+        assert!((powi(0.999, 1000) - 0.999f64.powf(1000.0)).abs() < 1e-13);
     }
 }

@@ -1,1 +1,266 @@
-//! (to be written)
+//! Training settings and the parameter update: AdamW (decoupled weight decay on the groups
+//! marked `decay` in the network's layout), global-norm gradient clipping, learning-rate
+//! schedules, and an exponential moving average (EMA) of the weights.
+
+use crate::elementary::{cos, powi};
+use crate::network::ParameterGroup;
+use crate::objective::ObjectiveKind;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// lr after the warm-up.
+    Constant,
+    /// After the warm-up, cosine decay from lr to lr·min_lr_ratio at total_steps.
+    Cosine,
+}
+
+/// The training settings the core needs (JSON from TypeScript, snake_case; every field optional,
+/// defaults below).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    /// Linear warm-up from lr/warmup_steps to lr over the first warmup_steps steps (0 = none).
+    pub warmup_steps: u64,
+    /// Length of the run (the cosine schedule reaches its floor here).
+    pub total_steps: u64,
+    /// Floor of the cosine schedule, as a fraction of lr.
+    pub min_lr_ratio: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Decoupled weight decay λ (θ ← θ - lr·λ·θ on weight groups only).
+    pub weight_decay: f64,
+    /// Global-norm clipping threshold (0 = off).
+    pub clip_norm: f64,
+    /// EMA decay of the weights (0 = off); sampling and evaluation use the EMA when on.
+    pub ema_decay: f64,
+    pub objective: ObjectiveKind,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
+            warmup_steps: 0,
+            total_steps: 0,
+            min_lr_ratio: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            clip_norm: 1.0,
+            ema_decay: 0.0,
+            objective: ObjectiveKind::Sampled,
+        }
+    }
+}
+
+impl TrainingConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let finite_nonnegative = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be a finite number >= 0, got {v}"))
+            }
+        };
+        finite_nonnegative("lr", self.lr)?;
+        finite_nonnegative("weight_decay", self.weight_decay)?;
+        finite_nonnegative("clip_norm", self.clip_norm)?;
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(format!("eps must be > 0, got {}", self.eps));
+        }
+        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2), ("ema_decay", self.ema_decay)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(format!("{name} must be in [0, 1), got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return Err(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio));
+        }
+        if self.lr_schedule == LrSchedule::Cosine && self.total_steps <= self.warmup_steps {
+            return Err(format!(
+                "the cosine schedule needs total_steps ({}) > warmup_steps ({})",
+                self.total_steps, self.warmup_steps
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of optimiser step `step` (0-based: the step that makes update step+1).
+    /// Warm-up: lr·(step+1)/warmup_steps for step < warmup_steps. Then constant: lr; cosine:
+    /// floor + (lr - floor)·(1 + cos(π·s))/2, s = (step - warmup)/(total - warmup) clamped to
+    /// [0, 1], floor = lr·min_lr_ratio.
+    pub fn learning_rate(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match self.lr_schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let span = self.total_steps.saturating_sub(self.warmup_steps).max(1) as f64;
+                let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
+                let floor = self.lr * self.min_lr_ratio;
+                floor + (self.lr - floor) * 0.5 * (1.0 + cos(std::f64::consts::PI * progress))
+            }
+        }
+    }
+}
+
+/// sqrt(sum g²), accumulated in f64.
+pub fn global_norm(grad: &[f32]) -> f64 {
+    grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt()
+}
+
+/// AdamW moments and the per-parameter weight-decay mask.
+#[derive(Clone, Debug)]
+pub struct AdamW {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    /// 1.0 where weight decay applies (groups with decay = true), else 0.0.
+    decay_mask: Vec<f32>,
+    /// Number of updates made (the t of the bias corrections).
+    pub updates: u64,
+}
+
+impl AdamW {
+    pub fn new(layout: &[ParameterGroup], parameter_count: usize) -> Self {
+        let mut decay_mask = vec![0.0f32; parameter_count];
+        for group in layout {
+            if group.decay {
+                decay_mask[group.offset..group.offset + group.len()].fill(1.0);
+            }
+        }
+        AdamW { m: vec![0.0; parameter_count], v: vec![0.0; parameter_count], decay_mask, updates: 0 }
+    }
+
+    /// One update with gradient `grad` (already averaged over the batch), multiplied by
+    /// `grad_scale` first (the clipping factor). Per parameter:
+    ///   m ← β1 m + (1-β1) g;  v ← β2 v + (1-β2) g²;  m̂ = m/(1-β1^k);  v̂ = v/(1-β2^k)
+    ///   θ ← θ - lr·( m̂/(√v̂ + ε) + λ·θ [decay groups only] )
+    pub fn update(&mut self, parameters: &mut [f32], grad: &[f32], grad_scale: f32, config: &TrainingConfig, lr: f64) {
+        assert_eq!(parameters.len(), grad.len());
+        self.updates += 1;
+        let correction1 = 1.0 / (1.0 - powi(config.beta1, self.updates));
+        let correction2 = 1.0 / (1.0 - powi(config.beta2, self.updates));
+        let (beta1, beta2) = (config.beta1 as f32, config.beta2 as f32);
+        let (c1, c2) = (correction1 as f32, correction2 as f32);
+        let (lr, eps, decay) = (lr as f32, config.eps as f32, config.weight_decay as f32);
+        for i in 0..parameters.len() {
+            let g = grad[i] * grad_scale;
+            let m = beta1 * self.m[i] + (1.0 - beta1) * g;
+            let v = beta2 * self.v[i] + (1.0 - beta2) * g * g;
+            self.m[i] = m;
+            self.v[i] = v;
+            let step = (m * c1) / ((v * c2).sqrt() + eps) + decay * self.decay_mask[i] * parameters[i];
+            parameters[i] -= lr * step;
+        }
+    }
+}
+
+/// ema ← d·ema + (1 - d)·θ.
+pub fn update_ema(ema: &mut [f32], parameters: &[f32], decay: f64) {
+    let (d, keep) = (decay as f32, (1.0 - decay) as f32);
+    for (e, &p) in ema.iter_mut().zip(parameters) {
+        *e = d * *e + keep * p;
+    }
+}
+
+/// The clipping factor min(1, clip_norm/‖g‖) (1 when clip_norm = 0 or the norm is 0).
+pub fn clip_scale(norm: f64, clip_norm: f64) -> f64 {
+    if clip_norm > 0.0 && norm > clip_norm {
+        clip_norm / norm
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(name: &str, offset: usize, len: usize, decay: bool) -> ParameterGroup {
+        ParameterGroup { name: name.into(), shape: vec![len], offset, decay }
+    }
+
+    #[test]
+    fn config_parses_snake_case_with_defaults_and_rejects_unknown_fields() {
+        let c: TrainingConfig = serde_json::from_str(r#"{"lr": 0.01, "lr_schedule": "cosine", "total_steps": 100, "objective": "full"}"#).unwrap();
+        assert_eq!(c.lr, 0.01);
+        assert_eq!(c.lr_schedule, LrSchedule::Cosine);
+        assert_eq!(c.objective, ObjectiveKind::Full);
+        assert_eq!(c.beta2, 0.999);
+        assert!(c.validate().is_ok());
+        assert!(serde_json::from_str::<TrainingConfig>(r#"{"learning_rate": 0.01}"#).is_err());
+        assert!(serde_json::from_str::<TrainingConfig>(r#"{"objective": "importance"}"#).is_ok());
+        let bad = TrainingConfig { lr_schedule: LrSchedule::Cosine, total_steps: 0, ..Default::default() };
+        assert!(bad.validate().is_err());
+        assert!(TrainingConfig { beta1: 1.0, ..Default::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn learning_rate_schedules() {
+        let c = TrainingConfig { lr: 1.0, warmup_steps: 4, total_steps: 14, min_lr_ratio: 0.1, lr_schedule: LrSchedule::Cosine, ..Default::default() };
+        assert_eq!(c.learning_rate(0), 0.25);
+        assert_eq!(c.learning_rate(3), 1.0);
+        assert_eq!(c.learning_rate(4), 1.0);
+        assert!((c.learning_rate(9) - (0.1 + 0.9 * 0.5)).abs() < 1e-15); // halfway: floor + (lr-floor)/2
+        assert!((c.learning_rate(14) - 0.1).abs() < 1e-15);
+        assert!((c.learning_rate(1000) - 0.1).abs() < 1e-15);
+        for s in 4..14 {
+            assert!(c.learning_rate(s + 1) <= c.learning_rate(s));
+        }
+        let constant = TrainingConfig { lr: 0.5, ..Default::default() };
+        assert_eq!(constant.learning_rate(0), 0.5);
+        assert_eq!(constant.learning_rate(12345), 0.5);
+    }
+
+    #[test]
+    fn adamw_first_step_moves_each_parameter_by_lr_and_decays_only_weights() {
+        // first step: m̂ = g, v̂ = g², so the Adam step is lr·g/(|g| + ε) ≈ lr·sign(g)
+        let layout = [group("w", 0, 2, true), group("b", 2, 2, false)];
+        let mut adam = AdamW::new(&layout, 4);
+        let config = TrainingConfig { weight_decay: 0.5, eps: 1e-8, ..Default::default() };
+        let mut p = vec![1.0f32, 1.0, 1.0, 1.0];
+        adam.update(&mut p, &[0.3, -2.0, 0.3, -2.0], 1.0, &config, 0.1);
+        let expected = [1.0 - 0.1 * (1.0 + 0.5), 1.0 - 0.1 * (-1.0 + 0.5), 1.0 - 0.1, 1.0 + 0.1];
+        for i in 0..4 {
+            assert!((p[i] as f64 - expected[i]).abs() < 1e-6, "{i}: {} vs {}", p[i], expected[i]);
+        }
+        assert_eq!(adam.updates, 1);
+    }
+
+    #[test]
+    fn adamw_matches_a_scalar_f64_reference_over_many_steps() {
+        let layout = [group("w", 0, 1, true)];
+        let mut adam = AdamW::new(&layout, 1);
+        let config = TrainingConfig { weight_decay: 0.01, beta1: 0.8, beta2: 0.99, ..Default::default() };
+        let mut p = [2.0f32];
+        let (mut theta, mut m, mut v) = (2.0f64, 0.0f64, 0.0f64);
+        for k in 1..=50 {
+            let g = (theta - 0.5) * 2.0; // gradient of (θ - 0.5)²
+            adam.update(&mut p, &[g as f32], 1.0, &config, 0.05);
+            m = 0.8 * m + 0.2 * g;
+            v = 0.99 * v + 0.01 * g * g;
+            let (mh, vh) = (m / (1.0 - 0.8f64.powi(k)), v / (1.0 - 0.99f64.powi(k)));
+            theta -= 0.05 * (mh / (vh.sqrt() + 1e-8) + 0.01 * theta);
+            assert!((p[0] as f64 - theta).abs() < 1e-4, "step {k}: {} vs {theta}", p[0]);
+        }
+    }
+
+    #[test]
+    fn clipping_and_ema() {
+        assert_eq!(global_norm(&[3.0, 4.0]), 5.0);
+        assert_eq!(clip_scale(5.0, 1.0), 0.2);
+        assert_eq!(clip_scale(0.5, 1.0), 1.0);
+        assert_eq!(clip_scale(5.0, 0.0), 1.0);
+        let mut ema = vec![1.0f32, 0.0];
+        update_ema(&mut ema, &[0.0, 1.0], 0.75);
+        assert_eq!(ema, vec![0.75, 0.25]);
+    }
+}
