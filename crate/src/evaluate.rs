@@ -1,1 +1,303 @@
-//! (to be written)
+//! Evaluation (DESIGN.md §2): the bound by Monte Carlo over x_t (full sum over t, R repeats,
+//! standard errors), the exact NLL by the forward algorithm over all 2^L states (small L), and
+//! the "oracle" reverse kernel (exact per-bit x0-posterior under a finite dataset).
+
+use crate::config::{ModelConfig, Parameterisation};
+use crate::elementary::{exp, ln};
+use crate::network::{ParameterGroup, ReverseNetwork};
+use crate::objective::{draw_noisy_row, marginal_thresholds, prior_term_bits, reverse_probability, terms_and_dlogits};
+use crate::rng::Rng;
+use crate::schedule::Schedule;
+
+/// Repeat r of the bound's Monte Carlo draws for sequence i uses
+/// `Rng::for_example(seed, EVAL_STREAM_BASE - r, i)` (far from training steps and sampling).
+pub const EVAL_STREAM_BASE: u64 = u64::MAX - 16;
+/// Largest L the exact likelihood accepts (2^L states, cost O(T·4^L)).
+pub const EXACT_MAX_LENGTH: usize = 12;
+/// (sequence, repeat) rows per network call in `evaluate_bound`.
+const CHUNK_ROWS: usize = 512;
+
+/// A Monte-Carlo estimate of the bound on a dataset, bits per sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoundEstimate {
+    /// Per sequence: the mean over the R repeats of the full-sum bound (prior term included).
+    pub per_sequence: Vec<f64>,
+    /// Mean over sequences of `per_sequence`.
+    pub mean: f64,
+    /// Monte-Carlo standard error of `mean` for THIS dataset (its sequences fixed, only the
+    /// x_t draws random): sqrt( sum_i s_i² / R ) / n, with s_i² the sample variance of
+    /// sequence i's R repeats. This is the error bar to compare with a number for a fixed set,
+    /// e.g. all 5 heartbeat phases (a uniform distribution over them). NaN when R < 2.
+    pub mc_stderr: f64,
+    /// Standard error of `mean` as an estimate of the bound's expectation over the data
+    /// distribution, the dataset being a sample from it: the sample standard deviation of
+    /// `per_sequence` over sqrt(n) (includes the Monte-Carlo error). NaN when n < 2.
+    pub sequence_stderr: f64,
+    pub repeats: usize,
+}
+
+/// The bound of every sequence by the full sum over t = 1..T with x_t ~ q(x_t | x0) drawn
+/// independently for every t, repeated R times. Draw order of (sequence i, repeat r):
+/// for t = 1..T: for j = 0..L: x_t[j] = bernoulli(q(x_t=1 | x0_j)), from its own stream (see
+/// `EVAL_STREAM_BASE`), so the result does not depend on chunking.
+pub fn evaluate_bound(
+    network: &mut dyn ReverseNetwork,
+    config: &ModelConfig,
+    schedule: &Schedule,
+    x0: &[u8],
+    rows: usize,
+    repeats: usize,
+    seed: u64,
+) -> Result<BoundEstimate, String> {
+    let length = config.length;
+    if x0.len() != rows * length {
+        return Err(format!("x0 must hold rows × L = {} bits, got {}", rows * length, x0.len()));
+    }
+    if x0.iter().any(|&b| b > 1) {
+        return Err("x0 bits must be 0 or 1".into());
+    }
+    if repeats == 0 {
+        return Err("repeats must be at least 1".into());
+    }
+    let items = rows * repeats; // item = i·R + r
+    let mut totals = vec![0.0f64; items];
+    let chunk = CHUNK_ROWS.min(items.max(1));
+    let mut x0_rows = vec![0u8; chunk * length];
+    let mut xt = vec![0u8; chunk * length];
+    let mut input = vec![0.0f32; chunk * length];
+    let mut logits = vec![0.0f32; chunk * length];
+    let mut dlogits = vec![0.0f32; chunk * length];
+    let mut t_rows = vec![0u32; chunk];
+    let weights = vec![1.0f64; chunk];
+    let mut terms = vec![0.0f64; chunk];
+    let mut rngs: Vec<Rng> = Vec::with_capacity(chunk);
+    let mut start = 0;
+    while start < items {
+        let n = chunk.min(items - start);
+        let cells = n * length;
+        rngs.clear();
+        for k in 0..n {
+            let (i, r) = ((start + k) / repeats, (start + k) % repeats);
+            rngs.push(Rng::for_example(seed, EVAL_STREAM_BASE - r as u64, i as u64));
+            x0_rows[k * length..(k + 1) * length].copy_from_slice(&x0[i * length..(i + 1) * length]);
+            totals[start + k] = prior_term_bits(schedule, &x0[i * length..(i + 1) * length]);
+        }
+        for t in 1..=schedule.timesteps {
+            let thresholds = marginal_thresholds(schedule, t);
+            for k in 0..n {
+                let span = k * length..(k + 1) * length;
+                draw_noisy_row(&mut rngs[k], &x0_rows[span.clone()], thresholds, &mut xt[span]);
+            }
+            for (x, &b) in input[..cells].iter_mut().zip(&xt[..cells]) {
+                *x = b as f32;
+            }
+            t_rows[..n].fill(t as u32);
+            network.forward(&input[..cells], &t_rows[..n], &mut logits[..cells]);
+            terms_and_dlogits(
+                config.parameterisation,
+                schedule,
+                length,
+                &x0_rows[..cells],
+                &xt[..cells],
+                &t_rows[..n],
+                &logits[..cells],
+                &weights[..n],
+                &mut dlogits[..cells],
+                &mut terms[..n],
+            );
+            for k in 0..n {
+                totals[start + k] += terms[k];
+            }
+        }
+        start += n;
+    }
+    Ok(summarise(&totals, rows, repeats))
+}
+
+/// Per-sequence means and both standard errors from totals[i·R + r].
+pub fn summarise(totals: &[f64], rows: usize, repeats: usize) -> BoundEstimate {
+    let mut per_sequence = Vec::with_capacity(rows);
+    let mut within_variance_sum = 0.0f64;
+    for i in 0..rows {
+        let values = &totals[i * repeats..(i + 1) * repeats];
+        let mean = values.iter().sum::<f64>() / repeats as f64;
+        if repeats > 1 {
+            within_variance_sum += values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (repeats - 1) as f64;
+        }
+        per_sequence.push(mean);
+    }
+    let n = rows as f64;
+    let mean = per_sequence.iter().sum::<f64>() / n;
+    // sqrt( sum_i s_i²/R ) / n
+    let mc_stderr = if repeats > 1 { (within_variance_sum / repeats as f64).sqrt() / n } else { f64::NAN };
+    // sd(per_sequence)/sqrt(n)
+    let sequence_stderr = if rows > 1 {
+        (per_sequence.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt()
+    } else {
+        f64::NAN
+    };
+    BoundEstimate { per_sequence, mean, mc_stderr, sequence_stderr, repeats }
+}
+
+/// What `exact_nll` returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExactNll {
+    /// -log2 p(x0) for every given sequence.
+    pub nll_bits: Vec<f64>,
+    /// sum over all 2^L sequences of p(x0) (1 up to rounding; a test of the computation).
+    pub total_mass: f64,
+}
+
+/// The model's exact p(x0) by the forward algorithm: p(x_T) = 2^-L, and for t = T..1
+///   p(x_{t-1} = y) = sum_x p(x_t = x) · prod_j f_j(x, t)^{y_j} (1 - f_j(x, t))^{1-y_j}.
+/// State x is the integer sum_j x_j 2^j. For each x the product kernel over all y is built by
+/// doubling (bit j splits every entry into (1-f_j, f_j) halves, 2^L work) starting from p(x),
+/// then added into p_{t-1}: O(4^L) per t plus the network on all 2^L states. f in f64.
+pub fn exact_nll(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Schedule, x0: &[u8], rows: usize) -> Result<ExactNll, String> {
+    let length = config.length;
+    if length > EXACT_MAX_LENGTH {
+        return Err(format!("the exact likelihood needs L <= {EXACT_MAX_LENGTH}, got {length}"));
+    }
+    if x0.len() != rows * length || x0.iter().any(|&b| b > 1) {
+        return Err(format!("x0 must hold rows × L = {} bits of 0/1", rows * length));
+    }
+    let states = 1usize << length;
+    let mut p = vec![1.0 / states as f64; states]; // p(x_T) uniform
+    let mut p_prev = vec![0.0f64; states];
+    let mut kernel = vec![0.0f64; states];
+    // every state's bits as network input
+    let mut input = vec![0.0f32; states * length];
+    let mut bits = vec![0u8; states * length];
+    for x in 0..states {
+        for j in 0..length {
+            bits[x * length + j] = ((x >> j) & 1) as u8;
+            input[x * length + j] = bits[x * length + j] as f32;
+        }
+    }
+    let mut logits = vec![0.0f32; states * length];
+    let mut f1 = vec![0.0f64; states * length];
+    let mut f0 = vec![0.0f64; states * length];
+    let chunk = 1024.min(states);
+    let mut t_rows = vec![0u32; chunk];
+    for t in (1..=schedule.timesteps).rev() {
+        let table = schedule.posterior_table(t);
+        t_rows.fill(t as u32);
+        let mut start = 0;
+        while start < states {
+            let n = chunk.min(states - start);
+            let span = start * length..(start + n) * length;
+            network.forward(&input[span.clone()], &t_rows[..n], &mut logits[span]);
+            start += n;
+        }
+        for k in 0..states * length {
+            let (a, b) = reverse_probability(config.parameterisation, table, t, bits[k], logits[k] as f64);
+            f1[k] = a;
+            f0[k] = b;
+        }
+        p_prev.fill(0.0);
+        for x in 0..states {
+            if p[x] == 0.0 {
+                continue;
+            }
+            kernel[0] = p[x];
+            let mut size = 1;
+            for j in 0..length {
+                let (one, zero) = (f1[x * length + j], f0[x * length + j]);
+                for k in 0..size {
+                    kernel[k + size] = kernel[k] * one; // y_j = 1
+                    kernel[k] *= zero; // y_j = 0
+                }
+                size *= 2;
+            }
+            for (q, &v) in p_prev.iter_mut().zip(&kernel) {
+                *q += v;
+            }
+        }
+        std::mem::swap(&mut p, &mut p_prev);
+    }
+    let total_mass = p.iter().sum::<f64>();
+    let nll_bits = (0..rows)
+        .map(|i| {
+            let index = (0..length).map(|j| (x0[i * length + j] as usize) << j).sum::<usize>();
+            -ln(p[index]) / std::f64::consts::LN_2
+        })
+        .collect();
+    Ok(ExactNll { nll_bits, total_mass })
+}
+
+/// The best factorised reverse kernel for a finite dataset, as a network for the x0
+/// parameterisation: its logit for bit i is ln P(x0_i = 1 | x_t) - ln P(x0_i = 0 | x_t) under the
+/// uniform mixture over the dataset's K sequences, with weights
+///   w_k ∝ q(x_t | x0^k) = (1 - c_t/2)^{L - d_k} (c_t/2)^{d_k},  d_k = Hamming distance(x_t, x0^k).
+/// A bit on which all sequences agree gets logit ±1e4 (probability 0/1 up to rounding).
+pub struct OracleNetwork {
+    length: usize,
+    dataset: Vec<u8>,
+    sequences: usize,
+    /// ln(1 - c_t/2) and ln(c_t/2) for t = 0..=T.
+    log_same: Vec<f64>,
+    log_flip: Vec<f64>,
+    log_weights: Vec<f64>,
+}
+
+impl OracleNetwork {
+    pub fn new(schedule: &Schedule, length: usize, dataset: &[u8]) -> Self {
+        assert!(length > 0 && !dataset.is_empty() && dataset.len() % length == 0);
+        let log_same = (0..=schedule.timesteps).map(|t| ln(1.0 - schedule.c(t) / 2.0)).collect();
+        let log_flip = (0..=schedule.timesteps).map(|t| ln(schedule.c(t) / 2.0)).collect();
+        let sequences = dataset.len() / length;
+        OracleNetwork { length, dataset: dataset.to_vec(), sequences, log_same, log_flip, log_weights: vec![0.0; sequences] }
+    }
+
+    /// The parameterisation the oracle's logits are meant for.
+    pub const PARAMETERISATION: Parameterisation = Parameterisation::X0;
+}
+
+impl ReverseNetwork for OracleNetwork {
+    fn layout(&self) -> Vec<ParameterGroup> {
+        Vec::new()
+    }
+    fn parameters(&self) -> &[f32] {
+        &[]
+    }
+    fn parameters_mut(&mut self) -> &mut [f32] {
+        &mut []
+    }
+    fn forward(&mut self, xt: &[f32], t: &[u32], logits: &mut [f32]) {
+        let length = self.length;
+        for (r, &tr) in t.iter().enumerate() {
+            let row = &xt[r * length..(r + 1) * length];
+            let (same, flip) = (self.log_same[tr as usize], self.log_flip[tr as usize]);
+            let mut max = f64::NEG_INFINITY;
+            for k in 0..self.sequences {
+                let data = &self.dataset[k * length..(k + 1) * length];
+                let distance = row.iter().zip(data).filter(|(&x, &d)| (x != 0.0) != (d != 0)).count();
+                // ln q(x_t | x0^k); with c_t = 0 and d > 0 this is -inf (0·-inf guarded)
+                let w = if distance == 0 { length as f64 * same } else { (length - distance) as f64 * same + distance as f64 * flip };
+                self.log_weights[k] = w;
+                max = max.max(w);
+            }
+            for w in self.log_weights.iter_mut() {
+                *w = exp(*w - max); // normalised so the largest weight is 1
+            }
+            for i in 0..length {
+                let (mut one, mut zero) = (0.0f64, 0.0f64);
+                for k in 0..self.sequences {
+                    if self.dataset[k * length + i] == 1 {
+                        one += self.log_weights[k];
+                    } else {
+                        zero += self.log_weights[k];
+                    }
+                }
+                logits[r * length + i] = if zero == 0.0 {
+                    1e4
+                } else if one == 0.0 {
+                    -1e4
+                } else {
+                    ln(one / zero) as f32
+                };
+            }
+        }
+    }
+    fn backward(&mut self, _dlogits: &[f32], _grad: &mut [f32]) {}
+}
