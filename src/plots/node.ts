@@ -1,0 +1,270 @@
+/**
+ * Node-only: rendering a run's pictures to files. Charts go vega-lite → SVG → PNG (resvg, with the
+ * DejaVu Sans font, also used to measure text while vega lays the chart out); PNGs are encoded with
+ * pngjs; everything is written through an injected writer.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
+import { PNG } from 'pngjs';
+import * as vega from 'vega';
+import { UserError } from '../errors.js';
+import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from './bitgrid.js';
+import { chartFont, chartToSvg, evaluationPoints, lossChartSpec, parseMetricsJsonl, proportionsChartSpec, type MetricRecord } from './charts.js';
+import { dataUri, reportHtml, type ReportPicture } from './report.js';
+
+/** Writes one output file, `name` relative to the run directory. */
+export type WriteFile = (name: string, data: Uint8Array | string) => Promise<void>;
+
+/** Where Debian's fonts-dejavu-core puts the chart font. */
+const dejaVuDirectory = '/usr/share/fonts/truetype/dejavu';
+const dejaVuFiles = ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf'].map((f) => join(dejaVuDirectory, f));
+
+let fontOptions: ResvgRenderOptions['font'] | undefined;
+
+/**
+ * resvg's font options: DejaVu Sans when installed (as scripts/setup.sh does), otherwise whatever
+ * system fonts exist. Throws a clear error when no font can draw text at all.
+ */
+export function chartFontOptions(): ResvgRenderOptions['font'] {
+  if (fontOptions) return fontOptions;
+  const files = dejaVuFiles.filter((f) => existsSync(f));
+  const options: ResvgRenderOptions['font'] =
+    files.length > 0
+      ? { loadSystemFonts: false, fontFiles: files, defaultFontFamily: chartFont, sansSerifFamily: chartFont }
+      : { loadSystemFonts: true };
+  const probe = new Resvg('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="0" y="15" font-size="12">10</text></svg>', {
+    font: options,
+  }).getBBox();
+  if (!probe || !(probe.width > 0))
+    throw new Error(`no font to draw chart text: install ${chartFont} (Debian package fonts-dejavu-core, files in ${dejaVuDirectory})`);
+  fontOptions = options;
+  return options;
+}
+
+function inkWidth(text: string, fontSize: number, fontWeight: string): number {
+  const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text x="0" y="${2 * fontSize}" font-family="${chartFont}" ` +
+    `font-size="${fontSize}" font-weight="${fontWeight}" xml:space="preserve">${escaped}</text></svg>`;
+  return new Resvg(svg, { font: chartFontOptions() }).getBBox()?.width ?? 0;
+}
+
+const widthCache = new Map<string, number>();
+
+/** Advance width of `text` in the chart font: ink of "|text|" minus ink of "||" (the bars anchor the ends). */
+export function measureTextWidth(text: string, fontSize: number, fontWeight: string | number = 'normal'): number {
+  if (text === '' || fontSize <= 0) return 0;
+  const weight = String(fontWeight);
+  const key = `${fontSize}|${weight}|${text}`;
+  let width = widthCache.get(key);
+  if (width === undefined) {
+    width = inkWidth(`|${text}|`, fontSize, weight) - inkWidth('||', fontSize, weight);
+    widthCache.set(key, width);
+  }
+  return width;
+}
+
+/**
+ * Without a canvas, vega guesses text widths at 0.8 em per character (far too wide); in Node we
+ * measure with the font resvg draws with, so titles, legends and axes are laid out to fit.
+ */
+function useMeasuredTextWidths(): void {
+  type TextItem = { fontSize?: number; fontWeight?: string | number };
+  // vega exports textMetrics at run time; its typings leave it out.
+  const metrics = (vega as unknown as { textMetrics: { width: (item: TextItem, text: unknown) => number } }).textMetrics;
+  metrics.width = (item, text) => measureTextWidth(text == null ? '' : String(text).trim(), item.fontSize ?? 11, item.fontWeight ?? 'normal');
+}
+
+/** A vega-lite spec to SVG, laid out with measured text widths (use this rather than chartToSvg in Node). */
+export async function renderChartSvg(spec: Parameters<typeof chartToSvg>[0]): Promise<string> {
+  useMeasuredTextWidths();
+  return chartToSvg(spec);
+}
+
+/** An SVG string to PNG bytes, `scale` times its own size. */
+export function svgToPng(svg: string, scale = 2): Uint8Array {
+  const rendered = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: chartFontOptions(), background: 'white' }).render();
+  return rendered.asPng();
+}
+
+/** RGBA bytes to PNG bytes. */
+export function rgbaToPng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+  const png = new PNG({ width, height });
+  png.data.set(rgba);
+  return PNG.sync.write(png);
+}
+
+/** What a run's pictures are drawn from. */
+export interface RunPictureInputs {
+  /** metrics.jsonl records, sorted by step. */
+  metrics: readonly MetricRecord[];
+  /** Samples from the same fixed noise at each evaluation point (default: the records' `grid`). */
+  evaluationGrids?: readonly EvaluationGrid[];
+  /** A batch of the reverse chain from t = T to 0 (from the model's sample with recordEvery); none: no reverse_process.gif. */
+  reverseProcess?: { frames: readonly ReverseFrame[]; sequenceLength: number };
+  /** The final samples for the report's grid (default: results.samples, else the last evaluation grid). */
+  finalSamples?: readonly string[];
+  configText: string;
+  results: unknown;
+  /** Heading of the report. */
+  title?: string;
+}
+
+export interface RunPicturesWritten {
+  /** File names written, in order. */
+  written: string[];
+  /** Pictures not drawn, with the reason (also listed in the report). */
+  missing: string[];
+}
+
+/** The samples grid of each evaluation point that has one. */
+export function evaluationGridsOf(metrics: readonly MetricRecord[]): EvaluationGrid[] {
+  return metrics.filter((r) => Array.isArray(r.grid) && r.grid.length > 0).map((r) => ({ step: r.step, grid: r.grid! }));
+}
+
+function finalSamplesOf(inputs: RunPictureInputs, grids: readonly EvaluationGrid[]): readonly string[] | undefined {
+  if (inputs.finalSamples) return inputs.finalSamples;
+  const fromResults = (inputs.results as { samples?: unknown } | null)?.samples;
+  if (Array.isArray(fromResults) && fromResults.length > 0 && fromResults.every((s) => typeof s === 'string')) return fromResults as string[];
+  return grids.at(-1)?.grid;
+}
+
+/**
+ * Draws every picture of a run and the report, writing loss.svg, loss.png, proportions.png,
+ * samples_over_training.gif, reverse_process.gif and report.html through `write`. A picture whose
+ * data is absent (no evaluation points, no reverse frames) is skipped and listed in `missing`.
+ */
+export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFile): Promise<RunPicturesWritten> {
+  chartFontOptions(); // fail early and clearly when there is no font
+  const written: string[] = [];
+  const missing: string[] = [];
+  const pictures: ReportPicture[] = [];
+  const put = async (name: string, data: Uint8Array | string) => {
+    await write(name, data);
+    written.push(name);
+  };
+
+  const lossSvg = await renderChartSvg(lossChartSpec(inputs.metrics));
+  const lossPng = svgToPng(lossSvg);
+  await put('loss.svg', lossSvg);
+  await put('loss.png', lossPng);
+  pictures.push({ file: 'loss.png', caption: 'Training loss and evaluated bound (bits per sequence) against the training step.', src: dataUri(lossPng, 'image/png'), displayWidth: pngWidth(lossPng) / 2 });
+
+  if (evaluationPoints(inputs.metrics).some((r) => typeof r.prop_train === 'number')) {
+    const png = svgToPng(await renderChartSvg(proportionsChartSpec(inputs.metrics)));
+    await put('proportions.png', png);
+    pictures.push({ file: 'proportions.png', caption: 'Share of generated samples in the training data, in the held-out data and in neither.', src: dataUri(png, 'image/png'), displayWidth: pngWidth(png) / 2 });
+  } else {
+    missing.push('proportions.png: no evaluation point has sample proportions');
+  }
+
+  const grids = inputs.evaluationGrids ?? evaluationGridsOf(inputs.metrics);
+  if (grids.length > 0) {
+    const gif = samplesOverTrainingGif(grids);
+    await put('samples_over_training.gif', gif);
+    pictures.push({ file: 'samples_over_training.gif', caption: `Samples from the same fixed starting noise at each of the ${grids.length} evaluation points (one row per sequence; dark = 1).`, src: dataUri(gif, 'image/gif'), kind: 'animation' });
+  } else {
+    missing.push('samples_over_training.gif: no evaluation point has a sample grid');
+  }
+
+  if (inputs.reverseProcess && inputs.reverseProcess.frames.length > 0) {
+    const gif = reverseProcessGif(inputs.reverseProcess.frames, inputs.reverseProcess.sequenceLength);
+    await put('reverse_process.gif', gif);
+    pictures.push({ file: 'reverse_process.gif', caption: `The reverse process: a batch denoising from t = T (uniform noise) to t = 0, ${inputs.reverseProcess.frames.length} frames.`, src: dataUri(gif, 'image/gif'), kind: 'animation' });
+  } else {
+    missing.push('reverse_process.gif: no reverse-process frames were given');
+  }
+
+  const samples = finalSamplesOf(inputs, grids);
+  let finalSamples: { lines: readonly string[]; picture?: ReportPicture } | undefined;
+  if (samples && samples.length > 0) {
+    try {
+      const image = bitGridImage(samples);
+      const png = rgbaToPng(image.width, image.height, image.rgba);
+      finalSamples = { lines: samples, picture: { caption: 'Final samples, one row per sequence (dark = 1).', src: dataUri(png, 'image/png') } };
+    } catch (error) {
+      missing.push(`final samples: ${(error as Error).message}`);
+    }
+  }
+
+  const html = reportHtml({
+    title: inputs.title ?? 'bernoulli-diffusion run',
+    configText: inputs.configText,
+    results: inputs.results,
+    metrics: inputs.metrics,
+    pictures,
+    finalSamples,
+    missing,
+  });
+  await put('report.html', html);
+  return { written, missing };
+}
+
+function pngWidth(png: Uint8Array): number {
+  return new DataView(png.buffer, png.byteOffset, png.byteLength).getUint32(16); // IHDR width, big-endian
+}
+
+/** What a run directory holds for plotting. */
+export interface RunDirectoryContents {
+  metrics: MetricRecord[];
+  configText: string;
+  results: unknown;
+}
+
+/** Reads metrics.jsonl (required), config.yaml and results.json (optional) from a run directory. */
+export async function readRunDirectory(runDir: string): Promise<RunDirectoryContents> {
+  const metricsPath = join(runDir, 'metrics.jsonl');
+  let metricsText: string;
+  try {
+    metricsText = await readFile(metricsPath, 'utf8');
+  } catch {
+    throw new UserError(`${metricsPath}: cannot read it (is ${runDir} a run directory?)`);
+  }
+  const metrics = parseMetricsJsonl(metricsText, metricsPath);
+  if (metrics.length === 0) throw new UserError(`${metricsPath}: no metrics records`);
+  const configText = await readFile(join(runDir, 'config.yaml'), 'utf8').catch(() => '(config.yaml not found)');
+  let results: unknown = {};
+  const resultsPath = join(runDir, 'results.json');
+  if (existsSync(resultsPath)) {
+    try {
+      results = JSON.parse(await readFile(resultsPath, 'utf8'));
+    } catch {
+      throw new UserError(`${resultsPath}: not valid JSON`);
+    }
+  }
+  return { metrics, configText, results };
+}
+
+/** Writes files into `dir` atomically enough for pictures: a temporary file, then a rename. */
+export function directoryWriter(dir: string): WriteFile {
+  return async (name, data) => {
+    const path = join(dir, name);
+    const temporary = `${path}.tmp-${process.pid}`;
+    await writeFile(temporary, data);
+    await rename(temporary, path);
+  };
+}
+
+export interface RenderRunDirectoryOptions {
+  /** Frames of the reverse chain (the CLI samples them from the run's model). */
+  reverseProcess?: RunPictureInputs['reverseProcess'];
+  finalSamples?: readonly string[];
+  /** Default: write into the run directory. */
+  write?: WriteFile;
+}
+
+/** `plot RUN_DIR`: reads the run directory and (re)writes all its pictures and report.html. */
+export async function renderRunDirectory(runDir: string, options: RenderRunDirectoryOptions = {}): Promise<RunPicturesWritten> {
+  const contents = await readRunDirectory(runDir);
+  return renderRunPictures(
+    {
+      ...contents,
+      reverseProcess: options.reverseProcess,
+      finalSamples: options.finalSamples,
+      title: `bernoulli-diffusion run ${basename(resolve(runDir))}`,
+    },
+    options.write ?? directoryWriter(runDir),
+  );
+}
