@@ -3,6 +3,7 @@
 
 use super::ParameterGroup;
 use crate::config::{ModelConfig, Parameterisation};
+use crate::elementary;
 use crate::linalg;
 use crate::rng::Rng;
 use crate::schedule::Schedule;
@@ -38,6 +39,14 @@ pub(crate) fn init_uniform(values: &mut [f32], bound: f32, rng: &mut Rng) {
     for v in values {
         *v = (2.0 * rng.uniform_f32() - 1.0) * bound;
     }
+}
+
+/// A standard normal draw by Box–Muller from the same two uniforms as `Rng::normal`, but with
+/// `crate::elementary`'s ln and cos, so initial weights are bit-identical natively and in wasm.
+pub(crate) fn normal(rng: &mut Rng) -> f64 {
+    let u1 = 1.0 - rng.uniform_f64(); // (0, 1]
+    let u2 = rng.uniform_f64();
+    (-2.0 * elementary::ln(u1)).sqrt() * elementary::cos(2.0 * std::f64::consts::PI * u2)
 }
 
 /// y[rows×n_out] = x[rows×n_in]·W + b (W stored [n_in, n_out]), then ReLU if asked.
@@ -78,7 +87,8 @@ pub(crate) fn linear_backward(
     }
 }
 
-/// Per-t inputs of the time-conditioned networks (mlp, circular), tabulated for t = 1..=T.
+/// Per-t inputs of the time-conditioned networks (mlp, circular), tabulated for t = 1..=T with
+/// `crate::elementary` (bit-identical natively and in wasm).
 pub(crate) struct TimeFeatures {
     /// Width E of the sinusoidal embedding.
     pub width: usize,
@@ -101,9 +111,9 @@ impl TimeFeatures {
             let tau = 1000.0 * t as f64 / steps as f64;
             let row = &mut embedding[(t - 1) * width..t * width];
             for j in 0..half {
-                let omega = 10000f64.powf(-(j as f64) / half as f64);
-                row[j] = (tau * omega).sin() as f32;
-                row[half + j] = (tau * omega).cos() as f32;
+                let omega = elementary::exp(-elementary::ln(10000.0) * j as f64 / half as f64); // 10000^(-j/(E/2))
+                row[j] = elementary::sin(tau * omega) as f32;
+                row[half + j] = elementary::cos(tau * omega) as f32;
             }
         }
         let schedule = Schedule::new(config.schedule, steps);
@@ -116,7 +126,7 @@ impl TimeFeatures {
                 // λ = log((1 - r/2)/(r/2)), r = the rate of replacing a bit by a fair coin
                 // (r >= 1e-12 keeps λ finite should a schedule ever start at exactly 0)
                 let rate = rate.max(1e-12);
-                ((1.0 - rate / 2.0) / (rate / 2.0)).ln() as f32
+                elementary::ln((1.0 - rate / 2.0) / (rate / 2.0)) as f32
             })
             .collect();
         Self { width, embedding, evidence }
