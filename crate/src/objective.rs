@@ -382,3 +382,298 @@ fn network_terms(
     network.backward(&workspace.dlogits[..n], grad);
     (0..rows).map(|r| workspace.row_weights[r] * workspace.row_terms[r]).sum()
 }
+
+/// A tiny network for tests of the objective, independent of the real architectures:
+/// logits[r, j] = sum_k x[r, k]·W[k, j] + bias[t_r - 1, j].
+#[cfg(test)]
+pub(crate) mod test_network {
+    use crate::network::{ParameterGroup, ReverseNetwork};
+    use crate::rng::Rng;
+
+    pub struct LinearNetwork {
+        pub length: usize,
+        pub timesteps: usize,
+        pub parameters: Vec<f32>,
+        input: Vec<f32>,
+        t: Vec<u32>,
+    }
+
+    impl LinearNetwork {
+        pub fn new(length: usize, timesteps: usize, seed: u64, scale: f32) -> Self {
+            let mut rng = Rng::new(seed);
+            let parameters = (0..length * length + timesteps * length).map(|_| scale * rng.normal()).collect();
+            LinearNetwork { length, timesteps, parameters, input: Vec::new(), t: Vec::new() }
+        }
+    }
+
+    impl ReverseNetwork for LinearNetwork {
+        fn layout(&self) -> Vec<ParameterGroup> {
+            let l = self.length;
+            vec![
+                ParameterGroup { name: "w".into(), shape: vec![l, l], offset: 0, decay: true },
+                ParameterGroup { name: "bias".into(), shape: vec![self.timesteps, l], offset: l * l, decay: false },
+            ]
+        }
+        fn parameters(&self) -> &[f32] {
+            &self.parameters
+        }
+        fn parameters_mut(&mut self) -> &mut [f32] {
+            &mut self.parameters
+        }
+        fn forward(&mut self, xt: &[f32], t: &[u32], logits: &mut [f32]) {
+            let l = self.length;
+            self.input = xt.to_vec();
+            self.t = t.to_vec();
+            for (r, &tr) in t.iter().enumerate() {
+                for j in 0..l {
+                    let mut z = self.parameters[l * l + (tr as usize - 1) * l + j];
+                    for k in 0..l {
+                        z += xt[r * l + k] * self.parameters[k * l + j];
+                    }
+                    logits[r * l + j] = z;
+                }
+            }
+        }
+        fn backward(&mut self, dlogits: &[f32], grad: &mut [f32]) {
+            let l = self.length;
+            for (r, &tr) in self.t.iter().enumerate() {
+                for j in 0..l {
+                    let d = dlogits[r * l + j];
+                    grad[l * l + (tr as usize - 1) * l + j] += d;
+                    for k in 0..l {
+                        grad[k * l + j] += self.input[r * l + k] * d;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_network::LinearNetwork;
+    use super::*;
+    use crate::config::{Architecture, ScheduleKind};
+
+    fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
+        ModelConfig {
+            length,
+            timesteps,
+            schedule: ScheduleKind::Paper,
+            architecture: Architecture::Mlp,
+            parameterisation,
+            hidden: 8,
+            layers: 1,
+            time_embedding: 8,
+            kernel: 0,
+        }
+    }
+
+    const PARAMETERISATIONS: [Parameterisation; 2] = [Parameterisation::Direct, Parameterisation::X0];
+
+    #[test]
+    fn bit_term_gradient_matches_central_differences_in_f64() {
+        for kind in [ScheduleKind::Paper, ScheduleKind::Cosine, ScheduleKind::Linear] {
+            let schedule = Schedule::new(kind, 50);
+            for p in PARAMETERISATIONS {
+                for t in [1usize, 2, 7, 25, 49, 50] {
+                    let table = schedule.posterior_table(t);
+                    for x0 in 0..2u8 {
+                        for xt in 0..2u8 {
+                            for z in [-12.0, -3.1, -0.4, 0.0, 0.6, 2.5, 11.0] {
+                                let h = 1e-6;
+                                let (kl, d) = bit_term(p, table, t, x0, xt, z);
+                                let numeric = (bit_term(p, table, t, x0, xt, z + h).0 - bit_term(p, table, t, x0, xt, z - h).0) / (2.0 * h);
+                                assert!(kl >= 0.0 && kl.is_finite());
+                                assert!((numeric - d).abs() <= 1e-7 * d.abs().max(1e-2), "{kind:?} {p:?} t={t} x0={x0} xt={xt} z={z}: {numeric} vs {d}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bit_term_is_the_kl_against_the_reverse_kernel() {
+        let schedule = Schedule::new(ScheduleKind::Paper, 30);
+        for p in PARAMETERISATIONS {
+            for t in [1usize, 2, 15, 30] {
+                let table = schedule.posterior_table(t);
+                for x0 in 0..2u8 {
+                    for xt in 0..2u8 {
+                        for z in [-4.0, 0.3, 5.0] {
+                            let (f1, f0) = reverse_probability(p, table, t, xt, z);
+                            assert!((f1 + f0 - 1.0).abs() < 1e-15);
+                            let q = schedule.posterior(t, x0, xt);
+                            let expected = bernoulli::kl(q.q1, q.q0, f1, f0);
+                            let (kl, _) = bit_term(p, table, t, x0, xt, z);
+                            assert!((kl - expected).abs() < 1e-12 * expected.max(1.0), "{p:?} t={t}: {kl} vs {expected}");
+                        }
+                    }
+                }
+            }
+        }
+        // x0 kernel: g = 1 gives exactly post(x0=1), g = 0 exactly post(x0=0)
+        let table = schedule.posterior_table(10);
+        assert_eq!(reverse_probability(Parameterisation::X0, table, 10, 1, 1e4).0, table[1][1].q1);
+        assert_eq!(reverse_probability(Parameterisation::X0, table, 10, 1, -1e4).0, table[0][1].q1);
+        // ... and the x0 kernel at the right x0 has zero loss
+        assert_eq!(bit_term(Parameterisation::X0, table, 10, 1, 0, 1e4).0, 0.0);
+    }
+
+    /// The estimator's value (sum over rows) and gradient for a given network and step.
+    fn estimate(net: &mut LinearNetwork, config: &ModelConfig, schedule: &Schedule, kind: ObjectiveKind, history: Option<&ImportanceHistory>, x0: &[u8], rows: usize, step: u64, offset: u64) -> (f64, Vec<f32>) {
+        let mut grad = vec![0.0f32; net.parameters.len()];
+        let mut workspace = Workspace::default();
+        let loss = estimate_bound(net, config, schedule, kind, history, x0, rows, 99, step, offset, &mut workspace, &mut grad);
+        (loss, grad)
+    }
+
+    fn random_bits(n: usize, seed: u64) -> Vec<u8> {
+        let mut rng = Rng::new(seed);
+        (0..n).map(|_| rng.bernoulli(0.5) as u8).collect()
+    }
+
+    fn ready_history(timesteps: usize) -> ImportanceHistory {
+        let mut history = ImportanceHistory::new(timesteps);
+        for k in 0..IMPORTANCE_HISTORY {
+            for t in 1..=timesteps {
+                history.record(t as u32, 1.0 + (t * 7 + k) as f64 % 5.0);
+            }
+        }
+        assert!(history.is_ready());
+        history
+    }
+
+    #[test]
+    fn estimator_gradients_match_central_differences() {
+        // With a fixed seed and step each estimator is a deterministic function of the parameters.
+        let (length, timesteps, rows) = (5, 8, 6);
+        let history = ready_history(timesteps);
+        let x0 = random_bits(rows * length, 3);
+        for p in PARAMETERISATIONS {
+            let config = config(length, timesteps, p);
+            let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+            for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
+                let mut net = LinearNetwork::new(length, timesteps, 5, 0.7);
+                let (_, grad) = estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, 4, 0);
+                let mut checked = 0;
+                for i in 0..net.parameters.len() {
+                    if grad[i] == 0.0 {
+                        continue; // e.g. a bias of a t no row drew
+                    }
+                    let h = 1e-2f32;
+                    let original = net.parameters[i];
+                    net.parameters[i] = original + h;
+                    let up = estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, 4, 0).0;
+                    net.parameters[i] = original - h;
+                    let down = estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, 4, 0).0;
+                    net.parameters[i] = original;
+                    let numeric = (up - down) / (2.0 * h as f64);
+                    let analytic = grad[i] as f64;
+                    assert!((numeric - analytic).abs() <= 2e-3 * analytic.abs().max(0.1), "{p:?} {kind:?} parameter {i}: {numeric} vs {analytic}");
+                    checked += 1;
+                }
+                assert!(checked > length * length, "{p:?} {kind:?}: only {checked} parameters checked");
+            }
+        }
+    }
+
+    #[test]
+    fn sharded_estimates_sum_to_the_whole_batch() {
+        let (length, timesteps, rows) = (4, 6, 7);
+        let x0 = random_bits(rows * length, 8);
+        let history = ready_history(timesteps);
+        for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
+            let config = config(length, timesteps, Parameterisation::X0);
+            let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+            let mut net = LinearNetwork::new(length, timesteps, 2, 0.5);
+            let (whole, grad) = estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, 3, 0);
+            let (a, grad_a) = estimate(&mut net, &config, &schedule, kind, Some(&history), &x0[..3 * length], 3, 3, 0);
+            let (b, grad_b) = estimate(&mut net, &config, &schedule, kind, Some(&history), &x0[3 * length..], 4, 3, 3);
+            assert!((whole - (a + b)).abs() < 1e-9 * whole.abs(), "{kind:?}: {whole} vs {}", a + b);
+            for i in 0..grad.len() {
+                assert!((grad[i] - (grad_a[i] + grad_b[i])).abs() <= 1e-5 * grad[i].abs().max(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn given_rows_match_the_terms() {
+        let (length, timesteps, rows) = (5, 9, 4);
+        let config = config(length, timesteps, Parameterisation::X0);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let mut net = LinearNetwork::new(length, timesteps, 4, 0.5);
+        let x0 = random_bits(rows * length, 1);
+        let xt = random_bits(rows * length, 2);
+        let t = [1u32, 4, 9, 4];
+        let mut grad = vec![0.0f32; net.parameters.len()];
+        let result = loss_and_gradient_given(&mut net, &config, &schedule, &x0, &xt, &t, &mut grad);
+        let mut logits = vec![0.0f32; rows * length];
+        let input: Vec<f32> = xt.iter().map(|&b| b as f32).collect();
+        net.forward(&input, &t, &mut logits);
+        for r in 0..rows {
+            let expected: f64 = (0..length)
+                .map(|j| bit_term(Parameterisation::X0, schedule.posterior_table(t[r] as usize), t[r] as usize, x0[r * length + j], xt[r * length + j], logits[r * length + j] as f64).0)
+                .sum::<f64>()
+                * BITS_PER_NAT;
+            assert!((result.row_loss_bits[r] - expected).abs() < 1e-12);
+        }
+        // the bias gradient of (t = 4, bit j) is the sum of the two rows' dlogits
+        let j = 2;
+        let bias = length * length + 3 * length + j;
+        assert!((grad[bias] - (result.dlogits[length + j] + result.dlogits[3 * length + j])).abs() < 1e-6);
+    }
+
+    #[test]
+    fn sampled_and_importance_estimators_are_unbiased_for_the_full_sum() {
+        // E over steps (noise) of each estimator equals E of the full sum; compare the means
+        // over many independent steps with a tolerance from their own standard errors.
+        let (length, timesteps, rows) = (4, 12, 8);
+        let config = config(length, timesteps, Parameterisation::X0);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let mut net = LinearNetwork::new(length, timesteps, 6, 0.8);
+        let x0 = random_bits(rows * length, 5);
+        let history = ready_history(timesteps);
+        let steps = 3000;
+        let mut stats = Vec::new();
+        for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
+            let values: Vec<f64> = (0..steps).map(|s| estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, s, 0).0 / rows as f64).collect();
+            let mean = values.iter().sum::<f64>() / steps as f64;
+            let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (steps - 1) as f64;
+            stats.push((mean, (variance / steps as f64).sqrt()));
+        }
+        let (full, full_se) = stats[0];
+        for &(mean, se) in &stats[1..] {
+            let tolerance = 4.0 * (se * se + full_se * full_se).sqrt();
+            assert!((mean - full).abs() < tolerance, "{mean} vs full {full} (tolerance {tolerance})");
+        }
+        // and the estimators do differ in variance: the sampled one is noisier than the full sum
+        assert!(stats[1].1 > stats[0].1);
+    }
+
+    #[test]
+    fn importance_probabilities_follow_the_root_mean_square_history() {
+        let mut history = ImportanceHistory::new(3);
+        let mut p = Vec::new();
+        history.probabilities(&mut p);
+        assert_eq!(p, vec![1.0 / 3.0; 3]); // not ready: uniform
+        for _ in 0..IMPORTANCE_HISTORY {
+            history.record(1, 1.0);
+            history.record(2, 2.0);
+            history.record(3, 3.0);
+        }
+        history.probabilities(&mut p);
+        let u = IMPORTANCE_UNIFORM_SHARE;
+        for (i, w) in [1.0, 2.0, 3.0].iter().enumerate() {
+            assert!((p[i] - ((1.0 - u) * w / 6.0 + u / 3.0)).abs() < 1e-15);
+        }
+        // the ring buffer keeps only the last H values
+        for _ in 0..IMPORTANCE_HISTORY {
+            history.record(1, 3.0);
+        }
+        history.probabilities(&mut p);
+        assert!((p[0] - ((1.0 - u) * 3.0 / 8.0 + u / 3.0)).abs() < 1e-15);
+    }
+}
