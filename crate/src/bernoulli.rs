@@ -42,6 +42,17 @@ pub fn negative_entropy(q1: f64, q0: f64) -> f64 {
     term(q1) + term(q0)
 }
 
+/// 1/((j+2)(j+1)) for j = 0..=18: the coefficients of the series in `kl_half`.
+const KL_SERIES: [f64; 19] = {
+    let mut c = [0.0f64; 19];
+    let mut j = 0;
+    while j < 19 {
+        c[j] = 1.0 / (((j + 2) * (j + 1)) as f64);
+        j += 1;
+    }
+    c
+};
+
 /// u·ln(u/v) - u + v >= 0 (one half of the KL with its linear term; the linear terms of the two
 /// halves cancel because both distributions sum to 1). With r = (u - v)/v it equals
 /// v·((1+r) ln(1+r) - r) = v·(r²/2 - r³/6 + r⁴/12 - ...) = v·sum_{k>=2} (-r)^k/(k(k-1)), which is
@@ -58,8 +69,7 @@ fn kl_half(u: f64, v: f64) -> f64 {
     if r.abs() < 0.125 {
         // sum_{j=0..18} (-r)^j / ((j+2)(j+1)), Horner from j = 18 (remainder < 1e-18 relative)
         let mut s = 0.0f64;
-        for j in (0..=18).rev() {
-            let coefficient = 1.0 / (((j + 2) * (j + 1)) as f64);
+        for &coefficient in KL_SERIES.iter().rev() {
             s = s * (-r) + coefficient;
         }
         v * (r * r) * s

@@ -19,6 +19,14 @@ fn pow2i(k: i64) -> f64 {
     f64::from_bits(((k + 1023) as u64) << 52)
 }
 
+/// Rounds |y| < 2^51 to the nearest integer (ties to even) by adding and subtracting 1.5·2^52
+/// (exact IEEE arithmetic; avoids a libm call for `round` on targets without a rounding instruction).
+#[inline(always)]
+fn round_to_integer(y: f64) -> f64 {
+    const SHIFTER: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
+    (y + SHIFTER) - SHIFTER
+}
+
 /// e^x. Cody–Waite reduction x = k·ln2 + r, |r| <= ln2/2, then e^r by its Taylor series to
 /// degree 13 (remainder < 4e-18 relative) and the scaling by 2^k in two halves (no overflow of
 /// the exponent field near the top of the range).
@@ -33,7 +41,7 @@ pub fn exp(x: f64) -> f64 {
     if x < -708.396_418_532_264 {
         return 0.0;
     }
-    let k = (x * LOG2_E).round();
+    let k = round_to_integer(x * LOG2_E);
     let r = (x - k * LN2_HI) - k * LN2_LO;
     // e^r = 1 + r + r²/2! + ... + r^13/13!, Horner from the highest power
     let mut p = 1.0 / 6_227_020_800.0; // 1/13!
@@ -155,7 +163,7 @@ fn sin_cos_reduced(r: f64) -> (f64, f64) {
 /// Quadrant k (x ≈ k·π/2) and the remainder r = x - k·π/2.
 #[inline]
 fn reduce_quarter_turns(x: f64) -> (i64, f64) {
-    let k = (x * std::f64::consts::FRAC_2_PI).round();
+    let k = round_to_integer(x * std::f64::consts::FRAC_2_PI);
     let r = ((x - k * PIO2_1) - k * PIO2_2) - k * (PIO2_3 + PIO2_3T);
     (k as i64, r)
 }

@@ -301,3 +301,125 @@ impl ReverseNetwork for OracleNetwork {
     }
     fn backward(&mut self, _dlogits: &[f32], _grad: &mut [f32]) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Architecture, ScheduleKind};
+    use crate::objective::test_network::LinearNetwork;
+
+    fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
+        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0 }
+    }
+
+    /// All P phases of the heartbeat: bit i of phase k is 1 when i mod P = k.
+    fn heartbeat(length: usize, period: usize) -> Vec<u8> {
+        (0..period).flat_map(|k| (0..length).map(move |i| (i % period == k) as u8)).collect()
+    }
+
+    #[test]
+    fn summarise_uses_the_within_sequence_variance_for_the_monte_carlo_error() {
+        // two sequences, three repeats each
+        let totals = [1.0, 2.0, 3.0, 10.0, 10.0, 13.0];
+        let e = summarise(&totals, 2, 3);
+        assert_eq!(e.per_sequence, vec![2.0, 11.0]);
+        assert_eq!(e.mean, 6.5);
+        // s² = 1 and 3: sqrt((1 + 3)/3)/2
+        assert!((e.mc_stderr - (4.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-15);
+        // sd of (2, 11) = 9/√2, over √2
+        assert!((e.sequence_stderr - 4.5).abs() < 1e-12);
+        assert!(summarise(&[1.0, 2.0], 2, 1).mc_stderr.is_nan());
+    }
+
+    #[test]
+    fn exact_nll_of_the_fair_coin_kernel_is_l_bits() {
+        // direct parameterisation with all logits 0: every step is a fair coin, p(x0) = 2^-L
+        let (length, timesteps) = (5, 4);
+        let mut net = LinearNetwork::new(length, timesteps, 1, 0.0);
+        let x0 = [0, 1, 1, 0, 1, 1, 1, 1, 1, 1];
+        let exact = exact_nll(&mut net, &config(length, timesteps, Parameterisation::Direct), &Schedule::new(ScheduleKind::Paper, timesteps), &x0, 2).unwrap();
+        assert!((exact.total_mass - 1.0).abs() < 1e-12);
+        for v in exact.nll_bits {
+            assert!((v - length as f64).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn exact_nll_matches_brute_force_enumeration_of_paths() {
+        // T = 2, L = 2: p(x0) = sum_{x2, x1} p(x2) p(x1|x2) p(x0|x1), enumerated directly
+        let (length, timesteps) = (2, 2);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        for p in [Parameterisation::Direct, Parameterisation::X0] {
+            let config = config(length, timesteps, p);
+            let mut net = LinearNetwork::new(length, timesteps, 7, 1.5);
+            let kernel = |net: &mut LinearNetwork, x: [u8; 2], t: usize, y: [u8; 2]| -> f64 {
+                let mut logits = [0.0f32; 2];
+                net.forward(&[x[0] as f32, x[1] as f32], &[t as u32], &mut logits);
+                (0..2)
+                    .map(|j| {
+                        let (f1, f0) = reverse_probability(p, schedule.posterior_table(t), t, x[j], logits[j] as f64);
+                        if y[j] == 1 { f1 } else { f0 }
+                    })
+                    .product()
+            };
+            let states = [[0u8, 0], [1, 0], [0, 1], [1, 1]];
+            let all: Vec<u8> = states.iter().flatten().copied().collect();
+            let exact = exact_nll(&mut net, &config, &schedule, &all, 4).unwrap();
+            for (s, x0) in states.iter().enumerate() {
+                let mut prob = 0.0;
+                for x2 in states {
+                    for x1 in states {
+                        prob += 0.25 * kernel(&mut net, x2, 2, x1) * kernel(&mut net, x1, 1, *x0);
+                    }
+                }
+                assert!((exact.nll_bits[s] - (-prob.log2())).abs() < 1e-9, "{p:?} {x0:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn oracle_bound_is_above_its_exact_nll_and_the_data_entropy() {
+        // L = 6, P = 3: three sequences; exact p(x0) of the oracle kernel vs its MC bound
+        let (length, period, timesteps) = (6, 3, 20);
+        let data = heartbeat(length, period);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let config = config(length, timesteps, Parameterisation::X0);
+        let mut oracle = OracleNetwork::new(&schedule, length, &data);
+        let exact = exact_nll(&mut oracle, &config, &schedule, &data, period).unwrap();
+        assert!((exact.total_mass - 1.0).abs() < 1e-9);
+        let exact_mean = exact.nll_bits.iter().sum::<f64>() / period as f64;
+        let bound = evaluate_bound(&mut oracle, &config, &schedule, &data, period, 400, 5).unwrap();
+        assert!(exact_mean >= (period as f64).log2() - 1e-9, "exact {exact_mean}");
+        assert!(bound.mean >= exact_mean - 3.0 * bound.mc_stderr, "bound {} ± {} vs exact {exact_mean}", bound.mean, bound.mc_stderr);
+    }
+
+    /// DESIGN.md §3: the best factorised kernel on the 5 heartbeat phases (L = 20).
+    fn oracle_heartbeat_bound(timesteps: usize, repeats: usize) -> BoundEstimate {
+        let (length, period) = (20, 5);
+        let data = heartbeat(length, period);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let mut oracle = OracleNetwork::new(&schedule, length, &data);
+        evaluate_bound(&mut oracle, &config(length, timesteps, Parameterisation::X0), &schedule, &data, period, repeats, 2015).unwrap()
+    }
+
+    #[test]
+    fn oracle_kernel_on_the_heartbeat_at_t_100() {
+        let bound = oracle_heartbeat_bound(100, 6000);
+        eprintln!("oracle T=100: {} ± {} (sequence stderr {})", bound.mean, bound.mc_stderr, bound.sequence_stderr);
+        assert!(bound.mc_stderr < 0.003);
+        assert!((bound.mean - 2.371).abs() < 3.0 * (bound.mc_stderr.powi(2) + 0.003f64.powi(2)).sqrt(), "{}", bound.mean);
+        // never below log2 5 (up to Monte-Carlo error), for the mean and for each phase
+        assert!(bound.mean > 5f64.log2() - 3.0 * bound.mc_stderr);
+        assert!(bound.per_sequence.iter().all(|&v| v > 5f64.log2() - 3.0 * bound.mc_stderr * 5f64.sqrt()));
+    }
+
+    #[test]
+    fn oracle_kernel_on_the_heartbeat_at_t_2000() {
+        let bound = oracle_heartbeat_bound(2000, 400);
+        eprintln!("oracle T=2000: {} ± {} (sequence stderr {})", bound.mean, bound.mc_stderr, bound.sequence_stderr);
+        assert!(bound.mc_stderr < 0.003);
+        assert!((bound.mean - 2.324).abs() < 3.0 * (bound.mc_stderr.powi(2) + 0.001f64.powi(2)).sqrt(), "{}", bound.mean);
+        assert!(bound.mean > 5f64.log2() - 3.0 * bound.mc_stderr);
+        assert!(bound.per_sequence.iter().all(|&v| v > 5f64.log2() - 3.0 * bound.mc_stderr * 5f64.sqrt()));
+    }
+}
