@@ -223,6 +223,7 @@ function emptyLayer(): Layer {
 function describe(value: unknown): string {
   if (value === null || value === undefined) return 'nothing (an empty value)';
   if (typeof value === 'string') return `the text ${JSON.stringify(value)}`;
+  if (typeof value === 'number' && Number.isNaN(value)) return 'something that is not a number';
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   return JSON.stringify(value);
 }
@@ -534,6 +535,11 @@ export function configFromJson(json: string, source: string): RunConfig {
   } catch {
     throw new UserError(`${source}: the run configuration in the checkpoint metadata is not valid JSON`);
   }
+  return resolveConfig([configLayer(parsed, source)]).config;
+}
+
+/** A layer holding a whole (parsed JSON) config, e.g. a checkpoint's, to resolve flags on top of. */
+export function configLayer(parsed: unknown, source: string): Layer {
   const layer = emptyLayer();
   const visit = (value: unknown, path: string) => {
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
@@ -547,5 +553,5 @@ export function configFromJson(json: string, source: string): RunConfig {
   for (const key of layer.leaves.keys()) {
     if (specAt(key) === undefined) throw new UserError(`${source}: checkpoint metadata: ${unknownKeyMessage(key, [])}`);
   }
-  return resolveConfig([layer]).config;
+  return layer;
 }

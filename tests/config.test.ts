@@ -135,7 +135,7 @@ describe('config', () => {
   it('validates flags by flag name', () => {
     const flagError = (flags: Record<string, unknown>) => errorOf(() => resolveConfig([flagsLayer(flags)]));
     expect(flagError({ lr: -1 })).toBe('--lr: out of range: must be > 0 and <= 10, got -1');
-    expect(flagError({ lr: Number.NaN })).toBe('--lr: expected a number, got NaN');
+    expect(flagError({ lr: Number.NaN })).toBe('--lr: expected a number, got something that is not a number');
     expect(flagError({ T: 1.5 })).toBe('--T: expected an integer, got 1.5');
     expect(flagError({ arch: 'cnn' })).toBe('--arch: expected one of mlp, paper, circular, got the text "cnn"');
     expect(flagError({ seed: -3 })).toBe('--seed: out of range: must be >= 0 and <= 4294967295, got -3');

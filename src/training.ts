@@ -1,0 +1,413 @@
+/**
+ * Training orchestration, independent of Node and of files: the step loop over shuffled batches,
+ * evaluation points, metrics records, checkpoint and early-stopping hooks, and interruption.
+ * The command layer (src/commands/train.ts) decides what is written where.
+ *
+ * Exact resume: the batch of step s depends only on (seed, s) — the data order is a stream of
+ * seeded permutations, one per epoch — and everything else random lives in the core's RNG, which
+ * the checkpoint carries. So a run stopped at step n and resumed from its checkpoint performs the
+ * same steps on the same batches as the uninterrupted run. Evaluations use their own fixed seeds
+ * and do not touch the training state.
+ */
+import { rowString, sampleProportions, type SampleProportions, type Sequences } from './data.js';
+import type { DiffusionModel } from './model.js';
+
+/** What a training step reports (bits per sequence, the gradient's global norm, the learning rate used). */
+export interface StepReport {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+}
+
+/**
+ * One optimiser step on a batch (rows × L bits). This is the one place the loop calls into the
+ * core, so a pool of workers (gradients of shards, summed, then one update) can replace it.
+ */
+export type StepFunction = (batch: Uint8Array) => StepReport | Promise<StepReport>;
+
+/** The parts of DiffusionModel the loop and the evaluation use. */
+export type TrainableModel = Pick<DiffusionModel, 'step' | 'length' | 'trainStep' | 'sample' | 'evaluate'>;
+
+export interface LoopSettings {
+  totalSteps: number;
+  batchSize: number;
+  /** Seeds the data order and the evaluations' fixed noise. */
+  seed: number;
+  logEvery: number;
+  /** 0: evaluate only at the last step. */
+  evalEvery: number;
+  evalRepeats: number;
+  evalSamples: number;
+  /** Sequences in the fixed-noise sample grid recorded at every evaluation. */
+  gridSize: number;
+  /** 0: no periodic checkpoints (the final one is always written). */
+  checkpointEvery: number;
+  /** Evaluations without a better bound before stopping; 0: never stop early. */
+  earlyStopping: number;
+}
+
+/** Loop state that survives a resume (stored in checkpoint metadata). */
+export interface LoopState {
+  step: number;
+  bestStep: number | null;
+  bestBoundBits: number | null;
+  evalsSinceBest: number;
+  /** Seconds of training wall time before this session. */
+  elapsedSeconds: number;
+}
+
+export interface Evaluation extends SampleProportions {
+  bound_bits: number;
+  bound_stderr: number;
+  bound_repeats: number;
+  n_data: number;
+  /** Number of samples drawn. */
+  samples: number;
+  /** The samples, as strings of '0'/'1'. */
+  sampleLines: string[];
+}
+
+/** One line of metrics.jsonl. Evaluation points add the bound, the sample proportions and the grid. */
+export interface MetricsRecord {
+  step: number;
+  /** Passes over the training data so far (fractional). */
+  epoch: number;
+  /** Training loss in bits per sequence, averaged over the steps since the previous record. */
+  loss: number;
+  grad_norm: number;
+  lr: number;
+  /** Seconds of training wall time since the run started (across resumes). */
+  elapsed: number;
+  bound_bits?: number;
+  bound_stderr?: number;
+  prop_train?: number;
+  /** Share of samples in the validation data but not in the training data. */
+  prop_val?: number;
+  prop_other?: number;
+  distinct?: number;
+  /** Samples from the same fixed starting noise at every evaluation point. */
+  grid?: string[];
+}
+
+export interface ProgressUpdate {
+  step: number;
+  total: number;
+  /** Mean loss of recent steps (bits per sequence). */
+  loss: number;
+  lr: number;
+  stepsPerSecond: number;
+}
+
+export type CheckpointReason = 'periodic' | 'interrupted' | 'final';
+
+export interface TrainingHooks {
+  onRecord?(record: MetricsRecord): void | Promise<void>;
+  onEvaluation?(step: number, evaluation: Evaluation): void | Promise<void>;
+  /** A new best validation bound (only with early stopping): save the model as the best one. */
+  onBest?(state: LoopState): void | Promise<void>;
+  onCheckpoint?(reason: CheckpointReason, state: LoopState): void | Promise<void>;
+  onProgress?(update: ProgressUpdate): void;
+}
+
+export type StopReason = 'completed' | 'early_stopping' | 'interrupted';
+
+export interface TrainingOutcome {
+  stopped: StopReason;
+  state: LoopState;
+  /** The evaluation at the last step (absent when interrupted before any). */
+  lastEvaluation?: { step: number; evaluation: Evaluation };
+  stepsThisSession: number;
+  trainSeconds: number;
+  evalSeconds: number;
+}
+
+export interface TrainingData {
+  train: Sequences;
+  val: Sequences;
+  trainSet: Set<string>;
+  valSet: Set<string>;
+}
+
+// ---- seeded data order --------------------------------------------------------------------------
+
+/** murmur3's 32-bit finaliser: a bijective mix of a 32-bit value. */
+function mix32(value: number): number {
+  let z = value >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+/** A seed for a purpose: mixes the run seed with a small integer label (epoch, evaluation kind). */
+export function deriveSeed(seed: number, label: number): number {
+  return mix32(mix32(seed) ^ mix32(label + 0x632be5ab) ^ 0x9e3779b9);
+}
+
+/** 32-bit uniform integers from a Weyl sequence through mix32 (SplitMix32). */
+function uniformIntegers(seed: number): (below: number) => number {
+  let state = seed >>> 0;
+  return (below) => {
+    state = (state + 0x9e3779b9) >>> 0;
+    return Math.floor((mix32(state) / 4294967296) * below);
+  };
+}
+
+/** The permutation of 0..n-1 used for `epoch` (Fisher–Yates with the epoch's seed). */
+export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const below = uniformIntegers(deriveSeed(seed, 1000 + epoch));
+  for (let i = n - 1; i > 0; i--) {
+    const j = below(i + 1);
+    const swap = order[i];
+    order[i] = order[j];
+    order[j] = swap;
+  }
+  return order;
+}
+
+/**
+ * Batches for any step: step s takes positions s·B .. s·B+B-1 of the endless sequence of epoch
+ * permutations (so every batch is full and every epoch visits every row once).
+ */
+export class BatchSampler {
+  private cachedEpoch = -1;
+  private cachedOrder: Uint32Array = new Uint32Array(0);
+
+  constructor(
+    private readonly data: Sequences,
+    private readonly batchSize: number,
+    private readonly seed: number,
+  ) {}
+
+  private rowAt(position: number): number {
+    const epoch = Math.floor(position / this.data.rows);
+    if (epoch !== this.cachedEpoch) {
+      this.cachedOrder = epochPermutation(this.data.rows, this.seed, epoch);
+      this.cachedEpoch = epoch;
+    }
+    return this.cachedOrder[position - epoch * this.data.rows];
+  }
+
+  /** The rows of the batch for 0-based step index `stepIndex`. */
+  rows(stepIndex: number): number[] {
+    return Array.from({ length: this.batchSize }, (_, k) => this.rowAt(stepIndex * this.batchSize + k));
+  }
+
+  batch(stepIndex: number): Uint8Array {
+    const length = this.data.length;
+    const out = new Uint8Array(this.batchSize * length);
+    this.rows(stepIndex).forEach((row, k) => out.set(this.data.bits.subarray(row * length, (row + 1) * length), k * length));
+    return out;
+  }
+
+  /** Passes over the data completed after `steps` steps. */
+  epochAfter(steps: number): number {
+    return (steps * this.batchSize) / this.data.rows;
+  }
+}
+
+// ---- evaluation ---------------------------------------------------------------------------------
+
+export interface EvaluationOptions {
+  data: Sequences;
+  trainSet: Set<string>;
+  dataSet: Set<string>;
+  repeats: number;
+  samples: number;
+  /** Seed of the bound's Monte-Carlo noise; the samples use `sampleSeed`. */
+  boundSeed: number;
+  sampleSeed: number;
+}
+
+/** The bound on `data` (Monte-Carlo, full sum over t) and where `samples` fresh samples fall. */
+export function evaluateModel(model: TrainableModel, options: EvaluationOptions): Evaluation {
+  const bound = model.evaluate(options.data.bits, { repeats: options.repeats, seed: options.boundSeed });
+  const { samples } = model.sample(options.samples, { seed: options.sampleSeed });
+  const drawn: Sequences = { length: model.length, rows: options.samples, bits: samples };
+  const sampleLines = Array.from({ length: options.samples }, (_, row) => rowString(drawn, row));
+  return {
+    bound_bits: bound.boundBits,
+    bound_stderr: bound.stderr,
+    bound_repeats: bound.repeats,
+    n_data: options.data.rows,
+    samples: options.samples,
+    ...sampleProportions(sampleLines, options.trainSet, options.dataSet),
+    sampleLines,
+  };
+}
+
+/** Fixed seeds of a run's evaluations: the same noise at every evaluation point. */
+export function evaluationSeeds(seed: number): { boundSeed: number; sampleSeed: number } {
+  return { boundSeed: deriveSeed(seed, 1), sampleSeed: deriveSeed(seed, 2) };
+}
+
+// ---- the loop -----------------------------------------------------------------------------------
+
+export interface TrainOptions {
+  model: TrainableModel;
+  data: TrainingData;
+  settings: LoopSettings;
+  hooks?: TrainingHooks;
+  /** Aborting (Ctrl-C) stops after the current step with an 'interrupted' checkpoint. */
+  signal?: AbortSignal;
+  /** Milliseconds (for elapsed times and throughput). */
+  now: () => number;
+  /** State from a resumed checkpoint; `state.step` must equal `model.step`. */
+  resumeState?: LoopState;
+  /** Default: `model.trainStep`. */
+  stepFunction?: StepFunction;
+  /** Lets the event loop run (signals, progress, a worker's messages); default: a zero-delay timer. */
+  yieldToEventLoop?: () => Promise<void>;
+}
+
+const YIELD_INTERVAL_MS = 50;
+
+function defaultYield(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+export async function runTraining(options: TrainOptions): Promise<TrainingOutcome> {
+  const { model, data, settings, signal, now } = options;
+  const hooks = options.hooks ?? {};
+  const stepFunction: StepFunction = options.stepFunction ?? ((batch) => model.trainStep(batch));
+  const yieldToEventLoop = options.yieldToEventLoop ?? defaultYield;
+  const sampler = new BatchSampler(data.train, settings.batchSize, settings.seed);
+  const seeds = evaluationSeeds(settings.seed);
+
+  const state: LoopState = options.resumeState
+    ? { ...options.resumeState }
+    : { step: 0, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 };
+  if (state.step !== model.step) throw new Error(`loop state is at step ${state.step} but the model at ${model.step}`);
+
+  const sessionStart = now();
+  const elapsed = () => state.elapsedSeconds + (now() - sessionStart) / 1000;
+  let trainMs = 0;
+  let evalMs = 0;
+  let lastYield = now();
+  let lastEvaluation: TrainingOutcome['lastEvaluation'];
+  let stepsThisSession = 0;
+  let lastCheckpointStep = state.step;
+
+  // Sums since the previous record, for the averaged loss in metrics.
+  let windowLoss = 0;
+  let windowGradNorm = 0;
+  let windowSteps = 0;
+  let lastLr = 0;
+  // Throughput and a recent loss for progress displays.
+  let recentLoss = Number.NaN;
+
+  const checkpoint = async (reason: CheckpointReason) => {
+    const snapshot = { ...state, elapsedSeconds: elapsed() };
+    await hooks.onCheckpoint?.(reason, snapshot);
+    lastCheckpointStep = state.step;
+  };
+
+  const evaluate = (): Evaluation => {
+    const started = now();
+    const evaluation = evaluateModel(model, {
+      data: data.val,
+      trainSet: data.trainSet,
+      dataSet: data.valSet,
+      repeats: settings.evalRepeats,
+      samples: Math.max(settings.evalSamples, settings.gridSize),
+      ...seeds,
+    });
+    evalMs += now() - started;
+    return evaluation;
+  };
+
+  let stopped: StopReason = 'completed';
+  while (state.step < settings.totalSteps) {
+    if (signal?.aborted) {
+      stopped = 'interrupted';
+      break;
+    }
+    const started = now();
+    const report = await stepFunction(sampler.batch(state.step));
+    trainMs += now() - started;
+    state.step += 1;
+    stepsThisSession += 1;
+    if (model.step !== state.step) throw new Error(`the model is at step ${model.step} after loop step ${state.step}`);
+    windowLoss += report.loss;
+    windowGradNorm += report.gradNorm;
+    windowSteps += 1;
+    lastLr = report.lr;
+    recentLoss = Number.isNaN(recentLoss) ? report.loss : 0.95 * recentLoss + 0.05 * report.loss;
+
+    const step = state.step;
+    const last = step === settings.totalSteps;
+    const evalPoint = last || (settings.evalEvery > 0 && step % settings.evalEvery === 0);
+    if (evalPoint || step % settings.logEvery === 0) {
+      const record: MetricsRecord = {
+        step,
+        epoch: Number(sampler.epochAfter(step).toFixed(4)),
+        loss: windowLoss / windowSteps,
+        grad_norm: windowGradNorm / windowSteps,
+        lr: lastLr,
+        elapsed: Number(elapsed().toFixed(3)),
+      };
+      windowLoss = windowGradNorm = windowSteps = 0;
+      if (evalPoint) {
+        const evaluation = evaluate();
+        lastEvaluation = { step, evaluation };
+        Object.assign(record, {
+          bound_bits: evaluation.bound_bits,
+          bound_stderr: evaluation.bound_stderr,
+          prop_train: evaluation.prop_train,
+          prop_val: evaluation.prop_data,
+          prop_other: evaluation.prop_other,
+          distinct: evaluation.distinct,
+          grid: evaluation.sampleLines.slice(0, settings.gridSize),
+        });
+        await hooks.onEvaluation?.(step, evaluation);
+        if (settings.earlyStopping > 0) {
+          if (state.bestBoundBits === null || evaluation.bound_bits < state.bestBoundBits) {
+            state.bestBoundBits = evaluation.bound_bits;
+            state.bestStep = step;
+            state.evalsSinceBest = 0;
+            await hooks.onBest?.({ ...state, elapsedSeconds: elapsed() });
+          } else {
+            state.evalsSinceBest += 1;
+          }
+        }
+      }
+      await hooks.onRecord?.(record);
+      if (settings.earlyStopping > 0 && state.evalsSinceBest >= settings.earlyStopping && !last) {
+        stopped = 'early_stopping';
+        break;
+      }
+    }
+    if (!last && settings.checkpointEvery > 0 && step % settings.checkpointEvery === 0) await checkpoint('periodic');
+
+    if (now() - lastYield >= YIELD_INTERVAL_MS || last) {
+      hooks.onProgress?.({
+        step,
+        total: settings.totalSteps,
+        loss: recentLoss,
+        lr: lastLr,
+        stepsPerSecond: trainMs > 0 ? (stepsThisSession * 1000) / trainMs : 0,
+      });
+      await yieldToEventLoop();
+      lastYield = now();
+    }
+  }
+
+  if (stopped === 'interrupted') {
+    if (state.step !== lastCheckpointStep || stepsThisSession === 0) await checkpoint('interrupted');
+  } else {
+    if (lastEvaluation?.step !== state.step) {
+      // Nothing left to train (a finished run resumed) or stopped early between evaluations.
+      lastEvaluation = { step: state.step, evaluation: evaluate() };
+    }
+    await checkpoint('final');
+  }
+  return {
+    stopped,
+    state: { ...state, elapsedSeconds: elapsed() },
+    lastEvaluation,
+    stepsThisSession,
+    trainSeconds: trainMs / 1000,
+    evalSeconds: evalMs / 1000,
+  };
+}

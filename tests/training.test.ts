@@ -1,0 +1,242 @@
+// The training loop (src/training.ts) against a small deterministic stand-in for the model: data
+// order, records, evaluation points, checkpoints, early stopping, interruption and exact resume.
+// (The real model's bit-for-bit resume is tested end to end in tests/cli.test.ts.)
+import { describe, expect, it } from 'vitest';
+import { fromStrings, heartbeatData, sequenceSet } from '../src/data.js';
+import {
+  BatchSampler,
+  epochPermutation,
+  runTraining,
+  type CheckpointReason,
+  type LoopSettings,
+  type LoopState,
+  type MetricsRecord,
+  type TrainableModel,
+  type TrainingData,
+} from '../src/training.js';
+
+/** A stand-in model: its "weights" are a hash of every batch it trained on, in order. */
+class FakeModel implements TrainableModel {
+  hash = 2166136261;
+  private steps = 0;
+  evaluations = 0;
+  constructor(
+    readonly length: number,
+    private readonly bounds: number[] = [],
+  ) {}
+  get step() {
+    return this.steps;
+  }
+  trainStep(batch: Uint8Array) {
+    for (const bit of batch) this.hash = Math.imul(this.hash ^ bit, 16777619) >>> 0;
+    this.hash = Math.imul(this.hash ^ 0xff, 16777619) >>> 0;
+    this.steps += 1;
+    return { loss: this.steps, gradNorm: 2 * this.steps, lr: 0.1 / this.steps };
+  }
+  sample(n: number, opts?: { seed?: number }) {
+    const samples = new Uint8Array(n * this.length);
+    for (let i = 0; i < samples.length; i++) samples[i] = ((opts?.seed ?? 0) >> i % 7) & 1;
+    return { samples, frames: [] };
+  }
+  evaluate(data: Uint8Array) {
+    const boundBits = this.bounds[this.evaluations] ?? 10;
+    this.evaluations += 1;
+    return { boundBits, stderr: 0.5, perSequence: new Float64Array(data.length / this.length), repeats: 1 };
+  }
+  restore(step: number, hash: number) {
+    this.steps = step;
+    this.hash = hash;
+  }
+}
+
+const heartbeat = heartbeatData({ length: 10, period: 5, holdout: 1, count: 12 });
+const data: TrainingData = { train: heartbeat.train, val: heartbeat.val, trainSet: sequenceSet(heartbeat.train), valSet: sequenceSet(heartbeat.val) };
+const settings = (overrides: Partial<LoopSettings> = {}): LoopSettings => ({
+  totalSteps: 20,
+  batchSize: 5,
+  seed: 7,
+  logEvery: 3,
+  evalEvery: 8,
+  evalRepeats: 1,
+  evalSamples: 6,
+  gridSize: 4,
+  checkpointEvery: 5,
+  earlyStopping: 0,
+  ...overrides,
+});
+let clock = 0;
+const now = () => (clock += 1);
+const noYield = async () => {};
+
+describe('batch order', () => {
+  it('each epoch visits every row once, in a seeded order', () => {
+    const permutation = epochPermutation(100, 3, 0);
+    expect([...permutation].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(epochPermutation(100, 3, 0)).toEqual(permutation);
+    expect(epochPermutation(100, 3, 1)).not.toEqual(permutation);
+    expect(epochPermutation(100, 4, 0)).not.toEqual(permutation);
+
+    const sampler = new BatchSampler(fromStrings(Array.from({ length: 7 }, (_, i) => i.toString(2).padStart(3, '0'))), 3, 11);
+    const positions = Array.from({ length: 7 }, (_, step) => sampler.rows(step)).flat(); // 21 positions = 3 epochs
+    for (let epoch = 0; epoch < 3; epoch++) {
+      expect(positions.slice(epoch * 7, epoch * 7 + 7).sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    }
+    // any step's batch is the same whether or not earlier batches were drawn
+    expect(new BatchSampler(sampler['data'], 3, 11).rows(5)).toEqual(sampler.rows(5));
+    expect([...sampler.batch(2)]).toEqual(sampler.rows(2).flatMap((row) => row.toString(2).padStart(3, '0').split('').map(Number)));
+    expect(sampler.epochAfter(7)).toBe(3);
+  });
+
+  it('a larger batch than the data wraps into the next epoch', () => {
+    const sampler = new BatchSampler(fromStrings(['0', '1']), 5, 1);
+    expect(sampler.rows(0).length).toBe(5);
+    expect(sampler.rows(0).slice(0, 2).sort()).toEqual([0, 1]);
+  });
+});
+
+describe('training loop', () => {
+  it('records, evaluates and checkpoints on schedule, with the loss averaged over each window', async () => {
+    const model = new FakeModel(10);
+    const records: MetricsRecord[] = [];
+    const checkpoints: [CheckpointReason, number][] = [];
+    const outcome = await runTraining({
+      model,
+      data,
+      settings: settings(),
+      now,
+      yieldToEventLoop: noYield,
+      hooks: { onRecord: (r) => void records.push(r), onCheckpoint: (reason, state) => void checkpoints.push([reason, state.step]) },
+    });
+    expect(outcome.stopped).toBe('completed');
+    expect(outcome.state.step).toBe(20);
+    expect(records.map((r) => r.step)).toEqual([3, 6, 8, 9, 12, 15, 16, 18, 20]);
+    expect(records[0].loss).toBe((1 + 2 + 3) / 3);
+    expect(records[2].loss).toBe((7 + 8) / 2);
+    expect(records[2].grad_norm).toBe(15);
+    expect(records[2].lr).toBe(0.1 / 8);
+    expect(records[2].epoch).toBe(Number(((8 * 5) / 12).toFixed(4)));
+    const evaluated = records.filter((r) => r.bound_bits !== undefined).map((r) => r.step);
+    expect(evaluated).toEqual([8, 16, 20]);
+    const point = records[2];
+    expect(point.grid).toHaveLength(4);
+    expect(point.prop_train! + point.prop_val! + point.prop_other!).toBeCloseTo(1, 12);
+    expect(records[0].grid).toBeUndefined();
+    expect(checkpoints).toEqual([
+      ['periodic', 5],
+      ['periodic', 10],
+      ['periodic', 15],
+      ['final', 20],
+    ]);
+    expect(outcome.lastEvaluation?.step).toBe(20);
+    expect(outcome.lastEvaluation?.evaluation.samples).toBe(6);
+  });
+
+  it('uses the given step function instead of model.trainStep', async () => {
+    const model = new FakeModel(10);
+    const seen: number[] = [];
+    await runTraining({
+      model,
+      data,
+      settings: settings({ totalSteps: 4 }),
+      now,
+      yieldToEventLoop: noYield,
+      stepFunction: (batch) => {
+        seen.push(batch.length);
+        return model.trainStep(batch);
+      },
+    });
+    expect(seen).toEqual([50, 50, 50, 50]);
+  });
+
+  it('an interrupted run resumed from its checkpoint trains on exactly the same batches', async () => {
+    const full = new FakeModel(10);
+    await runTraining({ model: full, data, settings: settings(), now, yieldToEventLoop: noYield });
+
+    const first = new FakeModel(10);
+    const controller = new AbortController();
+    let saved: { state: LoopState; hash: number } | undefined;
+    const outcome = await runTraining({
+      model: first,
+      data,
+      settings: settings(),
+      now,
+      yieldToEventLoop: noYield,
+      signal: controller.signal,
+      hooks: {
+        onRecord: (r) => {
+          if (r.step === 12) controller.abort();
+        },
+        onCheckpoint: (reason, state) => {
+          if (reason === 'interrupted') saved = { state, hash: first.hash };
+        },
+      },
+    });
+    expect(outcome.stopped).toBe('interrupted');
+    expect(saved?.state.step).toBe(12);
+
+    const resumed = new FakeModel(10);
+    resumed.restore(saved!.state.step, saved!.hash);
+    const second = await runTraining({ model: resumed, data, settings: settings(), now, yieldToEventLoop: noYield, resumeState: saved!.state });
+    expect(second.stopped).toBe('completed');
+    expect(second.stepsThisSession).toBe(8);
+    expect(resumed.hash).toBe(full.hash);
+  });
+
+  it('an interrupt right after a periodic checkpoint does not write it twice', async () => {
+    const controller = new AbortController();
+    const checkpoints: [CheckpointReason, number][] = [];
+    await runTraining({
+      model: new FakeModel(10),
+      data,
+      settings: settings({ checkpointEvery: 5, logEvery: 5 }),
+      now,
+      yieldToEventLoop: noYield,
+      signal: controller.signal,
+      hooks: {
+        onCheckpoint: (reason, state) => {
+          checkpoints.push([reason, state.step]);
+          if (state.step === 10) controller.abort();
+        },
+      },
+    });
+    expect(checkpoints).toEqual([
+      ['periodic', 5],
+      ['periodic', 10],
+    ]);
+  });
+
+  it('stops early after `earlyStopping` evaluations without improvement, reporting the best', async () => {
+    const model = new FakeModel(10, [5, 4, 4.5, 4.2, 4.1]);
+    const best: number[] = [];
+    const outcome = await runTraining({
+      model,
+      data,
+      settings: settings({ totalSteps: 100, evalEvery: 10, earlyStopping: 2, checkpointEvery: 0 }),
+      now,
+      yieldToEventLoop: noYield,
+      hooks: { onBest: (state) => void best.push(state.bestStep!) },
+    });
+    expect(outcome.stopped).toBe('early_stopping');
+    expect(outcome.state.step).toBe(40);
+    expect(outcome.state.bestStep).toBe(20);
+    expect(outcome.state.bestBoundBits).toBe(4);
+    expect(best).toEqual([10, 20]);
+    expect(model.evaluations).toBe(4);
+  });
+
+  it('a finished run resumed trains no more but still evaluates', async () => {
+    const model = new FakeModel(10);
+    model.restore(20, 1);
+    const outcome = await runTraining({
+      model,
+      data,
+      settings: settings(),
+      now,
+      yieldToEventLoop: noYield,
+      resumeState: { step: 20, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 3 },
+    });
+    expect(outcome.stepsThisSession).toBe(0);
+    expect(outcome.lastEvaluation?.step).toBe(20);
+    expect(outcome.state.elapsedSeconds).toBeGreaterThanOrEqual(3);
+  });
+});
