@@ -360,3 +360,216 @@ impl Model {
         Ok(model)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Architecture, Parameterisation, ScheduleKind};
+    use crate::optimiser::LrSchedule;
+
+    fn model_config(architecture: Architecture, parameterisation: Parameterisation, length: usize, timesteps: usize) -> ModelConfig {
+        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden: 16, layers: 2, time_embedding: 8, kernel: 0 }
+    }
+
+    fn heartbeat(length: usize, period: usize) -> Vec<u8> {
+        (0..period).flat_map(|k| (0..length).map(move |i| (i % period == k) as u8)).collect()
+    }
+
+    /// A batch of `rows` sequences drawn (by `step`) from the dataset.
+    fn batch(data: &[u8], length: usize, rows: usize, step: u64) -> Vec<u8> {
+        let count = data.len() / length;
+        let mut rng = Rng::new(1000 + step);
+        (0..rows).flat_map(|_| {
+            let k = rng.below(count as u32) as usize;
+            data[k * length..(k + 1) * length].to_vec()
+        }).collect()
+    }
+
+    fn train(model: &mut Model, data: &[u8], steps: u64, rows: usize) -> StepReport {
+        let length = model.model_config.length;
+        let mut last = None;
+        for s in 0..steps {
+            last = Some(model.train_step(&batch(data, length, rows, s), rows).unwrap());
+        }
+        last.unwrap()
+    }
+
+    #[test]
+    fn tiny_trained_models_have_normalised_exact_probabilities_below_their_bound() {
+        let (length, timesteps) = (6, 20);
+        let data = heartbeat(length, 3);
+        for (architecture, parameterisation, objective) in [
+            (Architecture::Mlp, Parameterisation::X0, ObjectiveKind::Sampled),
+            (Architecture::Paper, Parameterisation::Direct, ObjectiveKind::Full),
+            (Architecture::Circular, Parameterisation::X0, ObjectiveKind::Importance),
+        ] {
+            let training = TrainingConfig { lr: 3e-3, objective, ema_decay: 0.0, ..Default::default() };
+            let mut model = Model::new(model_config(architecture, parameterisation, length, timesteps), training, 7).unwrap();
+            let first = model.evaluate_bound(&data, 3, 50, 1).unwrap().mean;
+            train(&mut model, &data, 300, 16);
+            let exact = model.exact_nll(&data, 3).unwrap();
+            assert!((exact.total_mass - 1.0).abs() < 1e-6, "{architecture:?}: mass {}", exact.total_mass);
+            let exact_mean = exact.nll_bits.iter().sum::<f64>() / 3.0;
+            let bound = model.evaluate_bound(&data, 3, 200, 2).unwrap();
+            eprintln!("{architecture:?}/{parameterisation:?}/{objective:?}: bound {first:.3} -> {:.3} ± {:.3}, exact NLL {exact_mean:.3}", bound.mean, bound.mc_stderr);
+            assert!(bound.mean >= exact_mean - 3.0 * bound.mc_stderr, "{architecture:?}: bound {} ± {} < exact {exact_mean}", bound.mean, bound.mc_stderr);
+            assert!(exact_mean >= 3f64.log2() - 1e-9);
+            assert!(bound.mean < first, "{architecture:?}: training did not lower the bound ({first} -> {})", bound.mean);
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_identical_results_and_different_seeds_differ() {
+        let (length, timesteps) = (8, 12);
+        let data = heartbeat(length, 4);
+        let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
+        let training = TrainingConfig { ema_decay: 0.9, objective: ObjectiveKind::Importance, ..Default::default() };
+        let run = |seed: u64| {
+            let mut model = Model::new(config.clone(), training.clone(), seed).unwrap();
+            let report = train(&mut model, &data, 20, 8);
+            let samples = model.sample(16, 5, 3).unwrap();
+            (model.parameters().to_vec(), report, samples)
+        };
+        let (a, ra, sa) = run(1);
+        let (b, rb, sb) = run(1);
+        assert_eq!(a, b);
+        assert_eq!(ra, rb);
+        assert_eq!(sa, sb);
+        let (c, _, _) = run(2);
+        assert_ne!(a, c);
+        // a different sampling seed gives different samples from the same model
+        let mut model = Model::new(config, training, 1).unwrap();
+        assert_ne!(model.sample(16, 5, 0).unwrap().bits, model.sample(16, 6, 0).unwrap().bits);
+    }
+
+    #[test]
+    fn samples_do_not_depend_on_how_many_are_drawn_together_and_frames_end_at_the_samples() {
+        let mut model = Model::new(model_config(Architecture::Paper, Parameterisation::Direct, 5, 9), TrainingConfig::default(), 3).unwrap();
+        let all = model.sample(1500, 11, 4).unwrap(); // more than one chunk
+        let few = model.sample(3, 11, 0).unwrap();
+        assert_eq!(&all.bits[..15], &few.bits[..]);
+        assert_eq!(all.frame_times, vec![9, 5, 1, 0]);
+        let last = 3 * 1500 * 5;
+        assert_eq!(&all.frames[last..], &all.bits[..]);
+        assert!(all.bits.iter().all(|&b| b <= 1));
+    }
+
+    #[test]
+    fn inpainting_never_changes_a_known_bit() {
+        let (length, timesteps) = (10, 15);
+        let data = heartbeat(length, 5);
+        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), TrainingConfig::default(), 4).unwrap();
+        train(&mut model, &data, 30, 8);
+        let pattern = [1, 2, 2, 0, 2, 1, 2, 2, 2, 0];
+        let out = model.inpaint(&pattern, 200, 9).unwrap();
+        for row in out.chunks(length) {
+            for j in 0..length {
+                if pattern[j] != 2 {
+                    assert_eq!(row[j], pattern[j]);
+                }
+            }
+        }
+        // the unknown bits do vary
+        assert!(out.chunks(length).any(|r| r[1] == 1) && out.chunks(length).any(|r| r[1] == 0));
+        // a pattern per row
+        let per_row: Vec<u8> = (0..4 * length).map(|k| if k % 3 == 0 { (k % 2) as u8 } else { 2 }).collect();
+        let out = model.inpaint(&per_row, 4, 9).unwrap();
+        for k in 0..4 * length {
+            if per_row[k] != 2 {
+                assert_eq!(out[k], per_row[k]);
+            }
+        }
+        assert!(model.inpaint(&[3; 10], 1, 0).is_err());
+        assert!(model.inpaint(&[2; 7], 1, 0).is_err());
+    }
+
+    #[test]
+    fn sharded_gradients_applied_once_equal_a_train_step() {
+        let (length, timesteps, rows) = (6, 10, 9);
+        let data = heartbeat(length, 3);
+        let x0 = batch(&data, length, rows, 0);
+        for objective in [ObjectiveKind::Full, ObjectiveKind::Sampled] {
+            let training = TrainingConfig { objective, clip_norm: 0.5, ema_decay: 0.5, ..Default::default() };
+            let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
+            let mut whole = Model::new(config.clone(), training.clone(), 5).unwrap();
+            let mut sharded = Model::new(config, training, 5).unwrap();
+            let report = whole.train_step(&x0, rows).unwrap();
+            let (loss_a, grad_a) = sharded.compute_gradient(&x0[..4 * length], 4, 0, 0).unwrap();
+            let grad_a = grad_a.to_vec();
+            let (loss_b, grad_b) = sharded.compute_gradient(&x0[4 * length..], 5, 4, 0).unwrap();
+            let sum: Vec<f32> = grad_a.iter().zip(grad_b).map(|(a, b)| a + b).collect();
+            let sharded_report = sharded.apply_gradient(&sum, loss_a + loss_b, rows).unwrap();
+            assert!((report.loss_bits - sharded_report.loss_bits).abs() < 1e-9 * report.loss_bits);
+            assert!((report.grad_norm - sharded_report.grad_norm).abs() < 1e-5 * report.grad_norm);
+            assert_eq!(report.lr, sharded_report.lr);
+            for (a, b) in whole.parameters().iter().zip(sharded.parameters()) {
+                assert!((a - b).abs() < 1e-5, "{objective:?}: {a} vs {b}");
+            }
+            assert_eq!(whole.step(), 1);
+            assert_eq!(sharded.step(), 1);
+        }
+    }
+
+    #[test]
+    fn checkpoint_round_trip_continues_identically() {
+        let (length, timesteps) = (6, 8);
+        let data = heartbeat(length, 3);
+        let training = TrainingConfig { ema_decay: 0.8, objective: ObjectiveKind::Importance, lr_schedule: LrSchedule::Cosine, warmup_steps: 2, total_steps: 40, weight_decay: 0.01, ..Default::default() };
+        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), training, 12).unwrap();
+        train(&mut model, &data, 15, 8);
+        let state = model.state_json();
+        let tensors = model.tensors();
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        let first = &model.layout()[0].name;
+        assert!(names.contains(&first.as_str()) && names.contains(&format!("optimiser.m.{first}").as_str()) && names.contains(&format!("ema.{first}").as_str()));
+        assert_eq!(tensors.len(), 4 * model.layout().len());
+        let mut restored = Model::from_state_json(&state).unwrap();
+        restored.load_tensors(&tensors).unwrap();
+        assert_eq!(restored.step(), 15);
+        assert_eq!(restored.tensors(), tensors);
+        for s in 15..20 {
+            let x0 = batch(&data, length, 8, s);
+            assert_eq!(model.train_step(&x0, 8).unwrap(), restored.train_step(&x0, 8).unwrap());
+        }
+        assert_eq!(model.parameters(), restored.parameters());
+        assert_eq!(model.sample(5, 1, 0).unwrap(), restored.sample(5, 1, 0).unwrap());
+        // errors: unknown names, wrong shapes, missing weights
+        let mut bad = tensors.clone();
+        bad[0].name = "nonsense".into();
+        assert!(restored.load_tensors(&bad).is_err());
+        let mut bad = tensors.clone();
+        bad[0].shape.push(1);
+        assert!(restored.load_tensors(&bad).is_err());
+        assert!(Model::from_state_json(&state.replace("\"format_version\":1", "\"format_version\":99")).is_err());
+    }
+
+    #[test]
+    fn ema_weights_are_used_for_sampling() {
+        let (length, timesteps) = (6, 8);
+        let data = heartbeat(length, 3);
+        let training = TrainingConfig { ema_decay: 0.99, lr: 1e-2, ..Default::default() };
+        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), training, 3).unwrap();
+        train(&mut model, &data, 10, 8);
+        let ema = model.ema_parameters().unwrap().to_vec();
+        assert_ne!(ema, model.parameters());
+        let with_ema = model.sample(50, 2, 0).unwrap();
+        let current = model.parameters().to_vec();
+        // a model whose weights ARE the EMA, without EMA, samples the same
+        let mut plain = Model::new(model.model_config.clone(), TrainingConfig::default(), 3).unwrap();
+        plain.set_parameters(&ema).unwrap();
+        assert_eq!(plain.sample(50, 2, 0).unwrap(), with_ema);
+        assert_eq!(model.parameters(), &current[..]); // restored after sampling
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, 4, 5), TrainingConfig::default(), 1).unwrap();
+        assert!(model.train_step(&[0, 1, 0], 1).is_err());
+        assert!(model.train_step(&[0, 1, 0, 2], 1).is_err());
+        assert!(model.exact_nll(&[0, 1, 0, 1], 1).is_ok());
+        let mut long = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, 13, 5), TrainingConfig::default(), 1).unwrap();
+        assert!(long.exact_nll(&[0; 13], 1).is_err());
+        assert!(Model::new(model_config(Architecture::Mlp, Parameterisation::X0, 0, 5), TrainingConfig::default(), 1).is_err());
+        assert!(model.apply_gradient(&[0.0; 3], 0.0, 1).is_err());
+    }
+}
