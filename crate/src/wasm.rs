@@ -1,0 +1,203 @@
+//! The thin wasm-bindgen layer: `RawModel` wraps `Model`; typed arrays cross the boundary once
+//! per call. Seeds are u64 (BigInt in JavaScript). Errors become JavaScript `Error`s.
+//! Results with several parts come back as one Float64Array with a documented layout, or are
+//! kept in the RawModel and read with a second call (`last_*`).
+
+use crate::model::{Model, NamedTensor};
+use crate::optimiser::TrainingConfig;
+use crate::config::ModelConfig;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+fn js_error(message: String) -> JsError {
+    JsError::new(&message)
+}
+
+/// One entry of the tensor directory: data[offset .. offset + product(shape)].
+#[derive(Serialize, Deserialize)]
+struct TensorEntry {
+    name: String,
+    shape: Vec<usize>,
+    offset: usize,
+}
+
+#[wasm_bindgen]
+pub struct RawModel {
+    model: Model,
+    last_gradient: Vec<f32>,
+    last_frames: Vec<u8>,
+    last_frame_times: Vec<u32>,
+}
+
+#[wasm_bindgen]
+impl RawModel {
+    /// From the model and training configurations (JSON, snake_case) and a seed.
+    #[wasm_bindgen(constructor)]
+    pub fn new(model_config_json: &str, training_config_json: &str, seed: u64) -> Result<RawModel, JsError> {
+        let model_config: ModelConfig = serde_json::from_str(model_config_json).map_err(|e| js_error(format!("invalid model config: {e}")))?;
+        let training_config: TrainingConfig = serde_json::from_str(training_config_json).map_err(|e| js_error(format!("invalid training config: {e}")))?;
+        let model = Model::new(model_config, training_config, seed).map_err(js_error)?;
+        Ok(RawModel { model, last_gradient: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
+    }
+
+    /// A model from `state_json()` output; load its tensors next.
+    #[wasm_bindgen(js_name = fromState)]
+    pub fn from_state(state_json: &str) -> Result<RawModel, JsError> {
+        let model = Model::from_state_json(state_json).map_err(js_error)?;
+        Ok(RawModel { model, last_gradient: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn step(&self) -> u64 {
+        self.model.step()
+    }
+
+    #[wasm_bindgen(getter, js_name = parameterCount)]
+    pub fn parameter_count(&self) -> usize {
+        self.model.parameter_count()
+    }
+
+    /// One training step: [loss_bits, grad_norm, lr].
+    #[wasm_bindgen(js_name = trainStep)]
+    pub fn train_step(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsError> {
+        let r = self.model.train_step(x0, rows).map_err(js_error)?;
+        Ok(vec![r.loss_bits, r.grad_norm, r.lr])
+    }
+
+    /// Gradient of the SUM over the shard's rows (examples example_offset.. of step `step`);
+    /// returns the loss sum (bits); the gradient is read with `lastGradient()`.
+    #[wasm_bindgen(js_name = computeGradient)]
+    pub fn compute_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<f64, JsError> {
+        let (loss, grad) = self.model.compute_gradient(x0, rows, example_offset, step).map_err(js_error)?;
+        self.last_gradient.clear();
+        self.last_gradient.extend_from_slice(grad);
+        Ok(loss)
+    }
+
+    #[wasm_bindgen(js_name = lastGradient)]
+    pub fn last_gradient(&self) -> Vec<f32> {
+        self.last_gradient.clone()
+    }
+
+    /// One optimiser step from summed gradients: [loss_bits, grad_norm, lr].
+    #[wasm_bindgen(js_name = applyGradient)]
+    pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsError> {
+        let r = self.model.apply_gradient(grad_sum, loss_sum_bits, total_rows).map_err(js_error)?;
+        Ok(vec![r.loss_bits, r.grad_norm, r.lr])
+    }
+
+    /// n samples (n × L bits); with record_every > 0 the frames are read with `lastFrames()`
+    /// (frame-major, frames × n × L) and `lastFrameTimes()`.
+    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsError> {
+        let result = self.model.sample(n, seed, record_every).map_err(js_error)?;
+        self.last_frames = result.frames;
+        self.last_frame_times = result.frame_times;
+        Ok(result.bits)
+    }
+
+    #[wasm_bindgen(js_name = lastFrames)]
+    pub fn last_frames(&self) -> Vec<u8> {
+        self.last_frames.clone()
+    }
+
+    #[wasm_bindgen(js_name = lastFrameTimes)]
+    pub fn last_frame_times(&self) -> Vec<u32> {
+        self.last_frame_times.clone()
+    }
+
+    /// n completions of `pattern` (L or n·L entries: 0, 1, 2 = unknown).
+    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64) -> Result<Vec<u8>, JsError> {
+        self.model.inpaint(pattern, n, seed).map_err(js_error)
+    }
+
+    /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence).
+    #[wasm_bindgen(js_name = evaluateBound)]
+    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> Result<Vec<f64>, JsError> {
+        let e = self.model.evaluate_bound(x0, rows, repeats, seed).map_err(js_error)?;
+        let mut out = vec![e.mean, e.mc_stderr, e.sequence_stderr];
+        out.extend_from_slice(&e.per_sequence);
+        Ok(out)
+    }
+
+    /// [total probability mass of all 2^L sequences, -log2 p(x0) of each row...] (L <= 12).
+    #[wasm_bindgen(js_name = exactNll)]
+    pub fn exact_nll(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsError> {
+        let e = self.model.exact_nll(x0, rows).map_err(js_error)?;
+        let mut out = vec![e.total_mass];
+        out.extend_from_slice(&e.nll_bits);
+        Ok(out)
+    }
+
+    /// Terms of given rows (x0, x_t, t): the per-row loss in bits; d(sum)/dθ via `lastGradient()`.
+    #[wasm_bindgen(js_name = lossAndGradientGiven)]
+    pub fn loss_and_gradient_given(&mut self, x0: &[u8], xt: &[u8], t: &[u32]) -> Result<Vec<f64>, JsError> {
+        let (result, grad) = self.model.loss_and_gradient_given(x0, xt, t).map_err(js_error)?;
+        self.last_gradient = grad;
+        Ok(result.row_loss_bits)
+    }
+
+    /// The current (not EMA) weights, flat in layout order.
+    pub fn parameters(&self) -> Vec<f32> {
+        self.model.parameters().to_vec()
+    }
+
+    #[wasm_bindgen(js_name = setParameters)]
+    pub fn set_parameters(&mut self, values: &[f32]) -> Result<(), JsError> {
+        self.model.set_parameters(values).map_err(js_error)
+    }
+
+    /// The parameter layout: JSON [{name, shape, offset, decay}].
+    #[wasm_bindgen(js_name = layoutJson)]
+    pub fn layout_json(&self) -> String {
+        let entries: Vec<serde_json::Value> = self
+            .model
+            .layout()
+            .iter()
+            .map(|g| serde_json::json!({ "name": g.name, "shape": g.shape, "offset": g.offset, "decay": g.decay }))
+            .collect();
+        serde_json::Value::Array(entries).to_string()
+    }
+
+    /// Directory of all tensors (weights, optimiser moments, EMA): JSON [{name, shape, offset}]
+    /// into the array of `tensorData()`.
+    #[wasm_bindgen(js_name = tensorDirectory)]
+    pub fn tensor_directory(&self) -> String {
+        let mut offset = 0;
+        let entries: Vec<TensorEntry> = self
+            .model
+            .tensors()
+            .into_iter()
+            .map(|t| {
+                let entry = TensorEntry { name: t.name, shape: t.shape, offset };
+                offset += t.data.len();
+                entry
+            })
+            .collect();
+        serde_json::to_string(&entries).expect("the directory serialises")
+    }
+
+    /// All tensors' values, concatenated in `tensorDirectory()` order.
+    #[wasm_bindgen(js_name = tensorData)]
+    pub fn tensor_data(&self) -> Vec<f32> {
+        self.model.tensors().into_iter().flat_map(|t| t.data).collect()
+    }
+
+    /// Loads tensors from a directory (JSON as `tensorDirectory()`) and the concatenated data.
+    #[wasm_bindgen(js_name = loadTensors)]
+    pub fn load_tensors(&mut self, directory_json: &str, data: &[f32]) -> Result<(), JsError> {
+        let entries: Vec<TensorEntry> = serde_json::from_str(directory_json).map_err(|e| js_error(format!("invalid tensor directory: {e}")))?;
+        let mut tensors = Vec::with_capacity(entries.len());
+        for e in entries {
+            let len: usize = e.shape.iter().product();
+            let values = data.get(e.offset..e.offset + len).ok_or_else(|| js_error(format!("tensor '{}' runs past the data", e.name)))?;
+            tensors.push(NamedTensor { name: e.name, shape: e.shape, data: values.to_vec() });
+        }
+        self.model.load_tensors(&tensors).map_err(js_error)
+    }
+
+    /// Checkpoint metadata: format version, seed (string), step, configs, importance history.
+    #[wasm_bindgen(js_name = stateJson)]
+    pub fn state_json(&self) -> String {
+        self.model.state_json()
+    }
+}
