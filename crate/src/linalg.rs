@@ -1,52 +1,410 @@
-//! Dense f32 matrix kernels for the networks' forward and backward passes. All matrices are
-//! row-major and contiguous; "C +=" kernels accumulate into C.
+//! Dense f32 matrix products for the networks' forward and backward passes.
 //!
-//! (First version: plain loops. Register-blocked SIMD micro-kernels replace them later.)
+//! One driver, `gemm`, computes C (m×n) from A (m×k, or stored transposed) and B (k×n, or stored
+//! transposed), all row-major and contiguous, and finishes with an `Epilogue` (set, add, bias and
+//! ReLU, ReLU-mask). The convenience functions below name the products the networks use.
+//!
+//! How it is fast: B is packed once per call into zero-padded panels of NR = 8 columns (p-major
+//! inside a panel, so the inner loop reads it sequentially); then register-blocked micro-kernels
+//! keep an MR×NR tile of C in MR·NR/4 four-lane accumulators while running over p, each step
+//! loading one row of the B panel (2 vectors), broadcasting MR values of A, and doing MR·2
+//! vector multiply-adds. On wasm32 with simd128 the lanes are `core::arch::wasm32::v128`;
+//! natively they are `[f32; 4]`, which LLVM vectorises. Partial tiles at the right and bottom
+//! edges use the same kernels with fewer rows / one vector, and store only the valid lanes.
+//!
+//! Rounding is fixed by the definition, not by the tiling: every element of the product is
+//! s = ((0 + a_0·b_0) + a_1·b_1) + ... (p in order, each product and sum rounded to f32, no FMA),
+//! then combined with C or the bias by the epilogue. Every tile size and both builds (native and
+//! wasm) therefore give bit-identical results, equal to that plain loop (the tests check this).
 
-/// C[m×n] += A[m×k] · B[k×n].
+use std::cell::RefCell;
+
+/// Rows of C per micro-kernel tile.
+const MR: usize = 4;
+/// Columns of C per micro-kernel tile (two four-lane vectors).
+const NR: usize = 8;
+
+/// What happens to the finished sum s = Σ_p A[i,p]·B[p,j] of each element.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a> {
+    /// C = s.
+    Set,
+    /// C = C + s.
+    Add,
+    /// C = (bias[j] + s), then max(·, 0) if `relu` (the sum starts at bias[j] instead of 0).
+    Bias { bias: &'a [f32], relu: bool },
+    /// C = s where mask[i, j] > 0, else 0 (the ReLU backward: mask is the ReLU output, m×n).
+    Mask { mask: &'a [f32] },
+}
+
+/// How a matrix operand is stored.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Layout {
+    /// As named: A is [m×k], B is [k×n].
+    Normal,
+    /// Transposed: A is stored [k×m], B is stored [n×k].
+    Transposed,
+}
+
+thread_local! {
+    /// Packed B panels and padded bias, grown to the largest call seen (no allocation after).
+    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// C (m×n) = epilogue(Σ_p A[i,p]·B[p,j]) for A (m×k) and B (k×n) stored as `a_layout`/`b_layout`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32], b_layout: Layout, c: &mut [f32], epilogue: Epilogue) {
+    assert!(a.len() >= m * k, "A has {} values, needs {}", a.len(), m * k);
+    assert!(b.len() >= k * n, "B has {} values, needs {}", b.len(), k * n);
+    assert!(c.len() >= m * n, "C has {} values, needs {}", c.len(), m * n);
+    match epilogue {
+        Epilogue::Bias { bias, .. } => assert!(bias.len() >= n),
+        Epilogue::Mask { mask } => assert!(mask.len() >= m * n),
+        _ => {}
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    let panels = n.div_ceil(NR);
+    let padded_n = panels * NR;
+    PACKED.with(|cell| {
+        let mut packed = cell.borrow_mut();
+        let need = panels * k * NR + padded_n;
+        if packed.len() < need {
+            packed.resize(need, 0.0);
+        }
+        let (panel_data, bias_data) = packed.split_at_mut(panels * k * NR);
+        pack_b(k, n, b, b_layout, panel_data);
+        let bias_padded = match epilogue {
+            Epilogue::Bias { bias, .. } => {
+                bias_data[..n].copy_from_slice(&bias[..n]);
+                bias_data[n..padded_n].fill(0.0);
+                Some(&bias_data[..padded_n])
+            }
+            _ => None,
+        };
+        let (a_row_stride, a_col_stride) = match a_layout {
+            Layout::Normal => (k, 1),
+            Layout::Transposed => (1, m),
+        };
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = MR.min(m - i0);
+            for panel in 0..panels {
+                let j0 = panel * NR;
+                let cols = NR.min(n - j0);
+                let task = Tile {
+                    k,
+                    // SAFETY (for the kernels): row i0 + rows - 1 and column k - 1 of A are inside
+                    // `a` (asserted above); the panel holds k·NR values.
+                    a: a.as_ptr().wrapping_add(i0 * a_row_stride),
+                    a_row_stride,
+                    a_col_stride,
+                    b: panel_data.as_ptr().wrapping_add(panel * k * NR),
+                    init: bias_padded.map(|bias| &bias[j0..j0 + NR]),
+                };
+                let epilogue_at = TileEpilogue { c: &mut *c, n, i0, j0, rows, cols, epilogue };
+                // Dispatch on the tile's shape: full tiles use the 4×8 kernel.
+                match (rows, cols > 4) {
+                    (4, true) => run::<4, 2>(&task, epilogue_at),
+                    (3, true) => run::<3, 2>(&task, epilogue_at),
+                    (2, true) => run::<2, 2>(&task, epilogue_at),
+                    (1, true) => run::<1, 2>(&task, epilogue_at),
+                    (4, false) => run::<4, 1>(&task, epilogue_at),
+                    (3, false) => run::<3, 1>(&task, epilogue_at),
+                    (2, false) => run::<2, 1>(&task, epilogue_at),
+                    _ => run::<1, 1>(&task, epilogue_at),
+                }
+            }
+            i0 += rows;
+        }
+    });
+}
+
+/// Copies B (k×n, stored per `layout`) into panels of NR columns: panel q holds
+/// B[p, q·NR + j] at q·k·NR + p·NR + j, zero where q·NR + j >= n.
+fn pack_b(k: usize, n: usize, b: &[f32], layout: Layout, packed: &mut [f32]) {
+    if k == 0 {
+        return;
+    }
+    for (q, panel) in packed.chunks_exact_mut(k * NR).enumerate() {
+        let j0 = q * NR;
+        let cols = NR.min(n - j0);
+        for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
+            match layout {
+                Layout::Normal => row[..cols].copy_from_slice(&b[p * n + j0..p * n + j0 + cols]),
+                Layout::Transposed => {
+                    for (j, v) in row[..cols].iter_mut().enumerate() {
+                        *v = b[(j0 + j) * k + p];
+                    }
+                }
+            }
+            row[cols..].fill(0.0);
+        }
+    }
+}
+
+/// Inputs of one micro-kernel call.
+struct Tile<'a> {
+    k: usize,
+    a: *const f32,
+    a_row_stride: usize,
+    a_col_stride: usize,
+    b: *const f32,
+    init: Option<&'a [f32]>,
+}
+
+/// Where and how one tile is stored.
+struct TileEpilogue<'c, 'e> {
+    c: &'c mut [f32],
+    n: usize,
+    i0: usize,
+    j0: usize,
+    rows: usize,
+    cols: usize,
+    epilogue: Epilogue<'e>,
+}
+
+#[inline(always)]
+fn run<const R: usize, const V: usize>(task: &Tile, out: TileEpilogue) {
+    let mut acc = [[F4::zero(); V]; R];
+    if let Some(init) = task.init {
+        for row in acc.iter_mut() {
+            for (v, lane) in row.iter_mut().enumerate() {
+                *lane = F4::load(&init[4 * v..4 * v + 4]);
+            }
+        }
+    }
+    // SAFETY: see `gemm`: the A pointers stay inside A for i < R, p < k; B panel has k·NR values.
+    unsafe { kernel::<R, V>(task.k, task.a, task.a_row_stride, task.a_col_stride, task.b, &mut acc) };
+    store::<R, V>(&acc, out);
+}
+
+/// acc[i][v] += A[i, p]·B_panel[p, 4v..4v+4] for p = 0..k, in order.
+#[inline(always)]
+unsafe fn kernel<const R: usize, const V: usize>(
+    k: usize,
+    a: *const f32,
+    a_row_stride: usize,
+    a_col_stride: usize,
+    b: *const f32,
+    acc: &mut [[F4; V]; R],
+) {
+    let mut a_rows = [a; R];
+    for (i, ptr) in a_rows.iter_mut().enumerate() {
+        *ptr = a.add(i * a_row_stride);
+    }
+    let mut b_row = b;
+    for _ in 0..k {
+        let mut bv = [F4::zero(); V];
+        for (v, lane) in bv.iter_mut().enumerate() {
+            *lane = F4::load_ptr(b_row.add(4 * v));
+        }
+        for i in 0..R {
+            let av = F4::splat_ptr(a_rows[i]);
+            for v in 0..V {
+                acc[i][v] = acc[i][v].add(av.mul(bv[v]));
+            }
+            a_rows[i] = a_rows[i].add(a_col_stride);
+        }
+        b_row = b_row.add(NR);
+    }
+}
+
+#[inline(always)]
+fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) {
+    let TileEpilogue { c, n, i0, j0, rows, cols, epilogue } = out;
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        let at = (i0 + i) * n + j0;
+        for (v, &sum) in row.iter().enumerate() {
+            let j = 4 * v;
+            if j >= cols {
+                break;
+            }
+            if j + 4 <= cols {
+                let dst = &mut c[at + j..at + j + 4];
+                let value = match epilogue {
+                    Epilogue::Set => sum,
+                    Epilogue::Add => F4::load(dst).add(sum),
+                    Epilogue::Bias { relu, .. } => {
+                        if relu {
+                            sum.relu()
+                        } else {
+                            sum
+                        }
+                    }
+                    Epilogue::Mask { mask } => sum.keep_where_positive(F4::load(&mask[at + j..at + j + 4])),
+                };
+                value.store(dst);
+            } else {
+                let lanes = sum.to_array();
+                for (lane, &s) in lanes.iter().enumerate().take(cols - j) {
+                    let idx = at + j + lane;
+                    c[idx] = match epilogue {
+                        Epilogue::Set => s,
+                        Epilogue::Add => c[idx] + s,
+                        Epilogue::Bias { relu, .. } => {
+                            if relu {
+                                s.max(0.0)
+                            } else {
+                                s
+                            }
+                        }
+                        Epilogue::Mask { mask } => {
+                            if mask[idx] > 0.0 {
+                                s
+                            } else {
+                                0.0
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+// ---- Four f32 lanes: wasm simd128 or plain arrays. Both round every operation to f32. ----
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod lanes {
+    use core::arch::wasm32::*;
+
+    #[derive(Clone, Copy)]
+    pub struct F4(v128);
+
+    impl F4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            F4(f32x4_splat(0.0))
+        }
+        #[inline(always)]
+        pub fn load(s: &[f32]) -> Self {
+            assert!(s.len() >= 4);
+            // SAFETY: four values are in bounds; v128_load has no alignment requirement.
+            F4(unsafe { v128_load(s.as_ptr() as *const v128) })
+        }
+        #[inline(always)]
+        pub unsafe fn load_ptr(p: *const f32) -> Self {
+            F4(v128_load(p as *const v128))
+        }
+        #[inline(always)]
+        pub unsafe fn splat_ptr(p: *const f32) -> Self {
+            F4(v128_load32_splat(p as *const u32))
+        }
+        #[inline(always)]
+        pub fn store(self, s: &mut [f32]) {
+            assert!(s.len() >= 4);
+            // SAFETY: four values are in bounds.
+            unsafe { v128_store(s.as_mut_ptr() as *mut v128, self.0) }
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            F4(f32x4_add(self.0, o.0))
+        }
+        #[inline(always)]
+        pub fn mul(self, o: Self) -> Self {
+            F4(f32x4_mul(self.0, o.0))
+        }
+        /// max(x, 0) lane-wise (pmax: a single maxps; a NaN lane becomes 0).
+        #[inline(always)]
+        pub fn relu(self) -> Self {
+            F4(f32x4_pmax(f32x4_splat(0.0), self.0))
+        }
+        /// self where mask > 0, else 0.
+        #[inline(always)]
+        pub fn keep_where_positive(self, mask: Self) -> Self {
+            F4(v128_and(self.0, f32x4_gt(mask.0, f32x4_splat(0.0))))
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f32; 4] {
+            [f32x4_extract_lane::<0>(self.0), f32x4_extract_lane::<1>(self.0), f32x4_extract_lane::<2>(self.0), f32x4_extract_lane::<3>(self.0)]
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod lanes {
+    #[derive(Clone, Copy)]
+    pub struct F4([f32; 4]);
+
+    impl F4 {
+        #[inline(always)]
+        pub fn zero() -> Self {
+            F4([0.0; 4])
+        }
+        #[inline(always)]
+        pub fn load(s: &[f32]) -> Self {
+            F4([s[0], s[1], s[2], s[3]])
+        }
+        #[inline(always)]
+        pub unsafe fn load_ptr(p: *const f32) -> Self {
+            F4(std::ptr::read_unaligned(p as *const [f32; 4]))
+        }
+        #[inline(always)]
+        pub unsafe fn splat_ptr(p: *const f32) -> Self {
+            F4([*p; 4])
+        }
+        #[inline(always)]
+        pub fn store(self, s: &mut [f32]) {
+            s[..4].copy_from_slice(&self.0);
+        }
+        #[inline(always)]
+        pub fn add(self, o: Self) -> Self {
+            F4([self.0[0] + o.0[0], self.0[1] + o.0[1], self.0[2] + o.0[2], self.0[3] + o.0[3]])
+        }
+        #[inline(always)]
+        pub fn mul(self, o: Self) -> Self {
+            F4([self.0[0] * o.0[0], self.0[1] * o.0[1], self.0[2] * o.0[2], self.0[3] * o.0[3]])
+        }
+        #[inline(always)]
+        pub fn relu(self) -> Self {
+            F4(self.0.map(|x| if x > 0.0 { x } else { 0.0 }))
+        }
+        #[inline(always)]
+        pub fn keep_where_positive(self, mask: Self) -> Self {
+            F4([0, 1, 2, 3].map(|l| if mask.0[l] > 0.0 { self.0[l] } else { 0.0 }))
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [f32; 4] {
+            self.0
+        }
+    }
+}
+
+use lanes::F4;
+
+// ---- The products the networks use. ----
+
+/// C[m×n] += A[m×k]·B[k×n].
 pub fn matmul_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    for i in 0..m {
-        for p in 0..k {
-            let aip = a[i * k + p];
-            for j in 0..n {
-                c[i * n + j] += aip * b[p * n + j];
-            }
-        }
-    }
+    gemm(m, k, n, a, Layout::Normal, b, Layout::Normal, c, Epilogue::Add);
 }
 
-/// C[m×n] += Aᵀ · B, with A stored [k×m] and B [k×n] (the weight-gradient product xᵀ·dy).
+/// C[m×n] += Aᵀ·B, with A stored [k×m] and B [k×n] (the weight-gradient product xᵀ·dy).
 pub fn matmul_tn_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n);
-    for p in 0..k {
-        for i in 0..m {
-            let api = a[p * m + i];
-            for j in 0..n {
-                c[i * n + j] += api * b[p * n + j];
-            }
-        }
-    }
+    gemm(m, k, n, a, Layout::Transposed, b, Layout::Normal, c, Epilogue::Add);
 }
 
-/// C[m×n] += A · Bᵀ, with A stored [m×k] and B [n×k] (the input-gradient product dy·Wᵀ).
+/// C[m×n] += A·Bᵀ, with A stored [m×k] and B [n×k] (the input-gradient product dy·Wᵀ).
 pub fn matmul_nt_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
-    for i in 0..m {
-        for j in 0..n {
-            let mut sum = 0.0f32;
-            for p in 0..k {
-                sum += a[i * k + p] * b[j * k + p];
-            }
-            c[i * n + j] += sum;
-        }
-    }
+    gemm(m, k, n, a, Layout::Normal, b, Layout::Transposed, c, Epilogue::Add);
 }
 
-/// y[r, j] = bias[j] for every row (the start of y = x·W + b).
+/// y[rows×n] = x[rows×k]·W + b, then ReLU if asked (W stored [k, n]).
+pub fn linear(rows: usize, k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], relu: bool) {
+    gemm(rows, k, n, x, Layout::Normal, w, Layout::Normal, y, Epilogue::Bias { bias, relu });
+}
+
+/// dx[rows×k] = (dy[rows×n]·Wᵀ) ⊙ [h > 0] (W stored [k, n]; h the ReLU output that dx belongs to).
+pub fn backprop_relu(rows: usize, n: usize, k: usize, dy: &[f32], w: &[f32], h: &[f32], dx: &mut [f32]) {
+    gemm(rows, n, k, dy, Layout::Normal, w, Layout::Transposed, dx, Epilogue::Mask { mask: h });
+}
+
+/// y[r, j] = bias[j] for every row.
 pub fn fill_rows(rows: usize, n: usize, bias: &[f32], y: &mut [f32]) {
-    for r in 0..rows {
-        y[r * n..(r + 1) * n].copy_from_slice(&bias[..n]);
+    for row in y[..rows * n].chunks_exact_mut(n) {
+        row.copy_from_slice(&bias[..n]);
     }
 }
 
@@ -66,11 +424,12 @@ pub fn relu_backward(h: &[f32], dh: &mut [f32]) {
     }
 }
 
-/// out[j] += Σ_r y[r, j] (the bias gradient of y = x·W + b).
+/// out[j] += Σ_r y[r, j] (the bias gradient of y = x·W + b); rows summed in order.
 pub fn add_column_sums(rows: usize, n: usize, y: &[f32], out: &mut [f32]) {
-    for r in 0..rows {
-        for j in 0..n {
-            out[j] += y[r * n + j];
+    let out = &mut out[..n];
+    for row in y[..rows * n].chunks_exact(n) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
         }
     }
 }
@@ -84,31 +443,52 @@ mod tests {
         (0..n).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect()
     }
 
-    /// Reference: C[i,j] + Σ_p A(i,p)·B(p,j) in f64, with accessors for the transposed layouts.
-    fn naive(m: usize, k: usize, n: usize, a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32, c: &[f32]) -> Vec<f32> {
+    /// The definition: s = Σ_p A(i,p)·B(p,j) summed in order from 0 in f32, then the epilogue.
+    fn reference(m: usize, k: usize, n: usize, a: &[f32], al: Layout, b: &[f32], bl: Layout, c: &[f32], epilogue: Epilogue) -> Vec<f32> {
         let mut out = c.to_vec();
         for i in 0..m {
             for j in 0..n {
-                let mut sum = c[i * n + j] as f64;
+                let mut s = match epilogue {
+                    Epilogue::Bias { bias, .. } => bias[j],
+                    _ => 0.0f32,
+                };
                 for p in 0..k {
-                    sum += a(i, p) as f64 * b(p, j) as f64;
+                    let av = if al == Layout::Normal { a[i * k + p] } else { a[p * m + i] };
+                    let bv = if bl == Layout::Normal { b[p * n + j] } else { b[j * k + p] };
+                    s += av * bv;
                 }
-                out[i * n + j] = sum as f32;
+                out[i * n + j] = match epilogue {
+                    Epilogue::Set => s,
+                    Epilogue::Add => c[i * n + j] + s,
+                    Epilogue::Bias { relu, .. } => {
+                        if relu {
+                            s.max(0.0)
+                        } else {
+                            s
+                        }
+                    }
+                    Epilogue::Mask { mask } => {
+                        if mask[i * n + j] > 0.0 {
+                            s
+                        } else {
+                            0.0
+                        }
+                    }
+                };
             }
         }
         out
     }
 
-    fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
-        for (idx, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 1e-5 * (k as f32 + 1.0), "{what}[{idx}]: {g} vs {w}");
-        }
+    /// The same product in f64, to check the f32 result is accurate (not just reproducible).
+    fn exact(k: usize, n: usize, a: &[f32], b: &[f32], i: usize, j: usize) -> f64 {
+        (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum()
     }
 
     fn sizes() -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         for m in 1..=37 {
-            for (k, n) in [(1, 1), (3, 5), (20, 50), (50, 20), (37, 9), (8, 16), (17, 33)] {
+            for (k, n) in [(1, 1), (3, 5), (20, 50), (50, 20), (37, 9), (8, 16), (17, 33), (0, 4)] {
                 out.push((m, k, n));
             }
         }
@@ -117,44 +497,68 @@ mod tests {
         }
         for n in 1..=37 {
             out.push((9, 7, n));
+            out.push((5, 3, n));
         }
         out.push((256, 50, 50));
+        out.push((64, 2048, 20));
         out
     }
 
     #[test]
-    fn matmul_add_matches_naive() {
+    fn gemm_equals_the_definition_bit_for_bit_for_every_layout_and_epilogue() {
         let mut rng = Rng::new(1);
+        let mut checked = 0;
         for (m, k, n) in sizes() {
-            let (a, b, c) = (random(m * k, &mut rng), random(k * n, &mut rng), random(m * n, &mut rng));
-            let want = naive(m, k, n, |i, p| a[i * k + p], |p, j| b[p * n + j], &c);
-            let mut got = c.clone();
-            matmul_add(m, k, n, &a, &b, &mut got);
-            assert_close(&got, &want, k, &format!("nn {m}x{k}x{n}"));
+            let a = random(m * k, &mut rng);
+            let b = random(k * n, &mut rng);
+            let c = random(m * n, &mut rng);
+            let bias = random(n, &mut rng);
+            let mask: Vec<f32> = random(m * n, &mut rng).iter().map(|v| v.max(0.0)).collect();
+            for al in [Layout::Normal, Layout::Transposed] {
+                for bl in [Layout::Normal, Layout::Transposed] {
+                    for epilogue in [
+                        Epilogue::Set,
+                        Epilogue::Add,
+                        Epilogue::Bias { bias: &bias, relu: false },
+                        Epilogue::Bias { bias: &bias, relu: true },
+                        Epilogue::Mask { mask: &mask },
+                    ] {
+                        let want = reference(m, k, n, &a, al, &b, bl, &c, epilogue);
+                        let mut got = c.clone();
+                        gemm(m, k, n, &a, al, &b, bl, &mut got, epilogue);
+                        assert!(got == want, "{m}x{k}x{n} {al:?} {bl:?}");
+                        checked += 1;
+                    }
+                }
+            }
         }
+        assert!(checked > 2000);
     }
 
     #[test]
-    fn matmul_tn_add_matches_naive() {
+    fn named_products_are_accurate() {
         let mut rng = Rng::new(2);
-        for (m, k, n) in sizes() {
-            let (a, b, c) = (random(k * m, &mut rng), random(k * n, &mut rng), random(m * n, &mut rng));
-            let want = naive(m, k, n, |i, p| a[p * m + i], |p, j| b[p * n + j], &c);
-            let mut got = c.clone();
-            matmul_tn_add(m, k, n, &a, &b, &mut got);
-            assert_close(&got, &want, k, &format!("tn {m}x{k}x{n}"));
-        }
-    }
-
-    #[test]
-    fn matmul_nt_add_matches_naive() {
-        let mut rng = Rng::new(3);
-        for (m, k, n) in sizes() {
-            let (a, b, c) = (random(m * k, &mut rng), random(n * k, &mut rng), random(m * n, &mut rng));
-            let want = naive(m, k, n, |i, p| a[i * k + p], |p, j| b[j * k + p], &c);
-            let mut got = c.clone();
-            matmul_nt_add(m, k, n, &a, &b, &mut got);
-            assert_close(&got, &want, k, &format!("nt {m}x{k}x{n}"));
+        for (m, k, n) in [(7, 20, 50), (33, 50, 20), (5, 37, 3), (64, 2048, 20)] {
+            let a = random(m * k, &mut rng);
+            let b = random(k * n, &mut rng);
+            let mut c = vec![0.5f32; m * n];
+            matmul_add(m, k, n, &a, &b, &mut c);
+            // Aᵀ stored [k×m], Bᵀ stored [n×k]
+            let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
+            let bt: Vec<f32> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
+            let mut c_tn = vec![0.5f32; m * n];
+            matmul_tn_add(m, k, n, &at, &b, &mut c_tn);
+            let mut c_nt = vec![0.5f32; m * n];
+            matmul_nt_add(m, k, n, &a, &bt, &mut c_nt);
+            for i in 0..m {
+                for j in 0..n {
+                    let want = 0.5 + exact(k, n, &a, &b, i, j);
+                    let tolerance = 1e-6 * (k as f64 + 1.0);
+                    for got in [c[i * n + j], c_tn[i * n + j], c_nt[i * n + j]] {
+                        assert!((got as f64 - want).abs() <= tolerance, "{m}x{k}x{n} [{i},{j}]: {got} vs {want}");
+                    }
+                }
+            }
         }
     }
 

@@ -24,7 +24,7 @@
 use super::common::{check_times, ensure_len, init_uniform, linear_backward, linear_forward, LayoutBuilder, TimeFeatures};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
-use crate::linalg;
+use crate::linalg::{self, Epilogue};
 use crate::rng::Rng;
 
 pub struct CircularNetwork {
@@ -274,29 +274,26 @@ impl ReverseNetwork for CircularNetwork {
         let dm = &mut self.dconvolved[..tokens * c];
         let da = &mut self.dactivation[..tokens * c];
         let dtau = &mut self.dtime_projection[..rows * width];
-        dstream.fill(0.0);
         dtau.fill(0.0);
         {
             let (head, tail) = grad.split_at_mut(self.output_bias);
-            linear_backward(tokens, c, 1, &self.streams[n], dlogits, &p[self.output_weight..], &mut head[self.output_weight..][..c], &mut tail[..1], Some(dstream));
+            linear_backward(tokens, c, 1, &self.streams[n], dlogits, &p[self.output_weight..], &mut head[self.output_weight..][..c], &mut tail[..1], Some((&mut *dstream, Epilogue::Set)));
         }
         for (i, &[kw, kb, w1, b1, w2, b2]) in self.blocks.iter().enumerate().rev() {
             let a = &self.activations[i][..tokens * c];
-            da.fill(0.0);
             {
+                // da = (dh_{i+1}·W2ᵀ) ⊙ [a > 0]
                 let (head, tail) = grad.split_at_mut(b2);
-                linear_backward(tokens, c, c, a, dstream, &p[w2..], &mut head[w2..][..c * c], &mut tail[..c], Some(da));
+                linear_backward(tokens, c, c, a, dstream, &p[w2..], &mut head[w2..][..c * c], &mut tail[..c], Some((&mut *da, Epilogue::Mask { mask: a })));
             }
-            linalg::relu_backward(a, da);
             // dτ_{i+1}[r] = Σ_p da[r, p]
             for r in 0..rows {
                 let dtau_i = &mut dtau[r * width + (i + 1) * c..r * width + (i + 2) * c];
                 linalg::add_column_sums(l, c, &da[r * l * c..(r + 1) * l * c], dtau_i);
             }
-            dm.fill(0.0);
             {
                 let (head, tail) = grad.split_at_mut(b1);
-                linear_backward(tokens, c, c, &self.convolved[i], da, &p[w1..], &mut head[w1..][..c * c], &mut tail[..c], Some(dm));
+                linear_backward(tokens, c, c, &self.convolved[i], da, &p[w1..], &mut head[w1..][..c * c], &mut tail[..c], Some((&mut *dm, Epilogue::Set)));
             }
             let (head, tail) = grad.split_at_mut(kb);
             circular_conv_backward(rows, l, c, kernel, &self.streams[i], &p[kw..], dm, &mut head[kw..][..kernel * c], &mut tail[..c], dstream);
@@ -369,5 +366,13 @@ mod tests {
         let b = CircularNetwork::new(&cfg, &mut Rng::new(9));
         assert_eq!(a.parameters(), b.parameters());
         assert_ne!(a.parameters(), CircularNetwork::new(&cfg, &mut Rng::new(8)).parameters());
+    }
+
+    #[test]
+    fn results_do_not_depend_on_earlier_calls() {
+        let cfg = config(Architecture::Circular, 7, 5, 9, 2);
+        let mut used = CircularNetwork::new(&cfg, &mut Rng::new(1));
+        let mut fresh = CircularNetwork::new(&cfg, &mut Rng::new(1));
+        crate::network::common::history::check_no_history(&mut used, &mut fresh, 7, 5);
     }
 }

@@ -4,7 +4,7 @@
 use super::ParameterGroup;
 use crate::config::{ModelConfig, Parameterisation};
 use crate::elementary;
-use crate::linalg;
+use crate::linalg::{self, Epilogue, Layout};
 use crate::rng::Rng;
 use crate::schedule::Schedule;
 
@@ -50,25 +50,15 @@ pub(crate) fn normal(rng: &mut Rng) -> f64 {
 }
 
 /// y[rows×n_out] = x[rows×n_in]·W + b (W stored [n_in, n_out]), then ReLU if asked.
-pub(crate) fn linear_forward(
-    rows: usize,
-    n_in: usize,
-    n_out: usize,
-    x: &[f32],
-    weight: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    relu: bool,
-) {
-    let y = &mut y[..rows * n_out];
-    linalg::fill_rows(rows, n_out, bias, y);
-    linalg::matmul_add(rows, n_in, n_out, x, weight, y);
-    if relu {
-        linalg::relu_in_place(y);
-    }
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_forward(rows: usize, n_in: usize, n_out: usize, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], relu: bool) {
+    linalg::linear(rows, n_in, n_out, x, weight, bias, y, relu);
 }
 
-/// For y = x·W + b with upstream dy: dW += xᵀ·dy, db += Σ_r dy, and dx += dy·Wᵀ if asked.
+/// For y = x·W + b with upstream dy: dW += xᵀ·dy and db += Σ_r dy; then, if `dx` is given,
+/// dx = epilogue(dy·Wᵀ): `Epilogue::Set`, `Add` (dx += dy·Wᵀ), or `Mask { mask: x }` when x is
+/// a ReLU output (dx = (dy·Wᵀ) ⊙ [x > 0], the gradient at the ReLU's input).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_backward(
     rows: usize,
     n_in: usize,
@@ -78,12 +68,12 @@ pub(crate) fn linear_backward(
     weight: &[f32],
     dweight: &mut [f32],
     dbias: &mut [f32],
-    dx: Option<&mut [f32]>,
+    dx: Option<(&mut [f32], Epilogue)>,
 ) {
     linalg::matmul_tn_add(n_in, rows, n_out, x, dy, dweight);
     linalg::add_column_sums(rows, n_out, dy, dbias);
-    if let Some(dx) = dx {
-        linalg::matmul_nt_add(rows, n_out, n_in, dy, weight, dx);
+    if let Some((dx, epilogue)) = dx {
+        linalg::gemm(rows, n_out, n_in, dy, Layout::Normal, weight, Layout::Transposed, dx, epilogue);
     }
 }
 
@@ -229,5 +219,45 @@ pub(crate) mod testing {
             assert!((a - 1.0 - g).abs() <= 1e-5 * (1.0 + g.abs()), "{a} - 1 vs {g}");
         }
         counts
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod history {
+    //! Results must not depend on earlier calls (scratch buffers are reused across batch sizes).
+    use super::super::ReverseNetwork;
+    use super::testing::random_bits;
+    use crate::rng::Rng;
+
+    /// Runs forward+backward on a big batch, then on a small one, and compares the small one's
+    /// logits and gradient bit for bit with a fresh copy of the network (same parameters).
+    pub fn check_no_history(used: &mut dyn ReverseNetwork, fresh: &mut dyn ReverseNetwork, length: usize, timesteps: u32) {
+        let mut rng = Rng::new(77);
+        for v in used.parameters_mut() {
+            *v = rng.uniform_f32() - 0.5;
+        }
+        fresh.parameters_mut().copy_from_slice(used.parameters());
+        let n = used.parameters().len();
+        let big_rows = 29;
+        let xt = random_bits(big_rows, length, &mut rng);
+        let t: Vec<u32> = (0..big_rows as u32).map(|r| 1 + (r * 7) % timesteps).collect();
+        let mut logits = vec![0.0; big_rows * length];
+        used.forward(&xt, &t, &mut logits);
+        let dl: Vec<f32> = logits.iter().map(|v| v.sin()).collect();
+        used.backward(&dl, &mut vec![0.0; n]);
+        let rows = 6;
+        let xt = random_bits(rows, length, &mut rng);
+        let t: Vec<u32> = (0..rows as u32).map(|r| 1 + (r * 3) % timesteps).collect();
+        let dl: Vec<f32> = (0..rows * length).map(|_| rng.uniform_f32() - 0.5).collect();
+        let (mut la, mut lb) = (vec![0.0; rows * length], vec![0.0; rows * length]);
+        let (mut ga, mut gb) = (vec![0.0; n], vec![0.0; n]);
+        used.forward(&xt, &t, &mut la);
+        used.backward(&dl, &mut ga);
+        fresh.forward(&xt, &t, &mut lb);
+        fresh.backward(&dl, &mut gb);
+        assert!(la == lb, "logits depend on history");
+        for (i, (a, b)) in ga.iter().zip(&gb).enumerate() {
+            assert!(a == b, "gradient [{i}] depends on history: {a} vs {b}");
+        }
     }
 }

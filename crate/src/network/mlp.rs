@@ -22,7 +22,7 @@
 use super::common::{check_times, ensure_len, init_uniform, linear_backward, linear_forward, LayoutBuilder, TimeFeatures};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
-use crate::linalg;
+use crate::linalg::{self, Epilogue};
 use crate::rng::Rng;
 
 pub struct MlpNetwork {
@@ -188,19 +188,18 @@ impl ReverseNetwork for MlpNetwork {
         let p = &self.parameters;
         let dstream = &mut self.dstream[..rows * h];
         let dact = &mut self.dactivation[..rows * h];
-        dstream.fill(0.0);
-        // Output layer (the λ·s skip has no parameters).
+        // Output layer (the λ·s skip has no parameters): dh_n = dlogits·W_outᵀ
         let (gw, gb) = weight_and_bias(grad, self.output_weight, h * l, self.output_bias, l);
-        linear_backward(rows, h, l, &self.streams[self.layers], dlogits, &p[self.output_weight..], gw, gb, Some(dstream));
+        let hn = &self.streams[self.layers][..rows * h];
+        linear_backward(rows, h, l, hn, dlogits, &p[self.output_weight..], gw, gb, Some((&mut *dstream, Epilogue::Set)));
         for (i, &[w1, b1, w2, b2]) in self.blocks.iter().enumerate().rev() {
             let a = &self.activations[i][..rows * h];
-            // h_{i+1} = h_i + a·W2 + b2: dh_i gets dstream (identity) plus the path through a.
-            dact.fill(0.0);
+            // h_{i+1} = h_i + a·W2 + b2 with a = relu(h_i·W1 + b1):
+            // da = (dh_{i+1}·W2ᵀ) ⊙ [a > 0], then dh_i = dh_{i+1} + da·W1ᵀ.
             let (gw, gb) = weight_and_bias(grad, w2, h * h, b2, h);
-            linear_backward(rows, h, h, a, dstream, &p[w2..], gw, gb, Some(dact));
-            linalg::relu_backward(a, dact);
+            linear_backward(rows, h, h, a, dstream, &p[w2..], gw, gb, Some((&mut *dact, Epilogue::Mask { mask: a })));
             let (gw, gb) = weight_and_bias(grad, w1, h * h, b1, h);
-            linear_backward(rows, h, h, &self.streams[i], dact, &p[w1..], gw, gb, Some(dstream));
+            linear_backward(rows, h, h, &self.streams[i], dact, &p[w1..], gw, gb, Some((&mut *dstream, Epilogue::Add)));
         }
         // h_0 = u·W_in + e·W_time + b_in
         let (gw, gb) = weight_and_bias(grad, self.input_weight, 2 * l * h, self.input_bias, h);
@@ -248,5 +247,13 @@ mod tests {
         let b = MlpNetwork::new(&cfg, &mut Rng::new(9));
         assert_eq!(a.parameters(), b.parameters());
         assert_ne!(a.parameters(), MlpNetwork::new(&cfg, &mut Rng::new(8)).parameters());
+    }
+
+    #[test]
+    fn results_do_not_depend_on_earlier_calls() {
+        let cfg = config(Architecture::Mlp, 7, 5, 9, 2);
+        let mut used = MlpNetwork::new(&cfg, &mut Rng::new(1));
+        let mut fresh = MlpNetwork::new(&cfg, &mut Rng::new(1));
+        crate::network::common::history::check_no_history(&mut used, &mut fresh, 7, 5);
     }
 }

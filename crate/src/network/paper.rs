@@ -19,7 +19,7 @@
 use super::common::{check_times, ensure_len, linear_backward, linear_forward, normal, LayoutBuilder};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
-use crate::linalg;
+use crate::linalg::Epilogue;
 use crate::rng::Rng;
 
 pub struct PaperNetwork {
@@ -178,18 +178,19 @@ impl ReverseNetwork for PaperNetwork {
         assert_eq!(grad.len(), self.parameters.len());
         ensure_len(&mut self.dhidden, rows * h);
         ensure_len(&mut self.dhidden_prev, rows * h);
-        self.dhidden[..rows * h].fill(0.0);
-        let last = &self.activations[self.layers - 1];
-        // Readouts: dR_t += h_nᵀ·dlogits, dr_t += Σ dlogits, dh_n = dlogits·R_tᵀ (per group of t)
+        let last = &self.activations[self.layers - 1][..rows * h];
+        // Readouts, per group of equal t: dR_t += h_nᵀ·dlogits, dr_t += Σ dlogits,
+        // dh_n = (dlogits·R_tᵀ) ⊙ [h_n > 0] (through the last ReLU).
         for &(tg, start, end) in &self.groups {
             let n = end - start;
             let w_at = self.readout_weight + (tg as usize - 1) * h * l;
             let b_at = self.readout_bias + (tg as usize - 1) * l;
             let w = &self.parameters[w_at..w_at + h * l];
-            let (grad_w, grad_rest) = grad[w_at..].split_at_mut(h * l);
-            let grad_b = &mut grad_rest[b_at - w_at - h * l..b_at - w_at - h * l + l];
+            let (head, tail) = grad.split_at_mut(b_at);
+            let (grad_w, grad_b) = (&mut head[w_at..w_at + h * l], &mut tail[..l]);
             if n == rows {
-                linear_backward(rows, h, l, last, dlogits, w, grad_w, grad_b, Some(&mut self.dhidden[..rows * h]));
+                let dh = (&mut self.dhidden[..rows * h], Epilogue::Mask { mask: last });
+                linear_backward(rows, h, l, last, dlogits, w, grad_w, grad_b, Some(dh));
             } else {
                 ensure_len(&mut self.gathered, n * h);
                 ensure_len(&mut self.gathered_out, n * l);
@@ -197,30 +198,29 @@ impl ReverseNetwork for PaperNetwork {
                     self.gathered[g * h..(g + 1) * h].copy_from_slice(&last[r * h..(r + 1) * h]);
                     self.gathered_out[g * l..(g + 1) * l].copy_from_slice(&dlogits[r * l..(r + 1) * l]);
                 }
-                let (dh_group, _) = self.dhidden_prev.split_at_mut(n * h);
-                dh_group.fill(0.0);
-                linear_backward(n, h, l, &self.gathered[..n * h], &self.gathered_out[..n * l], w, grad_w, grad_b, Some(dh_group));
+                let gathered = &self.gathered[..n * h];
+                let dh_group = &mut self.dhidden_prev[..n * h];
+                linear_backward(n, h, l, gathered, &self.gathered_out[..n * l], w, grad_w, grad_b, Some((&mut *dh_group, Epilogue::Mask { mask: gathered })));
                 for (g, &r) in self.order[start..end].iter().enumerate() {
                     self.dhidden[r * h..(r + 1) * h].copy_from_slice(&dh_group[g * h..(g + 1) * h]);
                 }
             }
         }
-        // Shared layers, last to first: through the ReLU, then the linear map.
+        // Shared layers, last to first; dhidden holds the gradient at layer i's pre-activation.
         for i in (0..self.layers).rev() {
-            linalg::relu_backward(&self.activations[i][..rows * h], &mut self.dhidden[..rows * h]);
             let n_in = if i == 0 { l } else { h };
             let x = if i == 0 { &self.input[..rows * l] } else { &self.activations[i - 1][..rows * h] };
-            let w_at = self.shared_weight[i];
-            let b_at = self.shared_bias[i];
+            let (w_at, b_at) = (self.shared_weight[i], self.shared_bias[i]);
             let w = &self.parameters[w_at..w_at + n_in * h];
-            let (grad_w, grad_rest) = grad[w_at..].split_at_mut(n_in * h);
-            let grad_b = &mut grad_rest[b_at - w_at - n_in * h..b_at - w_at - n_in * h + h];
+            let (head, tail) = grad.split_at_mut(b_at);
+            let (grad_w, grad_b) = (&mut head[w_at..w_at + n_in * h], &mut tail[..h]);
+            let dy = &self.dhidden[..rows * h];
             if i == 0 {
-                linear_backward(rows, n_in, h, x, &self.dhidden[..rows * h], w, grad_w, grad_b, None);
+                linear_backward(rows, n_in, h, x, dy, w, grad_w, grad_b, None);
             } else {
-                let dx = &mut self.dhidden_prev[..rows * h];
-                dx.fill(0.0);
-                linear_backward(rows, n_in, h, x, &self.dhidden[..rows * h], w, grad_w, grad_b, Some(dx));
+                // dh_{i-1} = (dh_i·W_iᵀ) ⊙ [h_{i-1} > 0]
+                let dx = (&mut self.dhidden_prev[..rows * h], Epilogue::Mask { mask: x });
+                linear_backward(rows, n_in, h, x, dy, w, grad_w, grad_b, Some(dx));
                 std::mem::swap(&mut self.dhidden, &mut self.dhidden_prev);
             }
         }
@@ -308,5 +308,13 @@ mod tests {
                 assert!((one[i] - logits[r * 6 + i]).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_earlier_calls() {
+        let cfg = config(Architecture::Paper, 7, 5, 9, 2);
+        let mut used = PaperNetwork::new(&cfg, &mut Rng::new(1));
+        let mut fresh = PaperNetwork::new(&cfg, &mut Rng::new(1));
+        crate::network::common::history::check_no_history(&mut used, &mut fresh, 7, 5);
     }
 }
