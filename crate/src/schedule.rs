@@ -17,6 +17,7 @@
 
 use crate::bernoulli;
 use crate::config::ScheduleKind;
+use crate::elementary::cos;
 
 /// Offset s of the cosine schedule (Nichol & Dhariwal 2021).
 pub const COSINE_OFFSET: f64 = 0.008;
@@ -71,7 +72,7 @@ impl Schedule {
             ScheduleKind::Cosine => {
                 let kept = |t: usize| {
                     let angle = std::f64::consts::FRAC_PI_2 * (t as f64 / tf + COSINE_OFFSET) / (1.0 + COSINE_OFFSET);
-                    angle.cos() * angle.cos()
+                    cos(angle) * cos(angle)
                 };
                 for t in 1..t_max {
                     b[t] = 1.0 - kept(t) / kept(t - 1); // b_t = 1 - (1-c_t)/(1-c_{t-1}), 1-c_t = h(t)/h(0)
