@@ -1,0 +1,252 @@
+/**
+ * DiffusionModel: the typed API over the wasm core's RawModel (browser-safe). Batches cross the
+ * boundary as typed arrays, once per call. Bits are Uint8Array rows × L of 0/1; patterns use
+ * 2 for an unknown bit; losses and bounds are bits per sequence.
+ */
+import { RawModel } from '../pkg/bernoulli_diffusion_core.js';
+import { decodeSafetensors, encodeSafetensors, type TensorToEncode } from './checkpoint.js';
+import type { CoreModelConfig, CoreTrainingConfig } from './config.js';
+import { UserError } from './errors.js';
+import { init } from './wasm.js';
+
+export type ModelConfig = CoreModelConfig;
+export type TrainingConfig = CoreTrainingConfig;
+
+/** Metadata keys this class writes into a checkpoint (callers may add their own). */
+export const CHECKPOINT_FORMAT = 'bernoulli-diffusion';
+export const META_FORMAT = 'format';
+export const META_STATE = 'model_state';
+
+export interface TrainStepReport {
+  /** The batch mean of the estimated bound, bits per sequence. */
+  loss: number;
+  /** Global norm of the mean gradient before clipping. */
+  gradNorm: number;
+  lr: number;
+}
+
+export interface SampleResult {
+  samples: Uint8Array;
+  /** With recordEvery > 0: the state of all n sequences at every recorded t (T first, 0 last). */
+  frames: { t: number; bits: Uint8Array }[];
+}
+
+export interface BoundEvaluation {
+  /** Mean over the given sequences of the Monte-Carlo bound, bits per sequence. */
+  boundBits: number;
+  /** Monte-Carlo standard error of boundBits for this fixed set of sequences. */
+  stderr: number;
+  /** Standard error as an estimate over the data distribution (spread across sequences). */
+  sequenceStderr: number;
+  perSequence: Float64Array;
+  repeats: number;
+}
+
+export interface ExactLikelihood {
+  /** Mean over the given sequences of -log2 p(x0). */
+  meanBits: number;
+  perSequence: Float64Array;
+  /** Sum of p(x) over all 2^L sequences (1 up to rounding): a check of the computation. */
+  totalMass: number;
+}
+
+export interface LayoutEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+  decay: boolean;
+}
+
+function toSeed(seed: number | bigint, what = 'seed'): bigint {
+  if (typeof seed === 'bigint') return BigInt.asUintN(64, seed);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`${what} must be a non-negative integer, got ${seed}`);
+  return BigInt(seed);
+}
+
+/** Runs a core call, turning its errors (JS Error from a Rust Err) into UserError messages. */
+function core<T>(what: string, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+export class DiffusionModel {
+  readonly modelConfig: ModelConfig;
+  readonly trainingConfig: TrainingConfig;
+  private raw: RawModel | undefined;
+
+  private constructor(raw: RawModel, modelConfig: ModelConfig, trainingConfig: TrainingConfig) {
+    this.raw = raw;
+    this.modelConfig = modelConfig;
+    this.trainingConfig = trainingConfig;
+  }
+
+  /** A freshly initialised model (weights drawn from `seed`). */
+  static async create(model: ModelConfig, training: TrainingConfig, seed: number | bigint): Promise<DiffusionModel> {
+    await init();
+    const raw = core('invalid model', () => new RawModel(JSON.stringify(model), JSON.stringify(training), toSeed(seed)));
+    return new DiffusionModel(raw, { ...model }, { ...training });
+  }
+
+  /** A model from a safetensors checkpoint written by `toBytes` (or the CLI). */
+  static async fromBytes(bytes: Uint8Array, source = 'checkpoint'): Promise<DiffusionModel> {
+    await init();
+    const { tensors, metadata } = decodeSafetensors(bytes, source);
+    const state = metadata[META_STATE];
+    if (metadata[META_FORMAT] !== CHECKPOINT_FORMAT || state === undefined) {
+      throw new UserError(`${source}: not a bernoulli-diffusion checkpoint (its metadata has no '${META_STATE}')`);
+    }
+    let parsed: { model: ModelConfig; training: TrainingConfig };
+    try {
+      parsed = JSON.parse(state);
+    } catch {
+      throw new UserError(`${source}: corrupt checkpoint metadata ('${META_STATE}' is not JSON)`);
+    }
+    const raw = core(source, () => RawModel.fromState(state));
+    try {
+      const directory: { name: string; shape: number[]; offset: number }[] = [];
+      let total = 0;
+      for (const [name, tensor] of tensors) {
+        if (tensor.dtype !== 'F32') throw new UserError(`${source}: tensor '${name}' has dtype ${tensor.dtype}, expected F32`);
+        directory.push({ name, shape: tensor.shape, offset: total });
+        total += tensor.data.length;
+      }
+      const data = new Float32Array(total);
+      for (const entry of directory) data.set(tensors.get(entry.name)!.data as Float32Array, entry.offset);
+      core(source, () => raw.loadTensors(JSON.stringify(directory), data));
+    } catch (error) {
+      raw.free();
+      throw error;
+    }
+    return new DiffusionModel(raw, parsed.model, parsed.training);
+  }
+
+  private get core(): RawModel {
+    if (!this.raw) throw new Error('this DiffusionModel was freed');
+    return this.raw;
+  }
+
+  /** Optimiser steps taken so far. */
+  get step(): number {
+    return Number(this.core.step);
+  }
+
+  /** L, the bits per sequence. */
+  get length(): number {
+    return this.modelConfig.length;
+  }
+
+  get parameterCount(): number {
+    return this.core.parameterCount;
+  }
+
+  private rows(bits: Uint8Array, what: string): number {
+    const L = this.length;
+    if (bits.length === 0 || bits.length % L !== 0) {
+      throw new UserError(`${what} must hold whole sequences of ${L} bits, got ${bits.length} values`);
+    }
+    return bits.length / L;
+  }
+
+  /** One optimiser step on a batch (rows × L bits). */
+  trainStep(batch: Uint8Array): TrainStepReport {
+    const rows = this.rows(batch, 'a training batch');
+    const [loss, gradNorm, lr] = core('training step', () => this.core.trainStep(batch, rows));
+    return { loss, gradNorm, lr };
+  }
+
+  /**
+   * For a pool of workers: the loss sum (bits) and gradient sum over a shard that holds examples
+   * exampleOffset.. of optimiser step `step`; combine the shards' sums with `applyGradient`.
+   */
+  computeGradient(batch: Uint8Array, exampleOffset: number, step: number): { lossSum: number; gradient: Float32Array } {
+    const rows = this.rows(batch, 'a training batch');
+    const lossSum = core('gradient', () => this.core.computeGradient(batch, rows, BigInt(exampleOffset), BigInt(step)));
+    return { lossSum, gradient: this.core.lastGradient() };
+  }
+
+  /** One optimiser step from gradient and loss sums over `totalRows` examples. */
+  applyGradient(gradientSum: Float32Array, lossSum: number, totalRows: number): TrainStepReport {
+    const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradient(gradientSum, lossSum, totalRows));
+    return { loss, gradNorm, lr };
+  }
+
+  /** n sequences from the reverse chain x_T ~ B(0.5) → x_0, optionally with frames every k steps. */
+  sample(n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
+    const recordEvery = opts.recordEvery ?? 0;
+    const samples = core('sampling', () => this.core.sample(n, toSeed(opts.seed ?? 0), recordEvery));
+    const frames: SampleResult['frames'] = [];
+    if (recordEvery > 0) {
+      const all = this.core.lastFrames();
+      const times = this.core.lastFrameTimes();
+      const size = n * this.length;
+      times.forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
+    }
+    return { samples, frames };
+  }
+
+  /** n completions of `pattern` (L values: 0, 1, or 2 = unknown); known bits are never changed. */
+  inpaint(pattern: Uint8Array, n: number, opts: { seed?: number | bigint } = {}): Uint8Array {
+    if (pattern.length !== this.length) {
+      throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
+    }
+    return core('inpainting', () => this.core.inpaint(pattern, n, toSeed(opts.seed ?? 0)));
+  }
+
+  /** The negative log-likelihood bound (full sum over t, `repeats` Monte-Carlo draws of x_t). */
+  evaluate(data: Uint8Array, opts: { repeats?: number; seed?: number | bigint } = {}): BoundEvaluation {
+    const rows = this.rows(data, 'evaluation data');
+    const repeats = opts.repeats ?? 8;
+    const out = core('evaluation', () => this.core.evaluateBound(data, rows, repeats, toSeed(opts.seed ?? 0)));
+    return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats };
+  }
+
+  /** Exact -log2 p(x0) by the forward algorithm over all 2^L states (L <= 12). */
+  exactNll(data: Uint8Array): ExactLikelihood {
+    const rows = this.rows(data, 'data');
+    const out = core('exact likelihood', () => this.core.exactNll(data, rows));
+    const perSequence = out.slice(1);
+    const meanBits = perSequence.reduce((s, v) => s + v, 0) / rows;
+    return { meanBits, perSequence, totalMass: out[0] };
+  }
+
+  /** The bound's per-row terms (bits) and the gradient of their sum, for given (x0, x_t, t). */
+  lossAndGradientGiven(x0: Uint8Array, xt: Uint8Array, t: Uint32Array): { rowLoss: Float64Array; gradient: Float32Array } {
+    const rowLoss = core('loss', () => this.core.lossAndGradientGiven(x0, xt, t));
+    return { rowLoss, gradient: this.core.lastGradient() };
+  }
+
+  /** The parameter tensors, in the order of `parameters()`. */
+  layout(): LayoutEntry[] {
+    return JSON.parse(this.core.layoutJson());
+  }
+
+  /** Current (not EMA) weights, flat in layout order. */
+  parameters(): Float32Array {
+    return this.core.parameters();
+  }
+
+  setParameters(values: Float32Array): void {
+    core('parameters', () => this.core.setParameters(values));
+  }
+
+  /** A safetensors checkpoint: weights, optimiser moments, EMA, and the state (step, seed, configs). */
+  toBytes(metadata: Record<string, string> = {}): Uint8Array {
+    const directory: { name: string; shape: number[]; offset: number }[] = JSON.parse(this.core.tensorDirectory());
+    const data = this.core.tensorData();
+    const tensors: TensorToEncode[] = directory.map(({ name, shape, offset }) => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      return { name, dtype: 'F32', shape, data: data.subarray(offset, offset + size) };
+    });
+    return encodeSafetensors(tensors, { ...metadata, [META_FORMAT]: CHECKPOINT_FORMAT, [META_STATE]: this.core.stateJson() });
+  }
+
+  /** Releases the wasm memory; the model cannot be used afterwards. */
+  free(): void {
+    this.raw?.free();
+    this.raw = undefined;
+  }
+}
