@@ -1,0 +1,23 @@
+/**
+ * bernoulli-diffusion — the browser-safe entry (bundlers, browsers, Web Workers). Nothing here
+ * imports a Node-only module; Node users get src/node.ts through the package's "node" condition.
+ */
+export { init, type WasmSource } from './wasm.js';
+export {
+  DiffusionModel,
+  type ModelConfig,
+  type TrainingConfig,
+  type TrainStepReport,
+  type SampleResult,
+  type BoundEvaluation,
+  type ExactLikelihood,
+  type LayoutEntry,
+} from './model.js';
+export { UserError, isUserError } from './errors.js';
+export * as config from './config.js';
+export * as data from './data.js';
+export * as checkpoint from './checkpoint.js';
+export * as training from './training.js';
+export * as charts from './plots/charts.js';
+export * as bitgrid from './plots/bitgrid.js';
+export * as report from './plots/report.js';
