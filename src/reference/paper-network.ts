@@ -62,6 +62,20 @@ export function parameterCount(layout: ParameterGroup[]): number {
   return last.offset + last.shape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * Named tensors from a flat parameter vector and its layout (e.g. the wasm RawModel's
+ * `parameters()` and `layoutJson()`), as subarray views.
+ */
+export function tensorsFromFlat(layout: Pick<ParameterGroup, 'name' | 'shape' | 'offset'>[], flat: Float32Array): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const g of layout) {
+    const n = g.shape.reduce((a, b) => a * b, 1);
+    if (g.offset + n > flat.length) throw new RangeError(`tensor '${g.name}' runs past the ${flat.length} parameters`);
+    out[g.name] = flat.subarray(g.offset, g.offset + n);
+  }
+  return out;
+}
+
 /** y[r, ·] = x[r, ·]·W + b for `rows` rows; W is [nIn, nOut] row-major at wOffset (i-k-j loop). */
 function linearForward(
   x: Float32Array, rows: number, nIn: number, nOut: number,
