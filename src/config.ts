@@ -117,10 +117,10 @@ export const DEFAULTS: RunConfig = {
     eps: 1e-8,
     weight_decay: 0,
     clip_norm: 1,
-    ema_decay: 0.999,
+    ema_decay: 0.995,
     objective: 'sampled',
     eval_every: 500,
-    eval_repeats: 1,
+    eval_repeats: 2,
     eval_samples: 100,
     checkpoint_every: 1000,
     log_every: 10,
@@ -421,6 +421,15 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
     ['training.steps', 'training.epochs'],
     ['data.train', 'data.heartbeat'],
   ];
+  // Every given value must be valid, even one that a later layer overrides.
+  for (const layer of layers) {
+    for (const [key, leaf] of layer.leaves) {
+      const spec = specAt(key);
+      if (spec === undefined || spec.kind === 'section') throw new UserError(`${leaf.origin}: ${unknownKeyMessage(key, [])}`);
+      const problem = leafProblem(spec, leaf.value);
+      if (problem !== undefined) throw located(leaf.origin, key, problem);
+    }
+  }
   for (const layer of [defaultsLayer(), ...layers]) {
     const sets = (key: string) =>
       specAt(key)?.kind === 'section'

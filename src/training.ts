@@ -58,7 +58,10 @@ export interface LoopState {
 
 export interface Evaluation extends SampleProportions {
   bound_bits: number;
+  /** Monte-Carlo standard error of bound_bits for these sequences. */
   bound_stderr: number;
+  /** Standard error as an estimate over the data distribution (spread across sequences). */
+  bound_sequence_stderr: number;
   bound_repeats: number;
   n_data: number;
   /** Number of samples drawn. */
@@ -95,7 +98,10 @@ export interface ProgressUpdate {
   /** Mean loss of recent steps (bits per sequence). */
   loss: number;
   lr: number;
+  /** Training steps per second (without evaluation time). */
   stepsPerSecond: number;
+  /** Seconds left at this session's overall pace (evaluations included). */
+  etaSeconds: number;
 }
 
 export type CheckpointReason = 'periodic' | 'interrupted' | 'final';
@@ -229,6 +235,7 @@ export function evaluateModel(model: TrainableModel, options: EvaluationOptions)
   return {
     bound_bits: bound.boundBits,
     bound_stderr: bound.stderr,
+    bound_sequence_stderr: bound.sequenceStderr,
     bound_repeats: bound.repeats,
     n_data: options.data.rows,
     samples: options.samples,
@@ -387,6 +394,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
         loss: recentLoss,
         lr: lastLr,
         stepsPerSecond: trainMs > 0 ? (stepsThisSession * 1000) / trainMs : 0,
+        etaSeconds: ((settings.totalSteps - step) * (now() - sessionStart)) / 1000 / stepsThisSession,
       });
       await yieldToEventLoop();
       lastYield = now();

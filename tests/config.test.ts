@@ -132,6 +132,12 @@ describe('config', () => {
     expect(resolveYaml('model:\ntraining:\n')).toEqual(DEFAULTS);
   });
 
+  it('reports a bad value in the file even when a flag overrides it', () => {
+    expect(errorOf(() => resolveConfig([yamlLayer('model:\n  T: 0\n'), flagsLayer({ T: 8 })]))).toBe(
+      'run.yaml:2: model.T: out of range: must be >= 1 and <= 100000, got 0',
+    );
+  });
+
   it('validates flags by flag name', () => {
     const flagError = (flags: Record<string, unknown>) => errorOf(() => resolveConfig([flagsLayer(flags)]));
     expect(flagError({ lr: -1 })).toBe('--lr: out of range: must be > 0 and <= 10, got -1');
@@ -173,7 +179,7 @@ describe('config', () => {
       eps: 1e-8,
       weight_decay: 0,
       clip_norm: 1,
-      ema_decay: 0.999,
+      ema_decay: 0.995,
       objective: 'sampled',
     });
   });

@@ -41,7 +41,7 @@ class FakeModel implements TrainableModel {
   evaluate(data: Uint8Array) {
     const boundBits = this.bounds[this.evaluations] ?? 10;
     this.evaluations += 1;
-    return { boundBits, stderr: 0.5, perSequence: new Float64Array(data.length / this.length), repeats: 1 };
+    return { boundBits, stderr: 0.5, sequenceStderr: 0.7, perSequence: new Float64Array(data.length / this.length), repeats: 1 };
   }
   restore(step: number, hash: number) {
     this.steps = step;

@@ -1,0 +1,68 @@
+/**
+ * Everything a command does outside computation goes through an `Io`: files, the terminal,
+ * progress, the clock, Ctrl-C. The Node CLI passes real files and a terminal (src/node/io.ts); the
+ * browser's command box passes in-page files and a text panel, and runs the same commands.
+ */
+import type { ProgressUpdate } from '../training.js';
+
+export interface ProgressDisplay {
+  update(update: ProgressUpdate): void;
+  /** A line of text printed without garbling the progress display. */
+  log(line: string): void;
+  stop(): void;
+}
+
+/** What a run's pictures and report (src/plots) are drawn from. */
+export interface RunPictureInputs {
+  /** metrics.jsonl as written, and its path (for messages). */
+  metricsText: string;
+  metricsSource: string;
+  reverseProcess?: { frames: readonly { t: number; bits: Uint8Array }[]; sequenceLength: number };
+  finalSamples?: readonly string[];
+  configText: string;
+  results: unknown;
+  title?: string;
+}
+
+export type RunPictureRenderer = (
+  inputs: RunPictureInputs,
+  write: (name: string, data: Uint8Array | string) => Promise<void>,
+) => Promise<{ written: string[]; missing: string[] }>;
+
+export interface Io {
+  /** Reads a file; a missing or unreadable file is a UserError naming it. */
+  readText(path: string): Promise<string>;
+  readBytes(path: string): Promise<Uint8Array>;
+  /** Writes a whole file so that it is either the old or the new content, never half of one. */
+  writeAtomic(path: string, data: string | Uint8Array): Promise<void>;
+  exists(path: string): Promise<boolean>;
+  /** Creates a directory and its parents (no error if it exists). */
+  mkdir(path: string): Promise<void>;
+
+  /** Path arithmetic of the file system behind this Io. */
+  resolve(...parts: string[]): string;
+  join(...parts: string[]): string;
+  dirname(path: string): string;
+  basename(path: string): string;
+  /** A path as shown to the user: relative to the working folder when inside it. */
+  displayPath(path: string): string;
+
+  /** A line of the command's output (stdout). */
+  print(line: string): void;
+  /** A line of information or warning, not part of the output (stderr). */
+  note(line: string): void;
+  /** A progress display for `total` steps; `quiet` asks for occasional plain lines only. */
+  progress(total: number, options: { quiet: boolean }): ProgressDisplay;
+  /** Milliseconds, for elapsed times and default run names. */
+  now(): number;
+  /** Aborted when the user interrupts (Ctrl-C); a command that can stop cleanly asks for it. */
+  interruptSignal(): AbortSignal;
+  /** Draws a run's pictures and report, where that is possible (not in every browser build). */
+  renderRunPictures?: RunPictureRenderer;
+}
+
+/** How a handler ends: the exit code the CLI should return (0 unless set). */
+export interface CommandContext {
+  io: Io;
+  setExitCode(code: number): void;
+}

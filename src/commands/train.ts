@@ -1,0 +1,406 @@
+/**
+ * `train`: resolve the config, load the data, create (or resume) a model, train it, and write the
+ * run directory: config.yaml, metrics.jsonl, results.json, model.safetensors, checkpoints/.
+ * Every input is validated before anything is created, so a bad input leaves nothing behind.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import {
+  checkAgainstLength,
+  configLayer,
+  configToYaml,
+  coreModelConfig,
+  coreTrainingConfig,
+  DEFAULTS,
+  flagsLayer,
+  FLAG_KEYS,
+  parseConfigYaml,
+  resolveConfig,
+  totalSteps,
+  type Layer,
+  type RunConfig,
+} from '../config.js';
+import { sequenceSet } from '../data.js';
+import { UserError } from '../errors.js';
+import { DiffusionModel } from '../model.js';
+import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
+import type { CommandContext, Io } from './io.js';
+import { boundText, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
+
+interface TrainArgs {
+  config?: string;
+  data?: string;
+  val?: string;
+  out?: string;
+  name?: string;
+  seed?: number;
+  resume?: string;
+  T?: number;
+  epochs?: number;
+  steps?: number;
+  lr?: number;
+  'batch-size'?: number;
+  arch?: string;
+  'checkpoint-every'?: number;
+  'eval-every'?: number;
+  objective?: string;
+  quiet: boolean;
+  plots: boolean;
+}
+
+/** Flags that may be given with --resume (they do not change what the model computes). */
+const RESUMABLE_FLAGS = new Set(['checkpoint-every', 'eval-every', 'data', 'val']);
+const GRID_SIZE = 16;
+const SAMPLES_SHOWN = 8;
+const METRICS_FLUSH_MS = 5000;
+
+function builder(yargs: Argv): Argv<TrainArgs> {
+  const d = DEFAULTS;
+  return yargs
+    .usage('$0 train [options]\n\nTrain a Bernoulli diffusion model. With no options: the built-in heartbeat data (L = 20, P = 5, all 5 phases) and the built-in config; the run goes to results/<name>/.')
+    .option('config', { type: 'string', describe: 'YAML config file (every key is explained in config.example.yaml)', defaultDescription: 'built-in defaults' })
+    .option('data', { type: 'string', describe: 'training data: one sequence of 0/1 per line', defaultDescription: 'built-in heartbeat data' })
+    .option('val', { type: 'string', describe: 'validation data (same format)', defaultDescription: 'heartbeat: held-out phases; a file: itself' })
+    .option('out', { type: 'string', describe: 'folder that holds run directories', defaultDescription: '"results" (resuming: the checkpoint\'s run)' })
+    .option('name', { type: 'string', describe: 'run directory name inside --out', defaultDescription: 'a timestamp' })
+    .option('seed', { type: 'number', describe: 'random seed (weights, noise, batch order)', defaultDescription: String(d.training.seed) })
+    .option('resume', { type: 'string', describe: 'continue exactly from a checkpoint written by train' })
+    .option('T', { type: 'number', describe: 'diffusion steps', defaultDescription: String(d.model.T) })
+    .option('steps', { type: 'number', describe: 'optimiser steps', defaultDescription: String(d.training.steps) })
+    .option('epochs', { type: 'number', describe: 'passes over the training data (instead of --steps)' })
+    .option('lr', { type: 'number', describe: 'peak learning rate', defaultDescription: String(d.training.lr) })
+    .option('batch-size', { type: 'number', describe: 'sequences per step', defaultDescription: String(d.training.batch_size) })
+    .option('arch', { type: 'string', describe: 'network: mlp, paper or circular', defaultDescription: d.model.architecture })
+    .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
+    .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
+    .option('checkpoint-every', { type: 'number', describe: 'checkpoint every N steps (0: at the end only)', defaultDescription: String(d.training.checkpoint_every) })
+    .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })
+    .option('plots', { type: 'boolean', default: true, describe: 'draw the pictures and report.html at the end (--no-plots: skip)' })
+    .conflicts('steps', 'epochs') as unknown as Argv<TrainArgs>;
+}
+
+function timestampName(ms: number): string {
+  const date = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())}_${two(date.getHours())}-${two(date.getMinutes())}-${two(date.getSeconds())}`;
+}
+
+/** The run directory a checkpoint belongs to (<run>/model.safetensors or <run>/checkpoints/step-n…), if any. */
+async function runDirectoryOf(io: Io, checkpointPath: string): Promise<string | undefined> {
+  const folder = io.dirname(io.resolve(checkpointPath));
+  const candidate = io.basename(folder) === 'checkpoints' ? io.dirname(folder) : folder;
+  return (await io.exists(io.join(candidate, 'config.yaml'))) ? candidate : undefined;
+}
+
+interface Plan {
+  config: RunConfig;
+  data: RunData;
+  model: DiffusionModel;
+  total: number;
+  runDir: string;
+  resume?: LoadedCheckpoint & { sourceRunDir?: string };
+}
+
+/** Everything that can fail on user input, before anything is written. */
+async function plan(io: Io, args: TrainArgs): Promise<Plan> {
+  const flags = args as unknown as Record<string, unknown>;
+  const cwd = io.resolve('.');
+  const resolvePath = (base: string | undefined, path: string) => io.resolve(base ?? cwd, path);
+  let resume: Plan['resume'];
+  const layers: Layer[] = [];
+
+  if (args.resume !== undefined) {
+    if (args.config !== undefined) throw new UserError('--config cannot be combined with --resume: the run continues with the configuration in its checkpoint');
+    for (const flag of Object.keys(FLAG_KEYS)) {
+      if (flags[flag] !== undefined && !RESUMABLE_FLAGS.has(flag)) {
+        throw new UserError(`--${flag} cannot be changed when resuming: the run continues with the configuration in its checkpoint`);
+      }
+    }
+    const loaded = await loadCheckpoint(io, args.resume);
+    if (loaded.runConfig === undefined) {
+      throw new UserError(`${args.resume}: has no run configuration in its metadata (it was not written by train), so it cannot be resumed`);
+    }
+    resume = { ...loaded, sourceRunDir: await runDirectoryOf(io, args.resume) };
+    layers.push(configLayer(loaded.runConfig, `${args.resume} (checkpoint)`));
+  } else if (args.config !== undefined) {
+    const text = await io.readText(args.config);
+    layers.push(parseConfigYaml(text, args.config, io.dirname(io.resolve(args.config))));
+  }
+  layers.push(flagsLayer(flags, cwd));
+  const resolved = resolveConfig(layers, resolvePath);
+  const config = resolved.config;
+
+  const data = await loadRunData(io, config);
+  checkAgainstLength(resolved, data.train.data.length, data.train.source);
+
+  // The run directory: the resumed run's own, or a new one that must not hold a run already.
+  let runDir: string;
+  if (resume?.sourceRunDir !== undefined && args.out === undefined && args.name === undefined) {
+    runDir = resume.sourceRunDir;
+  } else {
+    const out = io.resolve(args.out ?? 'results');
+    if (args.name !== undefined) {
+      if (args.name.trim() === '' || /[/\\]/.test(args.name)) throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
+      runDir = io.join(out, args.name);
+      if (await io.exists(io.join(runDir, 'config.yaml'))) {
+        throw new UserError(`${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`);
+      }
+    } else {
+      const base = timestampName(io.now());
+      runDir = io.join(out, base);
+      for (let k = 2; await io.exists(runDir); k++) runDir = io.join(out, `${base}-${k}`);
+    }
+  }
+  let model: DiffusionModel;
+  let total: number;
+  if (resume !== undefined) {
+    model = resume.model;
+    if (model.length !== data.train.data.length) {
+      throw new UserError(`${data.train.source}: its sequences have ${data.train.data.length} bits but the checkpoint's model takes ${model.length}`);
+    }
+    total = model.trainingConfig.total_steps;
+  } else {
+    total = totalSteps(config.training, data.train.data.rows);
+    model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
+  }
+
+  return { config, data, model, total, runDir, resume };
+}
+
+function metricsLinesUpTo(text: string, step: number): string[] {
+  const kept: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const record = JSON.parse(line) as { step?: unknown };
+      if (typeof record.step === 'number' && record.step <= step) kept.push(line.trim());
+    } catch {
+      // an unfinished last line from a killed run: dropped
+    }
+  }
+  return kept;
+}
+
+async function handler(context: CommandContext, args: TrainArgs): Promise<void> {
+  const { io } = context;
+  const planned = await plan(io, args);
+  try {
+    await train(context, args, planned);
+  } finally {
+    planned.model.free();
+  }
+}
+
+async function train(context: CommandContext, args: TrainArgs, { config, data, model, total, runDir, resume }: Plan): Promise<void> {
+  const { io } = context;
+
+  // ---- from here on, files are written ----
+  const checkpointsDir = io.join(runDir, 'checkpoints');
+  await io.mkdir(checkpointsDir);
+  const path = {
+    config: io.join(runDir, 'config.yaml'),
+    metrics: io.join(runDir, 'metrics.jsonl'),
+    results: io.join(runDir, 'results.json'),
+    model: io.join(runDir, 'model.safetensors'),
+    best: io.join(checkpointsDir, 'best.safetensors'),
+    step: (n: number) => io.join(checkpointsDir, `step-${n}.safetensors`),
+  };
+  await io.writeAtomic(
+    path.config,
+    configToYaml(config, [
+      `resolved configuration of the run in ${io.basename(runDir)} (loadable with --config)`,
+      `data: ${data.train.data.rows} training sequences of ${data.train.data.length} bits; ${data.val.data.rows} validation sequences`,
+    ]),
+  );
+
+  // metrics.jsonl: a resumed run keeps its history up to the checkpoint's step.
+  let metricsLines: string[] = [];
+  let bestBytes: Uint8Array | undefined;
+  if (resume?.sourceRunDir !== undefined) {
+    const oldMetrics = io.join(resume.sourceRunDir, 'metrics.jsonl');
+    if (await io.exists(oldMetrics)) metricsLines = metricsLinesUpTo(await io.readText(oldMetrics), resume.model.step);
+    const oldBest = io.join(resume.sourceRunDir, 'checkpoints', 'best.safetensors');
+    if (resume.loopState?.bestStep != null && (await io.exists(oldBest))) bestBytes = await io.readBytes(oldBest);
+  }
+  let lastFlush = io.now();
+  const flushMetrics = async () => {
+    await io.writeAtomic(path.metrics, metricsLines.map((line) => `${line}\n`).join(''));
+    lastFlush = io.now();
+  };
+  await flushMetrics();
+
+  const trainSet = sequenceSet(data.train.data);
+  const valSet = sequenceSet(data.val.data);
+  const valName = data.val === data.train ? 'train' : 'val';
+  const checkpointBytes = (state: LoopState) =>
+    model.toBytes({ [META_RUN_CONFIG]: JSON.stringify(config), [META_LOOP_STATE]: JSON.stringify(state) });
+
+  const progress = io.progress(total, { quiet: args.quiet });
+  progress.log(
+    `training ${config.model.architecture} (T = ${config.model.T}) on ${data.train.data.rows} sequences of ${data.train.data.length} bits ` +
+      `(${data.train.source}) for ${total} steps${resume ? `, resuming at step ${model.step}` : ''}`,
+  );
+  const sessionStart = io.now();
+  let lastCheckpointPath: string | undefined;
+  let outcome: TrainingOutcome;
+  try {
+    outcome = await runTraining({
+      model,
+      data: { train: data.train.data, val: data.val.data, trainSet, valSet },
+      settings: {
+        totalSteps: total,
+        batchSize: config.training.batch_size,
+        seed: config.training.seed,
+        logEvery: config.training.log_every,
+        evalEvery: config.training.eval_every,
+        evalRepeats: config.training.eval_repeats,
+        evalSamples: config.training.eval_samples,
+        gridSize: GRID_SIZE,
+        checkpointEvery: config.training.checkpoint_every,
+        earlyStopping: config.training.early_stopping,
+      },
+      signal: io.interruptSignal(),
+      now: () => io.now(),
+      resumeState: resume?.loopState ?? (resume ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 } : undefined),
+      hooks: {
+        onRecord: async (record) => {
+          metricsLines.push(JSON.stringify(record));
+          if (io.now() - lastFlush >= METRICS_FLUSH_MS) await flushMetrics();
+        },
+        onEvaluation: async (step, evaluation) => {
+          progress.log(`step ${step}: bound on ${valName} ${boundText(evaluation)}; samples ${proportionsText(evaluation, valName)}`);
+          await flushMetrics();
+        },
+        onBest: async (state) => {
+          const bytes = checkpointBytes(state);
+          bestBytes = bytes;
+          await io.writeAtomic(path.best, bytes);
+        },
+        onCheckpoint: async (reason, state) => {
+          const bytes = checkpointBytes(state);
+          lastCheckpointPath = path.step(state.step);
+          await io.writeAtomic(lastCheckpointPath, bytes);
+          await flushMetrics();
+          if (reason === 'final') await io.writeAtomic(path.model, config.training.early_stopping > 0 && bestBytes ? bestBytes : bytes);
+        },
+        onProgress: (update) => progress.update(update),
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+  await flushMetrics();
+
+  const final = outcome.lastEvaluation;
+  const results = {
+    format: RESULTS_FORMAT,
+    run: io.basename(runDir),
+    stopped: outcome.stopped,
+    step: outcome.state.step,
+    total_steps: total,
+    epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
+    model_step: config.training.early_stopping > 0 && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
+    final: final ? evaluationSummary(final.step, final.evaluation, metricsLines) : null,
+    best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
+    timings: {
+      elapsed_seconds: Number(outcome.state.elapsedSeconds.toFixed(3)),
+      session_seconds: Number(((io.now() - sessionStart) / 1000).toFixed(3)),
+      train_seconds: Number(outcome.trainSeconds.toFixed(3)),
+      eval_seconds: Number(outcome.evalSeconds.toFixed(3)),
+      steps_per_second: outcome.trainSeconds > 0 ? Number((outcome.stepsThisSession / outcome.trainSeconds).toFixed(2)) : null,
+      steps_this_session: outcome.stepsThisSession,
+    },
+    data: { train: data.train.source, val: data.val.source, n_train: data.train.data.rows, n_val: data.val.data.rows, length: data.train.data.length },
+    samples: final ? final.evaluation.sampleLines.slice(0, GRID_SIZE) : [],
+  };
+  await io.writeAtomic(path.results, `${JSON.stringify(results, null, 2)}\n`);
+
+  if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
+    try {
+      await renderPictures(io, runDir, model);
+    } catch (error) {
+      io.note(`warning: could not draw the pictures: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    }
+  }
+
+  if (final) {
+    io.print(`samples at step ${final.step} (first ${SAMPLES_SHOWN}):`);
+    for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
+      io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
+    }
+    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data} sequences, ${final.evaluation.bound_repeats} repeat${final.evaluation.bound_repeats === 1 ? '' : 's'})`);
+    io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
+  }
+  if (outcome.stopped === 'early_stopping') {
+    io.print(`stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`);
+  }
+  if (outcome.stopped === 'interrupted') {
+    io.print(`interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`);
+    context.setExitCode(130);
+  }
+  io.print(`run: ${io.displayPath(runDir)}`);
+}
+
+function evaluationSummary(step: number, evaluation: Evaluation, metricsLines: string[]) {
+  // The training loss of the last record, for the summary.
+  let trainLoss: number | null = null;
+  const last = metricsLines.at(-1);
+  if (last !== undefined) trainLoss = (JSON.parse(last) as { loss?: number }).loss ?? null;
+  return {
+    step,
+    train_loss: trainLoss,
+    bound_bits: evaluation.bound_bits,
+    bound_stderr: evaluation.bound_stderr,
+    bound_repeats: evaluation.bound_repeats,
+    n_data: evaluation.n_data,
+    n_samples: evaluation.samples,
+    prop_train: evaluation.prop_train,
+    prop_val: evaluation.prop_data,
+    prop_other: evaluation.prop_other,
+    distinct: evaluation.distinct,
+  };
+}
+
+/** Number of reverse-process frames drawn for reverse_process.gif. */
+const REVERSE_FRAMES = 50;
+
+/** Draws the run's pictures and report.html into the run directory (plots, src/plots). */
+export async function renderPictures(io: Io, runDir: string, model: DiffusionModel): Promise<string[]> {
+  if (io.renderRunPictures === undefined) throw new UserError('drawing pictures is not available here');
+  const metricsSource = io.join(runDir, 'metrics.jsonl');
+  if (!(await io.exists(metricsSource))) throw new UserError(`${io.displayPath(metricsSource)}: no such file (is ${io.displayPath(runDir)} a run directory?)`);
+  const metricsText = await io.readText(metricsSource);
+  const configPath = io.join(runDir, 'config.yaml');
+  const configText = (await io.exists(configPath)) ? await io.readText(configPath) : '(config.yaml not found)';
+  const resultsPath = io.join(runDir, 'results.json');
+  let results: unknown = {};
+  if (await io.exists(resultsPath)) {
+    try {
+      results = JSON.parse(await io.readText(resultsPath));
+    } catch {
+      throw new UserError(`${io.displayPath(resultsPath)}: not valid JSON`);
+    }
+  }
+  const T = model.modelConfig.T;
+  const { frames } = model.sample(GRID_SIZE, { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
+  const drawn = await io.renderRunPictures(
+    {
+      metricsText,
+      metricsSource: io.displayPath(metricsSource),
+      reverseProcess: { frames, sequenceLength: model.length },
+      configText,
+      results,
+      title: `bernoulli-diffusion run ${io.basename(runDir)}`,
+    },
+    (name, bytes) => io.writeAtomic(io.join(runDir, name), bytes),
+  );
+  return drawn.written;
+}
+
+export function trainCommand(context: CommandContext): CommandModule<object, TrainArgs> {
+  return {
+    command: 'train',
+    describe: 'train a model; writes a run directory (config.yaml, metrics.jsonl, results.json, model.safetensors, checkpoints/)',
+    builder,
+    handler: (args) => handler(context, args),
+  };
+}

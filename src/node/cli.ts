@@ -1,0 +1,32 @@
+/**
+ * The `bernoulli-diffusion` command (Node): runs the shared command modules with real files and a
+ * terminal. User errors print one line, `error: …`, on stderr and exit with 2; no stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { runCli } from '../commands/index.js';
+import { isUserError } from '../errors.js';
+import { NodeIo } from './io.js';
+import './wasm-file.js'; // the wasm core is read from pkg/ on Node
+
+function packageVersion(): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs one command line; resolves to the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const io = new NodeIo();
+  try {
+    return await runCli(yargs, args, io, { version: packageVersion(), width: process.stdout.columns });
+  } catch (error) {
+    if (isUserError(error)) {
+      process.stderr.write(`error: ${error.message.split('\n')[0]}\n`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+}

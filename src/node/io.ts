@@ -1,0 +1,194 @@
+/**
+ * The Node `Io`: real files with atomic writes (temporary file, fsync, rename, fsync of the
+ * folder), stdout/stderr, progress on the terminal, and Ctrl-C as an abort signal.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import type { Io, ProgressDisplay, RunPictureRenderer } from '../commands/io.js';
+import { UserError } from '../errors.js';
+import { createProgress } from './progress.js';
+
+/**
+ * Test hook (tests/cli.test.ts): half-way through writing a file whose path contains this text,
+ * say so on stderr and wait for SIGUSR2 before going on (or be killed there).
+ */
+const PAUSE_WRITE_ENV = 'BERNOULLI_DIFFUSION_TEST_PAUSE_WRITE';
+
+function fileProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or folder';
+    case 'EISDIR':
+      return 'is a folder, not a file';
+    case 'ENOTDIR':
+      return 'a part of the path is not a folder';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EROFS':
+      return 'read-only file system';
+    default:
+      return code ?? (error instanceof Error ? error.message : String(error));
+  }
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    await handle.sync();
+  } catch {
+    // Some platforms cannot open or fsync a folder; the rename is still atomic there.
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Writes `data` to `path` atomically: a temporary file beside it, fsync, rename over, fsync the folder. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const folder = dirname(path);
+  const temporary = join(folder, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const handle = await open(temporary, 'wx', 0o644);
+  try {
+    const pauseAt = process.env[PAUSE_WRITE_ENV];
+    if (pauseAt && path.includes(pauseAt)) {
+      const half = Math.floor(bytes.length / 2);
+      await handle.write(bytes, 0, half, 0);
+      await handle.sync();
+      const resume = new Promise((resolve) => process.once('SIGUSR2', resolve));
+      process.stderr.write(`paused writing ${path} after ${half} of ${bytes.length} bytes\n`);
+      const keepAlive = setInterval(() => {}, 1 << 30); // a signal listener alone does not keep Node running
+      await resume;
+      clearInterval(keepAlive);
+    }
+    await handle.write(bytes, 0, bytes.length, 0);
+    await handle.sync();
+    await handle.close();
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await unlink(temporary).catch(() => {});
+    throw error;
+  }
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await unlink(temporary).catch(() => {});
+    throw error;
+  }
+  await fsyncDirectory(folder);
+}
+
+export interface NodeIoOptions {
+  /** Draws pictures (src/plots); default: loaded on first use. */
+  renderRunPictures?: RunPictureRenderer;
+}
+
+const loadPlotRenderer: RunPictureRenderer = async (inputs, write) => {
+  const [{ renderRunPictures }, { parseMetricsJsonl }] = await Promise.all([import('../plots/node.js'), import('../plots/charts.js')]);
+  const { metricsText, metricsSource, ...rest } = inputs;
+  return renderRunPictures({ ...rest, metrics: parseMetricsJsonl(metricsText, metricsSource) }, write);
+};
+
+export class NodeIo implements Io {
+  private controller: AbortController | undefined;
+  readonly renderRunPictures: RunPictureRenderer;
+
+  constructor(options: NodeIoOptions = {}) {
+    this.renderRunPictures = options.renderRunPictures ?? loadPlotRenderer;
+  }
+
+  async readText(path: string): Promise<string> {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (error) {
+      throw new UserError(`cannot read ${this.displayPath(path)}: ${fileProblem(error)}`);
+    }
+  }
+
+  async readBytes(path: string): Promise<Uint8Array> {
+    try {
+      const buffer = await readFile(path);
+      return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    } catch (error) {
+      throw new UserError(`cannot read ${this.displayPath(path)}: ${fileProblem(error)}`);
+    }
+  }
+
+  async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+    try {
+      await writeFileAtomic(path, data);
+    } catch (error) {
+      throw new UserError(`cannot write ${this.displayPath(path)}: ${fileProblem(error)}`);
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    try {
+      await access(path, constants.F_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async mkdir(path: string): Promise<void> {
+    try {
+      await mkdir(path, { recursive: true });
+    } catch (error) {
+      throw new UserError(`cannot create the folder ${this.displayPath(path)}: ${fileProblem(error)}`);
+    }
+  }
+
+  resolve(...parts: string[]): string {
+    return resolve(...parts);
+  }
+  join(...parts: string[]): string {
+    return join(...parts);
+  }
+  dirname(path: string): string {
+    return dirname(path);
+  }
+  basename(path: string): string {
+    return basename(path);
+  }
+  displayPath(path: string): string {
+    const shown = relative(process.cwd(), resolve(path));
+    return shown === '' ? '.' : shown.startsWith('..') || isAbsolute(shown) ? resolve(path) : shown;
+  }
+
+  print(line: string): void {
+    process.stdout.write(`${line}\n`);
+  }
+  note(line: string): void {
+    process.stderr.write(`${line}\n`);
+  }
+  progress(total: number, options: { quiet: boolean }): ProgressDisplay {
+    return createProgress(total, { quiet: options.quiet, now: () => this.now() });
+  }
+  now(): number {
+    return Date.now();
+  }
+
+  /** The first Ctrl-C aborts (the command checkpoints and stops); a second one quits at once. */
+  interruptSignal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = new AbortController();
+      this.controller = controller;
+      process.on('SIGINT', () => {
+        if (controller.signal.aborted) {
+          process.stderr.write('\ninterrupted again: quitting now\n');
+          process.exit(130);
+        }
+        process.stderr.write('\ninterrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit at once)\n');
+        controller.abort();
+      });
+    }
+    return this.controller.signal;
+  }
+}
