@@ -2,7 +2,7 @@
 // command and every bad input of the CLI contract (issue 4): exit code 2 and one line for user
 // errors, nothing written for a bad train; exact resume; a kill during a checkpoint write.
 // Runs are tiny (T = 8, a few dozen steps) to keep the suite fast.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +16,9 @@ const bin = join(root, 'bin', 'bernoulli-diffusion.js');
 const missing = ['src/model.ts', 'pkg/bernoulli_diffusion_core_bg.wasm'].filter((path) => !existsSync(join(root, path)));
 const skipReason = missing.length > 0 ? `the wasm model is not built yet (missing ${missing.join(', ')})` : '';
 if (skipReason) console.log(`skipping the CLI end-to-end tests: ${skipReason}`);
+const python = spawnSync('python3', ['-c', 'import safetensors'], { encoding: 'utf8' });
+const pythonReason = python.error !== undefined || python.status !== 0 ? 'python3 with the safetensors module is not available' : '';
+if (pythonReason && !skipReason) console.log(`skipping the Python check of a CLI checkpoint: ${pythonReason}`);
 
 const env = { ...process.env, BERNOULLI_DIFFUSION_FROM_SOURCE: '1', FORCE_COLOR: '0' };
 delete (env as Record<string, string | undefined>).BERNOULLI_DIFFUSION_TEST_PAUSE_WRITE;
@@ -155,6 +158,14 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(JSON.parse(checkpoint.metadata.loop_state).step).toBe(20);
   });
 
+  it.skipIf(pythonReason !== '')("Python's safetensors loads a checkpoint written by train", () => {
+    const path = join(work, 'results', 'basic', 'model.safetensors');
+    const script = 'import sys, safetensors\nfor name, t in safetensors.deserialize(open(sys.argv[1], "rb").read()): print(name, t["dtype"], list(t["shape"]))';
+    const listed = execFileSync('python3', ['-c', script, path], { encoding: 'utf8' }).trim().split('\n');
+    const ours = [...tensorsOf(path).tensors].map(([name, t]) => `${name} ${t.dtype} [${t.shape.join(', ')}]`);
+    expect(listed.sort()).toEqual(ours.sort());
+  });
+
   it('generate prints N lines (or JSON), reproducibly, and keeps --given bits', () => {
     const model = join(work, 'results', 'basic', 'model.safetensors');
     const plain = cli(work, ['generate', model, '-n', '5', '--seed', '3']);
@@ -183,7 +194,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     const table = cli(work, ['evaluate', model, '--samples', '20', '--repeats', '2']);
     expect(table.status, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^bound\s+\d+\.\d+ ± \d+\.\d+ bits\/sequence/m);
-    expect(table.stdout).toMatch(/^data\s+heartbeat L=20 P=5, phases 0-4 \(built in\) \(5 sequences\)/m);
+    expect(table.stdout).toMatch(/^data\s+built-in heartbeat L=20 P=5, phases 0-4 \(5 sequences\)/m);
     const json = cli(work, ['evaluate', model, '--samples', '20', '--repeats', '2', '--json']);
     expect(json.status, json.stderr).toBe(0);
     const result = JSON.parse(json.stdout);
@@ -217,6 +228,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     write('bad-range.yaml', 'model:\n  T: 0\n');
     write('bad-yaml.yaml', 'model: [1,\n');
     write('good.txt', '0101\n1010\n');
+    write('long-warmup.yaml', 'training:\n  warmup_steps: 200\n');
     const out = join(work, 'never');
     const train = (...args: string[]) => cli(work, ['train', '--out', out, ...tiny, ...args]);
     expectUserError(train('--data', 'bad-char.txt'), /^error: bad-char\.txt:2: unexpected character 'x' at column 3/);
@@ -229,6 +241,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expectUserError(train('--config', 'bad-range.yaml'), /^error: bad-range\.yaml:2: model\.T: out of range: must be >= 1 and <= 100000, got 0$/);
     expectUserError(train('--config', 'bad-yaml.yaml'), /^error: bad-yaml\.yaml:\d+: YAML syntax error/);
     expectUserError(train('--config', 'nope.yaml'), /^error: cannot read nope\.yaml: no such file/);
+    expectUserError(train('--config', 'long-warmup.yaml', '--steps', '100'), /^error: long-warmup\.yaml:2: training\.warmup_steps: out of range: must be less than the run's 100 steps/);
     expectUserError(train('--lr', '-1'), /^error: --lr: out of range: must be > 0 and <= 10, got -1$/);
     expectUserError(train('--lr', 'fast'), /^error: --lr: expected a number/);
     expectUserError(train('--arch', 'transformer'), /^error: --arch: expected one of mlp, paper, circular/);
@@ -263,6 +276,26 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     // the resumed run carries the history before the checkpoint, and the same losses after it
     const steps = (run: string) => readFileSync(join(work, 'results', run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(steps('resumed').map((r) => [r.step, r.loss, r.bound_bits])).toEqual(steps('full').map((r) => [r.step, r.loss, r.bound_bits]));
+  });
+
+  it('with early stopping, model.safetensors is the best evaluated model', () => {
+    writeFileSync(join(work, 'early.yaml'), 'model:\n  hidden: 16\n  layers: 1\n  time_embedding: 8\ntraining:\n  eval_every: 5\n  eval_samples: 10\n  early_stopping: 2\n  warmup_steps: 5\n  checkpoint_every: 0\n  ema_decay: 0\n  lr: 0.05\n  lr_schedule: constant\n');
+    // A large constant learning rate without averaging: the bound jumps about, so the run stops early.
+    const result = cli(work, ['train', '--config', 'early.yaml', '--steps', '300', '--name', 'early', ...tiny]);
+    expect(result.status, result.stderr).toBe(0);
+    const runDir = join(work, 'results', 'early');
+    const results = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8'));
+    const records = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const evaluated = records.filter((r) => r.bound_bits !== undefined);
+    const best = evaluated.reduce((a, b) => (b.bound_bits < a.bound_bits ? b : a));
+    expect(results.best).toEqual({ step: best.step, bound_bits: best.bound_bits });
+    expect(results.model_step).toBe(best.step);
+    expect(JSON.parse(tensorsOf(join(runDir, 'model.safetensors')).metadata.loop_state).step).toBe(best.step);
+    expectSameModel(join(runDir, 'checkpoints', 'best.safetensors'), join(runDir, 'model.safetensors'));
+    expect(results.stopped).toBe('early_stopping');
+    expect(evaluated.at(-1).step).toBe(best.step + 10); // two evaluations without improvement
+    expect(results.step).toBe(best.step + 10);
+    expect(result.stdout).toContain(`stopped early at step ${best.step + 10}: no better bound in 2 evaluations; model.safetensors is the best, from step ${best.step}`);
   });
 
   function startCli(args: string[], extraEnv: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; waitFor: (text: string) => Promise<void>; exit: Promise<number | null> } {

@@ -95,8 +95,8 @@ export async function loadRunData(io: Io, config: RunConfig): Promise<RunData> {
   let val: NamedSequences | undefined;
   if (config.data.heartbeat !== undefined) {
     const generated = heartbeatData(config.data.heartbeat);
-    train = { data: generated.train, source: `${describeHeartbeat(config.data.heartbeat, generated.trainPhases)} (built in)` };
-    val = { data: generated.val, source: `${describeHeartbeat(config.data.heartbeat, generated.valPhases)} (built in)` };
+    train = { data: generated.train, source: `built-in ${describeHeartbeat(config.data.heartbeat, generated.trainPhases)}` };
+    val = { data: generated.val, source: `built-in ${describeHeartbeat(config.data.heartbeat, generated.valPhases)}` };
   } else {
     train = await readSequences(io, config.data.train as string);
   }
@@ -114,7 +114,7 @@ export async function defaultEvaluationData(io: Io, config: RunConfig): Promise<
   const heartbeat = config.data.heartbeat;
   if (heartbeat !== undefined && config.data.val === undefined) {
     const phases = Array.from({ length: heartbeat.period }, (_, p) => p);
-    return { data: { data: heartbeatPhases(heartbeat.length, heartbeat.period), source: `${describeHeartbeat(heartbeat, phases)} (built in)` }, train: runData.train };
+    return { data: { data: heartbeatPhases(heartbeat.length, heartbeat.period), source: `built-in ${describeHeartbeat(heartbeat, phases)}` }, train: runData.train };
   }
   return { data: runData.val, train: runData.train };
 }

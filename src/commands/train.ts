@@ -13,6 +13,7 @@ import {
   DEFAULTS,
   flagsLayer,
   FLAG_KEYS,
+  located,
   parseConfigYaml,
   resolveConfig,
   totalSteps,
@@ -24,7 +25,7 @@ import { UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io } from './io.js';
-import { boundText, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
+import { boundText, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
 
 interface TrainArgs {
   config?: string;
@@ -160,6 +161,14 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     total = model.trainingConfig.total_steps;
   } else {
     total = totalSteps(config.training, data.train.data.rows);
+    const warmup = config.training.warmup_steps;
+    if (config.training.lr_schedule === 'cosine' && warmup >= total) {
+      // The default warm-up would not fit a short run: shorten it; a warm-up the user chose is an error.
+      if (resolved.origin('training.warmup_steps') !== 'default') {
+        throw located(resolved.origin('training.warmup_steps'), 'training.warmup_steps', `out of range: must be less than the run's ${total} steps with the cosine schedule, got ${warmup}`);
+      }
+      config.training.warmup_steps = Math.floor(total / 10);
+    }
     model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
   }
 
@@ -267,7 +276,12 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
           if (io.now() - lastFlush >= METRICS_FLUSH_MS) await flushMetrics();
         },
         onEvaluation: async (step, evaluation) => {
-          progress.log(`step ${step}: bound on ${valName} ${boundText(evaluation)}; samples ${proportionsText(evaluation, valName)}`);
+          // Short enough for an 80-column terminal (a wrapped line garbles the progress bar).
+          const stderr = Number.isFinite(evaluation.bound_stderr) ? ` ± ${evaluation.bound_stderr.toFixed(3)}` : '';
+          progress.log(
+            `step ${step}: bound ${evaluation.bound_bits.toFixed(3)}${stderr} bits; samples ${percent(evaluation.prop_train)} train, ` +
+              `${percent(evaluation.prop_data)} ${valName}, ${percent(evaluation.prop_other)} other, ${evaluation.distinct} distinct`,
+          );
           await flushMetrics();
         },
         onBest: async (state) => {
