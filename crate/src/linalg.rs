@@ -47,11 +47,24 @@ pub enum Layout {
 }
 
 thread_local! {
-    /// Packed B panels and padded bias, grown to the largest call seen (no allocation after).
-    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Packed B panels, padded bias and partial sums, grown to the largest call seen (no
+    /// allocation after that).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Budget (in f32 values) for the packed B chunk when A is stored normally: B is read again for
+/// every block of MR rows and streams well from L2, so the chunk only has to fit L2 comfortably.
+const CHUNK_VALUES_NORMAL_A: usize = 16384;
+/// Budget for the B chunk and the A chunk each when A is stored transposed (a weight gradient
+/// xᵀ·dy over a long batch): then A(i, p) for the MR rows of a tile lies on one cache line per p,
+/// and both chunks must stay in the 48 KB L1 data cache while every tile of C runs over them.
+const CHUNK_VALUES_TRANSPOSED_A: usize = 4096;
+
 /// C (m×n) = epilogue(Σ_p A[i,p]·B[p,j]) for A (m×k) and B (k×n) stored as `a_layout`/`b_layout`.
+///
+/// The p range is cut into chunks (long reductions only, e.g. the weight gradient xᵀ·dy over a
+/// batch); between chunks each element's running sum waits in a scratch buffer, so the order of
+/// the additions, and thus the result, is the same as without chunks.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32], b_layout: Layout, c: &mut [f32], epilogue: Epilogue) {
     assert!(a.len() >= m * k, "A has {} values, needs {}", a.len(), m * k);
@@ -67,94 +80,151 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
     }
     let panels = n.div_ceil(NR);
     let padded_n = panels * NR;
-    PACKED.with(|cell| {
-        let mut packed = cell.borrow_mut();
-        let need = panels * k * NR + padded_n;
-        if packed.len() < need {
-            packed.resize(need, 0.0);
+    let chunk = match a_layout {
+        Layout::Normal => (CHUNK_VALUES_NORMAL_A / padded_n).max(16),
+        Layout::Transposed => (CHUNK_VALUES_TRANSPOSED_A / padded_n).min(CHUNK_VALUES_TRANSPOSED_A / m).max(16),
+    };
+    let chunk = chunk.min(k).max(1);
+    let chunked = chunk < k;
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        let need = panels * chunk * NR + padded_n + if chunked { m * padded_n } else { 0 };
+        if scratch.len() < need {
+            scratch.resize(need, 0.0);
         }
-        let (panel_data, bias_data) = packed.split_at_mut(panels * k * NR);
-        pack_b(k, n, b, b_layout, panel_data);
+        let (panel_data, rest) = scratch.split_at_mut(panels * chunk * NR);
+        let (bias_data, partial) = rest.split_at_mut(padded_n);
         let bias_padded = match epilogue {
             Epilogue::Bias { bias, .. } => {
                 bias_data[..n].copy_from_slice(&bias[..n]);
-                bias_data[n..padded_n].fill(0.0);
-                Some(&bias_data[..padded_n])
+                bias_data[n..].fill(0.0);
+                Some(&*bias_data)
             }
             _ => None,
         };
-        let (a_row_stride, a_col_stride) = match a_layout {
-            Layout::Normal => (k, 1),
-            Layout::Transposed => (1, m),
-        };
-        let mut i0 = 0;
-        while i0 < m {
-            let rows = MR.min(m - i0);
-            for panel in 0..panels {
-                let j0 = panel * NR;
-                let cols = NR.min(n - j0);
-                let task = Tile {
-                    k,
-                    // SAFETY (for the kernels): row i0 + rows - 1 and column k - 1 of A are inside
-                    // `a` (asserted above); the panel holds k·NR values.
-                    a: a.as_ptr().wrapping_add(i0 * a_row_stride),
-                    a_row_stride,
-                    a_col_stride,
-                    b: panel_data.as_ptr().wrapping_add(panel * k * NR),
-                    init: bias_padded.map(|bias| &bias[j0..j0 + NR]),
-                };
-                let epilogue_at = TileEpilogue { c: &mut *c, n, i0, j0, rows, cols, epilogue };
-                // Dispatch on the tile's shape: full tiles use the 4×8 kernel.
-                match (rows, cols > 4) {
-                    (4, true) => run::<4, 2>(&task, epilogue_at),
-                    (3, true) => run::<3, 2>(&task, epilogue_at),
-                    (2, true) => run::<2, 2>(&task, epilogue_at),
-                    (1, true) => run::<1, 2>(&task, epilogue_at),
-                    (4, false) => run::<4, 1>(&task, epilogue_at),
-                    (3, false) => run::<3, 1>(&task, epilogue_at),
-                    (2, false) => run::<2, 1>(&task, epilogue_at),
-                    _ => run::<1, 1>(&task, epilogue_at),
+        let mut k0 = 0;
+        loop {
+            let kc = chunk.min(k - k0);
+            pack_b(k0, kc, k, n, b, b_layout, panel_data);
+            let (first, last) = (k0 == 0, k0 + kc == k);
+            let mut i0 = 0;
+            while i0 < m {
+                let rows = MR.min(m - i0);
+                for panel in 0..panels {
+                    let j0 = panel * NR;
+                    let cols = NR.min(n - j0);
+                    let init = if !first {
+                        Init::Partial
+                    } else if let Some(bias) = bias_padded {
+                        Init::Bias(&bias[j0..j0 + NR])
+                    } else {
+                        Init::Zero
+                    };
+                    // SAFETY (for the kernels): rows i0..i0+rows and columns k0..k0+kc of A are
+                    // inside `a` (asserted above); the panel holds kc·NR values.
+                    let b_panel = panel_data.as_ptr().wrapping_add(panel * kc * NR);
+                    let a_block = match a_layout {
+                        Layout::Normal => a.as_ptr().wrapping_add(i0 * k + k0),
+                        Layout::Transposed => a.as_ptr().wrapping_add(k0 * m + i0),
+                    };
+                    let out = if last { Out::Final(TileEpilogue { c: &mut *c, n, i0, j0, rows, cols, epilogue }) } else { Out::Partial };
+                    let partial = if chunked { &mut partial[i0 * padded_n + j0..] } else { &mut [][..] };
+                    let a_stride = if a_layout == Layout::Normal { k } else { m };
+                    let tile = Tile { k: kc, a: a_block, a_stride, b: b_panel, init, partial, partial_stride: padded_n };
+                    match (a_layout, rows, cols > 4) {
+                        (Layout::Normal, 4, true) => run::<4, 2, false>(tile, out),
+                        (Layout::Normal, 3, true) => run::<3, 2, false>(tile, out),
+                        (Layout::Normal, 2, true) => run::<2, 2, false>(tile, out),
+                        (Layout::Normal, _, true) => run::<1, 2, false>(tile, out),
+                        (Layout::Normal, 4, false) => run::<4, 1, false>(tile, out),
+                        (Layout::Normal, 3, false) => run::<3, 1, false>(tile, out),
+                        (Layout::Normal, 2, false) => run::<2, 1, false>(tile, out),
+                        (Layout::Normal, _, false) => run::<1, 1, false>(tile, out),
+                        (Layout::Transposed, 4, true) => run::<4, 2, true>(tile, out),
+                        (Layout::Transposed, 3, true) => run::<3, 2, true>(tile, out),
+                        (Layout::Transposed, 2, true) => run::<2, 2, true>(tile, out),
+                        (Layout::Transposed, _, true) => run::<1, 2, true>(tile, out),
+                        (Layout::Transposed, 4, false) => run::<4, 1, true>(tile, out),
+                        (Layout::Transposed, 3, false) => run::<3, 1, true>(tile, out),
+                        (Layout::Transposed, 2, false) => run::<2, 1, true>(tile, out),
+                        (Layout::Transposed, _, false) => run::<1, 1, true>(tile, out),
+                    }
                 }
+                i0 += rows;
             }
-            i0 += rows;
+            k0 += kc;
+            if k0 >= k {
+                break;
+            }
         }
     });
 }
 
-/// Copies B (k×n, stored per `layout`) into panels of NR columns: panel q holds
-/// B[p, q·NR + j] at q·k·NR + p·NR + j, zero where q·NR + j >= n.
-fn pack_b(k: usize, n: usize, b: &[f32], layout: Layout, packed: &mut [f32]) {
-    if k == 0 {
+/// Copies rows k0..k0+kc of B (k×n, stored per `layout`) into panels of NR columns: panel q
+/// holds B[k0 + p, q·NR + j] at q·kc·NR + p·NR + j, zero where q·NR + j >= n.
+#[allow(clippy::too_many_arguments)]
+fn pack_b(k0: usize, kc: usize, k: usize, n: usize, b: &[f32], layout: Layout, packed: &mut [f32]) {
+    if kc == 0 {
         return;
     }
-    for (q, panel) in packed.chunks_exact_mut(k * NR).enumerate() {
+    let panels = n.div_ceil(NR);
+    for (q, panel) in packed[..panels * kc * NR].chunks_exact_mut(kc * NR).enumerate() {
         let j0 = q * NR;
         let cols = NR.min(n - j0);
         for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
+            let src_row = k0 + p;
             match layout {
-                Layout::Normal => row[..cols].copy_from_slice(&b[p * n + j0..p * n + j0 + cols]),
+                Layout::Normal if cols == NR => {
+                    let src: &[f32; NR] = b[src_row * n + j0..src_row * n + j0 + NR].try_into().unwrap();
+                    row.copy_from_slice(src);
+                }
+                Layout::Normal => {
+                    row[..cols].copy_from_slice(&b[src_row * n + j0..src_row * n + j0 + cols]);
+                    row[cols..].fill(0.0);
+                }
                 Layout::Transposed => {
                     for (j, v) in row[..cols].iter_mut().enumerate() {
-                        *v = b[(j0 + j) * k + p];
+                        *v = b[(j0 + j) * k + src_row];
                     }
+                    row[cols..].fill(0.0);
                 }
             }
-            row[cols..].fill(0.0);
         }
     }
 }
 
-/// Inputs of one micro-kernel call.
+/// Where a tile's sums start.
+#[derive(Clone, Copy)]
+enum Init<'a> {
+    Zero,
+    /// The padded bias from column j0 on (the same for every row).
+    Bias(&'a [f32]),
+    /// Running sums of an earlier chunk, from `Tile::partial`.
+    Partial,
+}
+
+/// Inputs of one micro-kernel call. A(i, p) is at a + i·a_stride + p (A normal) or
+/// a + p·a_stride + i (A transposed).
 struct Tile<'a> {
     k: usize,
     a: *const f32,
-    a_row_stride: usize,
-    a_col_stride: usize,
+    a_stride: usize,
     b: *const f32,
-    init: Option<&'a [f32]>,
+    init: Init<'a>,
+    /// This tile's running sums between chunks: row i at [i·partial_stride..] (empty if unused).
+    partial: &'a mut [f32],
+    partial_stride: usize,
 }
 
-/// Where and how one tile is stored.
+/// Where one tile's sums go.
+enum Out<'c, 'e> {
+    /// Through the epilogue into C.
+    Final(TileEpilogue<'c, 'e>),
+    /// Into `Tile::partial` (all R×4V values).
+    Partial,
+}
+
+/// Where and how one tile is stored in C.
 struct TileEpilogue<'c, 'e> {
     c: &'c mut [f32],
     n: usize,
@@ -166,47 +236,58 @@ struct TileEpilogue<'c, 'e> {
 }
 
 #[inline(always)]
-fn run<const R: usize, const V: usize>(task: &Tile, out: TileEpilogue) {
+fn run<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out: Out) {
     let mut acc = [[F4::zero(); V]; R];
-    if let Some(init) = task.init {
-        for row in acc.iter_mut() {
-            for (v, lane) in row.iter_mut().enumerate() {
-                *lane = F4::load(&init[4 * v..4 * v + 4]);
+    match tile.init {
+        Init::Zero => {}
+        Init::Bias(bias) => {
+            for row in acc.iter_mut() {
+                for (v, lane) in row.iter_mut().enumerate() {
+                    *lane = F4::load(&bias[4 * v..4 * v + 4]);
+                }
+            }
+        }
+        Init::Partial => {
+            let (partial, stride) = (&*tile.partial, tile.partial_stride);
+            for (i, row) in acc.iter_mut().enumerate() {
+                for (v, lane) in row.iter_mut().enumerate() {
+                    *lane = F4::load(&partial[i * stride + 4 * v..i * stride + 4 * v + 4]);
+                }
             }
         }
     }
-    // SAFETY: see `gemm`: the A pointers stay inside A for i < R, p < k; B panel has k·NR values.
-    unsafe { kernel::<R, V>(task.k, task.a, task.a_row_stride, task.a_col_stride, task.b, &mut acc) };
-    store::<R, V>(&acc, out);
+    // SAFETY: see `gemm`: A(i, p) stays inside A for i < R, p < k; the B panel has k·NR values.
+    unsafe { kernel::<R, V, TRANSPOSED_A>(tile.k, tile.a, tile.a_stride, tile.b, &mut acc) };
+    match out {
+        Out::Final(epilogue) => store::<R, V>(&acc, epilogue),
+        Out::Partial => {
+            let (partial, stride) = (tile.partial, tile.partial_stride);
+            for (i, row) in acc.iter().enumerate() {
+                for (v, lane) in row.iter().enumerate() {
+                    lane.store(&mut partial[i * stride + 4 * v..i * stride + 4 * v + 4]);
+                }
+            }
+        }
+    }
 }
 
-/// acc[i][v] += A[i, p]·B_panel[p, 4v..4v+4] for p = 0..k, in order.
+/// acc[i][v] += A(i, p)·B_panel[p, 4v..4v+4] for p = 0..k, in order.
 #[inline(always)]
-unsafe fn kernel<const R: usize, const V: usize>(
-    k: usize,
-    a: *const f32,
-    a_row_stride: usize,
-    a_col_stride: usize,
-    b: *const f32,
-    acc: &mut [[F4; V]; R],
-) {
-    let mut a_rows = [a; R];
-    for (i, ptr) in a_rows.iter_mut().enumerate() {
-        *ptr = a.add(i * a_row_stride);
-    }
+unsafe fn kernel<const R: usize, const V: usize, const TRANSPOSED_A: bool>(k: usize, a: *const f32, a_stride: usize, b: *const f32, acc: &mut [[F4; V]; R]) {
+    let mut a_col = a; // A(0, p)
     let mut b_row = b;
     for _ in 0..k {
         let mut bv = [F4::zero(); V];
         for (v, lane) in bv.iter_mut().enumerate() {
             *lane = F4::load_ptr(b_row.add(4 * v));
         }
-        for i in 0..R {
-            let av = F4::splat_ptr(a_rows[i]);
+        for (i, acc_row) in acc.iter_mut().enumerate() {
+            let av = F4::splat_ptr(if TRANSPOSED_A { a_col.add(i) } else { a_col.add(i * a_stride) });
             for v in 0..V {
-                acc[i][v] = acc[i][v].add(av.mul(bv[v]));
+                acc_row[v] = acc_row[v].add(av.mul(bv[v]));
             }
-            a_rows[i] = a_rows[i].add(a_col_stride);
         }
+        a_col = if TRANSPOSED_A { a_col.add(a_stride) } else { a_col.add(1) };
         b_row = b_row.add(NR);
     }
 }
@@ -293,6 +374,10 @@ mod lanes {
             F4(v128_load32_splat(p as *const u32))
         }
         #[inline(always)]
+        pub fn splat(x: f32) -> Self {
+            F4(f32x4_splat(x))
+        }
+        #[inline(always)]
         pub fn store(self, s: &mut [f32]) {
             assert!(s.len() >= 4);
             // SAFETY: four values are in bounds.
@@ -344,6 +429,10 @@ mod lanes {
         #[inline(always)]
         pub unsafe fn splat_ptr(p: *const f32) -> Self {
             F4([*p; 4])
+        }
+        #[inline(always)]
+        pub fn splat(x: f32) -> Self {
+            F4([x; 4])
         }
         #[inline(always)]
         pub fn store(self, s: &mut [f32]) {
@@ -399,6 +488,61 @@ pub fn linear(rows: usize, k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32
 /// dx[rows×k] = (dy[rows×n]·Wᵀ) ⊙ [h > 0] (W stored [k, n]; h the ReLU output that dx belongs to).
 pub fn backprop_relu(rows: usize, n: usize, k: usize, dy: &[f32], w: &[f32], h: &[f32], dx: &mut [f32]) {
     gemm(rows, n, k, dy, Layout::Normal, w, Layout::Transposed, dx, Epilogue::Mask { mask: h });
+}
+
+// ---- One row at a time (for rows that share no weights with others, e.g. a readout of their own). ----
+
+/// y[n] = bias + Σ_p x[p]·W[p, ·] (W stored [k, n]), p in order: the same rounding as `linear`
+/// on one row.
+pub fn linear_row(k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+    let (y, bias, w) = (&mut y[..n], &bias[..n], &w[..k * n]);
+    y.copy_from_slice(bias);
+    let full = n / 4 * 4;
+    for (p, w_row) in w.chunks_exact(n).enumerate() {
+        let xp = x[p];
+        let xv = F4::splat(xp);
+        for j in (0..full).step_by(4) {
+            let sum = F4::load(&y[j..j + 4]).add(xv.mul(F4::load(&w_row[j..j + 4])));
+            sum.store(&mut y[j..j + 4]);
+        }
+        for j in full..n {
+            y[j] += xp * w_row[j];
+        }
+    }
+}
+
+/// dW[p, ·] += x[p]·dy (the weight gradient of `linear_row`).
+pub fn outer_add(k: usize, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (dy, dw) = (&dy[..n], &mut dw[..k * n]);
+    let full = n / 4 * 4;
+    for (p, dw_row) in dw.chunks_exact_mut(n).enumerate() {
+        let xp = x[p];
+        let xv = F4::splat(xp);
+        for j in (0..full).step_by(4) {
+            let sum = F4::load(&dw_row[j..j + 4]).add(xv.mul(F4::load(&dy[j..j + 4])));
+            sum.store(&mut dw_row[j..j + 4]);
+        }
+        for j in full..n {
+            dw_row[j] += xp * dy[j];
+        }
+    }
+}
+
+/// Σ_j a[j]·b[j]: four lanes of partial sums over j ≡ lane (mod 4) in order, added as
+/// ((l0 + l1) + (l2 + l3)), then the tail j >= 4·(n/4) in order.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let full = n / 4 * 4;
+    let mut acc = F4::zero();
+    for j in (0..full).step_by(4) {
+        acc = acc.add(F4::load(&a[j..j + 4]).mul(F4::load(&b[j..j + 4])));
+    }
+    let l = acc.to_array();
+    let mut sum = (l[0] + l[1]) + (l[2] + l[3]);
+    for j in full..n {
+        sum += a[j] * b[j];
+    }
+    sum
 }
 
 /// y[r, j] = bias[j] for every row.
@@ -501,6 +645,8 @@ mod tests {
         }
         out.push((256, 50, 50));
         out.push((64, 2048, 20));
+        out.push((5, 700, 37));
+        out.push((3, 1000, 130));
         out
     }
 
@@ -559,6 +705,35 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn row_helpers_match_the_products() {
+        let mut rng = Rng::new(4);
+        for (k, n) in [(1, 1), (50, 20), (7, 13), (20, 50), (3, 4), (9, 37)] {
+            let x = random(k, &mut rng);
+            let w = random(k * n, &mut rng);
+            let bias = random(n, &mut rng);
+            // linear_row = linear on one row, bit for bit
+            let mut want = vec![0.0; n];
+            linear(1, k, n, &x, &w, &bias, &mut want, false);
+            let mut got = vec![0.0; n];
+            linear_row(k, n, &x, &w, &bias, &mut got);
+            assert!(got == want, "linear_row {k}x{n}");
+            // outer_add = dW += xᵀ·dy for one row
+            let dy = random(n, &mut rng);
+            let start = random(k * n, &mut rng);
+            let mut got = start.clone();
+            outer_add(k, n, &x, &dy, &mut got);
+            for p in 0..k {
+                for j in 0..n {
+                    assert_eq!(got[p * n + j], start[p * n + j] + x[p] * dy[j]);
+                }
+            }
+            // dot against f64
+            let exact: f64 = x.iter().zip(&w[..k]).map(|(&a, &b)| a as f64 * b as f64).sum();
+            assert!((dot(&x, &w[..k]) as f64 - exact).abs() < 1e-5 * (k as f64 + 1.0));
         }
     }
 

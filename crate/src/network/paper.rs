@@ -19,8 +19,11 @@
 use super::common::{check_times, ensure_len, linear_backward, linear_forward, normal, LayoutBuilder};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
-use crate::linalg::Epilogue;
+use crate::linalg::{self, Epilogue};
 use crate::rng::Rng;
+
+/// Groups of fewer rows than this (rows sharing a t) go through the readout row by row.
+const SMALL_GROUP: usize = 4;
 
 pub struct PaperNetwork {
     length: usize,
@@ -158,6 +161,10 @@ impl ReverseNetwork for PaperNetwork {
             // logits = h_n·R_t + r_t for the rows of this group
             if n == rows {
                 linear_forward(rows, h, l, last, w, b, logits, false);
+            } else if n < SMALL_GROUP {
+                for &r in &self.order[start..end] {
+                    linalg::linear_row(h, l, &last[r * h..(r + 1) * h], w, b, &mut logits[r * l..(r + 1) * l]);
+                }
             } else {
                 ensure_len(&mut self.gathered, n * h);
                 ensure_len(&mut self.gathered_out, n * l);
@@ -191,6 +198,17 @@ impl ReverseNetwork for PaperNetwork {
             if n == rows {
                 let dh = (&mut self.dhidden[..rows * h], Epilogue::Mask { mask: last });
                 linear_backward(rows, h, l, last, dlogits, w, grad_w, grad_b, Some(dh));
+            } else if n < SMALL_GROUP {
+                for &r in &self.order[start..end] {
+                    let (h_r, dl_r) = (&last[r * h..(r + 1) * h], &dlogits[r * l..(r + 1) * l]);
+                    linalg::outer_add(h, l, h_r, dl_r, grad_w);
+                    for (gb, &d) in grad_b.iter_mut().zip(dl_r) {
+                        *gb += d;
+                    }
+                    for (p, dh) in self.dhidden[r * h..(r + 1) * h].iter_mut().enumerate() {
+                        *dh = if h_r[p] > 0.0 { linalg::dot(&w[p * l..(p + 1) * l], dl_r) } else { 0.0 };
+                    }
+                }
             } else {
                 ensure_len(&mut self.gathered, n * h);
                 ensure_len(&mut self.gathered_out, n * l);
@@ -238,8 +256,9 @@ mod tests {
         let cfg = config(Architecture::Paper, 7, 5, 6, 3);
         let mut rng = Rng::new(1);
         let mut net = PaperNetwork::new(&cfg, &mut rng);
-        let xt = random_bits(9, 7, &mut rng);
-        let t = [3, 1, 5, 3, 2, 3, 5, 1, 4];
+        // t = 3 has 5 rows (a gathered group through the matrix product), the others go row by row
+        let xt = random_bits(11, 7, &mut rng);
+        let t = [3, 1, 5, 3, 2, 3, 5, 1, 4, 3, 3];
         let counts = check_gradient(&mut net, &xt, &t, 2);
         assert_eq!(counts.len(), 8);
     }
@@ -297,11 +316,11 @@ mod tests {
         let cfg = config(Architecture::Paper, 6, 4, 5, 2);
         let mut rng = Rng::new(5);
         let mut net = PaperNetwork::new(&cfg, &mut rng);
-        let xt = random_bits(7, 6, &mut rng);
-        let t = [4, 2, 2, 1, 4, 3, 2];
-        let mut logits = vec![0.0; 42];
+        let xt = random_bits(9, 6, &mut rng);
+        let t = [4, 2, 2, 1, 4, 3, 2, 2, 2];
+        let mut logits = vec![0.0; 54];
         net.forward(&xt, &t, &mut logits);
-        for r in 0..7 {
+        for r in 0..9 {
             let mut one = vec![0.0; 6];
             net.forward(&xt[r * 6..(r + 1) * 6], &t[r..r + 1], &mut one);
             for i in 0..6 {
