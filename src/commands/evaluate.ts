@@ -7,7 +7,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { evaluateModel } from '../training.js';
 import type { CommandContext } from './io.js';
-import { boundText, defaultEvaluationData, integerFlag, loadCheckpoint, percent, readSequences, setOf, type NamedSequences } from './run-files.js';
+import { boundText, count, defaultEvaluationData, integerFlag, loadCheckpoint, percent, readSequences, setOf, type NamedSequences } from './run-files.js';
 
 /** Largest sequence length for the exact NLL (the forward algorithm runs over all 2^L states). */
 export const EXACT_MAX_LENGTH = 12;
@@ -89,9 +89,9 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
     }
     const rows: [string, string][] = [
       ['checkpoint', `${args.checkpoint} (step ${model.step})`],
-      ['data', `${data.source} (${evaluation.n_data} sequences)`],
-      ['train', `${train.source} (${train.data.rows} sequences)`],
-      ['bound', `${boundText(evaluation)} (full sum over t, ${evaluation.bound_repeats} Monte-Carlo repeat${evaluation.bound_repeats === 1 ? '' : 's'})`],
+      ['data', `${data.source} (${count(evaluation.n_data, 'sequence')})`],
+      ['train', `${train.source} (${count(train.data.rows, 'sequence')})`],
+      ['bound', `${boundText(evaluation)} (full sum over t, ${count(evaluation.bound_repeats, 'Monte-Carlo repeat')})`],
     ];
     if (exact !== undefined) rows.push(['exact NLL', `${exact.toFixed(4)} bits/sequence (forward algorithm over all 2^${model.length} sequences)`]);
     rows.push(

@@ -12,6 +12,7 @@ import { plotCommand } from './plot.js';
 import { trainCommand } from './train.js';
 
 export type { CommandContext, Io, ProgressDisplay, RunPictureInputs, RunPictureRenderer } from './io.js';
+export { MemoryIo, type MemoryIoOptions } from './memory-io.js';
 
 /** The default export of 'yargs' (Node) or 'yargs/browser' (bundlers). */
 export type YargsFactory = (args?: string[]) => Argv;

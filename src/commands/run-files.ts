@@ -123,6 +123,11 @@ export function setOf(named: NamedSequences): Set<string> {
   return sequenceSet(named.data);
 }
 
+/** "1 sequence", "5 sequences" */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 export function percent(share: number): string {
   return `${(100 * share).toFixed(1)}%`;
 }

@@ -25,7 +25,7 @@ import { UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io } from './io.js';
-import { boundText, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
+import { boundText, count, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
 
 interface TrainArgs {
   config?: string;
@@ -341,7 +341,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
       io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
     }
-    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data} sequences, ${final.evaluation.bound_repeats} repeat${final.evaluation.bound_repeats === 1 ? '' : 's'})`);
+    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${count(final.evaluation.n_data, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`);
     io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
   }
   if (outcome.stopped === 'early_stopping') {

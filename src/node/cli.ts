@@ -19,6 +19,11 @@ function packageVersion(): string | undefined {
 
 /** Runs one command line; resolves to the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // Output piped into a reader that stopped (`generate … | head`): end quietly, as Unix tools do.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   const io = new NodeIo();
   try {
     return await runCli(yargs, args, io, { version: packageVersion(), width: process.stdout.columns });
