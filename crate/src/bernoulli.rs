@@ -6,7 +6,7 @@
 //! lets callers hand over 1 - p computed without cancellation (e.g. the posterior's q0 is
 //! (1-a)·l0 / (a·l1 + (1-a)·l0), not 1 - q1).
 
-use crate::elementary::{exp, ln, ln_1p};
+use crate::elementary::{exp, ln, ln_1p_unit};
 
 /// Bits per nat: log2(e).
 pub const BITS_PER_NAT: f64 = std::f64::consts::LOG2_E;
@@ -99,14 +99,13 @@ pub fn kl_probabilities(q: f64, p: f64) -> f64 {
 #[inline]
 pub fn cross_entropy_from_logit(q1: f64, q0: f64, z: f64) -> (f64, f64) {
     let e = exp(-z.abs());
-    let log_normaliser = ln_1p(e);
-    if z >= 0.0 {
-        let ce = log_normaliser + if q0 > 0.0 { q0 * z } else { 0.0 };
-        (ce, 1.0 / (1.0 + e))
-    } else {
-        let ce = log_normaliser - if q1 > 0.0 { q1 * z } else { 0.0 };
-        (ce, e / (1.0 + e))
-    }
+    let log_normaliser = ln_1p_unit(e); // ln(1 + e^-|z|)
+    let inverse = 1.0 / (1.0 + e);
+    let positive = z >= 0.0;
+    let p1 = if positive { inverse } else { e * inverse };
+    let (weight, sign) = if positive { (q0, 1.0) } else { (q1, -1.0) };
+    let linear = if weight > 0.0 { sign * weight * z } else { 0.0 };
+    (log_normaliser + linear, p1)
 }
 
 /// KL( B(q) || B(sigmoid(z)) ) in nats from the logit z:

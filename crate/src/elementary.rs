@@ -13,12 +13,6 @@ const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1; // ln 2, high part (k·LN2_
 const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10; // ln 2 - LN2_HI
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 
-/// 2^k as an f64 for -1022 <= k <= 1023.
-#[inline(always)]
-fn pow2i(k: i64) -> f64 {
-    f64::from_bits(((k + 1023) as u64) << 52)
-}
-
 /// Rounds |y| < 2^51 to the nearest integer (ties to even) by adding and subtracting 1.5·2^52
 /// (exact IEEE arithmetic; avoids a libm call for `round` on targets without a rounding instruction).
 #[inline(always)]
@@ -28,39 +22,68 @@ fn round_to_integer(y: f64) -> f64 {
 }
 
 /// e^x. Cody–Waite reduction x = k·ln2 + r, |r| <= ln2/2, then e^r by its Taylor series to
-/// degree 13 (remainder < 4e-18 relative) and the scaling by 2^k in two halves (no overflow of
-/// the exponent field near the top of the range).
+/// degree 13 (remainder < 4e-18 relative) and the scaling by 2^k, -1022 <= k <= 1023, built in
+/// the exponent bits. Written without branches (selects only) and with integer operations that
+/// vector units have (add, and, left shift), so loops over it can be vectorised; NaN propagates.
+/// Range: x > 709 gives +inf (the true value is within a factor 2.2 of f64::MAX there) and
+/// x < -708.39 gives 0 (no subnormal results).
 #[inline]
 pub fn exp(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
+    const HIGHEST: f64 = 709.0; // above: +inf
+    const LOWEST: f64 = -708.396_418_532_264; // below: 0 (flushed)
+    const SHIFTER: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
+    let clamped = if x > HIGHEST { HIGHEST } else if x < LOWEST { LOWEST } else { x };
+    let shifted = clamped * LOG2_E + SHIFTER; // 1.5·2^52 + k, k = round(x/ln2)
+    let k = shifted - SHIFTER;
+    let r = (clamped - k * LN2_HI) - k * LN2_LO;
+    // e^r = sum_{i=0..13} r^i/i!, by Estrin's scheme (pairs, then powers r², r⁴, r⁸: a short
+    // dependency chain, so consecutive calls overlap in the pipeline)
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let a0 = 1.0 + r;
+    let a1 = 1.0 / 2.0 + r * (1.0 / 6.0);
+    let a2 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    let a3 = 1.0 / 720.0 + r * (1.0 / 5_040.0);
+    let a4 = 1.0 / 40_320.0 + r * (1.0 / 362_880.0);
+    let a5 = 1.0 / 3_628_800.0 + r * (1.0 / 39_916_800.0);
+    let a6 = 1.0 / 479_001_600.0 + r * (1.0 / 6_227_020_800.0);
+    let b0 = a0 + r2 * a1;
+    let b1 = a2 + r2 * a3;
+    let b2 = a4 + r2 * a5;
+    let d0 = b0 + r4 * b1;
+    let d1 = b2 + r4 * a6;
+    let p = d0 + r8 * d1;
+    // shifted's low mantissa bits hold k (two's complement); 2^k = bits (k + 1023) << 52
+    let k_bits = shifted.to_bits().wrapping_sub(SHIFTER.to_bits());
+    let scale = f64::from_bits(k_bits.wrapping_add(1023) << 52);
+    let result = p * scale;
+    if x > HIGHEST {
+        f64::INFINITY
+    } else if x < LOWEST {
+        0.0
+    } else {
+        result
     }
-    if x > 709.782_712_893_384 {
-        return f64::INFINITY;
-    }
-    if x < -708.396_418_532_264 {
-        return 0.0;
-    }
-    let k = round_to_integer(x * LOG2_E);
-    let r = (x - k * LN2_HI) - k * LN2_LO;
-    // e^r = 1 + r + r²/2! + ... + r^13/13!, Horner from the highest power
-    let mut p = 1.0 / 6_227_020_800.0; // 1/13!
-    p = p * r + 1.0 / 479_001_600.0; // 1/12!
-    p = p * r + 1.0 / 39_916_800.0;
-    p = p * r + 1.0 / 3_628_800.0;
-    p = p * r + 1.0 / 362_880.0;
-    p = p * r + 1.0 / 40_320.0;
-    p = p * r + 1.0 / 5_040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    let k = k as i64;
-    let half = k / 2;
-    p * pow2i(half) * pow2i(k - half)
+}
+
+/// (atanh(s)/s - 1)/s² = 1/3 + s²/5 + s⁴/7 + ... + s^20/23 as a polynomial in w = s² (|w| <= 0.0295),
+/// by Estrin's scheme.
+#[inline(always)]
+fn atanh_series(w: f64) -> f64 {
+    let w2 = w * w;
+    let w4 = w2 * w2;
+    let w8 = w4 * w4;
+    let a0 = 1.0 / 3.0 + w * (1.0 / 5.0);
+    let a1 = 1.0 / 7.0 + w * (1.0 / 9.0);
+    let a2 = 1.0 / 11.0 + w * (1.0 / 13.0);
+    let a3 = 1.0 / 15.0 + w * (1.0 / 17.0);
+    let a4 = 1.0 / 19.0 + w * (1.0 / 21.0);
+    let a5 = 1.0 / 23.0;
+    let b0 = a0 + w2 * a1;
+    let b1 = a2 + w2 * a3;
+    let b2 = a4 + w2 * a5;
+    (b0 + w4 * b1) + w8 * b2
 }
 
 /// ln x. x = 2^k·m with m in [√½, √2), s = (m-1)/(m+1), ln m = 2·atanh(s) = 2(s + s³/3 + ...)
@@ -76,35 +99,48 @@ pub fn ln(x: f64) -> f64 {
     if x == f64::INFINITY {
         return x;
     }
-    let (mut bits, mut k) = (x.to_bits(), 0i64);
-    if bits >> 52 == 0 {
+    if x < f64::MIN_POSITIVE {
         // subnormal: scale into the normal range first
-        bits = (x * 18_014_398_509_481_984.0).to_bits(); // x·2^54
-        k = -54;
+        return ln_normal(x * 18_014_398_509_481_984.0) - 54.0 * LN2_HI - 54.0 * LN2_LO; // ln(x·2^54) - 54 ln 2
     }
-    k += ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000); // [1, 2)
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        k += 1;
-    }
+    ln_normal(x)
+}
+
+/// ln x for positive normal x (no checks, no branches: the core of `ln`, vectorisable).
+/// x = 2^k·m with m in [√½, √2), s = (m-1)/(m+1), ln m = 2·atanh(s) (|s| <= 0.1716).
+#[inline]
+pub fn ln_normal(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let exponent_field = (bits >> 52) & 0x7ff;
+    // the exponent as an f64 without an int->float conversion: bits of 2^52 + e, minus 2^52
+    let exponent = f64::from_bits(0x4330_0000_0000_0000 | exponent_field) - 4_503_599_627_370_496.0;
+    let m_full = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000); // [1, 2)
+    let upper = m_full > std::f64::consts::SQRT_2;
+    let m = if upper { m_full * 0.5 } else { m_full };
+    let k = exponent - 1023.0 + if upper { 1.0 } else { 0.0 };
     let s = (m - 1.0) / (m + 1.0); // m - 1 is exact here (Sterbenz)
     let s2 = s * s;
     // atanh(s)/s = 1 + s²/3 + s⁴/5 + ... + s^22/23
-    let mut p = 1.0 / 23.0;
-    p = p * s2 + 1.0 / 21.0;
-    p = p * s2 + 1.0 / 19.0;
-    p = p * s2 + 1.0 / 17.0;
-    p = p * s2 + 1.0 / 15.0;
-    p = p * s2 + 1.0 / 13.0;
-    p = p * s2 + 1.0 / 11.0;
-    p = p * s2 + 1.0 / 9.0;
-    p = p * s2 + 1.0 / 7.0;
-    p = p * s2 + 1.0 / 5.0;
-    p = p * s2 + 1.0 / 3.0;
+    let p = atanh_series(s2);
     let ln_m = 2.0 * s + 2.0 * s * (s2 * p);
-    let kf = k as f64;
-    kf * LN2_HI + (kf * LN2_LO + ln_m)
+    k * LN2_HI + (k * LN2_LO + ln_m)
+}
+
+/// ln(1 + e) for e in [0, 1] without branches (softplus and the Bernoulli cross-entropy):
+/// ln(1+e) = 2·atanh(s) with s = e/(2+e) for e <= √2-1, else ln 2 + 2·atanh(s), s = (e-1)/(e+3)
+/// (the same m = (1+e)/2 reduction as `ln`, written in e so nothing cancels); |s| <= 0.1716.
+#[inline]
+pub fn ln_1p_unit(e: f64) -> f64 {
+    let upper = e > std::f64::consts::SQRT_2 - 1.0;
+    let s = if upper { (e - 1.0) / (e + 3.0) } else { e / (2.0 + e) };
+    let s2 = s * s;
+    let p = atanh_series(s2);
+    let atanh2 = 2.0 * s + 2.0 * s * (s2 * p);
+    if upper {
+        LN2_HI + (LN2_LO + atanh2)
+    } else {
+        atanh2
+    }
 }
 
 /// ln(1 + x), accurate for small |x|: with u = 1 + x rounded, ln(1+x) = ln(u)·x/(u - 1)
@@ -125,17 +161,18 @@ pub fn ln_1p(x: f64) -> f64 {
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
     let e = exp(-z.abs());
+    let inverse = 1.0 / (1.0 + e);
     if z >= 0.0 {
-        1.0 / (1.0 + e)
+        inverse
     } else {
-        e / (1.0 + e)
+        e * inverse
     }
 }
 
 /// softplus(z) = ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|) (no overflow, accurate for z << 0).
 #[inline]
 pub fn softplus(z: f64) -> f64 {
-    z.max(0.0) + ln_1p(exp(-z.abs()))
+    z.max(0.0) + ln_1p_unit(exp(-z.abs()))
 }
 
 // π/2 split in three parts of 33 bits each (fdlibm's pio2_1, pio2_2, pio2_3), so k·part is exact
@@ -230,14 +267,17 @@ mod tests {
         let mut rng = Rng::new(11);
         let mut worst = 0.0f64;
         for i in 0..200_000 {
-            let x = if i % 2 == 0 { (rng.uniform_f64() - 0.5) * 1400.0 } else { (rng.uniform_f64() - 0.5) * 4.0 };
+            let x = if i % 2 == 0 { (rng.uniform_f64() - 0.5) * 1400.0 + 0.5 } else { (rng.uniform_f64() - 0.5) * 4.0 };
             worst = worst.max(ulps(exp(x), x.exp()));
         }
         assert!(worst <= 2.0, "worst {worst} ulps");
         assert_eq!(exp(0.0), 1.0);
         assert_eq!(exp(-1000.0), 0.0);
         assert_eq!(exp(1000.0), f64::INFINITY);
-        assert!(exp(709.7).is_finite() && ulps(exp(709.7), 709.7f64.exp()) <= 2.0);
+        assert!(exp(708.9).is_finite() && ulps(exp(708.9), 708.9f64.exp()) <= 2.0);
+        assert_eq!(exp(709.5), f64::INFINITY);
+        assert!(ulps(exp(-708.3), (-708.3f64).exp()) <= 2.0);
+        assert!(exp(f64::NAN).is_nan());
     }
 
     #[test]
@@ -253,6 +293,14 @@ mod tests {
         }
         assert!(worst_ln <= 2.0, "ln worst {worst_ln} ulps");
         assert!(worst_ln1p <= 4.0, "ln_1p worst {worst_ln1p} ulps");
+        let mut worst_unit = 0.0f64;
+        for i in 0..200_000 {
+            let e = if i % 2 == 0 { rng.uniform_f64() } else { exp(-700.0 * rng.uniform_f64()) };
+            worst_unit = worst_unit.max(ulps(ln_1p_unit(e), e.ln_1p()));
+        }
+        assert!(worst_unit <= 3.0, "ln_1p_unit worst {worst_unit} ulps");
+        assert_eq!(ln_1p_unit(0.0), 0.0);
+        assert!(ulps(ln_1p_unit(1.0), std::f64::consts::LN_2) <= 1.0);
         assert_eq!(ln(1.0), 0.0);
         assert_eq!(ln(0.0), f64::NEG_INFINITY);
         assert!(ln(-1.0).is_nan());

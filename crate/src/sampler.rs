@@ -5,16 +5,17 @@
 //! Inpainting (paper §2.5, r(x) a delta on the known bits): a pattern over {0, 1, 2 = unknown};
 //! known bits are clamped at x_T and after every reverse step; unknown bits follow the model.
 //!
-//! Randomness: sequence i draws from its own stream `Rng::for_example(seed, SAMPLE_STREAM, i)`,
+//! Randomness: sequence i draws from its own stream `Rng::for_example(seed, SAMPLE_STREAM, i)`
+//! (i counted from `first_index`, so a worker drawing sequences a..b gets exactly those of one big call),
 //! in this order: for j = 0..L: x_T[j] = bernoulli(0.5); then for t = T..1: for j = 0..L:
 //! x_{t-1}[j] = bernoulli(f_j) (f rounded to f32). Every bit is drawn, known or not (known bits
 //! are overwritten afterwards), so the result does not depend on how sequences are batched.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Parameterisation};
 use crate::network::ReverseNetwork;
-use crate::objective::reverse_probability;
+use crate::objective::sigmoid_pair;
 use crate::rng::Rng;
-use crate::schedule::Schedule;
+use crate::schedule::{PosteriorEntry, Schedule};
 
 /// The `step` argument of `Rng::for_example` reserved for sampling streams.
 pub const SAMPLE_STREAM: u64 = u64::MAX - 1;
@@ -45,12 +46,36 @@ pub fn frame_times(timesteps: usize, record_every: usize) -> Vec<u32> {
     times
 }
 
-/// Runs the reverse chain for n sequences. `pattern` (optional) has L or n·L entries in
-/// {0, 1, 2 = unknown}; with L entries it applies to every sequence.
+/// probabilities[k] = f(x_t, t) for bit k (as `reverse_probability`, rounded to f32), written as
+/// branch-free loops (selects on the bit instead of table indexing) so they can be vectorised.
+pub fn reverse_probabilities(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: &[u8], logits: &[f32], probabilities: &mut [f32]) {
+    if parameterisation == Parameterisation::Direct || t == 1 {
+        for (f, &z) in probabilities.iter_mut().zip(logits) {
+            *f = sigmoid_pair(z as f64).0 as f32; // f = sigmoid(z)
+        }
+    } else {
+        // f = g·post(x0=1) + (1-g)·post(x0=0), posts chosen by the bit x_t
+        let (a_of_0, a_of_1) = (table[1][0].q1, table[1][1].q1);
+        let (b_of_0, b_of_1) = (table[0][0].q1, table[0][1].q1);
+        for ((f, &z), &x) in probabilities.iter_mut().zip(logits).zip(xt) {
+            let (g, h) = sigmoid_pair(z as f64);
+            let one = x != 0;
+            let a = if one { a_of_1 } else { a_of_0 };
+            let b = if one { b_of_1 } else { b_of_0 };
+            *f = (g * a + h * b) as f32;
+        }
+    }
+}
+
+/// Runs the reverse chain for n sequences, numbered first_index.. for their random streams.
+/// `pattern` (optional) has L or n·L entries in {0, 1, 2 = unknown}; with L entries it applies to
+/// every sequence.
+#[allow(clippy::too_many_arguments)]
 pub fn sample(
     network: &mut dyn ReverseNetwork,
     config: &ModelConfig,
     schedule: &Schedule,
+    first_index: u64,
     n: usize,
     seed: u64,
     record_every: usize,
@@ -74,6 +99,7 @@ pub fn sample(
     let mut state = vec![0u8; chunk * length];
     let mut input = vec![0.0f32; chunk * length];
     let mut logits = vec![0.0f32; chunk * length];
+    let mut probabilities = vec![0.0f32; chunk * length];
     let mut t_rows = vec![0u32; chunk];
     let mut rngs: Vec<Rng> = Vec::with_capacity(chunk);
     let mut start = 0;
@@ -81,7 +107,7 @@ pub fn sample(
         let rows = chunk.min(n - start);
         let cells = rows * length;
         rngs.clear();
-        rngs.extend((start..start + rows).map(|i| Rng::for_example(seed, SAMPLE_STREAM, i as u64)));
+        rngs.extend((start..start + rows).map(|i| Rng::for_example(seed, SAMPLE_STREAM, first_index + i as u64)));
         // pattern entry of bit j of chunk row r
         let known = |r: usize, j: usize| -> Option<u8> {
             let p = pattern?;
@@ -120,12 +146,12 @@ pub fn sample(
             t_rows[..rows].fill(t as u32);
             network.forward(&input[..cells], &t_rows[..rows], &mut logits[..cells]);
             let table = schedule.posterior_table(t);
-            for r in 0..rows {
-                let rng = &mut rngs[r];
-                for j in 0..length {
-                    let k = r * length + j;
-                    let (f1, _) = reverse_probability(config.parameterisation, table, t, state[k], logits[k] as f64);
-                    state[k] = rng.bernoulli(f1 as f32) as u8; // x_{t-1} ~ B(f(x_t, t))
+            // f(x_t, t) for every bit first (a loop without the generators' dependency chain)
+            reverse_probabilities(config.parameterisation, table, t, &state[..cells], &logits[..cells], &mut probabilities[..cells]);
+            for (r, rng) in rngs.iter_mut().enumerate() {
+                let span = r * length..(r + 1) * length;
+                for (x, &f) in state[span.clone()].iter_mut().zip(&probabilities[span]) {
+                    *x = rng.bernoulli(f) as u8; // x_{t-1} ~ B(f(x_t, t))
                 }
             }
             clamp(&mut state[..cells]);
@@ -140,6 +166,25 @@ pub fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batched_probabilities_match_the_per_bit_kernel() {
+        use crate::config::ScheduleKind;
+        use crate::objective::reverse_probability;
+        let schedule = Schedule::new(ScheduleKind::Paper, 20);
+        let logits: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) * 0.7).collect();
+        let xt: Vec<u8> = (0..40).map(|i| (i % 3 == 0) as u8).collect();
+        let mut out = vec![0.0f32; 40];
+        for p in [Parameterisation::Direct, Parameterisation::X0] {
+            for t in [1usize, 2, 11, 20] {
+                let table = schedule.posterior_table(t);
+                reverse_probabilities(p, table, t, &xt, &logits, &mut out);
+                for k in 0..40 {
+                    assert_eq!(out[k], reverse_probability(p, table, t, xt[k], logits[k] as f64).0 as f32);
+                }
+            }
+        }
+    }
 
     #[test]
     fn frame_times_include_both_ends() {
