@@ -545,6 +545,159 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+// ---- Depthwise circular convolution over positions (the circular network). ----
+
+/// Fills `extended` ((L + K - 1) × C) with the positions of one sequence h (L × C) as a K-tap
+/// window starting `offset` positions before the output position visits them:
+/// extended[j] = h[(j - offset) mod L], so tap d of output position p reads extended[p + d].
+fn extend_circularly(l: usize, c: usize, kernel: usize, offset: usize, h: &[f32], extended: &mut [f32]) {
+    for (j, out) in extended.chunks_exact_mut(c).take(l + kernel - 1).enumerate() {
+        let q = (j + l * kernel - offset) % l; // (j - offset) mod L
+        out.copy_from_slice(&h[q * c..(q + 1) * c]);
+    }
+}
+
+/// For one sequence: out[p, ch] = start[p, ch] + Σ_{d<K} taps[d, ch]·ext[p + d, ch], d in order,
+/// where start is `bias` (the same for every p) or, if `bias` is None, out's current value.
+fn conv_window_sums(l: usize, c: usize, kernel: usize, ext: &[f32], taps: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let full = c / 4 * 4;
+    for ch in (0..full).step_by(4) {
+        let start = |out: &[f32], p: usize| match bias {
+            Some(b) => F4::load(&b[ch..ch + 4]),
+            None => F4::load(&out[p * c + ch..p * c + ch + 4]),
+        };
+        let mut p = 0;
+        while p + 4 <= l {
+            // positions p..p+4 share each tap's load
+            let mut acc = [start(out, p), start(out, p + 1), start(out, p + 2), start(out, p + 3)];
+            for d in 0..kernel {
+                let tap = F4::load(&taps[d * c + ch..d * c + ch + 4]);
+                let window = &ext[(p + d) * c + ch..(p + d + 3) * c + ch + 4];
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = a.add(tap.mul(F4::load(&window[i * c..i * c + 4])));
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                a.store(&mut out[(p + i) * c + ch..(p + i) * c + ch + 4]);
+            }
+            p += 4;
+        }
+        for p in p..l {
+            let mut acc = start(out, p);
+            for d in 0..kernel {
+                let (t, e) = (d * c + ch, (p + d) * c + ch);
+                acc = acc.add(F4::load(&taps[t..t + 4]).mul(F4::load(&ext[e..e + 4])));
+            }
+            acc.store(&mut out[p * c + ch..p * c + ch + 4]);
+        }
+    }
+    for ch in full..c {
+        for p in 0..l {
+            let mut acc = match bias {
+                Some(b) => b[ch],
+                None => out[p * c + ch],
+            };
+            for d in 0..kernel {
+                acc += taps[d * c + ch] * ext[(p + d) * c + ch];
+            }
+            out[p * c + ch] = acc;
+        }
+    }
+}
+
+/// m[r, p, ch] = bias[ch] + Σ_{d<K} taps[d, ch]·h[r, (p + d - K/2) mod L, ch] for every row r
+/// (h, m: rows × L × C; taps: K × C). The sum runs over d in order, the same sequence of
+/// operations at every position, so a cyclic shift of h shifts m exactly.
+#[allow(clippy::too_many_arguments)]
+pub fn circular_depthwise(rows: usize, l: usize, c: usize, kernel: usize, h: &[f32], taps: &[f32], bias: &[f32], m: &mut [f32], scratch: &mut Vec<f32>) {
+    let ext_len = (l + kernel - 1) * c;
+    if scratch.len() < ext_len {
+        scratch.resize(ext_len, 0.0);
+    }
+    let (taps, bias, ext) = (&taps[..kernel * c], &bias[..c], &mut scratch[..ext_len]);
+    for r in 0..rows {
+        extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
+        conv_window_sums(l, c, kernel, ext, taps, Some(bias), &mut m[r * l * c..(r + 1) * l * c]);
+    }
+}
+
+/// Backward of `circular_depthwise` given dm: dtaps += Σ_{r,p} dm[r,p]·h[r, p + d - K/2],
+/// dbias += Σ_{r,p} dm[r,p], and dh[r, q] += Σ_d taps[d]·dm[r, q - d + K/2] (indices mod L).
+/// The last is itself a circular convolution: with reversed taps taps'[e] = taps[K-1-e],
+/// dh[q] += Σ_e taps'[e]·dm[(q + e - (K - 1 - K/2)) mod L].
+#[allow(clippy::too_many_arguments)]
+pub fn circular_depthwise_backward(
+    rows: usize,
+    l: usize,
+    c: usize,
+    kernel: usize,
+    h: &[f32],
+    taps: &[f32],
+    dm: &[f32],
+    dtaps: &mut [f32],
+    dbias: &mut [f32],
+    dh: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let ext_len = (l + kernel - 1) * c;
+    if scratch.len() < 2 * ext_len + kernel * c {
+        scratch.resize(2 * ext_len + kernel * c, 0.0);
+    }
+    let (ext, rest) = scratch.split_at_mut(ext_len);
+    let (dm_ext, rest) = rest.split_at_mut(ext_len);
+    let reversed = &mut rest[..kernel * c];
+    for (e, row) in reversed.chunks_exact_mut(c).enumerate() {
+        row.copy_from_slice(&taps[(kernel - 1 - e) * c..(kernel - e) * c]);
+    }
+    let (dtaps, dbias) = (&mut dtaps[..kernel * c], &mut dbias[..c]);
+    let full = c / 4 * 4;
+    for r in 0..rows {
+        let dm_r = &dm[r * l * c..(r + 1) * l * c];
+        extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
+        add_column_sums(l, c, dm_r, dbias);
+        // dtaps[d] += Σ_p dm[p]·ext[p + d]; taps d..d+4 share each dm load
+        for ch in (0..full).step_by(4) {
+            let mut d = 0;
+            while d + 4 <= kernel {
+                let mut acc = [F4::zero(); 4];
+                for p in 0..l {
+                    let g = F4::load(&dm_r[p * c + ch..p * c + ch + 4]);
+                    let window = &ext[(p + d) * c + ch..(p + d + 3) * c + ch + 4];
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        *a = a.add(g.mul(F4::load(&window[i * c..i * c + 4])));
+                    }
+                }
+                for (i, a) in acc.iter().enumerate() {
+                    let at = (d + i) * c + ch;
+                    F4::load(&dtaps[at..at + 4]).add(*a).store(&mut dtaps[at..at + 4]);
+                }
+                d += 4;
+            }
+            for d in d..kernel {
+                let mut acc = F4::zero();
+                for p in 0..l {
+                    let (g, e) = (p * c + ch, (p + d) * c + ch);
+                    acc = acc.add(F4::load(&dm_r[g..g + 4]).mul(F4::load(&ext[e..e + 4])));
+                }
+                let at = d * c + ch;
+                F4::load(&dtaps[at..at + 4]).add(acc).store(&mut dtaps[at..at + 4]);
+            }
+        }
+        for ch in full..c {
+            for d in 0..kernel {
+                let mut acc = 0.0f32;
+                for p in 0..l {
+                    acc += dm_r[p * c + ch] * ext[(p + d) * c + ch];
+                }
+                dtaps[d * c + ch] += acc;
+            }
+        }
+        // dh += the convolution of dm with the reversed taps
+        extend_circularly(l, c, kernel, kernel - 1 - kernel / 2, dm_r, dm_ext);
+        conv_window_sums(l, c, kernel, dm_ext, reversed, None, &mut dh[r * l * c..(r + 1) * l * c]);
+    }
+}
+
 /// y[r, j] = bias[j] for every row.
 pub fn fill_rows(rows: usize, n: usize, bias: &[f32], y: &mut [f32]) {
     for row in y[..rows * n].chunks_exact_mut(n) {
@@ -734,6 +887,66 @@ mod tests {
             // dot against f64
             let exact: f64 = x.iter().zip(&w[..k]).map(|(&a, &b)| a as f64 * b as f64).sum();
             assert!((dot(&x, &w[..k]) as f64 - exact).abs() < 1e-5 * (k as f64 + 1.0));
+        }
+    }
+
+    /// The convolution written out with the modulo, in f64.
+    fn conv_reference(rows: usize, l: usize, c: usize, kernel: usize, h: &[f32], taps: &[f32], bias: &[f32]) -> Vec<f64> {
+        let mut m = vec![0.0; rows * l * c];
+        for r in 0..rows {
+            for p in 0..l {
+                for ch in 0..c {
+                    let mut acc = bias[ch] as f64;
+                    for d in 0..kernel {
+                        let q = (p as isize + d as isize - (kernel / 2) as isize).rem_euclid(l as isize) as usize;
+                        acc += taps[d * c + ch] as f64 * h[(r * l + q) * c + ch] as f64;
+                    }
+                    m[(r * l + p) * c + ch] = acc;
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn circular_depthwise_matches_the_definition_and_its_backward_is_the_adjoint() {
+        let mut rng = Rng::new(5);
+        for (rows, l, c, kernel) in [(2, 7, 5, 3), (3, 20, 8, 20), (1, 6, 9, 6), (2, 5, 4, 1), (1, 9, 3, 4)] {
+            let h = random(rows * l * c, &mut rng);
+            let taps = random(kernel * c, &mut rng);
+            let bias = random(c, &mut rng);
+            let mut m = vec![0.0; rows * l * c];
+            let mut scratch = Vec::new();
+            circular_depthwise(rows, l, c, kernel, &h, &taps, &bias, &mut m, &mut scratch);
+            let want = conv_reference(rows, l, c, kernel, &h, &taps, &bias);
+            for (g, w) in m.iter().zip(&want) {
+                assert!((*g as f64 - w).abs() < 1e-5 * (kernel as f64 + 1.0), "{g} vs {w}");
+            }
+            // adjoint: <dm, m(h, taps) - bias> is bilinear, so its gradients are exact linear maps
+            let dm = random(rows * l * c, &mut rng);
+            let (mut dtaps, mut dbias, mut dh) = (vec![0.0; kernel * c], vec![0.0; c], vec![0.0; rows * l * c]);
+            circular_depthwise_backward(rows, l, c, kernel, &h, &taps, &dm, &mut dtaps, &mut dbias, &mut dh, &mut scratch);
+            for i in 0..h.len() {
+                // d<dm, m>/dh[i] = <dm, m(e_i, taps) - m(0, taps)>
+                let mut e = vec![0.0; h.len()];
+                e[i] = 1.0;
+                let zero = vec![0.0; c];
+                let m_e = conv_reference(rows, l, c, kernel, &e, &taps, &zero);
+                let want: f64 = m_e.iter().zip(&dm).map(|(a, &b)| a * b as f64).sum();
+                assert!((dh[i] as f64 - want).abs() < 1e-5, "dh[{i}]: {} vs {want}", dh[i]);
+            }
+            for i in 0..taps.len() {
+                let mut e = vec![0.0; taps.len()];
+                e[i] = 1.0;
+                let zero = vec![0.0; c];
+                let m_e = conv_reference(rows, l, c, kernel, &h, &e, &zero);
+                let want: f64 = m_e.iter().zip(&dm).map(|(a, &b)| a * b as f64).sum();
+                assert!((dtaps[i] as f64 - want).abs() < 1e-4, "dtaps[{i}]: {} vs {want}", dtaps[i]);
+            }
+            for ch in 0..c {
+                let want: f64 = (0..rows * l).map(|t| dm[t * c + ch] as f64).sum();
+                assert!((dbias[ch] as f64 - want).abs() < 1e-4);
+            }
         }
     }
 

@@ -60,6 +60,7 @@ pub struct CircularNetwork {
     dconvolved: Vec<f32>,
     dactivation: Vec<f32>,
     dtime_projection: Vec<f32>,
+    conv_scratch: Vec<f32>,
 }
 
 impl CircularNetwork {
@@ -115,59 +116,7 @@ impl CircularNetwork {
             dconvolved: Vec::new(),
             dactivation: Vec::new(),
             dtime_projection: Vec::new(),
-        }
-    }
-}
-
-/// m[r,p,c] = Σ_{d<K} k[d,c]·h[r,(p + d - K/2) mod L,c] + kb[c] for every row r.
-fn circular_conv_forward(rows: usize, l: usize, c: usize, kernel: usize, h: &[f32], k: &[f32], kb: &[f32], m: &mut [f32]) {
-    let half = kernel / 2;
-    for r in 0..rows {
-        let base = r * l * c;
-        for p in 0..l {
-            let out = &mut m[base + p * c..base + (p + 1) * c];
-            out.copy_from_slice(&kb[..c]);
-            for d in 0..kernel {
-                let q = (p + d + l * kernel - half) % l; // (p + d - K/2) mod L
-                let src = &h[base + q * c..base + (q + 1) * c];
-                let taps = &k[d * c..(d + 1) * c];
-                for ch in 0..c {
-                    out[ch] += taps[ch] * src[ch];
-                }
-            }
-        }
-    }
-}
-
-/// Backward of `circular_conv_forward`: dk += Σ dm·h(shifted), dkb += Σ dm, dh += Σ_d k·dm(shifted back).
-#[allow(clippy::too_many_arguments)]
-fn circular_conv_backward(
-    rows: usize,
-    l: usize,
-    c: usize,
-    kernel: usize,
-    h: &[f32],
-    k: &[f32],
-    dm: &[f32],
-    dk: &mut [f32],
-    dkb: &mut [f32],
-    dh: &mut [f32],
-) {
-    let half = kernel / 2;
-    for r in 0..rows {
-        let base = r * l * c;
-        for p in 0..l {
-            let g = &dm[base + p * c..base + (p + 1) * c];
-            for ch in 0..c {
-                dkb[ch] += g[ch];
-            }
-            for d in 0..kernel {
-                let q = (p + d + l * kernel - half) % l;
-                for ch in 0..c {
-                    dk[d * c + ch] += g[ch] * h[base + q * c + ch];
-                    dh[base + q * c + ch] += k[d * c + ch] * g[ch];
-                }
-            }
+            conv_scratch: Vec::new(),
         }
     }
 }
@@ -232,7 +181,7 @@ impl ReverseNetwork for CircularNetwork {
             let (hi, hn) = (&done[i][..tokens * c], &mut next[0][..tokens * c]);
             let m = &mut self.convolved[i][..tokens * c];
             let a = &mut self.activations[i][..tokens * c];
-            circular_conv_forward(rows, l, c, kernel, hi, &p[kw..], &p[kb..], m);
+            linalg::circular_depthwise(rows, l, c, kernel, hi, &p[kw..], &p[kb..], m, &mut self.conv_scratch);
             // a = relu(m·W1 + b1 + τ_{i+1})
             linear_forward(tokens, c, c, m, &p[w1..], &p[b1..], a, false);
             for r in 0..rows {
@@ -296,7 +245,7 @@ impl ReverseNetwork for CircularNetwork {
                 linear_backward(tokens, c, c, &self.convolved[i], da, &p[w1..], &mut head[w1..][..c * c], &mut tail[..c], Some((&mut *dm, Epilogue::Set)));
             }
             let (head, tail) = grad.split_at_mut(kb);
-            circular_conv_backward(rows, l, c, kernel, &self.streams[i], &p[kw..], dm, &mut head[kw..][..kernel * c], &mut tail[..c], dstream);
+            linalg::circular_depthwise_backward(rows, l, c, kernel, &self.streams[i], &p[kw..], dm, &mut head[kw..][..kernel * c], &mut tail[..c], dstream, &mut self.conv_scratch);
         }
         // h_0 = s·w_s + λ·s·w_e + b_in + τ_0
         for r in 0..rows {
