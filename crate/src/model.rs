@@ -183,7 +183,32 @@ impl Model {
         self.apply_own_gradient(loss_sum_bits, total_rows)
     }
 
-    fn apply_own_gradient(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<StepReport, String> {
+    /// The gradient buffer: after `compute_gradient` it holds the shard's gradient sum; a pool
+    /// overwrites it with the sum over all shards and calls `apply_own_gradient` (no copies).
+    pub fn gradient_mut(&mut self) -> &mut [f32] {
+        &mut self.grad
+    }
+
+    /// (t, term) of every row of the `compute_gradient` calls since the last optimiser step
+    /// (importance objective only; empty otherwise), in row order.
+    pub fn pending_observations(&self) -> &[(u32, f64)] {
+        &self.pending_observations
+    }
+
+    /// Replaces the pending observations (a pool hands every replica those of all shards, in
+    /// shard order, so all replicas keep the importance history of one worker).
+    pub fn set_pending_observations(&mut self, observations: Vec<(u32, f64)>) -> Result<(), String> {
+        if let Some(&(t, _)) = observations.iter().find(|&&(t, _)| t == 0 || t as usize > self.model_config.timesteps) {
+            return Err(format!("observation t must be in 1..={}, got {t}", self.model_config.timesteps));
+        }
+        if self.importance.is_some() {
+            self.pending_observations = observations;
+        }
+        Ok(())
+    }
+
+    /// One optimiser step from the gradient sums in the gradient buffer (see `gradient_mut`).
+    pub fn apply_own_gradient(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<StepReport, String> {
         if total_rows == 0 {
             return Err("total_rows must be at least 1".into());
         }
@@ -242,18 +267,35 @@ impl Model {
 
     /// n sequences from the reverse chain; frames every `record_every` steps (0 = none).
     pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> Result<SampleResult, String> {
-        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, n, seed, record_every, None))
+        self.sample_range(0, n, seed, record_every)
+    }
+
+    /// Sequences first..first+n of `sample(first + n, seed, record_every)` (for a pool of workers).
+    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> Result<SampleResult, String> {
+        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, record_every, None))
     }
 
     /// n completions of a pattern (L or n·L entries of 0, 1, 2 = unknown); known bits clamped.
     pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64) -> Result<Vec<u8>, String> {
-        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, n, seed, 0, Some(pattern))).map(|r| r.bits)
+        self.inpaint_range(pattern, 0, n, seed)
+    }
+
+    /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these n rows).
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64) -> Result<Vec<u8>, String> {
+        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, 0, Some(pattern))).map(|r| r.bits)
     }
 
     /// Monte-Carlo bound (full sum over t, `repeats` draws per sequence), bits per sequence.
     pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> Result<BoundEstimate, String> {
         self.check_batch(x0, rows)?;
         self.with_eval_weights(|net, config, schedule| evaluate::evaluate_bound(net, config, schedule, x0, rows, repeats, seed))
+    }
+
+    /// The totals behind `evaluate_bound` (totals[i·R + r], bits) for rows that are sequences
+    /// first_index.. of the dataset; `evaluate::summarise` of all rows' totals gives the estimate.
+    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, String> {
+        self.check_batch(x0, rows)?;
+        self.with_eval_weights(|net, config, schedule| evaluate::bound_totals(net, config, schedule, x0, rows, repeats, seed, first_index))
     }
 
     /// Exact -log2 p(x0) of each sequence (L <= 12) and the total probability of all 2^L.
@@ -419,6 +461,53 @@ mod tests {
     }
 
     #[test]
+    fn model_gradients_match_central_differences_for_every_architecture_and_estimator() {
+        // compute_gradient composes the objective with the real networks; with a fixed step the
+        // estimate is a deterministic function of the weights (f32 networks: loose tolerance)
+        let (length, timesteps, rows) = (6, 10, 5);
+        let data = heartbeat(length, 3);
+        let x0 = batch(&data, length, rows, 0);
+        for (architecture, parameterisation) in [(Architecture::Paper, Parameterisation::Direct), (Architecture::Mlp, Parameterisation::X0), (Architecture::Circular, Parameterisation::X0), (Architecture::Mlp, Parameterisation::Direct)] {
+            for objective in [ObjectiveKind::Full, ObjectiveKind::Sampled] {
+                let training = TrainingConfig { objective, ..Default::default() };
+                let mut model = Model::new(model_config(architecture, parameterisation, length, timesteps), training, 21).unwrap();
+                let grad = model.compute_gradient(&x0, rows, 0, 3).unwrap().1.to_vec();
+                let base = model.parameters().to_vec();
+                let mut rng = Rng::new(5);
+                let mut checked = 0;
+                let mut kinks = 0;
+                for _ in 0..2000 {
+                    let i = rng.below(base.len() as u32) as usize;
+                    if grad[i].abs() < 3e-3 {
+                        continue;
+                    }
+                    let h = 1e-3f32;
+                    let mut loss_at = |value: f32| {
+                        let mut p = base.clone();
+                        p[i] = value;
+                        model.set_parameters(&p).unwrap();
+                        model.compute_gradient(&x0, rows, 0, 3).unwrap().0
+                    };
+                    let (up, mid, down) = (loss_at(base[i] + h), loss_at(base[i]), loss_at(base[i] - h));
+                    let (right, left) = ((up - mid) / h as f64, (mid - down) / h as f64);
+                    if (right - left).abs() > 0.1 * right.abs().max(left.abs()) + 1e-3 {
+                        kinks += 1;
+                        continue; // a ReLU kink lies within ±h: the loss is not differentiable there
+                    }
+                    let numeric = (up - down) / (2.0 * h as f64);
+                    let analytic = grad[i] as f64;
+                    assert!((numeric - analytic).abs() <= 0.02 * analytic.abs() + 1e-3, "{architecture:?}/{parameterisation:?}/{objective:?} parameter {i}: {numeric} vs {analytic}");
+                    checked += 1;
+                    if checked == 12 {
+                        break;
+                    }
+                }
+                assert!(checked >= 6, "{architecture:?}/{objective:?}: only {checked} parameters checked ({kinks} skipped at kinks)");
+            }
+        }
+    }
+
+    #[test]
     fn same_seed_gives_identical_results_and_different_seeds_differ() {
         let (length, timesteps) = (8, 12);
         let data = heartbeat(length, 4);
@@ -508,6 +597,66 @@ mod tests {
             assert_eq!(whole.step(), 1);
             assert_eq!(sharded.step(), 1);
         }
+    }
+
+    #[test]
+    fn ranges_of_samples_inpaintings_and_bound_totals_equal_one_big_call() {
+        let (length, timesteps) = (6, 9);
+        let data = heartbeat(length, 3);
+        let mut model = Model::new(model_config(Architecture::Paper, Parameterisation::Direct, length, timesteps), TrainingConfig::default(), 3).unwrap();
+        let all = model.sample(7, 11, 4).unwrap();
+        let a = model.sample_range(0, 3, 11, 4).unwrap();
+        let b = model.sample_range(3, 4, 11, 4).unwrap();
+        assert_eq!([a.bits.clone(), b.bits.clone()].concat(), all.bits);
+        assert_eq!(a.frame_times, all.frame_times);
+        for f in 0..all.frame_times.len() {
+            let joined = [&a.frames[f * 3 * length..(f + 1) * 3 * length], &b.frames[f * 4 * length..(f + 1) * 4 * length]].concat();
+            assert_eq!(joined, &all.frames[f * 7 * length..(f + 1) * 7 * length]);
+        }
+        let pattern = [1, 2, 2, 0, 2, 2];
+        let whole = model.inpaint(&pattern, 5, 2).unwrap();
+        assert_eq!([model.inpaint_range(&pattern, 0, 2, 2).unwrap(), model.inpaint_range(&pattern, 2, 3, 2).unwrap()].concat(), whole);
+        let estimate = model.evaluate_bound(&data, 3, 4, 5).unwrap();
+        let first = model.bound_totals(&data[..length], 1, 4, 5, 0).unwrap();
+        let rest = model.bound_totals(&data[length..], 2, 4, 5, 1).unwrap();
+        assert_eq!(evaluate::summarise(&[first, rest].concat(), 3, 4), estimate);
+    }
+
+    #[test]
+    fn replicas_sharing_observations_keep_the_importance_history_of_one_model() {
+        let (length, timesteps, rows) = (6, 5, 8);
+        let data = heartbeat(length, 3);
+        let training = TrainingConfig { objective: ObjectiveKind::Importance, ..Default::default() };
+        let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
+        let mut whole = Model::new(config.clone(), training.clone(), 5).unwrap();
+        let mut replicas = [Model::new(config.clone(), training.clone(), 5).unwrap(), Model::new(config, training, 5).unwrap()];
+        for s in 0..12 {
+            let x0 = batch(&data, length, rows, s);
+            whole.train_step(&x0, rows).unwrap();
+            let (loss_a, grad_a) = replicas[0].compute_gradient(&x0[..3 * length], 3, 0, s).unwrap();
+            let grad_a = grad_a.to_vec();
+            let (loss_b, grad_b) = replicas[1].compute_gradient(&x0[3 * length..], 5, 3, s).unwrap();
+            let sum: Vec<f32> = grad_a.iter().zip(grad_b).map(|(a, b)| a + b).collect();
+            let observations = [replicas[0].pending_observations(), replicas[1].pending_observations()].concat();
+            assert_eq!(observations.len(), rows);
+            for replica in replicas.iter_mut() {
+                replica.set_pending_observations(observations.clone()).unwrap();
+                replica.gradient_mut().copy_from_slice(&sum);
+                replica.apply_own_gradient(loss_a + loss_b, rows).unwrap();
+            }
+        }
+        assert!(whole.importance_history().unwrap().is_ready());
+        assert_eq!(replicas[0].parameters(), replicas[1].parameters());
+        assert_eq!(replicas[0].importance_history(), replicas[1].importance_history());
+        let (one, pooled) = (whole.importance_history().unwrap(), replicas[0].importance_history().unwrap());
+        assert_eq!((&one.counts, &one.next), (&pooled.counts, &pooled.next));
+        for (a, b) in one.values.iter().zip(&pooled.values) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        for (a, b) in whole.parameters().iter().zip(replicas[0].parameters()) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        assert!(replicas[0].set_pending_observations(vec![(0, 1.0)]).is_err());
     }
 
     #[test]
