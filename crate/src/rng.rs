@@ -109,11 +109,12 @@ impl Rng {
         (m >> 32) as u32
     }
 
-    /// Standard normal by Box–Muller (used for weight initialisation only).
+    /// Standard normal by Box–Muller, with `crate::elementary`'s ln and cos so that the draws are
+    /// bit-identical natively and in wasm (std's ln/cos call different libms there).
     pub fn normal(&mut self) -> f32 {
         let u1 = 1.0 - self.uniform_f64(); // (0, 1]
         let u2 = self.uniform_f64();
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+        ((-2.0 * crate::elementary::ln(u1)).sqrt() * crate::elementary::cos(2.0 * std::f64::consts::PI * u2)) as f32
     }
 }
 
