@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 pub enum ScheduleKind {
     /// b_t = 1/(T - t + 1), so c_t = t/T (the paper's schedule for binary data).
     Paper,
-    /// b_t rising linearly from `beta_start` to 1 at t = T.
+    /// DDPM's linear schedule carried over to flip rates: b_t from 0.1/T to 20/T, then b_T = 1
+    /// (formulas in schedule.rs).
     Linear,
-    /// c_t = 1 - cos²(π/2 · t/T)-shaped cumulative rate (Nichol & Dhariwal 2021 style).
+    /// Nichol & Dhariwal's cosine schedule: 1 - c_t = h(t)/h(0), h(t) = cos²(π/2 · (t/T + s)/(1 + s)).
     Cosine,
 }
 
