@@ -21,3 +21,5 @@ export * as training from './training.js';
 export * as charts from './plots/charts.js';
 export * as bitgrid from './plots/bitgrid.js';
 export * as report from './plots/report.js';
+// The CLI's yargs command modules: run them with any yargs build and an `Io` (the browser demo's command box does).
+export * as commands from './commands/index.js';

@@ -1,0 +1,364 @@
+/**
+ * The demo's worker: it owns the wasm model, the data and the in-page files, so that training,
+ * sampling and the command box never block the page. Requests are handled one at a time, in order;
+ * 'stop' is handled at once (training yields to the event loop every few tens of milliseconds).
+ */
+import yargs from 'yargs/browser';
+import { checkpoint, commands, config, data, DiffusionModel, init, isUserError, training, UserError } from 'bernoulli-diffusion';
+import { progressBarLine, runCommandLine } from './terminal.js';
+import type { DataSource, DataSummary, EvaluationSummary, ModelInfo, Operations, Request, SampleRow, StopMessage, WorkerEvent, WorkerMessage } from './protocol.js';
+
+/** Checkpoint metadata keys that `train` writes and `evaluate`/`--resume` read (src/commands/run-files.ts). */
+const META_RUN_CONFIG = 'run_config';
+const META_LOOP_STATE = 'loop_state';
+/** Where the page's own training leaves its model among the in-page files. */
+const TRAINED_MODEL_PATH = '/demo.safetensors';
+const GRID_SIZE = 16;
+
+interface LoadedData {
+  summary: DataSummary;
+  train: data.Sequences;
+  val: data.Sequences;
+  trainSet: Set<string>;
+  valSet: Set<string>;
+  /** The data section of a run config naming this data. */
+  section: config.DataSection;
+}
+
+/** Where the running command's output goes (the request that runs it). */
+let output: ((event: WorkerEvent) => void) | undefined;
+/**
+ * The in-page files, shared by the page's own actions and the command box: the package's
+ * in-memory `Io`, whose printing goes to the command running at the time.
+ */
+const files = new commands.MemoryIo({
+  onPrint: (line) => output?.({ type: 'stdout', line }),
+  onNote: (line) => output?.({ type: 'stderr', line }),
+  onProgress: (update) => output?.({ type: 'progressLine', text: progressBarLine(update) }),
+});
+let currentData: LoadedData | undefined;
+let model: DiffusionModel | undefined;
+let modelSource = '';
+/** Metadata the current model's checkpoints carry (the run config, when known). */
+let modelMetadata: Record<string, string> = {};
+/** Stops what is running: training from the page, or a command's Io. */
+let stopCurrent: (() => void) | undefined;
+
+function post(message: WorkerMessage): void {
+  self.postMessage(message);
+}
+
+/** A whole number from a form field, within limits; otherwise a message naming the field. */
+function whole(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw new UserError(`${field}: expected a whole number from ${min} to ${max}, got ${Number.isNaN(value) ? 'nothing' : value}`);
+  return value;
+}
+
+const MAX_SEED = 4_294_967_295;
+
+function postFiles(): void {
+  const list = [...files.files.entries()].map(([path, bytes]) => ({ path, size: bytes.length }));
+  post({ kind: 'files', files: list.sort((a, b) => a.path.localeCompare(b.path)) });
+}
+
+function readFile(path: string): Uint8Array {
+  const bytes = files.files.get(files.resolve(path));
+  if (!bytes) throw new UserError(`${files.displayPath(path)}: no such file`);
+  return bytes;
+}
+
+function modelInfo(): ModelInfo | null {
+  if (!model) return null;
+  return {
+    architecture: model.modelConfig.architecture,
+    T: model.modelConfig.T,
+    length: model.length,
+    step: model.step,
+    parameters: model.parameterCount,
+    source: modelSource,
+  };
+}
+
+function setModel(next: DiffusionModel, source: string, metadata: Record<string, string>): ModelInfo {
+  model?.free();
+  model = next;
+  modelSource = source;
+  modelMetadata = metadata;
+  const info = modelInfo()!;
+  post({ kind: 'model', info });
+  return info;
+}
+
+function requireModel(): DiffusionModel {
+  if (!model) throw new UserError('there is no model yet: train one, or load a checkpoint');
+  return model;
+}
+
+// ---- data ---------------------------------------------------------------------------------------
+
+function loadData(source: DataSource): DataSummary {
+  let train: data.Sequences;
+  let val: data.Sequences;
+  let trainSource: string;
+  let valSource: string;
+  let section: config.DataSection;
+  let heartbeat: DataSummary['heartbeat'] = null;
+  if (source.kind === 'heartbeat') {
+    // Validated exactly as the config's data.heartbeat is.
+    const layer = config.valuesLayer(
+      { 'data.heartbeat.length': source.length, 'data.heartbeat.period': source.period, 'data.heartbeat.holdout': source.holdout, 'data.heartbeat.count': source.count },
+      (key) => `the field "${({ 'data.heartbeat.length': 'length L', 'data.heartbeat.period': 'period P', 'data.heartbeat.holdout': 'held out K' } as Record<string, string>)[key] ?? key}"`,
+    );
+    const spec = config.resolveConfig([layer]).config.data.heartbeat!;
+    const made = data.heartbeatData(spec);
+    train = made.train;
+    val = made.val;
+    trainSource = `heartbeat L=${spec.length} P=${spec.period}, phases ${made.trainPhases.join(', ')}`;
+    valSource = `heartbeat L=${spec.length} P=${spec.period}, phases ${made.valPhases.join(', ')}`;
+    section = { heartbeat: spec };
+    heartbeat = { length: spec.length, period: spec.period, holdout: spec.holdout };
+  } else {
+    train = data.parseSequences(source.text, source.name);
+    val = train;
+    trainSource = valSource = source.name;
+    section = { train: '/data/train.txt' };
+  }
+  if (train.length > config.MAX_LENGTH) throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${config.MAX_LENGTH}-bit limit`);
+  // The command box sees the same data as files.
+  files.setFile('/data/train.txt', data.formatSequences(train, [`${trainSource} (${train.rows} sequences)`]));
+  files.setFile('/data/val.txt', data.formatSequences(val, [`${valSource} (${val.rows} sequences)`]));
+  const summary: DataSummary = {
+    length: train.length,
+    trainRows: train.rows,
+    valRows: val.rows,
+    trainSource,
+    valSource,
+    period: heartbeat?.period ?? null,
+    heartbeat,
+    preview: data.rowStrings({ ...train, rows: Math.min(train.rows, 6), bits: train.bits.subarray(0, Math.min(train.rows, 6) * train.length) }),
+  };
+  currentData = { summary, train, val, trainSet: data.sequenceSet(train), valSet: data.sequenceSet(val), section };
+  return summary;
+}
+
+function labelRows(lines: string[]): SampleRow[] {
+  const period = currentData?.summary.period ?? null;
+  return lines.map((bits) => ({
+    bits,
+    where: currentData?.trainSet.has(bits) ? 'train' : currentData?.valSet.has(bits) ? 'val' : 'other',
+    valid: period !== null && bits.length === currentData!.summary.length ? data.isHeartbeat(bits, period) : null,
+  }));
+}
+
+function rowsOf(bits: Uint8Array, length: number): string[] {
+  return data.rowStrings({ length, rows: bits.length / length, bits });
+}
+
+// ---- models -------------------------------------------------------------------------------------
+
+async function train(settings: Operations['train']['request']['settings'], emit: (event: WorkerEvent) => void) {
+  if (!currentData) throw new UserError('choose the data first');
+  const dataset = currentData;
+  const fieldNames: Record<string, string> = {
+    'model.T': 'T',
+    'model.architecture': 'architecture',
+    'training.steps': 'steps',
+    'training.lr': 'learning rate',
+    'training.batch_size': 'batch size',
+    'training.eval_every': 'evaluate every',
+    'training.seed': 'seed',
+  };
+  const values: Record<string, unknown> = {
+    'model.T': settings.T,
+    'model.architecture': settings.architecture,
+    'training.steps': settings.steps,
+    'training.lr': settings.lr,
+    'training.batch_size': settings.batchSize,
+    'training.eval_every': settings.evalEvery,
+    'training.seed': settings.seed,
+    'training.checkpoint_every': 0,
+    // Short runs are the point here: warm up over a tenth of them (the CLI's default is 100 steps).
+    'training.warmup_steps': Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(config.DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
+  };
+  if (dataset.section.heartbeat) {
+    for (const [key, value] of Object.entries(dataset.section.heartbeat)) values[`data.heartbeat.${key}`] = value;
+  } else {
+    values['data.train'] = dataset.section.train;
+  }
+  const resolved = config.resolveConfig([config.valuesLayer(values, (key) => `the field "${fieldNames[key] ?? key}"`)]);
+  config.checkAgainstLength(resolved, dataset.train.length, dataset.summary.trainSource);
+  const runConfig = resolved.config;
+  const total = config.totalSteps(runConfig.training, dataset.train.rows);
+  const next = await DiffusionModel.create(
+    config.coreModelConfig(runConfig.model, dataset.train.length),
+    config.coreTrainingConfig(runConfig.training, total),
+    runConfig.training.seed,
+  );
+  const metadata = { [META_RUN_CONFIG]: JSON.stringify(runConfig) };
+  setModel(next, 'trained here', metadata);
+
+  const controller = new AbortController();
+  stopCurrent = () => controller.abort();
+  try {
+    const outcome = await training.runTraining({
+      model: next,
+      data: { train: dataset.train, val: dataset.val, trainSet: dataset.trainSet, valSet: dataset.valSet },
+      settings: {
+        totalSteps: total,
+        batchSize: runConfig.training.batch_size,
+        seed: runConfig.training.seed,
+        logEvery: runConfig.training.log_every,
+        evalEvery: runConfig.training.eval_every,
+        evalRepeats: runConfig.training.eval_repeats,
+        evalSamples: runConfig.training.eval_samples,
+        gridSize: GRID_SIZE,
+        checkpointEvery: 0,
+        earlyStopping: 0,
+      },
+      signal: controller.signal,
+      now: () => performance.now(),
+      hooks: {
+        onRecord: (record) => emit({ type: 'record', record, grid: record.grid ? labelRows(record.grid) : null }),
+        onProgress: (update) => emit({ type: 'progress', update }),
+        onCheckpoint: (_reason, state) => {
+          // With the run config and loop state, `evaluate demo.safetensors` and `train --resume` work on it.
+          modelMetadata = { ...metadata, [META_LOOP_STATE]: JSON.stringify(state) };
+          files.setFile(TRAINED_MODEL_PATH, next.toBytes(modelMetadata));
+        },
+      },
+    });
+    const info = modelInfo()!;
+    post({ kind: 'model', info });
+    return { info, stopped: outcome.stopped };
+  } finally {
+    stopCurrent = undefined;
+  }
+}
+
+/** Loads checkpoint bytes as the current model; when the data does not fit it, the run's heartbeat (if any) becomes the data. */
+async function loadModel(bytes: Uint8Array, name: string): Promise<{ info: ModelInfo; data: DataSummary | null }> {
+  const { metadata } = checkpoint.readSafetensorsHeader(bytes, name);
+  const loaded = await DiffusionModel.fromBytes(bytes, name);
+  const kept: Record<string, string> = {};
+  for (const key of [META_RUN_CONFIG, META_LOOP_STATE]) if (metadata[key] !== undefined) kept[key] = metadata[key];
+  const info = setModel(loaded, name, kept);
+  let summary: DataSummary | null = null;
+  if (!currentData || currentData.summary.length !== loaded.length) {
+    const heartbeat = metadata[META_RUN_CONFIG] !== undefined ? config.configFromJson(metadata[META_RUN_CONFIG], name).data.heartbeat : undefined;
+    if (heartbeat && heartbeat.length === loaded.length) summary = loadData({ kind: 'heartbeat', ...heartbeat });
+  }
+  return { info, data: summary };
+}
+
+function evaluate(request: Operations['evaluate']['request']): EvaluationSummary {
+  const current = requireModel();
+  const repeats = whole('repeats', request.repeats, 1, 1000);
+  const samples = whole('samples', request.samples, 1, 100_000);
+  const seed = whole('seed', request.seed, 0, MAX_SEED - 1);
+  if (!currentData) throw new UserError('choose the data first');
+  if (currentData.summary.length !== current.length) {
+    throw new UserError(`the data's sequences have ${currentData.summary.length} bits but the model's have ${current.length}`);
+  }
+  const evaluation = training.evaluateModel(current, {
+    data: currentData.val,
+    trainSet: currentData.trainSet,
+    dataSet: currentData.valSet,
+    repeats,
+    samples,
+    boundSeed: seed,
+    sampleSeed: seed + 1,
+  });
+  return {
+    boundBits: evaluation.bound_bits,
+    boundStderr: evaluation.bound_stderr,
+    repeats: evaluation.bound_repeats,
+    nData: evaluation.n_data,
+    dataSource: currentData.summary.valSource,
+    samples: evaluation.samples,
+    distinct: evaluation.distinct,
+    propTrain: evaluation.prop_train,
+    propVal: evaluation.prop_data,
+    propOther: evaluation.prop_other,
+  };
+}
+
+// ---- the command box ----------------------------------------------------------------------------
+
+async function runCommand(line: string, columns: number, emit: (event: WorkerEvent) => void): Promise<number> {
+  output = emit;
+  stopCurrent = () => files.interrupt();
+  try {
+    return await runCommandLine(yargs as unknown as commands.YargsFactory, line, files, { columns });
+  } finally {
+    output = undefined;
+    stopCurrent = undefined;
+  }
+}
+
+// ---- dispatch -----------------------------------------------------------------------------------
+
+async function handle(request: Request, emit: (event: WorkerEvent) => void): Promise<unknown> {
+  switch (request.op) {
+    case 'setData':
+      return loadData(request.source);
+    case 'train':
+      return train(request.settings, emit);
+    case 'generate': {
+      const current = requireModel();
+      const n = whole('n', request.n, 1, 4096);
+      return labelRows(rowsOf(current.sample(n, { seed: whole('seed', request.seed, 0, MAX_SEED) }).samples, current.length));
+    }
+    case 'inpaint': {
+      const current = requireModel();
+      const n = whole('n', request.n, 1, 4096);
+      const pattern = Uint8Array.from(request.pattern, (c) => (c === '1' ? 1 : c === '0' ? 0 : 2));
+      return labelRows(rowsOf(current.inpaint(pattern, n, { seed: whole('seed', request.seed, 0, MAX_SEED) }), current.length));
+    }
+    case 'evaluate':
+      return evaluate(request);
+    case 'checkpoint': {
+      const current = requireModel();
+      return { bytes: current.toBytes(modelMetadata), name: `bernoulli-diffusion-${current.modelConfig.architecture}-T${current.modelConfig.T}-step${current.step}.safetensors` };
+    }
+    case 'loadCheckpoint': {
+      const path = `/${request.name.replace(/^.*[/\\]/, '')}`;
+      files.setFile(path, request.bytes); // the command box can use it too
+      return loadModel(request.bytes, path.slice(1));
+    }
+    case 'useFile':
+      return loadModel(readFile(request.path), files.displayPath(request.path));
+    case 'readFile':
+      return readFile(request.path).slice();
+    case 'writeFile':
+      files.setFile(request.path, request.bytes);
+      return request.path;
+    case 'command':
+      return runCommand(request.line, request.columns, emit);
+  }
+}
+
+let queue: Promise<void> = Promise.resolve();
+
+self.onmessage = (message: MessageEvent<Request | StopMessage>) => {
+  const request = message.data;
+  if (request.op === 'stop') {
+    stopCurrent?.();
+    return;
+  }
+  const emit = (event: WorkerEvent) => post({ kind: 'event', id: request.id, event });
+  queue = queue.then(async () => {
+    try {
+      const result = await handle(request, emit);
+      post({ kind: 'result', id: request.id, result });
+    } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      post({ kind: 'error', id: request.id, message: isUserError(error) ? text.split('\n')[0] : `internal error: ${text}` });
+    }
+    postFiles(); // the page's list of in-page files, after whatever the request wrote
+  });
+};
+
+// Instantiate the wasm core before saying ready (its URL comes from the bundler).
+init()
+  .then(() => post({ kind: 'ready' }))
+  .catch((error: unknown) => post({ kind: 'error', id: 0, message: `could not load the WebAssembly core: ${error instanceof Error ? error.message : String(error)}` }));

@@ -1,0 +1,37 @@
+/**
+ * The demo's vite config. `bernoulli-diffusion` is imported as a user would write it; here it
+ * resolves to the package source (src/index.ts), so the demo always shows the current code and the
+ * dev server reloads on edits (tests/browser-bundle.test.ts builds a separate app against the
+ * package's published entry, dist/, through its "exports").
+ *
+ * yargs' browser build (yargs/browser) imports its two helpers from unpkg.com; those imports are
+ * pointed at the copies installed with yargs, so the page works offline and needs no CDN.
+ */
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repository = fileURLToPath(new URL('..', import.meta.url));
+
+export default defineConfig({
+  root: here,
+  base: './', // the built files work from any folder of a static server
+  resolve: {
+    alias: [
+      { find: /^bernoulli-diffusion$/, replacement: `${repository}src/index.ts` },
+      { find: /^https:\/\/unpkg\.com\/cliui@[^/]+\/index\.mjs$/, replacement: 'cliui' },
+      { find: /^https:\/\/unpkg\.com\/yargs-parser@[^/]+\/browser\.js$/, replacement: 'yargs-parser/browser' },
+    ],
+  },
+  worker: { format: 'es' },
+  server: { fs: { allow: [repository] } },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    // vega and vega-lite are large; the page loads them once.
+    chunkSizeWarningLimit: 2500,
+    // No "this build was slow" notes: vega's modules take a few seconds to transform, that is all.
+    rolldownOptions: { checks: { bundlerTimings: false } },
+  },
+});
