@@ -463,6 +463,29 @@ mod lanes {
 
 use lanes::F4;
 
+// ---- The machine's limit, for benchmarks. ----
+
+/// Flops per iteration of `peak_multiply_add`.
+pub const PEAK_FLOPS_PER_ITERATION: u64 = 12 * 4 * 2;
+
+/// The four-lane multiply-add throughput limit: `iterations` rounds of
+/// acc_i = acc_i·0.999 + x over 12 independent accumulators (mul then add, as in the kernels;
+/// 96 flops per round). Returns the lane sum so the work cannot be optimised away. Time it to get
+/// the peak GFLOP/s the matrix kernels are measured against.
+pub fn peak_multiply_add(iterations: u32, x: f32) -> f32 {
+    let (scale, add) = (F4::splat(0.999), F4::splat(x));
+    let mut acc = [F4::zero(); 12];
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = F4::splat(i as f32);
+    }
+    for _ in 0..iterations {
+        for a in acc.iter_mut() {
+            *a = a.mul(scale).add(add);
+        }
+    }
+    acc.iter().map(|a| a.to_array().iter().sum::<f32>()).sum()
+}
+
 // ---- The products the networks use. ----
 
 /// C[m×n] += A[m×k]·B[k×n].
@@ -948,6 +971,20 @@ mod tests {
                 assert!((dbias[ch] as f64 - want).abs() < 1e-4);
             }
         }
+    }
+
+    #[test]
+    fn peak_loop_computes_what_it_says() {
+        let got = peak_multiply_add(10, 0.5);
+        let mut want = 0.0f32;
+        for i in 0..12 {
+            let mut a = i as f32;
+            for _ in 0..10 {
+                a = a * 0.999 + 0.5;
+            }
+            want += 4.0 * a;
+        }
+        assert!((got - want).abs() < 1e-3, "{got} vs {want}");
     }
 
     #[test]
