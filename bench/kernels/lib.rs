@@ -1,0 +1,73 @@
+//! C-ABI exports of the crate's matrix kernels for bench/kernels.mjs: the same source file
+//! (crate/src/linalg.rs), compiled alone to wasm32 with simd128, without wasm-bindgen.
+
+#[path = "../../crate/src/linalg.rs"]
+#[allow(dead_code)]
+mod linalg;
+
+use linalg::{Epilogue, Layout};
+
+/// A zeroed f32 buffer of n values that lives until the instance is dropped; returns its address.
+#[no_mangle]
+pub extern "C" fn alloc_f32(n: usize) -> *mut f32 {
+    Box::leak(vec![0.0f32; n].into_boxed_slice()).as_mut_ptr()
+}
+
+#[no_mangle]
+pub extern "C" fn peak(iterations: u32, x: f32) -> f32 {
+    linalg::peak_multiply_add(iterations, x)
+}
+
+#[no_mangle]
+pub extern "C" fn peak_flops_per_iteration() -> u32 {
+    linalg::PEAK_FLOPS_PER_ITERATION as u32
+}
+
+/// `reps` calls of linalg::gemm on buffers made by alloc_f32. a_t / b_t: operand stored transposed;
+/// epilogue: 0 set, 1 add, 2 bias, 3 bias + ReLU, 4 ReLU mask (bias and mask are `aux`).
+///
+/// # Safety
+/// The pointers must come from alloc_f32 with at least the sizes the shapes need.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn gemm(m: usize, k: usize, n: usize, a: *const f32, a_t: u32, b: *const f32, b_t: u32, c: *mut f32, epilogue: u32, aux: *const f32, reps: u32) {
+    let a = std::slice::from_raw_parts(a, m * k);
+    let b = std::slice::from_raw_parts(b, k * n);
+    let c = std::slice::from_raw_parts_mut(c, m * n);
+    let aux_len = if epilogue == 4 { m * n } else { n };
+    let aux = std::slice::from_raw_parts(aux, aux_len);
+    let layout = |t: u32| if t != 0 { Layout::Transposed } else { Layout::Normal };
+    let epilogue = match epilogue {
+        0 => Epilogue::Set,
+        1 => Epilogue::Add,
+        2 => Epilogue::Bias { bias: aux, relu: false },
+        3 => Epilogue::Bias { bias: aux, relu: true },
+        _ => Epilogue::Mask { mask: aux },
+    };
+    for _ in 0..reps {
+        linalg::gemm(m, k, n, a, layout(a_t), b, layout(b_t), c, epilogue);
+    }
+}
+
+/// `reps` calls of the depthwise circular convolution (backward if `backward` != 0).
+///
+/// # Safety
+/// As for `gemm`: h and m hold rows·L·C values, taps K·C, bias C.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn conv(rows: usize, l: usize, c: usize, kernel: usize, h: *const f32, taps: *const f32, bias: *mut f32, m: *mut f32, dh: *mut f32, dtaps: *mut f32, backward: u32, reps: u32) {
+    let h = std::slice::from_raw_parts(h, rows * l * c);
+    let taps = std::slice::from_raw_parts(taps, kernel * c);
+    let bias = std::slice::from_raw_parts_mut(bias, c);
+    let m = std::slice::from_raw_parts_mut(m, rows * l * c);
+    let dh = std::slice::from_raw_parts_mut(dh, rows * l * c);
+    let dtaps = std::slice::from_raw_parts_mut(dtaps, kernel * c);
+    let mut scratch = Vec::new();
+    for _ in 0..reps {
+        if backward == 0 {
+            linalg::circular_depthwise(rows, l, c, kernel, h, taps, bias, m, &mut scratch);
+        } else {
+            linalg::circular_depthwise_backward(rows, l, c, kernel, h, taps, m, dtaps, bias, dh, &mut scratch);
+        }
+    }
+}
