@@ -261,3 +261,82 @@ pub(crate) mod history {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod allocations {
+    //! Counts heap allocations per thread (a test-only global allocator around the system one),
+    //! to check that forward and backward allocate nothing once their buffers have grown.
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct Counting;
+
+    fn count() {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc(layout)
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count();
+            System.alloc_zeroed(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count();
+            System.realloc(ptr, layout, new_size)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    /// Allocations made by this thread while running `f`.
+    pub fn count_during(f: impl FnOnce()) -> usize {
+        let before = COUNT.with(|c| c.get());
+        f();
+        COUNT.with(|c| c.get()) - before
+    }
+
+    #[test]
+    fn forward_and_backward_allocate_nothing_after_the_first_call() {
+        use super::super::build_network;
+        use super::testing::{config, random_bits};
+        use crate::config::Architecture;
+        use crate::rng::Rng;
+        assert_eq!(count_during(|| drop(std::hint::black_box(vec![1u8; 10]))), 1, "the counter counts");
+        for architecture in [Architecture::Paper, Architecture::Mlp, Architecture::Circular] {
+            let cfg = config(architecture, 9, 40, 12, 2);
+            let mut rng = Rng::new(3);
+            let mut net = build_network(&cfg, &mut rng);
+            let mut grad = vec![0.0; net.parameters().len()];
+            let xt = random_bits(33, 9, &mut rng);
+            // mixed t with groups of every size, then one t for all rows
+            let mixed: Vec<u32> = (0..33u32).map(|r| 1 + (r * r) % 40).collect();
+            let same = vec![17u32; 33];
+            let mut logits = vec![0.0; 33 * 9];
+            let dl: Vec<f32> = (0..33 * 9).map(|_| rng.uniform_f32() - 0.5).collect();
+            for t in [&mixed, &same] {
+                net.forward(&xt, t, &mut logits);
+                net.backward(&dl, &mut grad);
+            }
+            for (rows, t) in [(33, &mixed), (33, &same), (7, &mixed), (1, &same)] {
+                let n = count_during(|| {
+                    net.forward(&xt[..rows * 9], &t[..rows], &mut logits[..rows * 9]);
+                    net.backward(&dl[..rows * 9], &mut grad);
+                });
+                assert_eq!(n, 0, "{architecture:?}, {rows} rows: {n} allocations");
+            }
+        }
+    }
+}

@@ -107,7 +107,7 @@ impl PaperNetwork {
             }
             return;
         }
-        self.order.sort_by_key(|&r| t[r]);
+        self.order.sort_unstable_by_key(|&r| (t[r], r)); // (t, row): the stable order without a merge buffer
         let mut start = 0;
         for i in 1..=self.order.len() {
             if i == self.order.len() || t[self.order[i]] != t[self.order[start]] {
