@@ -23,3 +23,7 @@ export * as bitgrid from './plots/bitgrid.js';
 export * as report from './plots/report.js';
 // The CLI's yargs command modules: run them with any yargs build and an `Io` (the browser demo's command box does).
 export * as commands from './commands/index.js';
+// Data-parallel training, sampling and evaluation over workers (Web Workers here; Node: createNodePool).
+export { ParallelModel, summariseBound, type PoolOptions, type PoolWorker, type SpawnWorker, type WorkerPort } from './parallel/pool.js';
+export { serveWorker } from './parallel/worker.js';
+export { webWorker, spawnWebWorker, browserCores } from './parallel/browser.js';

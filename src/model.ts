@@ -3,7 +3,7 @@
  * boundary as typed arrays, once per call. Bits are Uint8Array rows × L of 0/1; patterns use
  * 2 for an unknown bit; losses and bounds are bits per sequence.
  */
-import { RawModel } from '../pkg/bernoulli_diffusion_core.js';
+import { RawModel, wasmMemory } from '../pkg/bernoulli_diffusion_core.js';
 import { decodeSafetensors, encodeSafetensors, type TensorToEncode } from './checkpoint.js';
 import type { CoreModelConfig, CoreTrainingConfig } from './config.js';
 import { UserError } from './errors.js';
@@ -172,6 +172,72 @@ export class DiffusionModel {
   applyGradient(gradientSum: Float32Array, lossSum: number, totalRows: number): TrainStepReport {
     const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradient(gradientSum, lossSum, totalRows));
     return { loss, gradNorm, lr };
+  }
+
+  /**
+   * `computeGradient` without copying the gradient: it stays in the core's gradient buffer, read
+   * (or overwritten with the sum over all shards) through `gradientView()`. Returns the loss sum.
+   */
+  computeGradientInPlace(batch: Uint8Array, exampleOffset: number, step: number): number {
+    const rows = this.rows(batch, 'a training batch');
+    return core('gradient', () => this.core.computeGradientInPlace(batch, rows, BigInt(exampleOffset), BigInt(step)));
+  }
+
+  /**
+   * The core's gradient buffer (parameterCount values) as a view on the wasm memory: valid until
+   * the next call into this model (the memory may grow), so take a fresh view each time.
+   */
+  gradientView(): Float32Array {
+    const memory = wasmMemory() as WebAssembly.Memory;
+    return new Float32Array(memory.buffer, this.core.gradientPointer(), this.parameterCount);
+  }
+
+  /** One optimiser step from the gradient sums written into `gradientView()`. */
+  applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
+    const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows));
+    return { loss, gradNorm, lr };
+  }
+
+  /** Importance objective: the (t, term) observations of this step's shards so far, flat [t, term, ...]. */
+  pendingObservations(): Float64Array {
+    return this.core.pendingObservations();
+  }
+
+  /** Replaces the pending observations (a pool gives every replica those of all shards, in order). */
+  setPendingObservations(flat: Float64Array): void {
+    core('observations', () => this.core.setPendingObservations(flat));
+  }
+
+  /** Sequences first..first+n of `sample(first + n, opts)` (same seed), for a pool of workers. */
+  sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
+    const recordEvery = opts.recordEvery ?? 0;
+    const samples = core('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
+    const frames: SampleResult['frames'] = [];
+    if (recordEvery > 0) {
+      const all = this.core.lastFrames();
+      const times = this.core.lastFrameTimes();
+      const size = n * this.length;
+      times.forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
+    }
+    return { samples, frames };
+  }
+
+  /** Completions first..first+n of `inpaint(pattern, first + n, opts)`. */
+  inpaintRange(pattern: Uint8Array, first: number, n: number, opts: { seed?: number | bigint } = {}): Uint8Array {
+    if (pattern.length !== this.length) {
+      throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
+    }
+    return core('inpainting', () => this.core.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0)));
+  }
+
+  /**
+   * The Monte-Carlo totals behind `evaluate` for rows that are sequences firstIndex.. of the data:
+   * totals[i·repeats + r] in bits (`summariseBound` of all rows' totals gives `evaluate`'s result).
+   */
+  boundTotals(data: Uint8Array, firstIndex: number, opts: { repeats?: number; seed?: number | bigint } = {}): Float64Array {
+    const rows = this.rows(data, 'evaluation data');
+    const repeats = opts.repeats ?? 8;
+    return core('evaluation', () => this.core.boundTotals(data, rows, repeats, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
   }
 
   /** n sequences from the reverse chain x_T ~ B(0.5) → x_0, optionally with frames every k steps. */

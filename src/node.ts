@@ -9,3 +9,4 @@ export * from './index.js';
 export { main as runCli } from './node/cli.js';
 export { NodeIo, writeFileAtomic } from './node/io.js';
 export * as plots from './plots/node.js';
+export { createNodePool, spawnNodeWorker, availableCores } from './node/pool.js';

@@ -10,7 +10,7 @@
  * and do not touch the training state.
  */
 import { rowString, sampleProportions, type SampleProportions, type Sequences } from './data.js';
-import type { DiffusionModel } from './model.js';
+import type { BoundEvaluation, DiffusionModel } from './model.js';
 
 /** What a training step reports (bits per sequence, the gradient's global norm, the learning rate used). */
 export interface StepReport {
@@ -27,6 +27,20 @@ export type StepFunction = (batch: Uint8Array) => StepReport | Promise<StepRepor
 
 /** The parts of DiffusionModel the loop and the evaluation use. */
 export type TrainableModel = Pick<DiffusionModel, 'step' | 'length' | 'trainStep' | 'sample' | 'evaluate'>;
+
+type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * A model whose steps, samples and bounds may arrive asynchronously: a pool of workers
+ * (src/parallel/) is one. `runTraining` accepts it as well as a `TrainableModel`.
+ */
+export interface AsyncTrainableModel {
+  readonly step: number;
+  readonly length: number;
+  trainStep(batch: Uint8Array): MaybePromise<StepReport>;
+  sample(...args: Parameters<DiffusionModel['sample']>): MaybePromise<ReturnType<DiffusionModel['sample']>>;
+  evaluate(...args: Parameters<DiffusionModel['evaluate']>): MaybePromise<ReturnType<DiffusionModel['evaluate']>>;
+}
 
 export interface LoopSettings {
   totalSteps: number;
@@ -230,7 +244,18 @@ export interface EvaluationOptions {
 export function evaluateModel(model: TrainableModel, options: EvaluationOptions): Evaluation {
   const bound = model.evaluate(options.data.bits, { repeats: options.repeats, seed: options.boundSeed });
   const { samples } = model.sample(options.samples, { seed: options.sampleSeed });
-  const drawn: Sequences = { length: model.length, rows: options.samples, bits: samples };
+  return evaluationOf(model.length, bound, samples, options);
+}
+
+/** `evaluateModel` for a model that may answer asynchronously (a pool of workers). */
+export async function evaluateModelAsync(model: AsyncTrainableModel, options: EvaluationOptions): Promise<Evaluation> {
+  const bound = await model.evaluate(options.data.bits, { repeats: options.repeats, seed: options.boundSeed });
+  const { samples } = await model.sample(options.samples, { seed: options.sampleSeed });
+  return evaluationOf(model.length, bound, samples, options);
+}
+
+function evaluationOf(length: number, bound: BoundEvaluation, samples: Uint8Array, options: EvaluationOptions): Evaluation {
+  const drawn: Sequences = { length, rows: options.samples, bits: samples };
   const sampleLines = Array.from({ length: options.samples }, (_, row) => rowString(drawn, row));
   return {
     bound_bits: bound.boundBits,
@@ -252,7 +277,7 @@ export function evaluationSeeds(seed: number): { boundSeed: number; sampleSeed: 
 // ---- the loop -----------------------------------------------------------------------------------
 
 export interface TrainOptions {
-  model: TrainableModel;
+  model: TrainableModel | AsyncTrainableModel;
   data: TrainingData;
   settings: LoopSettings;
   hooks?: TrainingHooks;
@@ -310,9 +335,9 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
     lastCheckpointStep = state.step;
   };
 
-  const evaluate = (): Evaluation => {
+  const evaluate = async (): Promise<Evaluation> => {
     const started = now();
-    const evaluation = evaluateModel(model, {
+    const evaluation = await evaluateModelAsync(model, {
       data: data.val,
       trainSet: data.trainSet,
       dataSet: data.valSet,
@@ -356,7 +381,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
       };
       windowLoss = windowGradNorm = windowSteps = 0;
       if (evalPoint) {
-        const evaluation = evaluate();
+        const evaluation = await evaluate();
         lastEvaluation = { step, evaluation };
         Object.assign(record, {
           bound_bits: evaluation.bound_bits,
@@ -406,7 +431,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
   } else {
     if (lastEvaluation?.step !== state.step) {
       // Nothing left to train (a finished run resumed) or stopped early between evaluations.
-      lastEvaluation = { step: state.step, evaluation: evaluate() };
+      lastEvaluation = { step: state.step, evaluation: await evaluate() };
     }
     await checkpoint('final');
   }

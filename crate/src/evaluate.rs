@@ -49,6 +49,24 @@ pub fn evaluate_bound(
     repeats: usize,
     seed: u64,
 ) -> Result<BoundEstimate, String> {
+    let totals = bound_totals(network, config, schedule, x0, rows, repeats, seed, 0)?;
+    Ok(summarise(&totals, rows, repeats))
+}
+
+/// The Monte-Carlo totals of `evaluate_bound` before summarising: totals[i·R + r] (bits) for the
+/// rows of x0, which are sequences first_index.. of the dataset (their streams' index), so a
+/// worker evaluating rows a..b computes exactly those totals of one big call.
+#[allow(clippy::too_many_arguments)]
+pub fn bound_totals(
+    network: &mut dyn ReverseNetwork,
+    config: &ModelConfig,
+    schedule: &Schedule,
+    x0: &[u8],
+    rows: usize,
+    repeats: usize,
+    seed: u64,
+    first_index: u64,
+) -> Result<Vec<f64>, String> {
     let length = config.length;
     if x0.len() != rows * length {
         return Err(format!("x0 must hold rows × L = {} bits, got {}", rows * length, x0.len()));
@@ -78,7 +96,7 @@ pub fn evaluate_bound(
         rngs.clear();
         for k in 0..n {
             let (i, r) = ((start + k) / repeats, (start + k) % repeats);
-            rngs.push(Rng::for_example(seed, EVAL_STREAM_BASE - r as u64, i as u64));
+            rngs.push(Rng::for_example(seed, EVAL_STREAM_BASE - r as u64, first_index + i as u64));
             x0_rows[k * length..(k + 1) * length].copy_from_slice(&x0[i * length..(i + 1) * length]);
             totals[start + k] = prior_term_bits(schedule, &x0[i * length..(i + 1) * length]);
         }
@@ -111,7 +129,7 @@ pub fn evaluate_bound(
         }
         start += n;
     }
-    Ok(summarise(&totals, rows, repeats))
+    Ok(totals)
 }
 
 /// Per-sequence means and both standard errors from totals[i·R + r].

@@ -79,6 +79,45 @@ impl RawModel {
         self.last_gradient.clone()
     }
 
+    /// `computeGradient` without copying the gradient out: it stays in the model's gradient
+    /// buffer, `parameterCount` f32 values at byte offset `gradientPointer()` of `wasmMemory()`.
+    #[wasm_bindgen(js_name = computeGradientInPlace)]
+    pub fn compute_gradient_in_place(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<f64, JsError> {
+        let (loss, _) = self.model.compute_gradient(x0, rows, example_offset, step).map_err(js_error)?;
+        Ok(loss)
+    }
+
+    /// Byte offset of the model's gradient buffer in `wasmMemory()` (fixed for the model's life;
+    /// views on it must be re-created after any call, as the memory may have grown).
+    #[wasm_bindgen(js_name = gradientPointer)]
+    pub fn gradient_pointer(&mut self) -> usize {
+        self.model.gradient_mut().as_mut_ptr() as usize
+    }
+
+    /// One optimiser step from the gradient sums written into the gradient buffer:
+    /// [loss_bits, grad_norm, lr].
+    #[wasm_bindgen(js_name = applyGradientInPlace)]
+    pub fn apply_gradient_in_place(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsError> {
+        let r = self.model.apply_own_gradient(loss_sum_bits, total_rows).map_err(js_error)?;
+        Ok(vec![r.loss_bits, r.grad_norm, r.lr])
+    }
+
+    /// The (t, term) observations pending for the importance history, flat: [t0, term0, t1, ...].
+    #[wasm_bindgen(js_name = pendingObservations)]
+    pub fn pending_observations(&self) -> Vec<f64> {
+        self.model.pending_observations().iter().flat_map(|&(t, term)| [t as f64, term]).collect()
+    }
+
+    /// Replaces the pending observations (flat [t, term, ...], as `pendingObservations`).
+    #[wasm_bindgen(js_name = setPendingObservations)]
+    pub fn set_pending_observations(&mut self, flat: &[f64]) -> Result<(), JsError> {
+        if flat.len() % 2 != 0 {
+            return Err(js_error("observations come in (t, term) pairs".into()));
+        }
+        let observations = flat.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect();
+        self.model.set_pending_observations(observations).map_err(js_error)
+    }
+
     /// One optimiser step from summed gradients: [loss_bits, grad_norm, lr].
     #[wasm_bindgen(js_name = applyGradient)]
     pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsError> {
@@ -93,6 +132,28 @@ impl RawModel {
         self.last_frames = result.frames;
         self.last_frame_times = result.frame_times;
         Ok(result.bits)
+    }
+
+    /// Sequences first..first+n of `sample(first + n, seed, record_every)`, laid out as `sample`'s.
+    #[wasm_bindgen(js_name = sampleRange)]
+    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsError> {
+        let result = self.model.sample_range(first, n, seed, record_every).map_err(js_error)?;
+        self.last_frames = result.frames;
+        self.last_frame_times = result.frame_times;
+        Ok(result.bits)
+    }
+
+    /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these rows).
+    #[wasm_bindgen(js_name = inpaintRange)]
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64) -> Result<Vec<u8>, JsError> {
+        self.model.inpaint_range(pattern, first, n, seed).map_err(js_error)
+    }
+
+    /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
+    /// of the dataset: totals[i·repeats + r] (bits).
+    #[wasm_bindgen(js_name = boundTotals)]
+    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, JsError> {
+        self.model.bound_totals(x0, rows, repeats, seed, first_index).map_err(js_error)
     }
 
     #[wasm_bindgen(js_name = lastFrames)]
@@ -200,4 +261,23 @@ impl RawModel {
     pub fn state_json(&self) -> String {
         self.model.state_json()
     }
+}
+
+/// The module's linear memory (a `WebAssembly.Memory`), for views on `RawModel.gradientPointer()`.
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
+}
+
+/// The peak probe: `crate::linalg::peak_multiply_add` (f32x4 multiply-adds on registers only);
+/// it performs `peakFlops(iterations)` floating-point operations. Time it from JavaScript.
+#[wasm_bindgen(js_name = peakKernel)]
+pub fn peak_kernel(iterations: u32, x: f32) -> f32 {
+    crate::linalg::peak_multiply_add(iterations, x)
+}
+
+/// Floating-point operations of `peakKernel(iterations, ·)`.
+#[wasm_bindgen(js_name = peakFlops)]
+pub fn peak_flops(iterations: u32) -> f64 {
+    iterations as f64 * crate::linalg::PEAK_FLOPS_PER_ITERATION as f64
 }

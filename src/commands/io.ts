@@ -3,7 +3,17 @@
  * progress, the clock, Ctrl-C. The Node CLI passes real files and a terminal (src/node/io.ts); the
  * browser's command box passes in-page files and a text panel, and runs the same commands.
  */
+import type { DiffusionModel } from '../model.js';
+import type { ParallelModel } from '../parallel/pool.js';
 import type { ProgressUpdate } from '../training.js';
+
+/** Worker pools (src/parallel/) where this environment has workers. */
+export interface ParallelIo {
+  /** The default number of workers: the cores available. */
+  cores(): number;
+  /** A pool of `workers` workers plus `local` (shard 0, kept in step) for data-parallel training. */
+  createPool(local: DiffusionModel, workers: number): Promise<ParallelModel>;
+}
 
 export interface ProgressDisplay {
   update(update: ProgressUpdate): void;
@@ -59,6 +69,8 @@ export interface Io {
   interruptSignal(): AbortSignal;
   /** Draws a run's pictures and report, where that is possible (not in every browser build). */
   renderRunPictures?: RunPictureRenderer;
+  /** Worker pools for `train --workers` (absent: training runs in this thread). */
+  parallel?: ParallelIo;
 }
 
 /** How a handler ends: the exit code the CLI should return (0 unless set). */

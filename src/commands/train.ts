@@ -46,6 +46,7 @@ interface TrainArgs {
   objective?: string;
   quiet: boolean;
   plots: boolean;
+  workers?: number;
 }
 
 /** Flags that may be given with --resume (they do not change what the model computes). */
@@ -74,6 +75,7 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
     .option('checkpoint-every', { type: 'number', describe: 'checkpoint every N steps (0: at the end only)', defaultDescription: String(d.training.checkpoint_every) })
+    .option('workers', { type: 'number', describe: 'workers sharing every step, data-parallel (1: this thread only)', defaultDescription: 'all cores' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })
     .option('plots', { type: 'boolean', default: true, describe: 'draw the pictures and report.html at the end (--no-plots: skip)' })
     .conflicts('steps', 'epochs') as unknown as Argv<TrainArgs>;
@@ -99,11 +101,22 @@ interface Plan {
   total: number;
   runDir: string;
   resume?: LoadedCheckpoint & { sourceRunDir?: string };
+  /** Replicas sharing every step (1: this thread only). */
+  workers: number;
+}
+
+/** --workers: a positive integer; default all cores where there are workers, else 1. */
+function workerCount(io: Io, requested: number | undefined): number {
+  if (requested === undefined) return io.parallel ? Math.max(1, io.parallel.cores()) : 1;
+  if (!Number.isInteger(requested) || requested < 1) throw new UserError(`--workers: expected a whole number of at least 1, got ${requested}`);
+  if (requested > 1 && !io.parallel) throw new UserError('--workers: there are no workers here; use --workers 1');
+  return requested;
 }
 
 /** Everything that can fail on user input, before anything is written. */
 async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   const flags = args as unknown as Record<string, unknown>;
+  const workers = workerCount(io, args.workers);
   const cwd = io.resolve('.');
   const resolvePath = (base: string | undefined, path: string) => io.resolve(base ?? cwd, path);
   let resume: Plan['resume'];
@@ -172,7 +185,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
   }
 
-  return { config, data, model, total, runDir, resume };
+  return { config, data, model, total, runDir, resume, workers };
 }
 
 function metricsLinesUpTo(text: string, step: number): string[] {
@@ -199,7 +212,7 @@ async function handler(context: CommandContext, args: TrainArgs): Promise<void> 
   }
 }
 
-async function train(context: CommandContext, args: TrainArgs, { config, data, model, total, runDir, resume }: Plan): Promise<void> {
+async function train(context: CommandContext, args: TrainArgs, { config, data, model, total, runDir, resume, workers }: Plan): Promise<void> {
   const { io } = context;
 
   // ---- from here on, files are written ----
@@ -246,14 +259,17 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   const progress = io.progress(total, { quiet: args.quiet });
   progress.log(
     `training ${config.model.architecture} (T = ${config.model.T}) on ${data.train.data.rows} sequences of ${data.train.data.length} bits ` +
-      `(${data.train.source}) for ${total} steps${resume ? `, resuming at step ${model.step}` : ''}`,
+      `(${data.train.source}) for ${total} steps${resume ? `, resuming at step ${model.step}` : ''}${workers > 1 ? ` on ${workers} workers` : ''}`,
   );
   const sessionStart = io.now();
   let lastCheckpointPath: string | undefined;
   let outcome: TrainingOutcome;
+  // With several workers, `model` is the pool's replica in this thread (shard 0), kept in step.
+  const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
   try {
     outcome = await runTraining({
-      model,
+      model: pool ?? model,
+      stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
       data: { train: data.train.data, val: data.val.data, trainSet, valSet },
       settings: {
         totalSteps: total,
@@ -301,6 +317,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     });
   } finally {
     progress.stop();
+    await pool?.close();
   }
   await flushMetrics();
 

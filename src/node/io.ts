@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { Io, ProgressDisplay, RunPictureRenderer } from '../commands/io.js';
+import type { Io, ParallelIo, ProgressDisplay, RunPictureRenderer } from '../commands/io.js';
 import { UserError } from '../errors.js';
+import { availableCores, createNodePool } from './pool.js';
 import { createProgress } from './progress.js';
 
 /**
@@ -98,6 +99,10 @@ const loadPlotRenderer: RunPictureRenderer = async (inputs, write) => {
 export class NodeIo implements Io {
   private controller: AbortController | undefined;
   readonly renderRunPictures: RunPictureRenderer;
+  readonly parallel: ParallelIo = {
+    cores: availableCores,
+    createPool: (local, workers) => createNodePool({ local, workers }),
+  };
 
   constructor(options: NodeIoOptions = {}) {
     this.renderRunPictures = options.renderRunPictures ?? loadPlotRenderer;

@@ -1,0 +1,332 @@
+#!/usr/bin/env node
+/**
+ * Speed benchmark (issue 7): `npm run bench` prints a table and writes bench/results.json; every
+ * figure is measured in the same run. `npm run bench -- --quick` is a fast smoke run (T = 100,
+ * one repeat, short timings: its figures are not the benchmark's). `--only a,b` runs the named
+ * configurations only.
+ *
+ * Every configuration runs in its own child process (this file with --child), so its peak RSS
+ * (process.resourceUsage().maxRSS at exit: the whole process, worker threads included) is its own.
+ * Our package is loaded from its build (dist/ and pkg/: `npm run bench` builds dist first); the
+ * plain-TypeScript reference runs from src/reference through tsx.
+ *
+ * Figures:
+ * - peak_gflops: f32x4 multiply + add on registers only (linalg::peak_multiply_add, exported as peakKernel), one core: the limit.
+ * - train_paper_b64 / _b2048: example-timesteps per second (batch × T per step) of full training
+ *   steps (full sum over t = 1..T, forward + backward + AdamW with clipping; EMA off, as in the
+ *   baselines) of the paper architecture (L = 20, H = 50, 2 hidden layers, T = 2000, direct
+ *   parameterisation): our wasm on 1 worker (this thread) and on all cores (a pool: this thread +
+ *   cores-1 worker threads), the plain-TypeScript reference (src/reference) and TensorFlow.js
+ *   (wasm backend). Slow baselines time part of a step (bench/tfjs-paper.js:measureTrainThroughput).
+ * - train_default: the default configuration (src/config.ts DEFAULTS: mlp, H = 128, 2 blocks,
+ *   x0-parameterisation, sampled t, batch 64, EMA 0.995): examples per second (one t each).
+ * - sample_b1024: sequence-steps per second of the reverse chain (T = 2000, 1024 sequences,
+ *   paper architecture): wasm 1 worker, all cores, plain TypeScript.
+ * - GFLOP/s of training: multiply-adds of forward + backward by formula (2 flops each; biases,
+ *   activations, the loss and the optimiser not counted):
+ *     paper, per example-timestep: forward LH + H² + HL; backward: readout dW and dh (2HL), hidden
+ *     layer dW and dh (2H²), first layer dW (LH) → 5LH + 3H² = 12,500 MAC = 25,000 flops;
+ *     default mlp, per example: forward 2LH + EH + 2·layers·H² + HL; backward the same weight
+ *     gradients plus input gradients of the blocks and the output (2·layers·H² + HL).
+ *   The ratio to peak divides by peak_gflops × cores used.
+ * - rss_mb: peak resident memory of the configuration's process; cli_train_default and
+ *   cli_train_paper run the real `train` command (in a child, defaults + --steps, with pictures).
+ * Medians over repeats; ratios against the baselines measured in this run.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const args = process.argv.slice(2);
+const L = 20;
+const H = 50;
+const PAPER_MAC_PER_EXAMPLE_TIMESTEP = 5 * L * H + 3 * H * H;
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Multiply-adds per example of the default mlp (see the header). */
+function mlpMacPerExample({ hidden: h, layers, time_embedding: e }, length) {
+  const forward = 2 * length * h + e * h + 2 * layers * h * h + h * length;
+  const backward = forward + 2 * layers * h * h + h * length;
+  return forward + backward;
+}
+
+// ---- the child: one configuration ----------------------------------------------------------
+
+/** The built package (dist/, `npm run build:ts`): only the modules a configuration needs. */
+async function loadPackage() {
+  await import('../dist/node/wasm-file.js');
+  const [model, pool, config] = await Promise.all([import('../dist/model.js'), import('../dist/node/pool.js'), import('../dist/config.js')]);
+  return { DiffusionModel: model.DiffusionModel, createNodePool: pool.createNodePool, config };
+}
+
+function paperConfigs(T, objective = 'full') {
+  return {
+    model: { length: L, T, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: H, layers: 2, time_embedding: 32, kernel: 0 },
+    training: { lr: 1e-3, lr_schedule: 'constant', warmup_steps: 0, total_steps: 1_000_000, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0, objective },
+  };
+}
+
+function benchBatchOf(batch) {
+  const x0 = new Uint8Array(batch * L);
+  for (let r = 0; r < batch; r++) for (let i = r % 5; i < L; i += 5) x0[r * L + i] = 1;
+  return x0;
+}
+
+/** A DiffusionModel, or a pool of `workers` replicas (this thread + workers - 1 threads). */
+async function modelOrPool(pkg, configs, workers) {
+  const model = await pkg.DiffusionModel.create(configs.model, configs.training, 1);
+  if (workers <= 1) return { runner: model, close: async () => model.free() };
+  const pool = await pkg.createNodePool({ workers: workers - 1, local: model });
+  return { runner: pool, close: async () => (await pool.close(), model.free()) };
+}
+
+/** Runs `once` (async ok) repeatedly for at least `seconds` (and at least once); returns calls per second. */
+async function rate(once, seconds) {
+  const start = performance.now();
+  let calls = 0;
+  do {
+    await once();
+    calls += 1;
+  } while (performance.now() - start < 1000 * seconds);
+  return { callsPerSecond: (calls * 1000) / (performance.now() - start), calls };
+}
+
+const children = {
+  async peak({ repeats }) {
+    const { default: initWasm, peakKernel, peakFlops } = await import('../pkg/bernoulli_diffusion_core.js');
+    await initWasm({ module_or_path: readFileSync(new URL('../pkg/bernoulli_diffusion_core_bg.wasm', import.meta.url)) });
+    peakKernel(1_000_000, 1.5); // tier-up to the optimising compiler
+    const iterations = 20_000_000;
+    const values = [];
+    for (let r = 0; r < repeats; r++) {
+      const start = performance.now();
+      peakKernel(iterations, 1.5 + r);
+      values.push(peakFlops(iterations) / ((performance.now() - start) / 1000) / 1e9);
+    }
+    return { value: median(values), unit: 'GFLOP/s', values };
+  },
+
+  async 'train-wasm'({ batch, T, workers, repeats, seconds }) {
+    const pkg = await loadPackage();
+    const { runner, close } = await modelOrPool(pkg, paperConfigs(T), workers);
+    const x0 = benchBatchOf(batch);
+    await runner.trainStep(x0); // warm-up
+    const values = [];
+    let loss = NaN;
+    for (let r = 0; r < repeats; r++) {
+      const { callsPerSecond } = await rate(async () => (loss = (await runner.trainStep(x0)).loss), seconds);
+      values.push(callsPerSecond * batch * T);
+    }
+    await close();
+    return { value: median(values), unit: 'example-timesteps/s', values, loss, gflops: (median(values) * 2 * PAPER_MAC_PER_EXAMPLE_TIMESTEP) / 1e9 };
+  },
+
+  async 'train-reference'({ batch, T, repeats, seconds }) {
+    const { benchReferenceTrain } = await import('./reference-paper.js');
+    const values = [];
+    for (let r = 0; r < repeats; r++) values.push((await benchReferenceTrain({ batch, T, L, H, seconds })).exampleTimestepsPerSecond);
+    return { value: median(values), unit: 'example-timesteps/s', values };
+  },
+
+  async 'train-tfjs'({ batch, T, repeats, seconds }) {
+    const { benchTfjsTrain } = await import('./tfjs-paper.js');
+    const values = [];
+    let backend;
+    for (let r = 0; r < repeats; r++) {
+      const result = await benchTfjsTrain({ batch, T, L, H, seconds, backend: 'wasm' });
+      values.push(result.exampleTimestepsPerSecond);
+      backend = result.backend;
+    }
+    return { value: median(values), unit: 'example-timesteps/s', values, backend };
+  },
+
+  async 'train-default'({ workers, repeats, seconds, T }) {
+    const pkg = await loadPackage();
+    const { DEFAULTS, coreModelConfig, coreTrainingConfig } = pkg.config;
+    const configs = { model: coreModelConfig({ ...DEFAULTS.model, T }, L), training: coreTrainingConfig(DEFAULTS.training, 1_000_000) };
+    const batch = DEFAULTS.training.batch_size;
+    const { runner, close } = await modelOrPool(pkg, configs, workers);
+    const x0 = benchBatchOf(batch);
+    for (let i = 0; i < 20; i++) await runner.trainStep(x0); // warm-up
+    const values = [];
+    for (let r = 0; r < repeats; r++) values.push((await rate(() => runner.trainStep(x0), seconds)).callsPerSecond * batch);
+    await close();
+    const mac = mlpMacPerExample(DEFAULTS.model, L);
+    return { value: median(values), unit: 'examples/s', values, gflops: (median(values) * 2 * mac) / 1e9, macPerExample: mac };
+  },
+
+  async 'sample-wasm'({ n, T, workers, repeats }) {
+    const pkg = await loadPackage();
+    const { runner, close } = await modelOrPool(pkg, paperConfigs(T), workers);
+    await runner.sample(Math.min(n, 64), { seed: 0 }); // warm-up
+    const values = [];
+    for (let r = 0; r < repeats; r++) {
+      const start = performance.now();
+      await runner.sample(n, { seed: r + 1 });
+      values.push((n * T) / ((performance.now() - start) / 1000));
+    }
+    await close();
+    return { value: median(values), unit: 'sequence-steps/s', values };
+  },
+
+  async 'sample-reference'({ n, T, repeats, seconds }) {
+    const { benchReferenceSample } = await import('./reference-paper.js');
+    const values = [];
+    for (let r = 0; r < repeats; r++) values.push((await benchReferenceSample({ n, T, L, H, seconds })).sequenceStepsPerSecond);
+    return { value: median(values), unit: 'sequence-steps/s', values };
+  },
+
+  async 'cli-train'({ extra }) {
+    const { main: runCli } = await import('../dist/node/cli.js');
+    const work = mkdtempSync(join(tmpdir(), 'bench-train-'));
+    const lines = [];
+    const original = { log: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+    process.stdout.write = (chunk) => (lines.push(String(chunk)), true);
+    process.stderr.write = (chunk) => (lines.push(String(chunk)), true);
+    const start = performance.now();
+    let code;
+    try {
+      code = await runCli(['train', '--out', work, '--name', 'run', '--quiet', ...extra]);
+    } finally {
+      process.stdout.write = original.log;
+      process.stderr.write = original.err;
+    }
+    const seconds = (performance.now() - start) / 1000;
+    rmSync(work, { recursive: true, force: true });
+    if (code !== 0) throw new Error(`train exited with ${code}: ${lines.join('').slice(-500)}`);
+    return { value: seconds, unit: 's', args: extra };
+  },
+};
+
+async function runChild(spec) {
+  const result = await children[spec.kind](spec);
+  result.rssMb = process.resourceUsage().maxRSS / 1024;
+  process.stdout.write(`\nRESULT ${JSON.stringify(result)}\n`);
+  process.exit(0); // worker pools and tfjs may keep handles open
+}
+
+// ---- the parent: all configurations, the table, results.json --------------------------------
+
+function runInChild(spec) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code === 0 && line) resolve(JSON.parse(line.slice(7)));
+      else resolve({ error: `exit ${code}: ${(err || out).trim().split('\n').slice(-3).join(' | ')}` });
+    });
+  });
+}
+
+async function main() {
+  const quick = args.includes('--quick');
+  const onlyAt = args.indexOf('--only');
+  const only = onlyAt >= 0 ? new Set(args[onlyAt + 1].split(',')) : undefined;
+  const cores = availableParallelism();
+  const T = quick ? 100 : 2000;
+  const repeats = quick ? 1 : 3;
+  const s = (full) => (quick ? Math.min(0.5, full) : full);
+  const cases = [
+    ['peak_gflops', { kind: 'peak', repeats: quick ? 2 : 5 }],
+    ['train_paper_b64.wasm_1', { kind: 'train-wasm', batch: 64, T, workers: 1, repeats, seconds: s(1.5) }],
+    ['train_paper_b64.wasm_all', { kind: 'train-wasm', batch: 64, T, workers: cores, repeats, seconds: s(1.5) }],
+    ['train_paper_b64.plain_ts', { kind: 'train-reference', batch: 64, T, repeats, seconds: s(2) }],
+    ['train_paper_b64.tfjs', { kind: 'train-tfjs', batch: 64, T, repeats, seconds: s(3) }],
+    ['train_paper_b2048.wasm_1', { kind: 'train-wasm', batch: 2048, T, workers: 1, repeats, seconds: s(0.1) }],
+    ['train_paper_b2048.wasm_all', { kind: 'train-wasm', batch: 2048, T, workers: cores, repeats, seconds: s(0.1) }],
+    ['train_paper_b2048.plain_ts', { kind: 'train-reference', batch: 2048, T, repeats, seconds: s(2) }],
+    ['train_paper_b2048.tfjs', { kind: 'train-tfjs', batch: 2048, T, repeats, seconds: s(3) }],
+    ['train_default.wasm_1', { kind: 'train-default', T, workers: 1, repeats, seconds: s(1.5) }],
+    ['train_default.wasm_all', { kind: 'train-default', T, workers: cores, repeats, seconds: s(1.5) }],
+    ['sample_b1024.wasm_1', { kind: 'sample-wasm', n: 1024, T, workers: 1, repeats }],
+    ['sample_b1024.wasm_all', { kind: 'sample-wasm', n: 1024, T, workers: cores, repeats }],
+    ['sample_b1024.plain_ts', { kind: 'sample-reference', n: 1024, T, repeats, seconds: s(3) }],
+    ['cli_train_default', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100', '--no-plots'] : ['--steps', '300'] }],
+    ['cli_train_paper', { kind: 'cli-train', extra: ['--arch', 'paper', '--objective', 'full', '--steps', quick ? '2' : '10', '--eval-every', '0', ...(quick ? ['--T', '100', '--no-plots'] : [])] }],
+  ].filter(([name]) => !only || only.has(name) || only.has(name.split('.')[0]));
+
+  const startedAt = new Date().toISOString();
+  const load = loadavg();
+  const results = {};
+  const began = performance.now();
+  for (const [name, spec] of cases) {
+    process.stderr.write(`bench: ${name} ...`);
+    const t0 = performance.now();
+    results[name] = await runInChild(spec);
+    process.stderr.write(` ${results[name].error ?? `${format(results[name].value)} ${results[name].unit}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+  }
+  const peak = results.peak_gflops?.value;
+  // derived figures
+  for (const [name, r] of Object.entries(results)) {
+    if (r.gflops === undefined || !peak) continue;
+    const used = name.endsWith('wasm_all') ? cores : 1;
+    r.ratioToPeak = r.gflops / (peak * used);
+  }
+  const ratio = (a, b) => (results[a]?.value && results[b]?.value ? results[a].value / results[b].value : undefined);
+  const ratios = {};
+  for (const b of ['b64', 'b2048']) {
+    ratios[`train_paper_${b}.wasm_all_vs_plain_ts`] = ratio(`train_paper_${b}.wasm_all`, `train_paper_${b}.plain_ts`);
+    ratios[`train_paper_${b}.wasm_all_vs_tfjs`] = ratio(`train_paper_${b}.wasm_all`, `train_paper_${b}.tfjs`);
+    ratios[`train_paper_${b}.wasm_1_vs_plain_ts`] = ratio(`train_paper_${b}.wasm_1`, `train_paper_${b}.plain_ts`);
+    ratios[`train_paper_${b}.wasm_1_vs_tfjs`] = ratio(`train_paper_${b}.wasm_1`, `train_paper_${b}.tfjs`);
+    ratios[`train_paper_${b}.all_vs_1`] = ratio(`train_paper_${b}.wasm_all`, `train_paper_${b}.wasm_1`);
+  }
+  ratios['sample_b1024.wasm_all_vs_plain_ts'] = ratio('sample_b1024.wasm_all', 'sample_b1024.plain_ts');
+  ratios['sample_b1024.all_vs_1'] = ratio('sample_b1024.wasm_all', 'sample_b1024.wasm_1');
+  ratios['train_default.all_vs_1'] = ratio('train_default.wasm_all', 'train_default.wasm_1');
+
+  const report = {
+    format: 'bernoulli-diffusion-bench/1',
+    quick,
+    started_at: startedAt,
+    seconds: Number(((performance.now() - began) / 1000).toFixed(1)),
+    machine: { cores, cpu: cpus()[0]?.model, node: process.version, load_average_at_start: load.map((v) => Number(v.toFixed(2))) },
+    settings: { L, H, T, paper_flops_per_example_timestep: 2 * PAPER_MAC_PER_EXAMPLE_TIMESTEP, repeats },
+    results,
+    ratios,
+  };
+  printTable(report);
+  if (!quick || args.includes('--write')) {
+    writeFileSync(join(here, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+    process.stderr.write(`bench: wrote ${join('bench', 'results.json')}\n`);
+  }
+}
+
+function format(value) {
+  if (value === undefined || value === null || Number.isNaN(value)) return '-';
+  if (Math.abs(value) >= 1e6) return `${(value / 1e6).toFixed(2)}M`;
+  if (Math.abs(value) >= 1e4) return `${(value / 1e3).toFixed(1)}k`;
+  return value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2);
+}
+
+function printTable(report) {
+  const rows = [['figure', 'value', 'unit', 'GFLOP/s', 'of peak', 'RSS MB']];
+  for (const [name, r] of Object.entries(report.results)) {
+    if (r.error) rows.push([name, 'error', r.error.slice(0, 60), '', '', '']);
+    else rows.push([name, format(r.value), r.unit, r.gflops ? r.gflops.toFixed(1) : '', r.ratioToPeak ? `${(100 * r.ratioToPeak).toFixed(0)}%` : '', r.rssMb.toFixed(0)]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
+  const line = (row) => row.map((cell, c) => (c === 0 || c === 2 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ');
+  console.log(line(rows[0]));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows.slice(1)) console.log(line(row));
+  console.log('');
+  for (const [name, value] of Object.entries(report.ratios)) if (value !== undefined) console.log(`${name.padEnd(44)} ${value.toFixed(2)}x`);
+  const m = report.machine;
+  console.log(`\n${m.cores} cores (${m.cpu}), Node ${m.node}, load average at start ${m.load_average_at_start.join(' ')}; T = ${report.settings.T}${report.quick ? ' (quick run: not the benchmark)' : ''}; ${report.seconds} s`);
+}
+
+if (args[0] === '--child') await runChild(JSON.parse(args[1]));
+else await main();

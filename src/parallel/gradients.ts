@@ -1,0 +1,34 @@
+/**
+ * Summing the shards' gradients in one fixed order, so that every replica computes the same
+ * f32 values bit for bit (browser-safe).
+ *
+ * out[i] = (((g_0[i] + g_1[i]) + g_2[i]) + ...): each addition is done in f64 and stored into a
+ * Float32Array, which rounds it to f32. Rounding the exact f64 sum of two f32 values to f32 is
+ * the correctly rounded f32 addition (53 >= 2·24 + 2 bits, so the double rounding is harmless),
+ * so this equals the f32 arithmetic of the core, on every engine.
+ */
+export function sumShards(out: Float32Array, parts: Float32Array[]): void {
+  if (parts.length === 0) throw new Error('no gradients to sum');
+  for (const part of parts) {
+    if (part.length !== out.length) throw new Error(`gradient of ${part.length} values, expected ${out.length}`);
+  }
+  if (parts[0] !== out) out.set(parts[0]);
+  for (let k = 1; k < parts.length; k++) {
+    const part = parts[k];
+    for (let i = 0; i < out.length; i++) out[i] += part[i];
+  }
+}
+
+/** n items cut into `shards` contiguous ranges whose sizes differ by at most one (larger first). */
+export function splitEvenly(n: number, shards: number): { start: number; count: number }[] {
+  const base = Math.floor(n / shards);
+  const extra = n % shards;
+  const ranges: { start: number; count: number }[] = [];
+  let start = 0;
+  for (let k = 0; k < shards; k++) {
+    const count = base + (k < extra ? 1 : 0);
+    ranges.push({ start, count });
+    start += count;
+  }
+  return ranges;
+}

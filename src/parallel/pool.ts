@@ -1,0 +1,425 @@
+/**
+ * Data-parallel training, sampling and evaluation over a pool of workers (browser-safe; the
+ * environment-specific part is the `spawn` function: src/node/pool.ts for Node worker_threads,
+ * src/parallel/browser.ts for Web Workers).
+ *
+ * Every worker holds a replica of the model in its own wasm instance, all started from the same
+ * checkpoint; optionally the calling thread holds one more (`local`), which then takes part as
+ * shard 0 and stays a usable, up-to-date DiffusionModel (the Node CLI checkpoints it).
+ *
+ * A training step on a batch of B rows:
+ *  1. the rows are cut into contiguous shards (sizes differ by at most one); replica k computes
+ *     the gradient SUM and loss sum of its shard, as examples offset_k.. of the step (each example
+ *     draws its noise from its own counter-based stream, so the noise is that of one worker);
+ *  2. the shards' gradients are summed in shard order (`sumShards`), the same f32 operations in
+ *     every replica, and every replica applies that sum (clipping, AdamW, EMA): the replicas stay
+ *     bit-identical without ever sending weights. Importance-sampling observations of all shards
+ *     are handed to every replica in shard order, so their histories stay identical too.
+ * Gradients move through a SharedArrayBuffer (one slot per replica; each replica sums the slots
+ * itself) when there is one, else as transferred ArrayBuffers summed here and sent back.
+ *
+ * Results against one worker: sampling, inpainting and the bound's evaluation are bit-identical
+ * for any number of workers (per-sequence streams; per-row network results do not depend on the
+ * other rows). A training step differs from a one-worker step only by the order in which f32
+ * gradient contributions are added (per shard, then across shards): about 1e-7 relative per
+ * value, so parameters agree to about 1e-6 after a few steps (tests/parallel.test.ts), and runs
+ * with the same number of workers are bit-identical.
+ */
+import { readSafetensorsHeader } from '../checkpoint.js';
+import type { BoundEvaluation, DiffusionModel, ModelConfig, SampleResult, TrainingConfig, TrainStepReport } from '../model.js';
+import { META_STATE } from '../model.js';
+import { UserError } from '../errors.js';
+import type { AsyncTrainableModel } from '../training.js';
+import { splitEvenly, sumShards } from './gradients.js';
+import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, Seed, SpawnWorker } from './protocol.js';
+
+export type { PoolWorker, SpawnWorker, WorkerPort } from './protocol.js';
+
+export interface PoolOptions {
+  /** Starts one worker (see src/node/pool.ts, src/parallel/browser.ts). */
+  spawn: SpawnWorker;
+  /** Number of workers to start (>= 0; with no local model at least 1). */
+  workers: number;
+  /** A replica in this thread that computes shard 0 and is kept in step (optional). */
+  local?: DiffusionModel;
+  /** The replicas' starting state (safetensors bytes); default: `local.toBytes()`. */
+  checkpoint?: Uint8Array;
+  /** The compiled wasm core to hand to the workers (else each loads its own). */
+  wasm?: WebAssembly.Module;
+  /** Gradients through a SharedArrayBuffer (default: when SharedArrayBuffer exists). */
+  shared?: boolean;
+}
+
+/** One worker and its pending requests. */
+class WorkerChannel {
+  private nextId = 0;
+  private pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  failure: Error | undefined;
+
+  constructor(
+    readonly worker: PoolWorker,
+    readonly index: number,
+  ) {
+    worker.onMessage((message) => {
+      const reply = message as Reply;
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (reply.ok) waiter.resolve(reply.result);
+      else waiter.reject(reply.userError ? new UserError(reply.message) : new Error(`worker ${index}: ${reply.message}`));
+    });
+    worker.onError((error) => this.fail(error));
+  }
+
+  fail(error: Error): void {
+    this.failure ??= new Error(`worker ${this.index} failed: ${error.message}`);
+    for (const waiter of this.pending.values()) waiter.reject(this.failure);
+    this.pending.clear();
+  }
+
+  call<T>(request: Request, transfer: Transferable[] = []): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      const envelope: Envelope = { id, request };
+      this.worker.postMessage(envelope, transfer);
+    });
+  }
+}
+
+/** The mean bound and both standard errors from totals[i·repeats + r] (as the core's `evaluate::summarise`). */
+export function summariseBound(totals: Float64Array, rows: number, repeats: number): BoundEvaluation {
+  const perSequence = new Float64Array(rows);
+  let withinVarianceSum = 0;
+  for (let i = 0; i < rows; i++) {
+    let sum = 0;
+    for (let r = 0; r < repeats; r++) sum += totals[i * repeats + r];
+    const mean = sum / repeats;
+    if (repeats > 1) {
+      let squares = 0;
+      for (let r = 0; r < repeats; r++) squares += (totals[i * repeats + r] - mean) * (totals[i * repeats + r] - mean);
+      withinVarianceSum += squares / (repeats - 1);
+    }
+    perSequence[i] = mean;
+  }
+  let sum = 0;
+  for (const v of perSequence) sum += v;
+  const boundBits = sum / rows;
+  // sqrt( sum_i s_i²/R ) / n  and  sd(per_sequence)/sqrt(n)
+  const stderr = repeats > 1 ? Math.sqrt(withinVarianceSum / repeats) / rows : Number.NaN;
+  let squares = 0;
+  for (const v of perSequence) squares += (v - boundBits) * (v - boundBits);
+  const sequenceStderr = rows > 1 ? Math.sqrt(squares / (rows - 1)) / Math.sqrt(rows) : Number.NaN;
+  return { boundBits, stderr, sequenceStderr, perSequence, repeats };
+}
+
+export class ParallelModel implements AsyncTrainableModel {
+  readonly modelConfig: ModelConfig;
+  readonly trainingConfig: TrainingConfig;
+  readonly parameterCount: number;
+  private stepCount: number;
+  private broken: Error | undefined;
+  /** Shared mode: slot k of replica k (local first). */
+  private slotViews: Float32Array[] = [];
+  /** Transfer mode: each worker's buffer while it is here, and the sum. */
+  private buffers: (ArrayBuffer | undefined)[] = [];
+  private sum: Float32Array | undefined;
+  private busy = false;
+
+  private constructor(
+    private readonly channels: WorkerChannel[],
+    private readonly local: DiffusionModel | undefined,
+    configs: { model: ModelConfig; training: TrainingConfig },
+    parameterCount: number,
+    step: number,
+    private readonly shared: boolean,
+  ) {
+    this.modelConfig = configs.model;
+    this.trainingConfig = configs.training;
+    this.parameterCount = parameterCount;
+    this.stepCount = step;
+  }
+
+  /** Starts the workers and loads the same checkpoint into every replica. */
+  static async create(options: PoolOptions): Promise<ParallelModel> {
+    const { spawn, workers, local } = options;
+    if (!Number.isInteger(workers) || workers < 0) throw new UserError(`workers must be a non-negative integer, got ${workers}`);
+    if (workers === 0 && !local) throw new UserError('a pool needs at least one worker or a local model');
+    const checkpoint = options.checkpoint ?? local?.toBytes();
+    if (!checkpoint) throw new UserError('a pool needs a checkpoint or a local model to start its replicas from');
+    const start = stateOf(checkpoint);
+    const configs = local ? { model: local.modelConfig, training: local.trainingConfig } : start;
+    const parameterCount = start.parameterCount;
+    const step = start.step;
+    if (local && (local.parameterCount !== parameterCount || local.step !== step)) throw new Error('the checkpoint is not the local model\'s state');
+    const shared = (options.shared ?? true) && typeof SharedArrayBuffer !== 'undefined';
+    const replicas = workers + (local ? 1 : 0);
+    const slots = shared ? new SharedArrayBuffer(4 * parameterCount * replicas) : undefined;
+    const offset = local ? 1 : 0;
+    const channels: WorkerChannel[] = [];
+    try {
+      for (let k = 0; k < workers; k++) channels.push(new WorkerChannel(spawn(k), k));
+      const answers = await Promise.all(
+        channels.map((channel, k) => {
+          const copy = checkpoint.slice();
+          return channel.call<InitResult>({ type: 'init', wasm: options.wasm, checkpoint: copy, slots, slot: k + offset }, [copy.buffer]);
+        }),
+      );
+      for (const answer of answers) {
+        if (answer.step !== step || answer.parameterCount !== parameterCount) throw new Error('a replica did not start from the checkpoint\'s state');
+      }
+      const pool = new ParallelModel(channels, local, configs, parameterCount, step, shared);
+      if (slots) {
+        for (let k = 0; k < replicas; k++) pool.slotViews.push(new Float32Array(slots, 4 * k * parameterCount, parameterCount));
+      } else {
+        pool.buffers = channels.map(() => new ArrayBuffer(4 * parameterCount));
+        pool.sum = new Float32Array(parameterCount);
+      }
+      return pool;
+    } catch (error) {
+      await Promise.all(channels.map((c) => c.worker.terminate()));
+      throw error;
+    }
+  }
+
+  /** Optimiser steps taken. */
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** L, the bits per sequence. */
+  get length(): number {
+    return this.modelConfig.length;
+  }
+
+  /** Replicas that take shards (the local model, if any, and the workers). */
+  get replicas(): number {
+    return this.channels.length + (this.local ? 1 : 0);
+  }
+
+  private usable(): void {
+    if (this.broken) throw this.broken;
+    if (this.busy) throw new Error('the pool is busy: await each call before the next');
+  }
+
+  /** Runs `body` with the pool marked busy; a failure during a step leaves the replicas unusable. */
+  private async exclusive<T>(body: () => Promise<T>, breaksOnFailure: boolean): Promise<T> {
+    this.usable();
+    this.busy = true;
+    try {
+      return await body();
+    } catch (error) {
+      if (breaksOnFailure) this.broken = new Error(`the pool stopped after a failed training step: ${error instanceof Error ? error.message : String(error)}`);
+      throw error;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private rowsOf(bits: Uint8Array, what: string): number {
+    const L = this.length;
+    if (bits.length === 0 || bits.length % L !== 0) throw new UserError(`${what} must hold whole sequences of ${L} bits, got ${bits.length} values`);
+    return bits.length / L;
+  }
+
+  /** Shard ranges over all replicas (local first); empty shards are skipped by the callers. */
+  private shards(n: number): { start: number; count: number }[] {
+    return splitEvenly(n, this.replicas);
+  }
+
+  /** One optimiser step on a batch (rows × L bits), data-parallel over the replicas. */
+  async trainStep(batch: Uint8Array): Promise<TrainStepReport> {
+    const rows = this.rowsOf(batch, 'a training batch');
+    return this.exclusive(() => this.trainStepNow(batch, rows), true);
+  }
+
+  private async trainStepNow(batch: Uint8Array, rows: number): Promise<TrainStepReport> {
+    const L = this.length;
+    const step = this.stepCount;
+    const ranges = this.shards(rows);
+    const offset = this.local ? 1 : 0;
+    // Workers first, so they run while this thread computes its own shard.
+    const computing = this.channels.map((channel, k) => {
+      const { start, count } = ranges[k + offset];
+      if (count === 0) return Promise.resolve(undefined);
+      const shard = batch.slice(start * L, (start + count) * L);
+      const buffer = this.shared ? undefined : this.buffers[k];
+      this.buffers[k] = undefined;
+      const request: Request = { type: 'compute', batch: shard, exampleOffset: start, step, buffer };
+      return channel.call<ComputeResult>(request, buffer ? [shard.buffer, buffer] : [shard.buffer]);
+    });
+    let localResult: ComputeResult | undefined;
+    if (this.local && ranges[0].count > 0) {
+      const { start, count } = ranges[0];
+      try {
+        const lossSum = this.local.computeGradientInPlace(batch.subarray(start * L, (start + count) * L), start, step);
+        if (this.shared) this.slotViews[0].set(this.local.gradientView());
+        localResult = { lossSum, observations: this.local.pendingObservations() };
+      } catch (error) {
+        await Promise.allSettled(computing);
+        throw error;
+      }
+    }
+    const results = [...(this.local ? [localResult] : []), ...(await Promise.all(computing))];
+    const used = results.flatMap((r, k) => (r ? [k] : []));
+    // Shard order, as in one worker.
+    let lossSum = 0;
+    for (const k of used) lossSum += results[k]!.lossSum;
+    const observationCount = used.reduce((n, k) => n + results[k]!.observations.length, 0);
+    let observations: Float64Array | undefined;
+    if (observationCount > 0) {
+      observations = new Float64Array(observationCount);
+      let at = 0;
+      for (const k of used) {
+        observations.set(results[k]!.observations, at);
+        at += results[k]!.observations.length;
+      }
+    }
+    if (!this.shared) {
+      for (let k = 0; k < this.channels.length; k++) this.buffers[k] = results[k + offset]?.buffer ?? this.buffers[k];
+    }
+
+    let applying: Promise<ApplyResult>[];
+    let localReport: TrainStepReport | undefined;
+    if (this.shared) {
+      applying = this.channels.map((channel) => channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, shards: used }));
+      if (this.local) {
+        if (observations) this.local.setPendingObservations(observations);
+        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]));
+        localReport = this.local.applyGradientInPlace(lossSum, rows);
+      }
+    } else {
+      const sum = this.sum!;
+      const parts = used.map((k) => (this.local && k === 0 ? this.local.gradientView() : new Float32Array(this.buffers[k - offset]!)));
+      sumShards(sum, parts);
+      applying = this.channels.map((channel, k) => {
+        const buffer = this.buffers[k]!;
+        this.buffers[k] = undefined;
+        new Float32Array(buffer).set(sum);
+        return channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, buffer }, [buffer]);
+      });
+      if (this.local) {
+        if (observations) this.local.setPendingObservations(observations);
+        this.local.gradientView().set(sum);
+        localReport = this.local.applyGradientInPlace(lossSum, rows);
+      }
+    }
+    const reports = await Promise.all(applying);
+    if (!this.shared) reports.forEach((r, k) => (this.buffers[k] = r.buffer));
+    const all = [...(localReport ? [localReport] : []), ...reports.map(({ loss, gradNorm, lr }) => ({ loss, gradNorm, lr }))];
+    const first = all[0];
+    if (all.some((r) => r.loss !== first.loss || r.gradNorm !== first.gradNorm || r.lr !== first.lr)) {
+      throw new Error('the replicas reported different optimiser steps (they are no longer identical)');
+    }
+    this.stepCount += 1;
+    return first;
+  }
+
+  /** n sequences from the reverse chain, split over the replicas (the same bits as one worker). */
+  sample(n: number, opts: { seed?: Seed; recordEvery?: number } = {}): Promise<SampleResult> {
+    return this.exclusive(async () => {
+      const seed = opts.seed ?? 0;
+      const recordEvery = opts.recordEvery ?? 0;
+      const parts = await this.spread<SampleRangeResult>(n, (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery }), (start, count) =>
+        this.local!.sampleRange(start, count, { seed, recordEvery }),
+      );
+      const L = this.length;
+      const samples = new Uint8Array(n * L);
+      parts.forEach(({ start, value }) => samples.set(value.samples, start * L));
+      const frames = (parts[0]?.value.frames ?? []).map(({ t }, f) => {
+        const bits = new Uint8Array(n * L);
+        parts.forEach(({ start, value }) => bits.set(value.frames[f].bits, start * L));
+        return { t, bits };
+      });
+      return { samples, frames };
+    }, false);
+  }
+
+  /** n completions of `pattern` (L values: 0, 1, 2 = unknown), split over the replicas. */
+  async inpaint(pattern: Uint8Array, n: number, opts: { seed?: Seed } = {}): Promise<Uint8Array> {
+    if (pattern.length !== this.length) throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
+    return this.exclusive(async () => {
+      const seed = opts.seed ?? 0;
+      const parts = await this.spread<Uint8Array>(n, (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, seed }), (start, count) =>
+        this.local!.inpaintRange(pattern, start, count, { seed }),
+      );
+      const out = new Uint8Array(n * this.length);
+      parts.forEach(({ start, value }) => out.set(value, start * this.length));
+      return out;
+    }, false);
+  }
+
+  /** The bound (full sum over t, `repeats` Monte-Carlo draws), split over the replicas by sequence. */
+  async evaluate(data: Uint8Array, opts: { repeats?: number; seed?: Seed } = {}): Promise<BoundEvaluation> {
+    const rows = this.rowsOf(data, 'evaluation data');
+    const repeats = opts.repeats ?? 8;
+    return this.exclusive(async () => {
+      const seed = opts.seed ?? 0;
+      const L = this.length;
+      const parts = await this.spread<Float64Array>(
+        rows,
+        (start, count) => ({ type: 'boundTotals', data: data.slice(start * L, (start + count) * L), firstIndex: start, repeats, seed }),
+        (start, count) => this.local!.boundTotals(data.subarray(start * L, (start + count) * L), start, { repeats, seed }),
+      );
+      const totals = new Float64Array(rows * repeats);
+      parts.forEach(({ start, value }) => totals.set(value, start * repeats));
+      return summariseBound(totals, rows, repeats);
+    }, false);
+  }
+
+  /** Runs a ranged request on every replica with a non-empty share of n items, the local one here. */
+  private async spread<T>(n: number, request: (start: number, count: number) => Request, localCall: (start: number, count: number) => T): Promise<{ start: number; value: T }[]> {
+    const ranges = this.shards(n);
+    const offset = this.local ? 1 : 0;
+    const remote = this.channels.map(async (channel, k) => {
+      const { start, count } = ranges[k + offset];
+      return count === 0 ? undefined : { start, value: await channel.call<T>(request(start, count)) };
+    });
+    const here = this.local && ranges[0].count > 0 ? { start: ranges[0].start, value: localCall(ranges[0].start, ranges[0].count) } : undefined;
+    const all = [here, ...(await Promise.all(remote))];
+    return all.filter((part): part is { start: number; value: T } => part !== undefined);
+  }
+
+  /** A checkpoint of the (identical) replicas: the local model's, else worker 0's. */
+  toBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
+    if (this.local) return Promise.resolve(this.local.toBytes(metadata));
+    return this.exclusive(() => this.channels[0].call<Uint8Array>({ type: 'toBytes', metadata }), false);
+  }
+
+  /** The current weights of every replica (local first): for checking that they agree. */
+  replicaParameters(): Promise<Float32Array[]> {
+    return this.exclusive(async () => {
+      const remote = await Promise.all(this.channels.map((c) => c.call<Float32Array>({ type: 'parameters' })));
+      return [...(this.local ? [this.local.parameters()] : []), ...remote];
+    }, false);
+  }
+
+  /** Stops the workers (the local model, if any, stays usable and is not freed). */
+  async close(): Promise<void> {
+    this.broken ??= new Error('the pool is closed');
+    await Promise.all(
+      this.channels.map(async (channel) => {
+        try {
+          if (!channel.failure) await channel.call({ type: 'close' });
+        } catch {
+          // a failed worker is terminated all the same
+        }
+        await channel.worker.terminate();
+      }),
+    );
+  }
+}
+
+/** Configurations, step and parameter count of a checkpoint (from its header: no data copied). */
+function stateOf(checkpoint: Uint8Array): { model: ModelConfig; training: TrainingConfig; step: number; parameterCount: number } {
+  const { tensors, metadata } = readSafetensorsHeader(checkpoint, 'pool checkpoint');
+  const state = metadata[META_STATE];
+  if (state === undefined) throw new UserError(`pool checkpoint: not a bernoulli-diffusion checkpoint (its metadata has no '${META_STATE}')`);
+  const parsed = JSON.parse(state) as { model: ModelConfig; training: TrainingConfig; step: number };
+  let parameterCount = 0;
+  for (const [name, info] of tensors) {
+    if (!name.startsWith('optimiser.') && !name.startsWith('ema.')) parameterCount += info.shape.reduce((a, b) => a * b, 1);
+  }
+  return { model: parsed.model, training: parsed.training, step: parsed.step, parameterCount };
+}

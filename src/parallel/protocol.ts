@@ -1,0 +1,90 @@
+/**
+ * Messages between a pool (pool.ts, the main thread) and its workers (worker.ts). Browser-safe.
+ *
+ * Every request carries an id; the worker answers each with a Reply of the same id, in order.
+ * Big arrays travel as transferables (moved, not copied) or through a SharedArrayBuffer.
+ */
+
+/** The environment-neutral face of a worker, as the pool sees it (src/node/pool.ts and browser.ts adapt the real ones). */
+export interface PoolWorker {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onMessage(handler: (message: unknown) => void): void;
+  /** Called when the worker fails or exits unexpectedly. */
+  onError(handler: (error: Error) => void): void;
+  terminate(): void | Promise<unknown>;
+}
+
+/** Starts worker number `index` of a pool. */
+export type SpawnWorker = (index: number) => PoolWorker;
+
+/** The worker's side of the channel (a Web Worker's `self`, a Node worker's `parentPort`). */
+export interface WorkerPort {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onMessage(handler: (message: unknown) => void): void;
+}
+
+export type Seed = number | bigint;
+
+export type Request =
+  | {
+      type: 'init';
+      /** The compiled core (shared, not recompiled); absent: the worker loads it itself. */
+      wasm?: WebAssembly.Module;
+      /** The replica's starting state: a safetensors checkpoint (`DiffusionModel.toBytes`). */
+      checkpoint: Uint8Array;
+      /** Shared gradient slots (slotCount × parameterCount f32), or absent (transfer mode). */
+      slots?: SharedArrayBuffer;
+      /** This replica's slot. */
+      slot: number;
+    }
+  | { type: 'compute'; batch: Uint8Array; exampleOffset: number; step: number; buffer?: ArrayBuffer }
+  | {
+      type: 'apply';
+      lossSum: number;
+      totalRows: number;
+      /** All shards' importance observations in shard order (importance objective only). */
+      observations?: Float64Array;
+      /** Shared mode: the slots holding the shards' gradients, summed in this order. */
+      shards?: number[];
+      /** Transfer mode: the summed gradient. */
+      buffer?: ArrayBuffer;
+    }
+  | { type: 'sample'; first: number; n: number; seed: Seed; recordEvery: number }
+  | { type: 'inpaint'; pattern: Uint8Array; first: number; n: number; seed: Seed }
+  | { type: 'boundTotals'; data: Uint8Array; firstIndex: number; repeats: number; seed: Seed }
+  | { type: 'toBytes'; metadata: Record<string, string> }
+  | { type: 'parameters' }
+  | { type: 'close' };
+
+export interface Envelope {
+  id: number;
+  request: Request;
+}
+
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; message: string; userError: boolean };
+
+export interface InitResult {
+  step: number;
+  parameterCount: number;
+}
+
+export interface ComputeResult {
+  lossSum: number;
+  /** Flat (t, term) pairs; empty unless the objective is importance sampling. */
+  observations: Float64Array;
+  /** Transfer mode: this shard's gradient sum. */
+  buffer?: ArrayBuffer;
+}
+
+export interface ApplyResult {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  /** Transfer mode: the worker's buffer, handed back for the next step. */
+  buffer?: ArrayBuffer;
+}
+
+export interface SampleRangeResult {
+  samples: Uint8Array;
+  frames: { t: number; bits: Uint8Array }[];
+}

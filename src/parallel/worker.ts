@@ -1,0 +1,117 @@
+/**
+ * The worker side of a pool (browser-safe): one model replica per worker, answering the pool's
+ * requests in order. The environment-specific entry points are tiny: src/parallel/web-worker.ts
+ * (Web Workers) and src/node/pool-worker.ts (Node worker_threads) only adapt the message port.
+ */
+import { UserError } from '../errors.js';
+import { DiffusionModel } from '../model.js';
+import { init } from '../wasm.js';
+import { sumShards } from './gradients.js';
+import type { ApplyResult, ComputeResult, Envelope, InitResult, Reply, Request, SampleRangeResult, WorkerPort } from './protocol.js';
+
+interface Answer {
+  result: unknown;
+  transfer?: Transferable[];
+}
+
+/** Serves pool requests on `port` until it is closed. */
+export function serveWorker(port: WorkerPort): void {
+  let model: DiffusionModel | undefined;
+  let slots: Float32Array[] = [];
+  let slot = 0;
+  let queue: Promise<void> = Promise.resolve();
+
+  const replica = (): DiffusionModel => {
+    if (!model) throw new Error('the worker has no model yet (init first)');
+    return model;
+  };
+
+  async function handle(request: Request): Promise<Answer> {
+    switch (request.type) {
+      case 'init': {
+        await init(request.wasm);
+        model?.free();
+        model = await DiffusionModel.fromBytes(request.checkpoint, 'pool checkpoint');
+        slot = request.slot;
+        slots = [];
+        if (request.slots) {
+          const size = model.parameterCount;
+          const count = request.slots.byteLength / (4 * size);
+          for (let k = 0; k < count; k++) slots.push(new Float32Array(request.slots, 4 * k * size, size));
+        }
+        const result: InitResult = { step: model.step, parameterCount: model.parameterCount };
+        return { result };
+      }
+      case 'compute': {
+        const m = replica();
+        const lossSum = m.computeGradientInPlace(request.batch, request.exampleOffset, request.step);
+        const observations = m.pendingObservations();
+        const gradient = m.gradientView();
+        if (request.buffer) {
+          new Float32Array(request.buffer).set(gradient);
+          const result: ComputeResult = { lossSum, observations, buffer: request.buffer };
+          return { result, transfer: [request.buffer, observations.buffer] };
+        }
+        slots[slot].set(gradient);
+        const result: ComputeResult = { lossSum, observations };
+        return { result, transfer: [observations.buffer] };
+      }
+      case 'apply': {
+        const m = replica();
+        if (request.observations) m.setPendingObservations(request.observations);
+        const gradient = m.gradientView();
+        if (request.buffer) {
+          gradient.set(new Float32Array(request.buffer));
+        } else {
+          sumShards(gradient, (request.shards ?? []).map((k) => slots[k]));
+        }
+        const report = m.applyGradientInPlace(request.lossSum, request.totalRows);
+        const result: ApplyResult = { ...report, buffer: request.buffer };
+        return { result, transfer: request.buffer ? [request.buffer] : [] };
+      }
+      case 'sample': {
+        const out = replica().sampleRange(request.first, request.n, { seed: request.seed, recordEvery: request.recordEvery });
+        const result: SampleRangeResult = out;
+        return { result, transfer: [out.samples.buffer, ...out.frames.map((f) => f.bits.buffer)] };
+      }
+      case 'inpaint': {
+        const bits = replica().inpaintRange(request.pattern, request.first, request.n, { seed: request.seed });
+        return { result: bits, transfer: [bits.buffer] };
+      }
+      case 'boundTotals': {
+        const totals = replica().boundTotals(request.data, request.firstIndex, { repeats: request.repeats, seed: request.seed });
+        return { result: totals, transfer: [totals.buffer] };
+      }
+      case 'toBytes': {
+        const bytes = replica().toBytes(request.metadata);
+        return { result: bytes, transfer: [bytes.buffer] };
+      }
+      case 'parameters': {
+        const values = replica().parameters();
+        return { result: values, transfer: [values.buffer] };
+      }
+      case 'close': {
+        model?.free();
+        model = undefined;
+        return { result: null };
+      }
+    }
+  }
+
+  port.onMessage((message) => {
+    const { id, request } = message as Envelope;
+    queue = queue.then(async () => {
+      let reply: Reply;
+      let transfer: Transferable[] = [];
+      try {
+        const answer = await handle(request);
+        reply = { id, ok: true, result: answer.result };
+        transfer = answer.transfer ?? [];
+      } catch (error) {
+        const text = error instanceof Error ? error.message : String(error);
+        reply = { id, ok: false, message: text, userError: error instanceof UserError };
+      }
+      port.postMessage(reply, transfer);
+    });
+  });
+}
