@@ -41,14 +41,6 @@ pub(crate) fn init_uniform(values: &mut [f32], bound: f32, rng: &mut Rng) {
     }
 }
 
-/// A standard normal draw by Box–Muller from the same two uniforms as `Rng::normal`, but with
-/// `crate::elementary`'s ln and cos, so initial weights are bit-identical natively and in wasm.
-pub(crate) fn normal(rng: &mut Rng) -> f64 {
-    let u1 = 1.0 - rng.uniform_f64(); // (0, 1]
-    let u2 = rng.uniform_f64();
-    (-2.0 * elementary::ln(u1)).sqrt() * elementary::cos(2.0 * std::f64::consts::PI * u2)
-}
-
 /// y[rows×n_out] = x[rows×n_in]·W + b (W stored [n_in, n_out]), then ReLU if asked.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_forward(rows: usize, n_in: usize, n_out: usize, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], relu: bool) {

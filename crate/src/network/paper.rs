@@ -9,14 +9,14 @@
 //! - weights are stored [in, out] row-major (y = x·W + b); the layout, in order:
 //!   "shared.0.weight" [L, H], "shared.0.bias" [H], "shared.i.weight" [H, H], "shared.i.bias" [H]
 //!   for i = 1..layers-1, "readout.weight" [T, H, L], "readout.bias" [T, L];
-//! - initialisation: weights drawn in layout order from N(0, std²) (Box–Muller on the draws of
-//!   `Rng::normal`, with deterministic ln/cos), with
+//! - initialisation: weights drawn in layout order as std·`Rng::normal()` (rounded to f32), with
 //!   std = sqrt(2/fan_in) (He) for the shared layers and sqrt(1/H) for the readouts; biases 0.
 //!
-//! Rows may have different t: the readout groups rows by t (one matrix product per group).
-//! The full-sum objective calls it with one t for the whole batch: that is the fast path.
+//! Rows may have different t: the readout groups rows by t (one matrix product per group; groups
+//! of fewer than `SMALL_GROUP` rows go row by row). The full-sum objective calls it with one t
+//! for the whole batch: that is the fast path.
 
-use super::common::{check_times, ensure_len, linear_backward, linear_forward, normal, LayoutBuilder};
+use super::common::{check_times, ensure_len, linear_backward, linear_forward, LayoutBuilder};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
 use crate::linalg::{self, Epilogue};
@@ -70,7 +70,7 @@ impl PaperNetwork {
             let fan_in = if group.name == "readout.weight" { hidden } else { group.shape[0] };
             let std = if group.name == "readout.weight" { (1.0 / fan_in as f64).sqrt() } else { (2.0 / fan_in as f64).sqrt() };
             for v in &mut parameters[group.offset..group.offset + group.len()] {
-                *v = (std * normal(rng)) as f32;
+                *v = (std * rng.normal() as f64) as f32; // std·N(0,1) as f32 (TS: Float32Array of std·normal())
             }
         }
         Self {
