@@ -15,6 +15,7 @@ pub mod optimiser;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod simd;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

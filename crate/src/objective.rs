@@ -24,6 +24,7 @@ use crate::elementary::{exp, ln_normal};
 use crate::network::ReverseNetwork;
 use crate::rng::Rng;
 use crate::schedule::{PosteriorEntry, Schedule};
+use crate::simd::{self, F4, M4};
 use serde::{Deserialize, Serialize};
 
 /// How a training step estimates the bound of each example.
@@ -159,6 +160,92 @@ pub fn terms_and_dlogits(
             start += n;
         }
         row_terms[r] = nats * BITS_PER_NAT;
+    }
+}
+
+/// `terms_and_dlogits` for the direct kernel in four f32 lanes: the training estimate's hot loop
+/// (evaluation and `loss_and_gradient_given` keep the f64 terms). Per bit, as
+/// `bernoulli::cross_entropy_from_logit` but in f32 (`simd::exp_nonpositive`, `simd::ln_1p_unit`):
+///   e = e^-|z|,  sigmoid(z) = 1/(1+e) (z >= 0) or e/(1+e),
+///   CE = ln(1 + e) + (z >= 0 ? q0 : q1)·|z|,  KL = max(q1 ln q1 + q0 ln q0 + CE, 0),
+///   dKL/dz = sigmoid(z) - q1,
+/// with q (and q ln q) rounded to f32. The error of a bit's KL is a few 1e-8 nats (f32 rounding of
+/// its cross-entropy); each row's sum over bits is taken in f64, in bit order.
+#[allow(clippy::too_many_arguments)]
+pub fn direct_terms_and_dlogits_f32(
+    schedule: &Schedule,
+    length: usize,
+    x0: &[u8],
+    xt: &[u8],
+    t: &[u32],
+    logits: &[f32],
+    row_weights: &[f64],
+    dlogits: &mut [f32],
+    row_terms: &mut [f64],
+) {
+    for r in 0..t.len() {
+        let span = r * length..(r + 1) * length;
+        let scale = (row_weights[r] * BITS_PER_NAT) as f32;
+        let nats = direct_row_f32(schedule.posterior_table(t[r] as usize), &x0[span.clone()], &xt[span.clone()], &logits[span.clone()], scale, &mut dlogits[span]);
+        row_terms[r] = nats * BITS_PER_NAT;
+    }
+}
+
+/// One row of `direct_terms_and_dlogits_f32`: returns the sum of the bits' KLs (nats) and SETS
+/// dz[j] = scale · dKL/dz_j. Bits go four at a time; a last partial group is padded.
+fn direct_row_f32(table: &[[PosteriorEntry; 2]; 2], x0: &[u8], xt: &[u8], z: &[f32], scale: f32, dz: &mut [f32]) -> f64 {
+    // per (x0, x_t): q1, q0 and q1 ln q1 + q0 ln q0, in f32 lanes
+    let lanes = |f: fn(&PosteriorEntry) -> f64| [[F4::splat(f(&table[0][0]) as f32), F4::splat(f(&table[0][1]) as f32)], [F4::splat(f(&table[1][0]) as f32), F4::splat(f(&table[1][1]) as f32)]];
+    let kernel = DirectKernel { q1: lanes(|e| e.q1), q0: lanes(|e| e.q0), negative_entropy: lanes(|e| e.negative_entropy), scale: F4::splat(scale) };
+    let mut nats = 0.0f64;
+    let length = z.len();
+    let full = length - length % 4;
+    for j in (0..full).step_by(4) {
+        let kl = kernel.bits(M4::nonzero(&x0[j..j + 4]), M4::nonzero(&xt[j..j + 4]), F4::load(&z[j..j + 4]), &mut dz[j..j + 4]);
+        let [a, b, c, d] = kl.to_array();
+        nats = (((nats + a as f64) + b as f64) + c as f64) + d as f64;
+    }
+    if full < length {
+        let n = length - full;
+        let (mut b0, mut bt, mut zs, mut ds) = ([0u8; 4], [0u8; 4], [0.0f32; 4], [0.0f32; 4]);
+        b0[..n].copy_from_slice(&x0[full..]);
+        bt[..n].copy_from_slice(&xt[full..]);
+        zs[..n].copy_from_slice(&z[full..]);
+        let kl = kernel.bits(M4::nonzero(&b0), M4::nonzero(&bt), F4::load(&zs), &mut ds);
+        dz[full..].copy_from_slice(&ds[..n]);
+        for &v in &kl.to_array()[..n] {
+            nats += v as f64;
+        }
+    }
+    nats
+}
+
+/// The direct kernel's per-bit math for four bits of one row (see `direct_terms_and_dlogits_f32`).
+struct DirectKernel {
+    /// [x0][x_t] of the step's posterior table, as lanes.
+    q1: [[F4; 2]; 2],
+    q0: [[F4; 2]; 2],
+    negative_entropy: [[F4; 2]; 2],
+    scale: F4,
+}
+
+impl DirectKernel {
+    /// Returns the four KLs (nats) and stores scale · dKL/dz into dz[..4].
+    #[inline(always)]
+    fn bits(&self, x0: M4, xt: M4, z: F4, dz: &mut [f32]) -> F4 {
+        let pick = |v: &[[F4; 2]; 2]| x0.select(xt.select(v[1][1], v[1][0]), xt.select(v[0][1], v[0][0])); // v[x0][x_t]
+        let (q1, q0, negative_entropy) = (pick(&self.q1), pick(&self.q0), pick(&self.negative_entropy));
+        let (zero, one) = (F4::splat(0.0), F4::splat(1.0));
+        let magnitude = z.abs();
+        let e = simd::exp_nonpositive(zero.sub(magnitude)); // e^-|z|
+        let inverse = one.div(one.add(e));
+        let positive = z.ge(zero);
+        let p1 = positive.select(inverse, e.mul(inverse)); // sigmoid(z)
+        let weight = positive.select(q0, q1);
+        let linear = weight.gt(zero).select(weight.mul(magnitude), zero); // (z >= 0 ? q0·z : -q1·z), 0·∞ = 0
+        let kl = negative_entropy.add(simd::ln_1p_unit(e).add(linear)); // q ln q + CE
+        p1.sub(q1).mul(self.scale).store(dz); // dKL/dz = sigmoid(z) - q1
+        kl.lt(zero).select(zero, kl)
     }
 }
 
@@ -393,6 +480,12 @@ pub fn estimate_bound(
     total
 }
 
+/// `direct_terms_and_dlogits_f32` with the signature of `terms_and_dlogits`.
+#[allow(clippy::too_many_arguments)]
+fn direct_terms(_: Parameterisation, schedule: &Schedule, length: usize, x0: &[u8], xt: &[u8], t: &[u32], logits: &[f32], row_weights: &[f64], dlogits: &mut [f32], row_terms: &mut [f64]) {
+    direct_terms_and_dlogits_f32(schedule, length, x0, xt, t, logits, row_weights, dlogits, row_terms);
+}
+
 /// Network pass over the workspace's rows (x_t, t filled in): row terms into `row_terms`,
 /// weighted gradient added into `grad`. Returns the sum of the weighted terms (bits).
 fn network_terms(
@@ -409,7 +502,8 @@ fn network_terms(
         *i = b as f32;
     }
     network.forward(&workspace.input[..n], &workspace.t[..rows], &mut workspace.logits[..n]);
-    terms_and_dlogits(
+    let terms = if config.parameterisation == Parameterisation::Direct { direct_terms } else { terms_and_dlogits };
+    terms(
         config.parameterisation,
         schedule,
         config.length,
@@ -512,6 +606,66 @@ mod tests {
     }
 
     const PARAMETERISATIONS: [Parameterisation; 2] = [Parameterisation::Direct, Parameterisation::X0];
+
+    #[test]
+    fn direct_terms_in_f32_match_the_f64_terms() {
+        // Rows of every (x0, x_t) pattern at t = 1, 2, mid, T-1, T, logits from -100 to 100
+        // (tiny, huge, both signs), L = 7 (a padded last group of bits).
+        let (length, timesteps) = (7, 60);
+        for kind in [ScheduleKind::Paper, ScheduleKind::Cosine] {
+            let schedule = Schedule::new(kind, timesteps);
+            let mut rng = Rng::new(4);
+            let rows = 300;
+            let x0: Vec<u8> = (0..rows * length).map(|_| rng.below(2) as u8).collect();
+            let xt: Vec<u8> = (0..rows * length).map(|_| rng.below(2) as u8).collect();
+            let t: Vec<u32> = (0..rows).map(|r| [1, 2, 30, 59, 60][r % 5]).collect();
+            let logits: Vec<f32> = (0..rows * length).map(|i| if i % 11 == 0 { 100.0 * (rng.uniform_f32() * 2.0 - 1.0) } else { 8.0 * (rng.uniform_f32() * 2.0 - 1.0) }).collect();
+            let weights: Vec<f64> = (0..rows).map(|r| 1.0 + r as f64 / 7.0).collect();
+            let (mut d64, mut d32) = (vec![0.0f32; rows * length], vec![0.0f32; rows * length]);
+            let (mut r64, mut r32) = (vec![0.0f64; rows], vec![0.0f64; rows]);
+            terms_and_dlogits(Parameterisation::Direct, &schedule, length, &x0, &xt, &t, &logits, &weights, &mut d64, &mut r64);
+            direct_terms_and_dlogits_f32(&schedule, length, &x0, &xt, &t, &logits, &weights, &mut d32, &mut r32);
+            for r in 0..rows {
+                // a few f32 roundings of each bit's cross-entropy (|z| + ln 2 at most)
+                let scale_of_terms: f64 = logits[r * length..(r + 1) * length].iter().map(|z| z.abs() as f64 + 1.0).sum();
+                assert!((r32[r] - r64[r]).abs() <= 4e-7 * scale_of_terms, "{kind:?} row {r} (t = {}): {} vs {}", t[r], r32[r], r64[r]);
+                assert!(r32[r] >= 0.0);
+                for j in r * length..(r + 1) * length {
+                    // sigmoid within a few ulp, times the row's weight (bits)
+                    let tolerance = 3e-7 * weights[r] * BITS_PER_NAT;
+                    assert!((d32[j] - d64[j]).abs() as f64 <= tolerance, "{kind:?} row {r} bit {j}: {} vs {}", d32[j], d64[j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn training_with_the_direct_kernel_uses_the_f32_terms_and_matches_the_f64_estimate() {
+        let (length, timesteps, rows) = (6, 12, 5);
+        let cfg = config(length, timesteps, Parameterisation::Direct);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let x0: Vec<u8> = (0..rows * length).map(|i| (i % 3 == 0) as u8).collect();
+        let mut network = LinearNetwork::new(length, timesteps, 3, 0.7);
+        let mut grad = vec![0.0f32; network.parameters.len()];
+        let mut workspace = Workspace::default();
+        let total = estimate_bound(&mut network, &cfg, &schedule, ObjectiveKind::Full, None, &x0, rows, 9, 0, 0, &mut workspace, &mut grad);
+        // the same estimate from the f64 terms of the same draws, row by row and t by t
+        let mut want = 0.0;
+        let mut want_grad = vec![0.0f32; grad.len()];
+        let mut rngs: Vec<Rng> = (0..rows).map(|r| Rng::for_example(9, 0, r as u64)).collect();
+        for t in 1..=timesteps {
+            let mut xt = vec![0u8; rows * length];
+            for r in 0..rows {
+                draw_noisy_row(&mut rngs[r], &x0[r * length..(r + 1) * length], marginal_thresholds(&schedule, t), &mut xt[r * length..(r + 1) * length]);
+            }
+            let given = loss_and_gradient_given(&mut network, &cfg, &schedule, &x0, &xt, &vec![t as u32; rows], &mut want_grad);
+            want += given.row_loss_bits.iter().sum::<f64>();
+        }
+        assert!((total - want).abs() <= 1e-6 * want, "{total} vs {want}");
+        for (g, w) in grad.iter().zip(&want_grad) {
+            assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
+        }
+    }
 
     #[test]
     fn bit_term_gradient_matches_central_differences_in_f64() {
