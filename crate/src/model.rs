@@ -8,6 +8,7 @@
 
 use crate::config::ModelConfig;
 use crate::evaluate::{self, BoundEstimate, ExactNll};
+use crate::inpaint::{self, InpaintMode};
 use crate::network::{build_network, ParameterGroup, ReverseNetwork};
 use crate::objective::{self, GivenResult, ImportanceHistory, ObjectiveKind, Workspace};
 use crate::optimiser::{clip_scale, global_norm, update_ema, AdamW, TrainingConfig};
@@ -275,14 +276,16 @@ impl Model {
         self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, record_every, None))
     }
 
-    /// n completions of a pattern (L or n·L entries of 0, 1, 2 = unknown); known bits clamped.
-    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64) -> Result<Vec<u8>, String> {
-        self.inpaint_range(pattern, 0, n, seed)
+    /// n completions of a pattern (L or n·L entries of 0, 1, 2 = unknown); known bits never
+    /// change. `InpaintMode::default()` (twisted SMC) samples the model's conditional,
+    /// `InpaintMode::Clamp` is the paper's clamping (see inpaint.rs).
+    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: InpaintMode) -> Result<Vec<u8>, String> {
+        self.inpaint_range(pattern, 0, n, seed, mode)
     }
 
     /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these n rows).
-    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64) -> Result<Vec<u8>, String> {
-        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, 0, Some(pattern))).map(|r| r.bits)
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: InpaintMode) -> Result<Vec<u8>, String> {
+        self.with_eval_weights(|net, config, schedule| inpaint::inpaint(net, config, schedule, first, n, seed, pattern, mode))
     }
 
     /// Monte-Carlo bound (full sum over t, `repeats` draws per sequence), bits per sequence.
@@ -547,29 +550,34 @@ mod tests {
     fn inpainting_never_changes_a_known_bit() {
         let (length, timesteps) = (10, 15);
         let data = heartbeat(length, 5);
-        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), TrainingConfig::default(), 4).unwrap();
-        train(&mut model, &data, 30, 8);
-        let pattern = [1, 2, 2, 0, 2, 1, 2, 2, 2, 0];
-        let out = model.inpaint(&pattern, 200, 9).unwrap();
-        for row in out.chunks(length) {
-            for j in 0..length {
-                if pattern[j] != 2 {
-                    assert_eq!(row[j], pattern[j]);
+        for (architecture, parameterisation) in [(Architecture::Mlp, Parameterisation::X0), (Architecture::Paper, Parameterisation::Direct)] {
+            let mut model = Model::new(model_config(architecture, parameterisation, length, timesteps), TrainingConfig::default(), 4).unwrap();
+            train(&mut model, &data, 30, 8);
+            for mode in [InpaintMode::Clamp, InpaintMode::default(), InpaintMode::Smc { particles: 1 }, InpaintMode::Smc { particles: 3 }] {
+                let pattern = [1, 2, 2, 0, 2, 1, 2, 2, 2, 0];
+                let out = model.inpaint(&pattern, 200, 9, mode).unwrap();
+                for row in out.chunks(length) {
+                    for j in 0..length {
+                        if pattern[j] != 2 {
+                            assert_eq!(row[j], pattern[j], "{mode:?}");
+                        }
+                    }
                 }
+                // the unknown bits do vary
+                assert!(out.chunks(length).any(|r| r[1] == 1) && out.chunks(length).any(|r| r[1] == 0), "{mode:?}");
+                // a pattern per row
+                let per_row: Vec<u8> = (0..4 * length).map(|k| if k % 3 == 0 { (k % 2) as u8 } else { 2 }).collect();
+                let out = model.inpaint(&per_row, 4, 9, mode).unwrap();
+                for k in 0..4 * length {
+                    if per_row[k] != 2 {
+                        assert_eq!(out[k], per_row[k], "{mode:?}");
+                    }
+                }
+                assert!(model.inpaint(&[3; 10], 1, 0, mode).is_err());
+                assert!(model.inpaint(&[2; 7], 1, 0, mode).is_err());
             }
+            assert!(model.inpaint(&[2; 10], 1, 0, InpaintMode::Smc { particles: 0 }).is_err());
         }
-        // the unknown bits do vary
-        assert!(out.chunks(length).any(|r| r[1] == 1) && out.chunks(length).any(|r| r[1] == 0));
-        // a pattern per row
-        let per_row: Vec<u8> = (0..4 * length).map(|k| if k % 3 == 0 { (k % 2) as u8 } else { 2 }).collect();
-        let out = model.inpaint(&per_row, 4, 9).unwrap();
-        for k in 0..4 * length {
-            if per_row[k] != 2 {
-                assert_eq!(out[k], per_row[k]);
-            }
-        }
-        assert!(model.inpaint(&[3; 10], 1, 0).is_err());
-        assert!(model.inpaint(&[2; 7], 1, 0).is_err());
     }
 
     #[test]
@@ -614,8 +622,10 @@ mod tests {
             assert_eq!(joined, &all.frames[f * 7 * length..(f + 1) * 7 * length]);
         }
         let pattern = [1, 2, 2, 0, 2, 2];
-        let whole = model.inpaint(&pattern, 5, 2).unwrap();
-        assert_eq!([model.inpaint_range(&pattern, 0, 2, 2).unwrap(), model.inpaint_range(&pattern, 2, 3, 2).unwrap()].concat(), whole);
+        for mode in [InpaintMode::Clamp, InpaintMode::default()] {
+            let whole = model.inpaint(&pattern, 5, 2, mode).unwrap();
+            assert_eq!([model.inpaint_range(&pattern, 0, 2, 2, mode).unwrap(), model.inpaint_range(&pattern, 2, 3, 2, mode).unwrap()].concat(), whole);
+        }
         let estimate = model.evaluate_bound(&data, 3, 4, 5).unwrap();
         let first = model.bound_totals(&data[..length], 1, 4, 5, 0).unwrap();
         let rest = model.bound_totals(&data[length..], 2, 4, 5, 1).unwrap();

@@ -2,8 +2,9 @@
 //! batched (all sequences of a chunk go through the network together at every step), with
 //! optional recording of intermediate states and inpainting.
 //!
-//! Inpainting (paper §2.5, r(x) a delta on the known bits): a pattern over {0, 1, 2 = unknown};
-//! known bits are clamped at x_T and after every reverse step; unknown bits follow the model.
+//! Inpainting by clamping (`InpaintMode::Clamp`, paper §2.5, r(x) a delta on the known bits): a
+//! pattern over {0, 1, 2 = unknown}; known bits are clamped at x_T and after every reverse step;
+//! unknown bits follow the model. The default inpainting mode (twisted SMC) is in inpaint.rs.
 //!
 //! Randomness: sequence i draws from its own stream `Rng::for_example(seed, SAMPLE_STREAM, i)`
 //! (i counted from `first_index`, so a worker drawing sequences a..b gets exactly those of one big call),

@@ -3,6 +3,7 @@
 //! Results with several parts come back as one Float64Array with a documented layout, or are
 //! kept in the RawModel and read with a second call (`last_*`).
 
+use crate::inpaint::InpaintMode;
 use crate::model::{Model, NamedTensor};
 use crate::optimiser::TrainingConfig;
 use crate::config::ModelConfig;
@@ -145,8 +146,9 @@ impl RawModel {
 
     /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these rows).
     #[wasm_bindgen(js_name = inpaintRange)]
-    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64) -> Result<Vec<u8>, JsError> {
-        self.model.inpaint_range(pattern, first, n, seed).map_err(js_error)
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsError> {
+        let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
+        self.model.inpaint_range(pattern, first, n, seed, mode).map_err(js_error)
     }
 
     /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
@@ -166,9 +168,11 @@ impl RawModel {
         self.last_frame_times.clone()
     }
 
-    /// n completions of `pattern` (L or n·L entries: 0, 1, 2 = unknown).
-    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64) -> Result<Vec<u8>, JsError> {
-        self.model.inpaint(pattern, n, seed).map_err(js_error)
+    /// n completions of `pattern` (L or n·L entries: 0, 1, 2 = unknown). mode: "smc" (default;
+    /// `particles` per completion, default 8) or "clamp" (the paper's §2.5), see inpaint.rs.
+    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsError> {
+        let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
+        self.model.inpaint(pattern, n, seed, mode).map_err(js_error)
     }
 
     /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence).
