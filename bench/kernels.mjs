@@ -77,7 +77,7 @@ function gemm(name, m, k, n, { at = 0, bt = 0, epilogue = 'set' } = {}) {
   return { name, shape: `${m}x${k}x${n}`, flops: 2 * m * k * n, ms };
 }
 function conv(name, rows, l, c, kernel, backward) {
-  const h = buffer(rows * l * c), taps = buffer(kernel * c), bias = buffer(c), m = buffer(rows * l * c), dh = buffer(rows * l * c), dt = buffer(kernel * c);
+  const h = buffer(rows * l * c), taps = buffer(kernel * c), bias = buffer(rows * c), m = buffer(rows * l * c), dh = buffer(rows * l * c), dt = buffer(kernel * c);
   const ms = time(() => w.conv(rows, l, c, kernel, h, taps, bias, m, dh, dt, backward, 1));
   return { name, shape: `${rows}x${l}x${c}, K=${kernel}`, flops: 2 * rows * l * c * kernel * (backward ? 2 : 1), ms };
 }

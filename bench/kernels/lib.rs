@@ -52,13 +52,13 @@ pub unsafe extern "C" fn gemm(m: usize, k: usize, n: usize, a: *const f32, a_t: 
 /// `reps` calls of the depthwise circular convolution (backward if `backward` != 0).
 ///
 /// # Safety
-/// As for `gemm`: h and m hold rows·L·C values, taps K·C, bias C.
+/// As for `gemm`: h and m hold rows·L·C values, taps K·C, bias rows·C.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn conv(rows: usize, l: usize, c: usize, kernel: usize, h: *const f32, taps: *const f32, bias: *mut f32, m: *mut f32, dh: *mut f32, dtaps: *mut f32, backward: u32, reps: u32) {
     let h = std::slice::from_raw_parts(h, rows * l * c);
     let taps = std::slice::from_raw_parts(taps, kernel * c);
-    let bias = std::slice::from_raw_parts_mut(bias, c);
+    let bias = std::slice::from_raw_parts_mut(bias, rows * c);
     let m = std::slice::from_raw_parts_mut(m, rows * l * c);
     let dh = std::slice::from_raw_parts_mut(dh, rows * l * c);
     let dtaps = std::slice::from_raw_parts_mut(dtaps, kernel * c);

@@ -35,6 +35,8 @@ pub enum Epilogue<'a> {
     Bias { bias: &'a [f32], relu: bool },
     /// C = s where mask[i, j] > 0, else 0 (the ReLU backward: mask is the ReLU output, m×n).
     Mask { mask: &'a [f32] },
+    /// C = (bias[j] + s) + residual[i, j] (a residual block's output; residual is m×n).
+    Residual { bias: &'a [f32], residual: &'a [f32] },
 }
 
 /// How a matrix operand is stored.
@@ -73,6 +75,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
     match epilogue {
         Epilogue::Bias { bias, .. } => assert!(bias.len() >= n),
         Epilogue::Mask { mask } => assert!(mask.len() >= m * n),
+        Epilogue::Residual { bias, residual } => assert!(bias.len() >= n && residual.len() >= m * n),
         _ => {}
     }
     if m == 0 || n == 0 {
@@ -95,7 +98,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
         let (panel_data, rest) = scratch.split_at_mut(panels * chunk * NR);
         let (bias_data, partial) = rest.split_at_mut(padded_n);
         let bias_padded = match epilogue {
-            Epilogue::Bias { bias, .. } => {
+            Epilogue::Bias { bias, .. } | Epilogue::Residual { bias, .. } => {
                 bias_data[..n].copy_from_slice(&bias[..n]);
                 bias_data[n..].fill(0.0);
                 Some(&*bias_data)
@@ -131,23 +134,25 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
                     let partial = if chunked { &mut partial[i0 * padded_n + j0..] } else { &mut [][..] };
                     let a_stride = if a_layout == Layout::Normal { k } else { m };
                     let tile = Tile { k: kc, a: a_block, a_stride, b: b_panel, init, partial, partial_stride: padded_n };
+                    // Full 4×8 tiles run inline; edge tiles go through out-of-line copies, which
+                    // keeps the hot function small enough for the JIT to allocate registers well.
                     match (a_layout, rows, cols > 4) {
                         (Layout::Normal, 4, true) => run::<4, 2, false>(tile, out),
-                        (Layout::Normal, 3, true) => run::<3, 2, false>(tile, out),
-                        (Layout::Normal, 2, true) => run::<2, 2, false>(tile, out),
-                        (Layout::Normal, _, true) => run::<1, 2, false>(tile, out),
-                        (Layout::Normal, 4, false) => run::<4, 1, false>(tile, out),
-                        (Layout::Normal, 3, false) => run::<3, 1, false>(tile, out),
-                        (Layout::Normal, 2, false) => run::<2, 1, false>(tile, out),
-                        (Layout::Normal, _, false) => run::<1, 1, false>(tile, out),
                         (Layout::Transposed, 4, true) => run::<4, 2, true>(tile, out),
-                        (Layout::Transposed, 3, true) => run::<3, 2, true>(tile, out),
-                        (Layout::Transposed, 2, true) => run::<2, 2, true>(tile, out),
-                        (Layout::Transposed, _, true) => run::<1, 2, true>(tile, out),
-                        (Layout::Transposed, 4, false) => run::<4, 1, true>(tile, out),
-                        (Layout::Transposed, 3, false) => run::<3, 1, true>(tile, out),
-                        (Layout::Transposed, 2, false) => run::<2, 1, true>(tile, out),
-                        (Layout::Transposed, _, false) => run::<1, 1, true>(tile, out),
+                        (Layout::Normal, 3, true) => run_edge::<3, 2, false>(tile, out),
+                        (Layout::Normal, 2, true) => run_edge::<2, 2, false>(tile, out),
+                        (Layout::Normal, _, true) => run_edge::<1, 2, false>(tile, out),
+                        (Layout::Normal, 4, false) => run_edge::<4, 1, false>(tile, out),
+                        (Layout::Normal, 3, false) => run_edge::<3, 1, false>(tile, out),
+                        (Layout::Normal, 2, false) => run_edge::<2, 1, false>(tile, out),
+                        (Layout::Normal, _, false) => run_edge::<1, 1, false>(tile, out),
+                        (Layout::Transposed, 3, true) => run_edge::<3, 2, true>(tile, out),
+                        (Layout::Transposed, 2, true) => run_edge::<2, 2, true>(tile, out),
+                        (Layout::Transposed, _, true) => run_edge::<1, 2, true>(tile, out),
+                        (Layout::Transposed, 4, false) => run_edge::<4, 1, true>(tile, out),
+                        (Layout::Transposed, 3, false) => run_edge::<3, 1, true>(tile, out),
+                        (Layout::Transposed, 2, false) => run_edge::<2, 1, true>(tile, out),
+                        (Layout::Transposed, _, false) => run_edge::<1, 1, true>(tile, out),
                     }
                 }
                 i0 += rows;
@@ -235,6 +240,11 @@ struct TileEpilogue<'c, 'e> {
     epilogue: Epilogue<'e>,
 }
 
+#[inline(never)]
+fn run_edge<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out: Out) {
+    run::<R, V, TRANSPOSED_A>(tile, out)
+}
+
 #[inline(always)]
 fn run<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out: Out) {
     let mut acc = [[F4::zero(); V]; R];
@@ -315,6 +325,7 @@ fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) 
                         }
                     }
                     Epilogue::Mask { mask } => sum.keep_where_positive(F4::load(&mask[at + j..at + j + 4])),
+                    Epilogue::Residual { residual, .. } => sum.add(F4::load(&residual[at + j..at + j + 4])),
                 };
                 value.store(dst);
             } else {
@@ -338,6 +349,7 @@ fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) 
                                 0.0
                             }
                         }
+                        Epilogue::Residual { residual, .. } => s + residual[idx],
                     };
                 }
             }
@@ -628,24 +640,26 @@ fn conv_window_sums(l: usize, c: usize, kernel: usize, ext: &[f32], taps: &[f32]
     }
 }
 
-/// m[r, p, ch] = bias[ch] + Σ_{d<K} taps[d, ch]·h[r, (p + d - K/2) mod L, ch] for every row r
-/// (h, m: rows × L × C; taps: K × C). The sum runs over d in order, the same sequence of
-/// operations at every position, so a cyclic shift of h shifts m exactly.
+/// m[r, p, ch] = bias[r, ch] + Σ_{d<K} taps[d, ch]·h[r, (p + d - K/2) mod L, ch] for every
+/// row r (h, m: rows × L × C; taps: K × C; bias: rows × C, one vector per row, i.e. per
+/// sequence). The sum runs over d in order, the same sequence of operations at every position,
+/// so a cyclic shift of h shifts m exactly.
 #[allow(clippy::too_many_arguments)]
 pub fn circular_depthwise(rows: usize, l: usize, c: usize, kernel: usize, h: &[f32], taps: &[f32], bias: &[f32], m: &mut [f32], scratch: &mut Vec<f32>) {
     let ext_len = (l + kernel - 1) * c;
     if scratch.len() < ext_len {
         scratch.resize(ext_len, 0.0);
     }
-    let (taps, bias, ext) = (&taps[..kernel * c], &bias[..c], &mut scratch[..ext_len]);
+    let (taps, ext) = (&taps[..kernel * c], &mut scratch[..ext_len]);
     for r in 0..rows {
         extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
-        conv_window_sums(l, c, kernel, ext, taps, Some(bias), &mut m[r * l * c..(r + 1) * l * c]);
+        conv_window_sums(l, c, kernel, ext, taps, Some(&bias[r * c..(r + 1) * c]), &mut m[r * l * c..(r + 1) * l * c]);
     }
 }
 
 /// Backward of `circular_depthwise` given dm: dtaps += Σ_{r,p} dm[r,p]·h[r, p + d - K/2],
-/// dbias += Σ_{r,p} dm[r,p], and dh[r, q] += Σ_d taps[d]·dm[r, q - d + K/2] (indices mod L).
+/// dbias[r] += Σ_p dm[r,p] (rows × C), and dh[r, q] += Σ_d taps[d]·dm[r, q - d + K/2]
+/// (indices mod L).
 /// The last is itself a circular convolution: with reversed taps taps'[e] = taps[K-1-e],
 /// dh[q] += Σ_e taps'[e]·dm[(q + e - (K - 1 - K/2)) mod L].
 #[allow(clippy::too_many_arguments)]
@@ -672,12 +686,12 @@ pub fn circular_depthwise_backward(
     for (e, row) in reversed.chunks_exact_mut(c).enumerate() {
         row.copy_from_slice(&taps[(kernel - 1 - e) * c..(kernel - e) * c]);
     }
-    let (dtaps, dbias) = (&mut dtaps[..kernel * c], &mut dbias[..c]);
+    let dtaps = &mut dtaps[..kernel * c];
     let full = c / 4 * 4;
     for r in 0..rows {
         let dm_r = &dm[r * l * c..(r + 1) * l * c];
         extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
-        add_column_sums(l, c, dm_r, dbias);
+        add_column_sums(l, c, dm_r, &mut dbias[r * c..(r + 1) * c]);
         // dtaps[d] += Σ_p dm[p]·ext[p + d]; taps d..d+4 share each dm load
         for ch in (0..full).step_by(4) {
             let mut d = 0;
@@ -769,7 +783,7 @@ mod tests {
         for i in 0..m {
             for j in 0..n {
                 let mut s = match epilogue {
-                    Epilogue::Bias { bias, .. } => bias[j],
+                    Epilogue::Bias { bias, .. } | Epilogue::Residual { bias, .. } => bias[j],
                     _ => 0.0f32,
                 };
                 for p in 0..k {
@@ -794,6 +808,7 @@ mod tests {
                             0.0
                         }
                     }
+                    Epilogue::Residual { residual, .. } => s + residual[i * n + j],
                 };
             }
         }
@@ -844,6 +859,7 @@ mod tests {
                         Epilogue::Bias { bias: &bias, relu: false },
                         Epilogue::Bias { bias: &bias, relu: true },
                         Epilogue::Mask { mask: &mask },
+                        Epilogue::Residual { bias: &bias, residual: &mask },
                     ] {
                         let want = reference(m, k, n, &a, al, &b, bl, &c, epilogue);
                         let mut got = c.clone();
@@ -919,7 +935,7 @@ mod tests {
         for r in 0..rows {
             for p in 0..l {
                 for ch in 0..c {
-                    let mut acc = bias[ch] as f64;
+                    let mut acc = bias[r * c + ch] as f64;
                     for d in 0..kernel {
                         let q = (p as isize + d as isize - (kernel / 2) as isize).rem_euclid(l as isize) as usize;
                         acc += taps[d * c + ch] as f64 * h[(r * l + q) * c + ch] as f64;
@@ -937,7 +953,7 @@ mod tests {
         for (rows, l, c, kernel) in [(2, 7, 5, 3), (3, 20, 8, 20), (1, 6, 9, 6), (2, 5, 4, 1), (1, 9, 3, 4)] {
             let h = random(rows * l * c, &mut rng);
             let taps = random(kernel * c, &mut rng);
-            let bias = random(c, &mut rng);
+            let bias = random(rows * c, &mut rng);
             let mut m = vec![0.0; rows * l * c];
             let mut scratch = Vec::new();
             circular_depthwise(rows, l, c, kernel, &h, &taps, &bias, &mut m, &mut scratch);
@@ -947,13 +963,13 @@ mod tests {
             }
             // adjoint: <dm, m(h, taps) - bias> is bilinear, so its gradients are exact linear maps
             let dm = random(rows * l * c, &mut rng);
-            let (mut dtaps, mut dbias, mut dh) = (vec![0.0; kernel * c], vec![0.0; c], vec![0.0; rows * l * c]);
+            let (mut dtaps, mut dbias, mut dh) = (vec![0.0; kernel * c], vec![0.0; rows * c], vec![0.0; rows * l * c]);
             circular_depthwise_backward(rows, l, c, kernel, &h, &taps, &dm, &mut dtaps, &mut dbias, &mut dh, &mut scratch);
             for i in 0..h.len() {
                 // d<dm, m>/dh[i] = <dm, m(e_i, taps) - m(0, taps)>
                 let mut e = vec![0.0; h.len()];
                 e[i] = 1.0;
-                let zero = vec![0.0; c];
+                let zero = vec![0.0; rows * c];
                 let m_e = conv_reference(rows, l, c, kernel, &e, &taps, &zero);
                 let want: f64 = m_e.iter().zip(&dm).map(|(a, &b)| a * b as f64).sum();
                 assert!((dh[i] as f64 - want).abs() < 1e-5, "dh[{i}]: {} vs {want}", dh[i]);
@@ -961,14 +977,16 @@ mod tests {
             for i in 0..taps.len() {
                 let mut e = vec![0.0; taps.len()];
                 e[i] = 1.0;
-                let zero = vec![0.0; c];
+                let zero = vec![0.0; rows * c];
                 let m_e = conv_reference(rows, l, c, kernel, &h, &e, &zero);
                 let want: f64 = m_e.iter().zip(&dm).map(|(a, &b)| a * b as f64).sum();
                 assert!((dtaps[i] as f64 - want).abs() < 1e-4, "dtaps[{i}]: {} vs {want}", dtaps[i]);
             }
-            for ch in 0..c {
-                let want: f64 = (0..rows * l).map(|t| dm[t * c + ch] as f64).sum();
-                assert!((dbias[ch] as f64 - want).abs() < 1e-4);
+            for r in 0..rows {
+                for ch in 0..c {
+                    let want: f64 = (0..l).map(|p| dm[(r * l + p) * c + ch] as f64).sum();
+                    assert!((dbias[r * c + ch] as f64 - want).abs() < 1e-4);
+                }
             }
         }
     }

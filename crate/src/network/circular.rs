@@ -1,14 +1,16 @@
 //! A cyclic-shift-equivariant network: every position p = 0..L-1 carries a vector of C channels
 //! (C = `config.hidden`), and every layer is either the same map at each position or a circular
-//! convolution over positions, so shifting x_t cyclically shifts the logits the same way.
+//! convolution over positions, so shifting x_t cyclically shifts the logits the same way
+//! (exactly: every position runs the same sequence of float operations).
 //!
 //! With s = 2·x_t - 1 (±1), λ_t the evidence log-odds of `TimeFeatures`, e(t) the sinusoidal
 //! embedding and τ = e(t)·W_time split in chunks τ_0..τ_n of C values:
 //!
-//!   h_0[p]   = s_p·w_s + λ_t·s_p·w_e + b_in + τ_0
-//!   m_i[p,c] = Σ_{d<K} k_i[d,c]·h_i[(p + d - K/2) mod L, c] + kb_i[c]   (depthwise circular conv)
-//!   a_i[p]   = relu(m_i[p]·W1_i + b1_i + τ_{i+1})
-//!   h_{i+1}[p] = h_i[p] + a_i[p]·W2_i + b2_i
+//!   h_0[p]   = (b_in + τ_0) + s_p·w_s + λ_t·s_p·w_e
+//!   m_i[p,c] = (kb_i[c] + τ_{i+1}[c]) + Σ_{d<K} k_i[d,c]·h_i[(p + d - K/2) mod L, c]
+//!              (depthwise circular convolution; the time enters each block through its bias)
+//!   a_i[p]   = relu(m_i[p]·W1_i + b1_i)
+//!   h_{i+1}[p] = (b2_i + a_i[p]·W2_i) + h_i[p]
 //!   logit[p] = h_n[p]·w_out + b_out + λ_t·s_p
 //!
 //! K = `config.kernel`, or L when it is 0 (then every position sees every other: a circulant
@@ -24,7 +26,7 @@
 use super::common::{check_times, ensure_len, init_uniform, linear_backward, linear_forward, LayoutBuilder, TimeFeatures};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
-use crate::linalg::{self, Epilogue};
+use crate::linalg::{self, Epilogue, Layout};
 use crate::rng::Rng;
 
 pub struct CircularNetwork {
@@ -55,7 +57,9 @@ pub struct CircularNetwork {
     streams: Vec<Vec<f32>>,
     convolved: Vec<Vec<f32>>,
     activations: Vec<Vec<f32>>,
-    // Scratch for backward.
+    // Scratch.
+    /// A bias per row (rows × C): b_in + τ_0, or kb_i + τ_{i+1}; in backward its gradient.
+    row_bias: Vec<f32>,
     dstream: Vec<f32>,
     dconvolved: Vec<f32>,
     dactivation: Vec<f32>,
@@ -112,11 +116,22 @@ impl CircularNetwork {
             streams: vec![Vec::new(); n + 1],
             convolved: vec![Vec::new(); n],
             activations: vec![Vec::new(); n],
+            row_bias: Vec::new(),
             dstream: Vec::new(),
             dconvolved: Vec::new(),
             dactivation: Vec::new(),
             dtime_projection: Vec::new(),
             conv_scratch: Vec::new(),
+        }
+    }
+}
+
+/// out[r, ·] = bias + τ[r, chunk·C .. (chunk+1)·C] for every row (τ rows have `width` values).
+fn bias_plus_time(rows: usize, c: usize, width: usize, chunk: usize, bias: &[f32], tau: &[f32], out: &mut [f32]) {
+    for (r, row) in out[..rows * c].chunks_exact_mut(c).enumerate() {
+        let t = &tau[r * width + chunk * c..r * width + (chunk + 1) * c];
+        for ((o, &b), &tv) in row.iter_mut().zip(&bias[..c]).zip(t) {
+            *o = b + tv;
         }
     }
 }
@@ -142,10 +157,12 @@ impl ReverseNetwork for CircularNetwork {
         assert_eq!(logits.len(), tokens);
         check_times(t, self.timesteps);
         self.rows = rows;
+        let width = (n + 1) * c;
         ensure_len(&mut self.signs, tokens);
         ensure_len(&mut self.evidence, rows);
         ensure_len(&mut self.embedding, rows * e);
-        ensure_len(&mut self.time_projection, rows * (n + 1) * c);
+        ensure_len(&mut self.time_projection, rows * width);
+        ensure_len(&mut self.row_bias, rows * c);
         for v in self.streams.iter_mut().chain(&mut self.convolved).chain(&mut self.activations) {
             ensure_len(v, tokens * c);
         }
@@ -157,22 +174,20 @@ impl ReverseNetwork for CircularNetwork {
             *s = 2.0 * x - 1.0; // s = 2x - 1
         }
         let p = &self.parameters;
-        let width = (n + 1) * c;
         // τ = e(t)·W_time
         let tau = &mut self.time_projection[..rows * width];
-        tau.fill(0.0);
-        linalg::matmul_add(rows, e, width, &self.embedding, &p[self.time_weight..], tau);
-        // h_0[p] = s_p·w_s + λ·s_p·w_e + b_in + τ_0
-        let (w_s, w_e, b_in) = (&p[self.input_weight..][..c], &p[self.input_weight + c..][..c], &p[self.input_bias..][..c]);
-        let h0 = &mut self.streams[0];
+        linalg::gemm(rows, e, width, &self.embedding, Layout::Normal, &p[self.time_weight..], Layout::Normal, tau, Epilogue::Set);
+        // h_0[p] = (b_in + τ_0) + s_p·w_s + λ·s_p·w_e
+        let (w_s, w_e) = (&p[self.input_weight..][..c], &p[self.input_weight + c..][..c]);
+        bias_plus_time(rows, c, width, 0, &p[self.input_bias..], tau, &mut self.row_bias);
         for r in 0..rows {
-            let tau0 = &tau[r * width..r * width + c];
+            let base = &self.row_bias[r * c..(r + 1) * c];
             for q in 0..l {
                 let s = self.signs[r * l + q];
                 let ls = self.evidence[r] * s;
-                let out = &mut h0[(r * l + q) * c..(r * l + q + 1) * c];
-                for ch in 0..c {
-                    out[ch] = s * w_s[ch] + ls * w_e[ch] + b_in[ch] + tau0[ch];
+                let out = &mut self.streams[0][(r * l + q) * c..(r * l + q + 1) * c];
+                for (((o, &b), &ws), &we) in out.iter_mut().zip(base).zip(w_s).zip(w_e) {
+                    *o = b + s * ws + ls * we;
                 }
             }
         }
@@ -181,30 +196,19 @@ impl ReverseNetwork for CircularNetwork {
             let (hi, hn) = (&done[i][..tokens * c], &mut next[0][..tokens * c]);
             let m = &mut self.convolved[i][..tokens * c];
             let a = &mut self.activations[i][..tokens * c];
-            linalg::circular_depthwise(rows, l, c, kernel, hi, &p[kw..], &p[kb..], m, &mut self.conv_scratch);
-            // a = relu(m·W1 + b1 + τ_{i+1})
-            linear_forward(tokens, c, c, m, &p[w1..], &p[b1..], a, false);
-            for r in 0..rows {
-                let tau_i = &tau[r * width + (i + 1) * c..r * width + (i + 2) * c];
-                for q in 0..l {
-                    for (v, &tv) in a[(r * l + q) * c..(r * l + q + 1) * c].iter_mut().zip(tau_i) {
-                        *v = (*v + tv).max(0.0);
-                    }
-                }
-            }
-            // h_{i+1} = h_i + a·W2 + b2
-            linear_forward(tokens, c, c, a, &p[w2..], &p[b2..], hn, false);
-            for (o, &v) in hn.iter_mut().zip(hi) {
-                *o += v;
-            }
+            // m = (kb + τ_{i+1}) + circular conv of h_i
+            bias_plus_time(rows, c, width, i + 1, &p[kb..], tau, &mut self.row_bias);
+            linalg::circular_depthwise(rows, l, c, kernel, hi, &p[kw..], &self.row_bias, m, &mut self.conv_scratch);
+            // a = relu(m·W1 + b1)
+            linear_forward(tokens, c, c, m, &p[w1..], &p[b1..], a, true);
+            // h_{i+1} = (b2 + a·W2) + h_i
+            linalg::gemm(tokens, c, c, a, Layout::Normal, &p[w2..], Layout::Normal, hn, Epilogue::Residual { bias: &p[b2..], residual: hi });
         }
         // logit[p] = h_n[p]·w_out + b_out + λ·s_p
         let hn = &self.streams[n][..tokens * c];
-        linear_forward(tokens, c, 1, hn, &p[self.output_weight..], &p[self.output_bias..], logits, false);
-        for r in 0..rows {
-            for q in 0..l {
-                logits[r * l + q] += self.evidence[r] * self.signs[r * l + q];
-            }
+        let (w_out, b_out) = (&p[self.output_weight..][..c], p[self.output_bias]);
+        for (token, (logit, h)) in logits.iter_mut().zip(hn.chunks_exact(c)).enumerate() {
+            *logit = linalg::dot(h, w_out) + b_out + self.evidence[token / l] * self.signs[token];
         }
     }
 
@@ -223,42 +227,63 @@ impl ReverseNetwork for CircularNetwork {
         let dm = &mut self.dconvolved[..tokens * c];
         let da = &mut self.dactivation[..tokens * c];
         let dtau = &mut self.dtime_projection[..rows * width];
-        dtau.fill(0.0);
-        {
-            let (head, tail) = grad.split_at_mut(self.output_bias);
-            linear_backward(tokens, c, 1, &self.streams[n], dlogits, &p[self.output_weight..], &mut head[self.output_weight..][..c], &mut tail[..1], Some((&mut *dstream, Epilogue::Set)));
+        let drow_bias = &mut self.row_bias[..rows * c];
+        // Output: dh_n[p] = dlogit[p]·w_out, dw_out += Σ_p dlogit[p]·h_n[p], db_out += Σ_p dlogit[p]
+        let hn = &self.streams[n][..tokens * c];
+        let w_out = &p[self.output_weight..][..c];
+        for ((ds, h), &g) in dstream.chunks_exact_mut(c).zip(hn.chunks_exact(c)).zip(dlogits) {
+            for (d, &w) in ds.iter_mut().zip(w_out) {
+                *d = g * w;
+            }
+            for (gw, &hv) in grad[self.output_weight..self.output_weight + c].iter_mut().zip(h) {
+                *gw += g * hv;
+            }
+            grad[self.output_bias] += g;
         }
         for (i, &[kw, kb, w1, b1, w2, b2]) in self.blocks.iter().enumerate().rev() {
             let a = &self.activations[i][..tokens * c];
             {
-                // da = (dh_{i+1}·W2ᵀ) ⊙ [a > 0]
+                // h_{i+1} = h_i + a·W2 + b2: da = (dh_{i+1}·W2ᵀ) ⊙ [a > 0]; dh_i gets dh_{i+1} as is
                 let (head, tail) = grad.split_at_mut(b2);
                 linear_backward(tokens, c, c, a, dstream, &p[w2..], &mut head[w2..][..c * c], &mut tail[..c], Some((&mut *da, Epilogue::Mask { mask: a })));
             }
-            // dτ_{i+1}[r] = Σ_p da[r, p]
-            for r in 0..rows {
-                let dtau_i = &mut dtau[r * width + (i + 1) * c..r * width + (i + 2) * c];
-                linalg::add_column_sums(l, c, &da[r * l * c..(r + 1) * l * c], dtau_i);
-            }
             {
+                // a = relu(m·W1 + b1): dm = da·W1ᵀ
                 let (head, tail) = grad.split_at_mut(b1);
                 linear_backward(tokens, c, c, &self.convolved[i], da, &p[w1..], &mut head[w1..][..c * c], &mut tail[..c], Some((&mut *dm, Epilogue::Set)));
             }
+            // m = (kb + τ_{i+1}) + conv(h_i): per-row bias gradient Σ_p dm, taps, and dh_i
+            drow_bias.fill(0.0);
             let (head, tail) = grad.split_at_mut(kb);
-            linalg::circular_depthwise_backward(rows, l, c, kernel, &self.streams[i], &p[kw..], dm, &mut head[kw..][..kernel * c], &mut tail[..c], dstream, &mut self.conv_scratch);
-        }
-        // h_0 = s·w_s + λ·s·w_e + b_in + τ_0
-        for r in 0..rows {
-            for q in 0..l {
-                let s = self.signs[r * l + q];
-                let ls = self.evidence[r] * s;
-                let g = &dstream[(r * l + q) * c..(r * l + q + 1) * c];
-                for ch in 0..c {
-                    grad[self.input_weight + ch] += s * g[ch];
-                    grad[self.input_weight + c + ch] += ls * g[ch];
-                    grad[self.input_bias + ch] += g[ch];
-                    dtau[r * width + ch] += g[ch];
+            linalg::circular_depthwise_backward(rows, l, c, kernel, &self.streams[i], &p[kw..], dm, &mut head[kw..][..kernel * c], drow_bias, dstream, &mut self.conv_scratch);
+            for (r, db) in drow_bias.chunks_exact(c).enumerate() {
+                dtau[r * width + (i + 1) * c..r * width + (i + 2) * c].copy_from_slice(db);
+                for (g, &v) in tail[..c].iter_mut().zip(db) {
+                    *g += v;
                 }
+            }
+        }
+        // h_0[p] = (b_in + τ_0) + s_p·w_s + λ·s_p·w_e: per row, dτ_0 = Σ_p dh_0[p] and
+        // S = Σ_p s_p·dh_0[p]; then dw_s += S, dw_e += λ·S, db_in += dτ_0.
+        let sums = &mut drow_bias[..c];
+        for r in 0..rows {
+            let dh_r = &dstream[r * l * c..(r + 1) * l * c];
+            let dtau0 = &mut dtau[r * width..r * width + c];
+            dtau0.fill(0.0);
+            linalg::add_column_sums(l, c, dh_r, dtau0);
+            sums.fill(0.0);
+            for (q, g) in dh_r.chunks_exact(c).enumerate() {
+                let s = self.signs[r * l + q];
+                for (o, &v) in sums.iter_mut().zip(g) {
+                    *o += s * v;
+                }
+            }
+            let lambda = self.evidence[r];
+            let (gw, gb) = grad.split_at_mut(self.input_bias);
+            for ch in 0..c {
+                gw[self.input_weight + ch] += sums[ch];
+                gw[self.input_weight + c + ch] += lambda * sums[ch];
+                gb[ch] += dtau0[ch];
             }
         }
         linalg::matmul_tn_add(e, rows, width, &self.embedding, dtau, &mut grad[self.time_weight..self.time_weight + e * width]);

@@ -22,7 +22,7 @@
 use super::common::{check_times, ensure_len, init_uniform, linear_backward, linear_forward, LayoutBuilder, TimeFeatures};
 use super::{ParameterGroup, ReverseNetwork};
 use crate::config::ModelConfig;
-use crate::linalg::{self, Epilogue};
+use crate::linalg::{self, Epilogue, Layout};
 use crate::rng::Rng;
 
 pub struct MlpNetwork {
@@ -163,11 +163,8 @@ impl ReverseNetwork for MlpNetwork {
             let a = &mut self.activations[i][..rows * h];
             // a_i = relu(h_i·W1 + b1)
             linear_forward(rows, h, h, hi, &p[w1..], &p[b1..], a, true);
-            // h_{i+1} = h_i + a_i·W2 + b2
-            linear_forward(rows, h, h, a, &p[w2..], &p[b2..], hn, false);
-            for (o, &v) in hn.iter_mut().zip(hi) {
-                *o += v;
-            }
+            // h_{i+1} = (b2 + a_i·W2) + h_i
+            linalg::gemm(rows, h, h, a, Layout::Normal, &p[w2..], Layout::Normal, hn, Epilogue::Residual { bias: &p[b2..], residual: hi });
         }
         // logits = h_n·W_out + b_out + λ_t·s
         let hn = &self.streams[self.layers][..rows * h];
