@@ -12,6 +12,8 @@ export {
   type BoundEvaluation,
   type ExactLikelihood,
   type LayoutEntry,
+  type InpaintMode,
+  type InpaintOptions,
 } from './model.js';
 export { UserError, isUserError } from './errors.js';
 export * as config from './config.js';

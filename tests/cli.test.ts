@@ -88,7 +88,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     const expectations: [string[], string[]][] = [
       [[], ['train', 'generate', 'evaluate', 'data', 'plot']],
       [['train'], ['--config', '--data', '--val', '--out', '--name', '--seed', '--resume', '-T', '--epochs', '--steps', '--lr', '--batch-size', '--arch', '--checkpoint-every', '--quiet']],
-      [['generate'], ['-n', '--given', '--seed', '--json']],
+      [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--seed', '--json']],
       [['evaluate'], ['--data', '--train', '--samples', '--repeats', '--exact', '--seed', '--json']],
       [['data', 'heartbeat'], ['--length', '--period', '--holdout', '--out']],
       [['plot'], ['run']],
@@ -184,6 +184,22 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     for (const line of given.stdout.trimEnd().split('\n')) {
       for (let i = 0; i < pattern.length; i++) if (pattern[i] !== '?') expect(line[i]).toBe(pattern[i]);
     }
+    // both inpainting modes keep the known bits and are reproducible; the modes differ
+    const clamp = cli(work, ['generate', model, '-n', '20', '--given', pattern, '--inpaint-mode', 'clamp', '--seed', '1']);
+    const smc = cli(work, ['generate', model, '-n', '20', '--given', pattern, '--inpaint-mode', 'smc', '--particles', '3', '--seed', '1']);
+    for (const result of [clamp, smc]) {
+      expect(result.status, result.stderr).toBe(0);
+      for (const line of result.stdout.trimEnd().split('\n')) {
+        for (let i = 0; i < pattern.length; i++) if (pattern[i] !== '?') expect(line[i]).toBe(pattern[i]);
+      }
+    }
+    expect(cli(work, ['generate', model, '-n', '20', '--given', pattern, '--inpaint-mode', 'clamp', '--seed', '1']).stdout).toBe(clamp.stdout);
+    expect(cli(work, ['generate', model, '-n', '20', '--given', pattern, '--inpaint-mode', 'smc', '--seed', '1']).stdout).toBe(given.stdout); // smc is the default
+    expect(clamp.stdout).not.toBe(given.stdout);
+    expectUserError(cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'delta']), /^error: --inpaint-mode: expected 'smc' or 'clamp', got 'delta'$/);
+    expectUserError(cli(work, ['generate', model, '--inpaint-mode', 'clamp']), /^error: --inpaint-mode and --particles need --given$/);
+    expectUserError(cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'clamp', '--particles', '4']), /^error: --particles: only with --inpaint-mode smc$/);
+    expectUserError(cli(work, ['generate', model, '--given', pattern, '--particles', '0']), /^error: --particles: out of range/);
     expectUserError(cli(work, ['generate', model, '--given', '1?0']), /^error: --given has 3 characters but the model's sequences have 20 bits$/);
     expectUserError(cli(work, ['generate', model, '--given', '1?0x????????????????']), /^error: --given: character 4 is "x"; use 0 and 1/);
     expectUserError(cli(work, ['generate', model, '-n', '0']), /^error: --n: out of range/);

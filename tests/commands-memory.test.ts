@@ -92,6 +92,11 @@ describe('commands on in-memory files', () => {
     expect(await runCli(yargs, ['generate', 'model.safetensors', '-n', '3', '--given', '1??1', '--seed', '2'], generate)).toBe(0);
     expect(generate.output).toHaveLength(3);
     for (const line of generate.output) expect(line).toMatch(/^1[01]{2}1$/);
+    const clamped = new MemoryIo({ files: { 'model.safetensors': io.files.get('/results/m/model.safetensors')! } });
+    expect(await runCli(yargs, ['generate', 'model.safetensors', '-n', '3', '--given', '1??1', '--inpaint-mode', 'clamp', '--seed', '2'], clamped)).toBe(0);
+    expect(clamped.output).toHaveLength(3);
+    for (const line of clamped.output) expect(line).toMatch(/^1[01]{2}1$/);
+    expect(await userError(runCli(yargs, ['generate', 'model.safetensors', '--given', '1??1', '--inpaint-mode', 'x'], clamped))).toBe("--inpaint-mode: expected 'smc' or 'clamp', got 'x'");
 
     const evaluate = new MemoryIo({ files: { 'model.safetensors': io.files.get('/results/m/model.safetensors')!, 'd.txt': '1010\n' } });
     expect(await runCli(yargs, ['evaluate', 'model.safetensors', '--data', 'd.txt', '--train', 'd.txt', '--samples', '5', '--exact', '--json'], evaluate)).toBe(0);
