@@ -219,7 +219,7 @@ impl Model {
         let lr = self.training_config.learning_rate(self.step);
         self.optimiser.update(self.network.parameters_mut(), &self.grad, scale as f32, &self.training_config, lr);
         if let Some(ema) = self.ema.as_mut() {
-            update_ema(ema, self.network.parameters(), self.training_config.ema_decay);
+            update_ema(ema, self.network.parameters(), self.training_config.ema_decay_at(self.step + 1));
         }
         if let Some(history) = self.importance.as_mut() {
             for &(t, term) in &self.pending_observations {

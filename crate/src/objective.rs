@@ -35,8 +35,9 @@ pub enum ObjectiveKind {
     Full,
     /// One t per example, uniform, the term scaled by T (unbiased).
     Sampled,
-    /// One t per example with probability p_t ∝ sqrt(E[L_t²]) (running history), the term
-    /// weighted by 1/p_t (unbiased); uniform until every t has a full history.
+    /// One t per example with probability p_t ∝ sqrt(E[L_t²]) (running history over bins of t,
+    /// mixed with the uniform), the term weighted by 1/p_t (unbiased); uniform until every bin
+    /// has a few terms.
     Importance,
 }
 
@@ -283,65 +284,97 @@ pub fn loss_and_gradient_given(
     GivenResult { row_loss_bits, dlogits }
 }
 
-/// Number of recent terms kept per t for importance sampling (as in Nichol & Dhariwal 2021).
-pub const IMPORTANCE_HISTORY: usize = 10;
-/// Share of uniform probability mixed into the importance distribution (keeps every p_t > 0).
-pub const IMPORTANCE_UNIFORM_SHARE: f64 = 0.001;
+/// Importance sampling of t groups consecutive t into at most this many bins of (nearly) equal
+/// size and learns one probability per bin; t is uniform inside its bin. A term L_t is usually
+/// tiny with rare large values (an x_t that makes x0 ambiguous), so per-t histories of a few
+/// values badly underestimate some E[L_t²]; a bin pools the observations of its neighbours.
+pub const IMPORTANCE_BINS: usize = 50;
+/// Number of recent terms kept per bin: enough to see a bin's rare large terms (with 64, a bin
+/// whose terms are large 2% of the time still often had none and got only the floor).
+pub const IMPORTANCE_HISTORY: usize = 256;
+/// Terms every bin must have seen before t is drawn from the history (uniform until then).
+pub const IMPORTANCE_MIN_COUNT: usize = 10;
+/// Share of uniform probability mixed into the importance distribution. Bounds every weight
+/// 1/p_t by T/u: without a real floor, a bin whose history missed its rare large terms gets
+/// p ≈ 0 and the estimator, while unbiased, becomes so heavy-tailed that its typical value sits
+/// far below its mean (the bug this replaced: u = 0.001, per-t histories of 10 values).
+pub const IMPORTANCE_UNIFORM_SHARE: f64 = 0.25;
 
-/// Running record of the last `IMPORTANCE_HISTORY` terms L_t (bits) for every t.
+/// Running record of the last (up to) `IMPORTANCE_HISTORY` terms L_t (bits) of every bin of t.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImportanceHistory {
-    /// values[(t-1)·H + k], ring buffer per t.
+    /// T.
+    pub timesteps: usize,
+    /// values[k·H + i], a ring buffer per bin k.
     pub values: Vec<f64>,
-    /// How many values t has seen (capped at H), and where the next one goes.
+    /// How many values bin k has seen (capped at H), and where the next one goes.
     pub counts: Vec<u32>,
     pub next: Vec<u32>,
 }
 
 impl ImportanceHistory {
     pub fn new(timesteps: usize) -> Self {
-        Self { values: vec![0.0; timesteps * IMPORTANCE_HISTORY], counts: vec![0; timesteps], next: vec![0; timesteps] }
+        let bins = IMPORTANCE_BINS.min(timesteps);
+        Self { timesteps, values: vec![0.0; bins * IMPORTANCE_HISTORY], counts: vec![0; bins], next: vec![0; bins] }
     }
 
     pub fn timesteps(&self) -> usize {
+        self.timesteps
+    }
+
+    pub fn bins(&self) -> usize {
         self.counts.len()
     }
 
-    /// True when every t has a full history (until then t is drawn uniformly).
+    /// The bin of t (1..=T): k = floor((t - 1)·K / T).
+    pub fn bin_of(&self, t: u32) -> usize {
+        (t as usize - 1) * self.bins() / self.timesteps
+    }
+
+    /// True when every bin has at least `IMPORTANCE_MIN_COUNT` terms (until then t is uniform).
     pub fn is_ready(&self) -> bool {
-        self.counts.iter().all(|&c| c as usize >= IMPORTANCE_HISTORY)
+        self.counts.iter().all(|&c| c as usize >= IMPORTANCE_MIN_COUNT)
     }
 
     pub fn record(&mut self, t: u32, term_bits: f64) {
-        let i = t as usize - 1;
-        let k = self.next[i] as usize;
-        self.values[i * IMPORTANCE_HISTORY + k] = term_bits;
-        self.next[i] = ((k + 1) % IMPORTANCE_HISTORY) as u32;
-        self.counts[i] = (self.counts[i] + 1).min(IMPORTANCE_HISTORY as u32);
+        let k = self.bin_of(t);
+        let i = self.next[k] as usize;
+        self.values[k * IMPORTANCE_HISTORY + i] = term_bits;
+        self.next[k] = ((i + 1) % IMPORTANCE_HISTORY) as u32;
+        self.counts[k] = (self.counts[k] + 1).min(IMPORTANCE_HISTORY as u32);
     }
 
-    /// p_t = (1 - u)·w_t / sum_s w_s + u/T with w_t = sqrt(mean of the recorded L_t²),
-    /// u = `IMPORTANCE_UNIFORM_SHARE`; uniform when not ready (or all w = 0). Writes p[t-1].
+    /// p_t = (1 - u)·r_k / sum_j n_j r_j + u/T for t in bin k, with r_k = sqrt(mean of the bin's
+    /// recorded L²) (so the bin gets the share n_k r_k / sum_j n_j r_j of sum_t sqrt(E[L_t²])),
+    /// n_k its number of t and u = `IMPORTANCE_UNIFORM_SHARE`; uniform when not ready (or all
+    /// r = 0). Writes p[t-1].
     pub fn probabilities(&self, p: &mut Vec<f64>) {
-        let t_max = self.timesteps();
+        let t_max = self.timesteps;
         p.clear();
         p.resize(t_max, 1.0 / t_max as f64);
         if !self.is_ready() {
             return;
         }
+        let bins = self.bins();
+        let mut sizes = vec![0usize; bins];
+        for t in 1..=t_max as u32 {
+            sizes[self.bin_of(t)] += 1;
+        }
+        let mut root_mean_squares = vec![0.0; bins];
         let mut total = 0.0;
-        for i in 0..t_max {
-            let window = &self.values[i * IMPORTANCE_HISTORY..(i + 1) * IMPORTANCE_HISTORY];
-            let mean_square = window.iter().map(|v| v * v).sum::<f64>() / IMPORTANCE_HISTORY as f64;
-            p[i] = mean_square.sqrt();
-            total += p[i];
+        for k in 0..bins {
+            let count = self.counts[k] as usize; // the ring fills from 0, so values[..count] are set
+            let window = &self.values[k * IMPORTANCE_HISTORY..k * IMPORTANCE_HISTORY + count];
+            root_mean_squares[k] = (window.iter().map(|v| v * v).sum::<f64>() / count as f64).sqrt();
+            total += sizes[k] as f64 * root_mean_squares[k];
         }
         if !(total > 0.0 && total.is_finite()) {
-            p.iter_mut().for_each(|v| *v = 1.0 / t_max as f64);
             return;
         }
-        for v in p.iter_mut() {
-            *v = (1.0 - IMPORTANCE_UNIFORM_SHARE) * *v / total + IMPORTANCE_UNIFORM_SHARE / t_max as f64;
+        let u = IMPORTANCE_UNIFORM_SHARE;
+        for t in 1..=t_max as u32 {
+            let k = self.bin_of(t);
+            p[t as usize - 1] = (1.0 - u) * root_mean_squares[k] / total + u / t_max as f64;
         }
     }
 }
@@ -826,27 +859,30 @@ mod tests {
     fn sampled_and_importance_estimators_are_unbiased_for_the_full_sum() {
         // E over steps (noise) of each estimator equals E of the full sum; compare the means
         // over many independent steps with a tolerance from their own standard errors.
-        let (length, timesteps, rows) = (4, 12, 8);
-        let config = config(length, timesteps, Parameterisation::X0);
-        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
-        let mut net = LinearNetwork::new(length, timesteps, 6, 0.8);
-        let x0 = random_bits(rows * length, 5);
-        let history = ready_history(timesteps);
-        let steps = 3000;
-        let mut stats = Vec::new();
-        for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
-            let values: Vec<f64> = (0..steps).map(|s| estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, s, 0).0 / rows as f64).collect();
-            let mean = values.iter().sum::<f64>() / steps as f64;
-            let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (steps - 1) as f64;
-            stats.push((mean, (variance / steps as f64).sqrt()));
+        // T = 12: one t per importance bin; T = 2K + 1: bins of 2-3 t.
+        for timesteps in [12, 2 * IMPORTANCE_BINS + 1] {
+            let (length, rows) = (4, 8);
+            let config = config(length, timesteps, Parameterisation::X0);
+            let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+            let mut net = LinearNetwork::new(length, timesteps, 6, 0.8);
+            let x0 = random_bits(rows * length, 5);
+            let history = ready_history(timesteps);
+            let steps = 3000;
+            let mut stats = Vec::new();
+            for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
+                let values: Vec<f64> = (0..steps).map(|s| estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, s, 0).0 / rows as f64).collect();
+                let mean = values.iter().sum::<f64>() / steps as f64;
+                let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (steps - 1) as f64;
+                stats.push((mean, (variance / steps as f64).sqrt()));
+            }
+            let (full, full_se) = stats[0];
+            for &(mean, se) in &stats[1..] {
+                let tolerance = 4.0 * (se * se + full_se * full_se).sqrt();
+                assert!((mean - full).abs() < tolerance, "T = {timesteps}: {mean} vs full {full} (tolerance {tolerance})");
+            }
+            // and the estimators do differ in variance: the sampled one is noisier than the full sum
+            assert!(stats[1].1 > stats[0].1);
         }
-        let (full, full_se) = stats[0];
-        for &(mean, se) in &stats[1..] {
-            let tolerance = 4.0 * (se * se + full_se * full_se).sqrt();
-            assert!((mean - full).abs() < tolerance, "{mean} vs full {full} (tolerance {tolerance})");
-        }
-        // and the estimators do differ in variance: the sampled one is noisier than the full sum
-        assert!(stats[1].1 > stats[0].1);
     }
 
     #[test]
@@ -855,13 +891,28 @@ mod tests {
         let mut p = Vec::new();
         history.probabilities(&mut p);
         assert_eq!(p, vec![1.0 / 3.0; 3]); // not ready: uniform
+        // ready once every bin has IMPORTANCE_MIN_COUNT terms; the mean is over those recorded
+        for _ in 0..IMPORTANCE_MIN_COUNT {
+            history.record(1, 2.0);
+            history.record(2, 2.0);
+        }
+        assert!(!history.is_ready());
+        for k in 0..IMPORTANCE_MIN_COUNT {
+            history.record(3, if k % 2 == 0 { 0.0 } else { 4.0 }); // root mean square 2√2
+        }
+        assert!(history.is_ready());
+        history.probabilities(&mut p);
+        let u = IMPORTANCE_UNIFORM_SHARE;
+        let total = 4.0 + 8f64.sqrt();
+        assert!((p[0] - ((1.0 - u) * 2.0 / total + u / 3.0)).abs() < 1e-15);
+        assert!((p[2] - ((1.0 - u) * 8f64.sqrt() / total + u / 3.0)).abs() < 1e-15);
+        let mut history = ImportanceHistory::new(3);
         for _ in 0..IMPORTANCE_HISTORY {
             history.record(1, 1.0);
             history.record(2, 2.0);
             history.record(3, 3.0);
         }
         history.probabilities(&mut p);
-        let u = IMPORTANCE_UNIFORM_SHARE;
         for (i, w) in [1.0, 2.0, 3.0].iter().enumerate() {
             assert!((p[i] - ((1.0 - u) * w / 6.0 + u / 3.0)).abs() < 1e-15);
         }
@@ -871,5 +922,93 @@ mod tests {
         }
         history.probabilities(&mut p);
         assert!((p[0] - ((1.0 - u) * 3.0 / 8.0 + u / 3.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn importance_bins_pool_neighbouring_t() {
+        // T = 2K + 1 with K bins: bin k = floor((t-1)·K/T) holds 2 or 3 consecutive t
+        let timesteps = 2 * IMPORTANCE_BINS + 1;
+        let mut history = ImportanceHistory::new(timesteps);
+        assert_eq!(history.bins(), IMPORTANCE_BINS);
+        let mut sizes = vec![0usize; IMPORTANCE_BINS];
+        for t in 1..=timesteps as u32 {
+            let k = history.bin_of(t);
+            assert!(t == 1 || k == history.bin_of(t - 1) || k == history.bin_of(t - 1) + 1, "bins are runs of consecutive t");
+            sizes[k] += 1;
+        }
+        assert!(sizes.iter().all(|&n| n == 2 || n == 3));
+        // every t of bin k records the term k + 1 (a bin fills from any of its t)
+        for _ in 0..IMPORTANCE_HISTORY {
+            for t in 1..=timesteps as u32 {
+                let k = history.bin_of(t);
+                history.record(t, (k + 1) as f64);
+            }
+        }
+        assert!(history.is_ready());
+        let mut p = Vec::new();
+        history.probabilities(&mut p);
+        // p_t = (1 - u)·w_k / sum_j n_j w_j + u/T with w_k = k + 1
+        let total: f64 = (0..IMPORTANCE_BINS).map(|k| sizes[k] as f64 * (k + 1) as f64).sum();
+        let u = IMPORTANCE_UNIFORM_SHARE;
+        for t in 1..=timesteps as u32 {
+            let k = history.bin_of(t);
+            let expected = (1.0 - u) * (k + 1) as f64 / total + u / timesteps as f64;
+            assert!((p[t as usize - 1] - expected).abs() < 1e-15);
+        }
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    /// Terms like the heartbeat's: L_t is 0 for most x_t and large for the rare x_t that make x0
+    /// ambiguous, E[L_t] a bump over t. Returns (E[L_t], E[L_t²]) for t = 1..T.
+    fn rare_large_terms(timesteps: usize, rarity: f64) -> (Vec<f64>, Vec<f64>) {
+        (1..=timesteps)
+            .map(|t| {
+                let s = (std::f64::consts::PI * t as f64 / timesteps as f64).sin();
+                let mean = 0.002 * s * s + 1e-6;
+                (mean, mean * mean / rarity) // L = mean/rarity with probability rarity
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn importance_sampling_of_rare_large_terms_beats_uniform_t() {
+        // Fill the history as training does (t drawn from the current probabilities, its term
+        // recorded), then compute EXACTLY the variance of the one-draw estimator L_t/p_t:
+        //   Var_p = sum_t E[L_t²]/p_t - (sum_t E[L_t])²,
+        // and compare it with uniform t (p_t = 1/T). With per-t histories of a few values most t
+        // had seen only zeros, got p_t ≈ 0 and made the estimator far worse than uniform
+        // (unbiased, but its typical value sat well below its mean).
+        let timesteps = 2000;
+        for rarity in [0.02, 0.05, 0.2] {
+            let (mean, mean_square) = rare_large_terms(timesteps, rarity);
+            let mut history = ImportanceHistory::new(timesteps);
+            let mut rng = Rng::new(17);
+            let mut p = Vec::new();
+            let mut cumulative = Vec::new();
+            for _step in 0..300 {
+                history.probabilities(&mut p);
+                cumulative.clear();
+                let mut running = 0.0;
+                for &pt in &p {
+                    running += pt;
+                    cumulative.push(running);
+                }
+                for _row in 0..256 {
+                    let u = rng.uniform_f64() * running;
+                    let t = cumulative.partition_point(|&c| c <= u).min(timesteps - 1) + 1;
+                    let term = if rng.uniform_f64() < rarity { mean[t - 1] / rarity } else { 0.0 };
+                    history.record(t as u32, term);
+                }
+            }
+            history.probabilities(&mut p);
+            assert!(history.is_ready());
+            // every weight 1/p_t is at most T/u
+            let largest_weight = p.iter().map(|&pt| 1.0 / pt).fold(0.0, f64::max);
+            assert!(largest_weight <= timesteps as f64 / IMPORTANCE_UNIFORM_SHARE * (1.0 + 1e-9));
+            let total: f64 = mean.iter().sum();
+            let importance_variance: f64 = mean_square.iter().zip(&p).map(|(m2, pt)| m2 / pt).sum::<f64>() - total * total;
+            let uniform_variance: f64 = timesteps as f64 * mean_square.iter().sum::<f64>() - total * total;
+            assert!(importance_variance < uniform_variance, "rarity {rarity}: importance {importance_variance} vs uniform {uniform_variance}");
+        }
     }
 }

@@ -112,6 +112,15 @@ impl TrainingConfig {
     }
 }
 
+impl TrainingConfig {
+    /// The EMA decay of update k (1-based): min(ema_decay, (1 + k)/(10 + k)). Early on the average
+    /// forgets fast, so it never keeps the initial weights: with a fixed decay d they would still
+    /// weigh d^k in it (0.999^1500 = 0.22 after 1500 steps).
+    pub fn ema_decay_at(&self, k: u64) -> f64 {
+        self.ema_decay.min((1 + k) as f64 / (10 + k) as f64)
+    }
+}
+
 /// sqrt(sum g²), accumulated in f64.
 pub fn global_norm(grad: &[f32]) -> f64 {
     grad.iter().map(|&g| (g as f64) * (g as f64)).sum::<f64>().sqrt()
@@ -262,5 +271,28 @@ mod tests {
         let mut ema = vec![1.0f32, 0.0];
         update_ema(&mut ema, &[0.0, 1.0], 0.75);
         assert_eq!(ema, vec![0.75, 0.25]);
+    }
+
+    #[test]
+    fn ema_warms_up_and_forgets_the_initial_weights() {
+        let config = TrainingConfig { ema_decay: 0.999, ..Default::default() };
+        assert_eq!(config.ema_decay_at(1), 2.0 / 11.0); // (1 + k)/(10 + k)
+        assert_eq!(config.ema_decay_at(100), 101.0 / 110.0);
+        assert!(config.ema_decay_at(8989) < 0.999);
+        assert_eq!(config.ema_decay_at(8991), 0.999); // (1 + k)/(10 + k) > 0.999 from k = 8991 on
+        assert_eq!(config.ema_decay_at(1_000_000), 0.999);
+        // The weight the EMA still gives the initial weights after k updates is the product of the
+        // decays: with the warm-up prod_{j<=k} (1+j)/(10+j) = 10!·(k+1)!/(k+10)! = prod_{j=2..10} j/(k+j),
+        // below 1e-20 after 1500 updates; with the fixed decay it would be 0.999^1500 = 0.22.
+        let mut ema = [1.0f32]; // initial weight 1, every later weight 0
+        let mut initial_share = 1.0f64;
+        for k in 1..=1500 {
+            update_ema(&mut ema, &[0.0], config.ema_decay_at(k));
+            initial_share *= config.ema_decay_at(k);
+        }
+        let closed_form: f64 = (2..=10).map(|j| j as f64 / (1500 + j) as f64).product();
+        assert!((initial_share / closed_form - 1.0).abs() < 1e-9, "{initial_share} vs {closed_form}");
+        assert!((ema[0] as f64) < 1e-20);
+        assert!((0.999f64.powi(1500) - 0.2223).abs() < 1e-3);
     }
 }
