@@ -1,21 +1,26 @@
-//! Dense f32 matrix products for the networks' forward and backward passes.
+//! Dense f32 kernels for the networks' forward and backward passes.
 //!
 //! One driver, `gemm`, computes C (m×n) from A (m×k, or stored transposed) and B (k×n, or stored
 //! transposed), all row-major and contiguous, and finishes with an `Epilogue` (set, add, bias and
-//! ReLU, ReLU-mask). The convenience functions below name the products the networks use.
+//! ReLU, ReLU mask, bias and residual). The named functions below are the products the networks
+//! use; then one-row helpers (a readout of its own per row), the depthwise circular convolution
+//! of the circular network, column sums (bias gradients) and the peak loop for benchmarks.
 //!
 //! How it is fast: B is packed once per call into zero-padded panels of NR = 8 columns (p-major
 //! inside a panel, so the inner loop reads it sequentially); then register-blocked micro-kernels
-//! keep an MR×NR tile of C in MR·NR/4 four-lane accumulators while running over p, each step
-//! loading one row of the B panel (2 vectors), broadcasting MR values of A, and doing MR·2
-//! vector multiply-adds. On wasm32 with simd128 the lanes are `core::arch::wasm32::v128`;
-//! natively they are `[f32; 4]`, which LLVM vectorises. Partial tiles at the right and bottom
-//! edges use the same kernels with fewer rows / one vector, and store only the valid lanes.
+//! keep an MR×NR = 4×8 tile of C in 8 four-lane accumulators while running over p, each step
+//! loading one row of the B panel (2 vectors), broadcasting 4 values of A, and doing 8 vector
+//! multiply-adds. On wasm32 with simd128 the lanes are `core::arch::wasm32::v128`; natively
+//! they are `[f32; 4]`, which LLVM vectorises. Partial tiles at the right and bottom edges use
+//! the same kernel with fewer rows / one vector, store only the valid lanes, and are compiled
+//! out of line (V8 allocates registers worse in one huge function: measured, 10-30% slower).
+//! Long reductions (weight gradients over a batch) run in chunks of p that stay in L1.
 //!
 //! Rounding is fixed by the definition, not by the tiling: every element of the product is
 //! s = ((0 + a_0·b_0) + a_1·b_1) + ... (p in order, each product and sum rounded to f32, no FMA),
-//! then combined with C or the bias by the epilogue. Every tile size and both builds (native and
-//! wasm) therefore give bit-identical results, equal to that plain loop (the tests check this).
+//! then combined with C or the bias by the epilogue. Every tile size, chunking and both builds
+//! (native and wasm) therefore give bit-identical results, equal to that plain loop (the tests
+//! check this natively; a hash of every kernel's output bits matched between the two builds).
 
 use std::cell::RefCell;
 
@@ -516,13 +521,9 @@ pub fn matmul_nt_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut
 }
 
 /// y[rows×n] = x[rows×k]·W + b, then ReLU if asked (W stored [k, n]).
+#[allow(clippy::too_many_arguments)]
 pub fn linear(rows: usize, k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], relu: bool) {
     gemm(rows, k, n, x, Layout::Normal, w, Layout::Normal, y, Epilogue::Bias { bias, relu });
-}
-
-/// dx[rows×k] = (dy[rows×n]·Wᵀ) ⊙ [h > 0] (W stored [k, n]; h the ReLU output that dx belongs to).
-pub fn backprop_relu(rows: usize, n: usize, k: usize, dy: &[f32], w: &[f32], h: &[f32], dx: &mut [f32]) {
-    gemm(rows, n, k, dy, Layout::Normal, w, Layout::Transposed, dx, Epilogue::Mask { mask: h });
 }
 
 // ---- One row at a time (for rows that share no weights with others, e.g. a readout of their own). ----
@@ -735,29 +736,6 @@ pub fn circular_depthwise_backward(
     }
 }
 
-/// y[r, j] = bias[j] for every row.
-pub fn fill_rows(rows: usize, n: usize, bias: &[f32], y: &mut [f32]) {
-    for row in y[..rows * n].chunks_exact_mut(n) {
-        row.copy_from_slice(&bias[..n]);
-    }
-}
-
-/// y = max(y, 0) elementwise.
-pub fn relu_in_place(y: &mut [f32]) {
-    for v in y {
-        *v = v.max(0.0);
-    }
-}
-
-/// dh[i] = 0 where the ReLU output h[i] is 0 (no gradient flows through an inactive unit).
-pub fn relu_backward(h: &[f32], dh: &mut [f32]) {
-    for (d, &v) in dh.iter_mut().zip(h) {
-        if v <= 0.0 {
-            *d = 0.0;
-        }
-    }
-}
-
 /// out[j] += Σ_r y[r, j] (the bias gradient of y = x·W + b); rows summed in order.
 pub fn add_column_sums(rows: usize, n: usize, y: &[f32], out: &mut [f32]) {
     let out = &mut out[..n];
@@ -778,6 +756,7 @@ mod tests {
     }
 
     /// The definition: s = Σ_p A(i,p)·B(p,j) summed in order from 0 in f32, then the epilogue.
+    #[allow(clippy::too_many_arguments)]
     fn reference(m: usize, k: usize, n: usize, a: &[f32], al: Layout, b: &[f32], bl: Layout, c: &[f32], epilogue: Epilogue) -> Vec<f32> {
         let mut out = c.to_vec();
         for i in 0..m {
@@ -1006,15 +985,7 @@ mod tests {
     }
 
     #[test]
-    fn elementwise_helpers() {
-        let mut y = vec![0.0; 6];
-        fill_rows(2, 3, &[1.0, -2.0, 3.0], &mut y);
-        assert_eq!(y, [1.0, -2.0, 3.0, 1.0, -2.0, 3.0]);
-        relu_in_place(&mut y);
-        assert_eq!(y, [1.0, 0.0, 3.0, 1.0, 0.0, 3.0]);
-        let mut dh = vec![5.0; 6];
-        relu_backward(&y, &mut dh);
-        assert_eq!(dh, [5.0, 0.0, 5.0, 5.0, 0.0, 5.0]);
+    fn column_sums() {
         let mut sums = vec![1.0; 3];
         add_column_sums(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut sums);
         assert_eq!(sums, [6.0, 8.0, 10.0]);
