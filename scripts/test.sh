@@ -18,7 +18,8 @@ vitest_status=$?
 read -r rust_passed rust_failed < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' test-output/cargo.log)
 read -r ts_passed ts_failed < <(node -e '
   const r = JSON.parse(require("fs").readFileSync("test-output/vitest.json", "utf8"));
-  console.log(r.numPassedTests, r.numFailedTests + (r.numTotalTestSuites && r.numFailedTestSuites ? r.numFailedTestSuites : 0));
+  const unrun = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length; // files that failed to load
+  console.log(r.numPassedTests, r.numFailedTests + unrun);
 ' 2>/dev/null || echo "0 1")
 echo "rust: $rust_passed passed, $rust_failed failed; typescript: $ts_passed passed, $ts_failed failed"
 failed=$((rust_failed + ts_failed))

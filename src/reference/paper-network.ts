@@ -161,7 +161,7 @@ export class PaperNetwork {
       const fanIn = isReadout ? this.shape.hidden : group.shape[0];
       const std = isReadout ? Math.sqrt(1 / fanIn) : Math.sqrt(2 / fanIn);
       const n = group.shape.reduce((a, b) => a * b, 1);
-      for (let i = 0; i < n; i++) this.parameters[group.offset + i] = std * rng.normalF64(); // rounded to f32 on store
+      for (let i = 0; i < n; i++) this.parameters[group.offset + i] = std * rng.normal(); // as paper.rs: N(0,1) rounded to f32, times std, rounded to f32 on store
     }
   }
 
