@@ -379,10 +379,16 @@ impl ImportanceHistory {
     }
 }
 
+/// Rows per network pass that the full-sum estimator aims at for small batches (several t per
+/// pass); a batch at least this large takes one t per pass.
+pub const FULL_PASS_ROWS: usize = 256;
+
 /// Reusable buffers for the estimators (sized to the largest batch seen; no allocation per t).
 #[derive(Default)]
 pub struct Workspace {
     rngs: Vec<Rng>,
+    /// The batch's x0 repeated once per t of a full-sum pass.
+    x0: Vec<u8>,
     xt: Vec<u8>,
     input: Vec<f32>,
     t: Vec<u32>,
@@ -467,16 +473,32 @@ pub fn estimate_bound(
     }
     match kind {
         ObjectiveKind::Full => {
-            workspace.row_weights[..rows].fill(1.0);
-            for t in 1..=t_max {
-                let thresholds = marginal_thresholds(schedule, t);
-                for r in 0..rows {
-                    let span = r * length..(r + 1) * length;
-                    draw_noisy_row(&mut workspace.rngs[r], &x0[span.clone()], thresholds, &mut workspace.xt[span]);
-                }
-                workspace.t[..rows].fill(t as u32);
-                total += network_terms(network, config, schedule, x0, rows, workspace, grad);
+            // A small batch takes several consecutive t per network pass (rows t-major: all rows
+            // at t, then all at t+1, ...), so each pass has about FULL_PASS_ROWS rows: the matrix
+            // products get long enough to run at speed. Every row still draws its bits in order
+            // t = 1, 2, ..., T from its own stream.
+            let steps_per_pass = (FULL_PASS_ROWS / rows).clamp(1, t_max);
+            let pass_rows = steps_per_pass * rows;
+            workspace.prepare(pass_rows, length);
+            workspace.row_weights[..pass_rows].fill(1.0);
+            workspace.x0.clear();
+            for _ in 0..steps_per_pass {
+                workspace.x0.extend_from_slice(x0);
             }
+            let mut x0_passes = std::mem::take(&mut workspace.x0);
+            for first in (1..=t_max).step_by(steps_per_pass) {
+                let steps = steps_per_pass.min(t_max + 1 - first);
+                for (k, t) in (first..first + steps).enumerate() {
+                    let thresholds = marginal_thresholds(schedule, t);
+                    for r in 0..rows {
+                        let span = (k * rows + r) * length..(k * rows + r + 1) * length;
+                        draw_noisy_row(&mut workspace.rngs[r], &x0[r * length..(r + 1) * length], thresholds, &mut workspace.xt[span]);
+                    }
+                    workspace.t[k * rows..(k + 1) * rows].fill(t as u32);
+                }
+                total += network_terms(network, config, schedule, &x0_passes[..steps * rows * length], steps * rows, workspace, grad);
+            }
+            std::mem::swap(&mut workspace.x0, &mut x0_passes);
         }
         ObjectiveKind::Sampled | ObjectiveKind::Importance => {
             let use_history = kind == ObjectiveKind::Importance && history.is_some_and(|h| h.is_ready());

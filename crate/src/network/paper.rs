@@ -96,6 +96,12 @@ impl PaperNetwork {
         }
     }
 
+    /// True when the group at order[start..end] is rows start..end themselves (rows given in order of t).
+    fn group_is_contiguous(&self, start: usize, end: usize) -> bool {
+        // `order` is sorted by (t, row), so the group's rows increase: first and last fix them all
+        self.order[start] == start && self.order[end - 1] == end - 1
+    }
+
     /// Sorts rows by t (stable) into `order` and records the runs of equal t in `groups`.
     fn group_rows_by_time(&mut self, t: &[u32]) {
         self.order.clear();
@@ -161,6 +167,9 @@ impl ReverseNetwork for PaperNetwork {
             // logits = h_n·R_t + r_t for the rows of this group
             if n == rows {
                 linear_forward(rows, h, l, last, w, b, logits, false);
+            } else if self.group_is_contiguous(start, end) {
+                // the rows come ordered by t (the full-sum objective's passes): no gathering
+                linear_forward(n, h, l, &last[start * h..end * h], w, b, &mut logits[start * l..end * l], false);
             } else if n < SMALL_GROUP {
                 for &r in &self.order[start..end] {
                     linalg::linear_row(h, l, &last[r * h..(r + 1) * h], w, b, &mut logits[r * l..(r + 1) * l]);
@@ -198,6 +207,10 @@ impl ReverseNetwork for PaperNetwork {
             if n == rows {
                 let dh = (&mut self.dhidden[..rows * h], Epilogue::Mask { mask: last });
                 linear_backward(rows, h, l, last, dlogits, w, grad_w, grad_b, Some(dh));
+            } else if self.group_is_contiguous(start, end) {
+                let last_group = &last[start * h..end * h];
+                let dh = (&mut self.dhidden[start * h..end * h], Epilogue::Mask { mask: last_group });
+                linear_backward(n, h, l, last_group, &dlogits[start * l..end * l], w, grad_w, grad_b, Some(dh));
             } else if n < SMALL_GROUP {
                 for &r in &self.order[start..end] {
                     let (h_r, dl_r) = (&last[r * h..(r + 1) * h], &dlogits[r * l..(r + 1) * l]);
