@@ -594,14 +594,11 @@ fn extend_circularly(l: usize, c: usize, kernel: usize, offset: usize, h: &[f32]
 }
 
 /// For one sequence: out[p, ch] = start[p, ch] + Σ_{d<K} taps[d, ch]·ext[p + d, ch], d in order,
-/// where start is `bias` (the same for every p) or, if `bias` is None, out's current value.
-fn conv_window_sums(l: usize, c: usize, kernel: usize, ext: &[f32], taps: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+/// where start is `bias` (the same for every p) or, if ACCUMULATE, out's current value.
+fn conv_window_sums<const ACCUMULATE: bool>(l: usize, c: usize, kernel: usize, ext: &[f32], taps: &[f32], bias: &[f32], out: &mut [f32]) {
     let full = c / 4 * 4;
     for ch in (0..full).step_by(4) {
-        let start = |out: &[f32], p: usize| match bias {
-            Some(b) => F4::load(&b[ch..ch + 4]),
-            None => F4::load(&out[p * c + ch..p * c + ch + 4]),
-        };
+        let start = |out: &[f32], p: usize| if ACCUMULATE { F4::load(&out[p * c + ch..p * c + ch + 4]) } else { F4::load(&bias[ch..ch + 4]) };
         let mut p = 0;
         while p + 4 <= l {
             // positions p..p+4 share each tap's load
@@ -629,10 +626,7 @@ fn conv_window_sums(l: usize, c: usize, kernel: usize, ext: &[f32], taps: &[f32]
     }
     for ch in full..c {
         for p in 0..l {
-            let mut acc = match bias {
-                Some(b) => b[ch],
-                None => out[p * c + ch],
-            };
+            let mut acc = if ACCUMULATE { out[p * c + ch] } else { bias[ch] };
             for d in 0..kernel {
                 acc += taps[d * c + ch] * ext[(p + d) * c + ch];
             }
@@ -654,7 +648,7 @@ pub fn circular_depthwise(rows: usize, l: usize, c: usize, kernel: usize, h: &[f
     let (taps, ext) = (&taps[..kernel * c], &mut scratch[..ext_len]);
     for r in 0..rows {
         extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
-        conv_window_sums(l, c, kernel, ext, taps, Some(&bias[r * c..(r + 1) * c]), &mut m[r * l * c..(r + 1) * l * c]);
+        conv_window_sums::<false>(l, c, kernel, ext, taps, &bias[r * c..][..c], &mut m[r * l * c..][..l * c]);
     }
 }
 
@@ -732,7 +726,7 @@ pub fn circular_depthwise_backward(
         }
         // dh += the convolution of dm with the reversed taps
         extend_circularly(l, c, kernel, kernel - 1 - kernel / 2, dm_r, dm_ext);
-        conv_window_sums(l, c, kernel, dm_ext, reversed, None, &mut dh[r * l * c..(r + 1) * l * c]);
+        conv_window_sums::<true>(l, c, kernel, dm_ext, reversed, &[], &mut dh[r * l * c..(r + 1) * l * c]);
     }
 }
 
