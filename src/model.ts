@@ -4,7 +4,7 @@
  * 2 for an unknown bit; losses and bounds are bits per sequence.
  */
 import { RawModel, wasmMemory } from '../pkg/bernoulli_diffusion_core.js';
-import { decodeSafetensors, encodeSafetensors, type TensorToEncode } from './checkpoint.js';
+import { encodeSafetensors, readSafetensorsHeader, type TensorToEncode } from './checkpoint.js';
 import type { CoreModelConfig, CoreTrainingConfig } from './config.js';
 import { UserError } from './errors.js';
 import { init } from './wasm.js';
@@ -122,9 +122,9 @@ export class DiffusionModel {
   /** A model from a safetensors checkpoint written by `toBytes` (or the CLI). */
   static async fromBytes(bytes: Uint8Array, source = 'checkpoint'): Promise<DiffusionModel> {
     await init();
-    const { tensors, metadata } = decodeSafetensors(bytes, source);
-    const state = metadata[META_STATE];
-    if (metadata[META_FORMAT] !== CHECKPOINT_FORMAT || state === undefined) {
+    const header = readSafetensorsHeader(bytes, source);
+    const state = header.metadata[META_STATE];
+    if (header.metadata[META_FORMAT] !== CHECKPOINT_FORMAT || state === undefined) {
       throw new UserError(`${source}: not a bernoulli-diffusion checkpoint (its metadata has no '${META_STATE}')`);
     }
     let parsed: { model: ModelConfig; training: TrainingConfig };
@@ -135,16 +135,24 @@ export class DiffusionModel {
     }
     const raw = core(source, () => RawModel.fromState(state));
     try {
-      const directory: { name: string; shape: number[]; offset: number }[] = [];
-      let total = 0;
-      for (const [name, tensor] of tensors) {
-        if (tensor.dtype !== 'F32') throw new UserError(`${source}: tensor '${name}' has dtype ${tensor.dtype}, expected F32`);
-        directory.push({ name, shape: tensor.shape, offset: total });
-        total += tensor.data.length;
+      for (const [name, info] of header.tensors) {
+        if (info.dtype !== 'F32') throw new UserError(`${source}: tensor '${name}' has dtype ${info.dtype}, expected F32`);
       }
-      const data = new Float32Array(total);
-      for (const entry of directory) data.set(tensors.get(entry.name)!.data as Float32Array, entry.offset);
-      core(source, () => raw.loadTensors(JSON.stringify(directory), data));
+      const directory = [...header.tensors].map(([name, info]) => ({ name, shape: info.shape }));
+      core(source, () => raw.checkTensorDirectory(JSON.stringify(directory)));
+      // The file's little-endian f32 bytes go straight into the model's storage (the wasm memory
+      // is little-endian too), with no copy in between.
+      const targets: { name: string; shape: number[]; pointer: number }[] = JSON.parse(raw.tensorPointers());
+      const memory = (wasmMemory() as WebAssembly.Memory).buffer; // after the last call into the core
+      const bytesOf = (name: string): Uint8Array | undefined => {
+        const info = header.tensors.get(name);
+        return info && bytes.subarray(header.dataStart + info.dataOffsets[0], header.dataStart + info.dataOffsets[1]);
+      };
+      for (const { name, shape, pointer } of targets) {
+        // a missing EMA starts at the weights; missing optimiser moments keep their initial zeros
+        const values = bytesOf(name) ?? (name.startsWith('ema.') ? bytesOf(name.slice('ema.'.length)) : undefined);
+        if (values) new Uint8Array(memory, pointer, 4 * shape.reduce((a, b) => a * b, 1)).set(values);
+      }
     } catch (error) {
       raw.free();
       throw error;
@@ -334,14 +342,20 @@ export class DiffusionModel {
 
   /** A safetensors checkpoint: weights, optimiser moments, EMA, and the state (step, seed, configs). */
   toBytes(metadata: Record<string, string> = {}): Uint8Array {
-    const directory: { name: string; shape: number[]; offset: number }[] = JSON.parse(this.core.tensorDirectory());
-    const data = this.core.tensorData();
-    const tensors: TensorToEncode[] = directory.map(({ name, shape, offset }) => {
-      const size = shape.reduce((a, b) => a * b, 1);
-      return { name, dtype: 'F32', shape, data: data.subarray(offset, offset + size) };
-    });
-    return encodeSafetensors(tensors, { ...metadata, [META_FORMAT]: CHECKPOINT_FORMAT, [META_STATE]: this.core.stateJson() });
+    const stateJson = this.core.stateJson();
+    // Views on the model's own storage (valid until the next call into the core): no copies
+    // besides the checkpoint's bytes themselves.
+    const entries: { name: string; shape: number[]; pointer: number }[] = JSON.parse(this.core.tensorPointers());
+    const memory = (wasmMemory() as WebAssembly.Memory).buffer;
+    const tensors: TensorToEncode[] = entries.map(({ name, shape, pointer }) => ({
+      name,
+      dtype: 'F32',
+      shape,
+      data: new Float32Array(memory, pointer, shape.reduce((a, b) => a * b, 1)),
+    }));
+    return encodeSafetensors(tensors, { ...metadata, [META_FORMAT]: CHECKPOINT_FORMAT, [META_STATE]: stateJson });
   }
+
 
   /** Releases the wasm memory; the model cannot be used afterwards. */
   free(): void {

@@ -92,6 +92,12 @@ describe('pool helpers', () => {
     expect(out[0]).toBe(1); // (1 + 2^-24) rounds to 1 in f32, then + 2^-24 again
     expect(out[2]).toBe(Infinity); // f32 overflow, as in the core
     expect(() => sumShards(out, [Float32Array.of(1)])).toThrow();
+    // starting from the shard the buffer holds (0 or 1) gives the same bits
+    for (const holds of [0, 1, 2]) {
+      const own = Float32Array.from([a, b, c][holds]);
+      sumShards(own, [a, b, c], holds);
+      expect(own).toEqual(out);
+    }
   });
 
   it('summarises totals exactly as the core does', async () => {

@@ -325,6 +325,51 @@ impl Model {
         out
     }
 
+    /// Every tensor of `tensors()` (same names, shapes and order) as a view on the model's own
+    /// storage, for writing a checkpoint without copying: (name, shape, values).
+    pub fn tensor_views(&self) -> Vec<(String, &[usize], &[f32])> {
+        let sources: [(&str, Option<&[f32]>); 4] = [
+            ("", Some(self.network.parameters())),
+            ("optimiser.m.", Some(&self.optimiser.m)),
+            ("optimiser.v.", Some(&self.optimiser.v)),
+            ("ema.", self.ema.as_deref()),
+        ];
+        let mut out = Vec::new();
+        for (prefix, values) in sources {
+            let Some(values) = values else { continue };
+            for g in &self.layout {
+                out.push((format!("{prefix}{}", g.name), &g.shape[..], &values[g.offset..g.offset + g.len()]));
+            }
+        }
+        out
+    }
+
+    /// Start of each tensor of `tensor_views()` in memory (same order), for loading a checkpoint
+    /// in place: a caller checks the checkpoint with `check_tensor_directory`, then writes each
+    /// tensor's values at its address (see `load_tensors` for what a missing tensor means).
+    pub fn tensor_addresses(&mut self) -> Vec<(String, usize)> {
+        let views = self.tensor_views();
+        views.into_iter().map(|(name, _, values)| (name, values.as_ptr() as usize)).collect()
+    }
+
+    /// The checks of `load_tensors` on names and shapes only: every name is a known tensor,
+    /// every shape matches, and every weight tensor is present.
+    pub fn check_tensor_directory(&self, entries: &[(String, Vec<usize>)]) -> Result<(), String> {
+        for (name, shape) in entries {
+            let base = name.strip_prefix("optimiser.m.").or_else(|| name.strip_prefix("optimiser.v.")).or_else(|| name.strip_prefix("ema.")).unwrap_or(name);
+            let group = self.layout.iter().find(|g| g.name == base).ok_or_else(|| format!("unknown tensor '{name}'"))?;
+            if *shape != group.shape {
+                return Err(format!("tensor '{name}' has shape {shape:?}, expected {:?}", group.shape));
+            }
+        }
+        for g in &self.layout {
+            if !entries.iter().any(|(name, _)| *name == g.name) {
+                return Err(format!("missing tensor '{}'", g.name));
+            }
+        }
+        Ok(())
+    }
+
     /// Loads tensors by name (shapes must match). Weights are required; missing optimiser moments
     /// stay as they are; a missing EMA (with the EMA on) is set to the loaded weights.
     pub fn load_tensors(&mut self, tensors: &[NamedTensor]) -> Result<(), String> {
@@ -667,6 +712,39 @@ mod tests {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
         assert!(replicas[0].set_pending_observations(vec![(0, 1.0)]).is_err());
+    }
+
+    #[test]
+    fn tensors_load_in_place_through_their_addresses() {
+        let (length, timesteps) = (6, 8);
+        let data = heartbeat(length, 3);
+        let training = TrainingConfig { ema_decay: 0.8, ..Default::default() };
+        let mut model = Model::new(model_config(Architecture::Paper, Parameterisation::Direct, length, timesteps), training, 12).unwrap();
+        train(&mut model, &data, 5, 8);
+        let tensors = model.tensors();
+        let views = model.tensor_views();
+        assert_eq!(views.len(), tensors.len());
+        for ((name, shape, values), t) in views.iter().zip(&tensors) {
+            assert_eq!((name, *shape, *values), (&t.name, &t.shape[..], &t.data[..]));
+        }
+        let directory: Vec<(String, Vec<usize>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+        let mut restored = Model::from_state_json(&model.state_json()).unwrap();
+        restored.check_tensor_directory(&directory).unwrap();
+        for ((name, address), t) in restored.tensor_addresses().into_iter().zip(&tensors) {
+            assert_eq!(name, t.name);
+            // SAFETY: the address is the start of this tensor's storage in `restored`, t.data.len() values long.
+            unsafe { std::ptr::copy_nonoverlapping(t.data.as_ptr(), address as *mut f32, t.data.len()) };
+        }
+        assert_eq!(restored.tensors(), tensors);
+        // the same refusals as load_tensors
+        let mut bad = directory.clone();
+        bad[0].0 = "nonsense".into();
+        assert_eq!(restored.check_tensor_directory(&bad), Err("unknown tensor 'nonsense'".into()));
+        let mut bad = directory.clone();
+        bad[1].1.push(1);
+        assert!(restored.check_tensor_directory(&bad).unwrap_err().contains("has shape"));
+        let only_moments: Vec<_> = directory.iter().filter(|(n, _)| n.starts_with("optimiser.")).cloned().collect();
+        assert!(restored.check_tensor_directory(&only_moments).unwrap_err().starts_with("missing tensor"));
     }
 
     #[test]

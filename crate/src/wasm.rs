@@ -247,6 +247,37 @@ impl RawModel {
         self.model.tensors().into_iter().flat_map(|t| t.data).collect()
     }
 
+    /// Every tensor (names, shapes and order of `tensorDirectory()`) with the byte address of its
+    /// values in `wasmMemory()`: JSON [{name, shape, pointer}]. A checkpoint is written from views
+    /// on the model's own storage, and loaded into it (after `checkTensorDirectory`), without
+    /// copies in the wasm memory. Views are valid until the next call into the core.
+    #[wasm_bindgen(js_name = tensorPointers)]
+    pub fn tensor_pointers(&mut self) -> String {
+        let shapes: Vec<Vec<usize>> = self.model.tensor_views().iter().map(|(_, shape, _)| shape.to_vec()).collect();
+        let entries: Vec<serde_json::Value> = self
+            .model
+            .tensor_addresses()
+            .into_iter()
+            .zip(shapes)
+            .map(|((name, pointer), shape)| serde_json::json!({ "name": name, "shape": shape, "pointer": pointer }))
+            .collect();
+        serde_json::Value::Array(entries).to_string()
+    }
+
+    /// Checks a checkpoint's tensor directory (JSON [{name, shape}]) as `loadTensors` does:
+    /// known names, matching shapes, every weight tensor present.
+    #[wasm_bindgen(js_name = checkTensorDirectory)]
+    pub fn check_tensor_directory(&self, directory_json: &str) -> Result<(), JsError> {
+        #[derive(Deserialize)]
+        struct Entry {
+            name: String,
+            shape: Vec<usize>,
+        }
+        let entries: Vec<Entry> = serde_json::from_str(directory_json).map_err(|e| js_error(format!("invalid tensor directory: {e}")))?;
+        let entries: Vec<(String, Vec<usize>)> = entries.into_iter().map(|e| (e.name, e.shape)).collect();
+        self.model.check_tensor_directory(&entries).map_err(js_error)
+    }
+
     /// Loads tensors from a directory (JSON as `tensorDirectory()`) and the concatenated data.
     #[wasm_bindgen(js_name = loadTensors)]
     pub fn load_tensors(&mut self, directory_json: &str, data: &[f32]) -> Result<(), JsError> {

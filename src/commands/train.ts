@@ -75,7 +75,7 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
     .option('checkpoint-every', { type: 'number', describe: 'checkpoint every N steps (0: at the end only)', defaultDescription: String(d.training.checkpoint_every) })
-    .option('workers', { type: 'number', describe: 'workers sharing every step, data-parallel (1: this thread only)', defaultDescription: 'all cores' })
+    .option('workers', { type: 'number', describe: 'workers sharing every step, data-parallel (1: this thread only)', defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })
     .option('plots', { type: 'boolean', default: true, describe: 'draw the pictures and report.html at the end (--no-plots: skip)' })
     .conflicts('steps', 'epochs') as unknown as Argv<TrainArgs>;
@@ -105,18 +105,35 @@ interface Plan {
   workers: number;
 }
 
-/** --workers: a positive integer; default all cores where there are workers, else 1. */
-function workerCount(io: Io, requested: number | undefined): number {
-  if (requested === undefined) return io.parallel ? Math.max(1, io.parallel.cores()) : 1;
+/** --workers as given: a positive integer (undefined: choose, see `defaultWorkers`). */
+function requestedWorkers(io: Io, requested: number | undefined): number | undefined {
+  if (requested === undefined) return undefined;
   if (!Number.isInteger(requested) || requested < 1) throw new UserError(`--workers: expected a whole number of at least 1, got ${requested}`);
   if (requested > 1 && !io.parallel) throw new UserError('--workers: there are no workers here; use --workers 1');
   return requested;
 }
 
+/**
+ * Steps with fewer multiply-adds than this (about 10 ms of work) train in this thread by default:
+ * sharing a step costs a few messages and a gradient sum, about 0.5 ms, and much more when other
+ * programs keep the cores busy, which would eat the gain of a small step.
+ */
+const POOL_MIN_STEP_WORK = 2e8;
+
+/** All cores for steps big enough to share (see POOL_MIN_STEP_WORK), else 1. */
+function defaultWorkers(io: Io, config: RunConfig, length: number): number {
+  if (!io.parallel) return 1;
+  const { T, hidden, layers } = config.model;
+  // forward + backward ≈ 3 passes over the hidden layers and the input/output layers, per row and t
+  const perRow = 3 * (layers * hidden * hidden + 3 * length * hidden);
+  const work = config.training.batch_size * (config.training.objective === 'full' ? T : 1) * perRow;
+  return work >= POOL_MIN_STEP_WORK ? Math.max(1, io.parallel.cores()) : 1;
+}
+
 /** Everything that can fail on user input, before anything is written. */
 async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   const flags = args as unknown as Record<string, unknown>;
-  const workers = workerCount(io, args.workers);
+  const requested = requestedWorkers(io, args.workers);
   const cwd = io.resolve('.');
   const resolvePath = (base: string | undefined, path: string) => io.resolve(base ?? cwd, path);
   let resume: Plan['resume'];
@@ -185,6 +202,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
   }
 
+  const workers = requested ?? defaultWorkers(io, config, model.length);
   return { config, data, model, total, runDir, resume, workers };
 }
 

@@ -24,13 +24,16 @@ const workerUrl = new URL(fromSource ? './pool-worker.ts' : './pool-worker.js', 
 /** Starts one pool worker thread. */
 export function spawnNodeWorker(): PoolWorker {
   let worker: Worker;
+  // No inherited Node flags: the parent's may be about its own entry (--input-type, --eval) or
+  // V8 options, which a worker refuses when they are passed explicitly.
+  const execArgv: string[] = [];
   if (fromSource) {
     // tsx's ESM API (its CommonJS build cannot register the ESM hooks from an eval'd worker)
     const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
     const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); });`;
-    worker = new Worker(bootstrap, { eval: true });
+    worker = new Worker(bootstrap, { eval: true, execArgv });
   } else {
-    worker = new Worker(workerUrl);
+    worker = new Worker(workerUrl, { execArgv });
   }
   const errorHandlers: ((error: Error) => void)[] = [];
   let exited = false;

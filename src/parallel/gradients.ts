@@ -5,18 +5,28 @@
  * out[i] = (((g_0[i] + g_1[i]) + g_2[i]) + ...): each addition is done in f64 and stored into a
  * Float32Array, which rounds it to f32. Rounding the exact f64 sum of two f32 values to f32 is
  * the correctly rounded f32 addition (53 >= 2·24 + 2 bits, so the double rounding is harmless),
- * so this equals the f32 arithmetic of the core, on every engine.
+ * so this equals the f32 arithmetic of the core, on every engine. `outHolds`: the index in `parts`
+ * of the values `out` already holds (its own shard), if any.
  */
-export function sumShards(out: Float32Array, parts: Float32Array[]): void {
+export function sumShards(out: Float32Array, parts: Float32Array[], outHolds?: number): void {
   if (parts.length === 0) throw new Error('no gradients to sum');
   for (const part of parts) {
     if (part.length !== out.length) throw new Error(`gradient of ${part.length} values, expected ${out.length}`);
   }
-  if (parts[0] !== out) out.set(parts[0]);
-  for (let k = 1; k < parts.length; k++) {
-    const part = parts[k];
-    for (let i = 0; i < out.length; i++) out[i] += part[i];
+  // f32 addition is commutative, so when `out` already holds part 0 or part 1 (`outHolds`), the
+  // first sum starts from it: (g_0 + g_1) either way, one pass fewer.
+  let k = 1;
+  if (parts.length > 1 && (outHolds === 0 || outHolds === 1)) {
+    addInto(out, parts[1 - outHolds]);
+    k = 2;
+  } else if (outHolds !== 0) {
+    out.set(parts[0]);
   }
+  for (; k < parts.length; k++) addInto(out, parts[k]);
+}
+
+function addInto(out: Float32Array, part: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] += part[i];
 }
 
 /** n items cut into `shards` contiguous ranges whose sizes differ by at most one (larger first). */

@@ -286,7 +286,7 @@ export class ParallelModel implements AsyncTrainableModel {
       applying = this.channels.map((channel) => channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, shards: used }));
       if (this.local) {
         if (observations) this.local.setPendingObservations(observations);
-        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]));
+        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]), used.indexOf(0)); // it holds shard 0
         localReport = this.local.applyGradientInPlace(lossSum, rows);
       }
     } else {

@@ -63,7 +63,9 @@ export function serveWorker(port: WorkerPort): void {
         if (request.buffer) {
           gradient.set(new Float32Array(request.buffer));
         } else {
-          sumShards(gradient, (request.shards ?? []).map((k) => slots[k]));
+          const shards = request.shards ?? [];
+          // the gradient buffer still holds this replica's own shard (slot `slot`)
+          sumShards(gradient, shards.map((k) => slots[k]), shards.indexOf(slot));
         }
         const report = m.applyGradientInPlace(request.lossSum, request.totalRows);
         const result: ApplyResult = { ...report, buffer: request.buffer };
