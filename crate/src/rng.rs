@@ -8,6 +8,8 @@
 //! training example at one optimiser step, so sharding a batch across workers draws the same
 //! noise as one worker.
 
+use crate::simd::{F4, M4, U4};
+
 /// SplitMix64: one 64-bit output per call; used to expand a seed into generator state.
 #[derive(Clone, Debug)]
 pub struct SplitMix64 {
@@ -118,6 +120,48 @@ impl Rng {
     }
 }
 
+/// Four xoshiro128** generators side by side, one per lane, that draw together: lane i produces
+/// exactly the numbers `rngs[i]` would (the sampler draws the bits of four sequences at once).
+pub struct Rng4 {
+    s: [U4; 4],
+}
+
+impl Rng4 {
+    /// The generators rngs[0..4] (their states are copied; `store` writes them back).
+    pub fn load(rngs: &[Rng]) -> Self {
+        let word = |k: usize| U4::new([rngs[0].s[k], rngs[1].s[k], rngs[2].s[k], rngs[3].s[k]]);
+        Rng4 { s: [word(0), word(1), word(2), word(3)] }
+    }
+
+    /// Writes the four states back into rngs[0..4].
+    pub fn store(&self, rngs: &mut [Rng]) {
+        let words = self.s.map(U4::to_array);
+        for (i, rng) in rngs[..4].iter_mut().enumerate() {
+            rng.s = [words[0][i], words[1][i], words[2][i], words[3][i]];
+        }
+    }
+
+    /// `Rng::next_u32` in every lane.
+    #[inline(always)]
+    pub fn next_u32(&mut self) -> U4 {
+        let [s0, s1, s2, s3] = self.s;
+        let result = s1.wrapping_mul(U4::new([5; 4])).rotate_left(7).wrapping_mul(U4::new([9; 4]));
+        let t = s1.shl(9);
+        let s2 = s2.xor(s0);
+        let s3 = s3.xor(s1);
+        let s1 = s1.xor(s2);
+        let s0 = s0.xor(s3);
+        self.s = [s0, s1, s2.xor(t), s3.rotate_left(11)];
+        result
+    }
+
+    /// `Rng::bernoulli(p[i])` in lane i: u < p with u = (x >> 8)·2^-24.
+    #[inline(always)]
+    pub fn bernoulli(&mut self, p: F4) -> M4 {
+        self.next_u32().shr(8).to_f32().mul(F4::splat(1.0 / 16_777_216.0)).lt(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +202,24 @@ mod tests {
         for c in counts {
             assert!((9_500..10_500).contains(&c), "{counts:?}");
         }
+    }
+
+    #[test]
+    fn four_generators_in_lanes_draw_what_each_would_alone() {
+        let mut alone: Vec<Rng> = (0..4).map(|i| Rng::for_example(3, 7, i)).collect();
+        let mut together = alone.clone();
+        let mut lanes = Rng4::load(&together);
+        let p = F4::new([0.1, 0.5, 0.9, 0.999_999]);
+        for _ in 0..1000 {
+            let bits = lanes.bernoulli(p).to_bits();
+            let words = lanes.next_u32().to_array();
+            for i in 0..4 {
+                assert_eq!(bits[i], alone[i].bernoulli(p.to_array()[i]) as u8);
+                assert_eq!(words[i], alone[i].next_u32());
+            }
+        }
+        lanes.store(&mut together);
+        assert_eq!(together, alone);
     }
 
     #[test]

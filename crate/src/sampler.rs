@@ -15,7 +15,8 @@
 use crate::config::{ModelConfig, Parameterisation};
 use crate::network::ReverseNetwork;
 use crate::objective::sigmoid_pair;
-use crate::rng::Rng;
+use crate::rng::{Rng, Rng4};
+use crate::simd::{self, F4};
 use crate::schedule::{PosteriorEntry, Schedule};
 
 /// The `step` argument of `Rng::for_example` reserved for sampling streams.
@@ -47,12 +48,23 @@ pub fn frame_times(timesteps: usize, record_every: usize) -> Vec<u32> {
     times
 }
 
-/// probabilities[k] = f(x_t, t) for bit k (as `reverse_probability`, rounded to f32), written as
-/// branch-free loops (selects on the bit instead of table indexing) so they can be vectorised.
+/// probabilities[k] = f(x_t, t) for bit k, written as branch-free loops (selects on the bit instead
+/// of table indexing) so they can be vectorised. The direct kernel (and t = 1) is sigmoid(z) in f32
+/// lanes (`sigmoid_f32`, within 3 ulp of the f64 value rounded to f32); the x0 kernel is
+/// `reverse_probability` in f64, rounded to f32.
 pub fn reverse_probabilities(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: &[u8], logits: &[f32], probabilities: &mut [f32]) {
     if parameterisation == Parameterisation::Direct || t == 1 {
-        for (f, &z) in probabilities.iter_mut().zip(logits) {
-            *f = sigmoid_pair(z as f64).0 as f32; // f = sigmoid(z)
+        let mut quads = probabilities.chunks_exact_mut(4);
+        let mut logit_quads = logits.chunks_exact(4);
+        for (f, z) in (&mut quads).zip(&mut logit_quads) {
+            sigmoid_f32(F4::load(z)).store(f); // f = sigmoid(z)
+        }
+        let (rest, logit_rest) = (quads.into_remainder(), logit_quads.remainder());
+        if !rest.is_empty() {
+            let mut z = [0.0f32; 4];
+            z[..rest.len()].copy_from_slice(logit_rest);
+            let f = sigmoid_f32(F4::load(&z)).to_array();
+            rest.copy_from_slice(&f[..rest.len()]);
         }
     } else {
         // f = g·post(x0=1) + (1-g)·post(x0=0), posts chosen by the bit x_t
@@ -64,6 +76,42 @@ pub fn reverse_probabilities(parameterisation: Parameterisation, table: &[[Poste
             let a = if one { a_of_1 } else { a_of_0 };
             let b = if one { b_of_1 } else { b_of_0 };
             *f = (g * a + h * b) as f32;
+        }
+    }
+}
+
+/// sigmoid(z) = 1/(1 + e^-z) in f32 lanes, from e = e^-|z| (`simd::exp_nonpositive`): 1/(1+e) for
+/// z >= 0, e/(1+e) below, so nothing overflows or cancels.
+#[inline(always)]
+fn sigmoid_f32(z: F4) -> F4 {
+    let (zero, one) = (F4::splat(0.0), F4::splat(1.0));
+    let e = simd::exp_nonpositive(zero.sub(z.abs()));
+    let inverse = one.div(one.add(e));
+    z.ge(zero).select(inverse, e.mul(inverse))
+}
+
+/// x_{t-1} ~ B(f(x_t, t)): bit j of row r is rngs[r].bernoulli(probabilities[r·L + j]), bits of a
+/// row in order j = 0..L. Four rows draw at once (`Rng4`, the same numbers as one by one).
+fn draw_bits(rngs: &mut [Rng], length: usize, probabilities: &[f32], state: &mut [u8]) {
+    let rows = rngs.len();
+    let mut r = 0;
+    while r + 4 <= rows {
+        let mut lanes = Rng4::load(&rngs[r..r + 4]);
+        let at = |i: usize, j: usize| (r + i) * length + j;
+        for j in 0..length {
+            let f = F4::new([probabilities[at(0, j)], probabilities[at(1, j)], probabilities[at(2, j)], probabilities[at(3, j)]]);
+            let bits = lanes.bernoulli(f).to_bits();
+            for (i, &bit) in bits.iter().enumerate() {
+                state[at(i, j)] = bit;
+            }
+        }
+        lanes.store(&mut rngs[r..r + 4]);
+        r += 4;
+    }
+    for (r, rng) in rngs.iter_mut().enumerate().skip(r) {
+        let span = r * length..(r + 1) * length;
+        for (x, &f) in state[span.clone()].iter_mut().zip(&probabilities[span]) {
+            *x = rng.bernoulli(f) as u8;
         }
     }
 }
@@ -149,12 +197,7 @@ pub fn sample(
             let table = schedule.posterior_table(t);
             // f(x_t, t) for every bit first (a loop without the generators' dependency chain)
             reverse_probabilities(config.parameterisation, table, t, &state[..cells], &logits[..cells], &mut probabilities[..cells]);
-            for (r, rng) in rngs.iter_mut().enumerate() {
-                let span = r * length..(r + 1) * length;
-                for (x, &f) in state[span.clone()].iter_mut().zip(&probabilities[span]) {
-                    *x = rng.bernoulli(f) as u8; // x_{t-1} ~ B(f(x_t, t))
-                }
-            }
+            draw_bits(&mut rngs, length, &probabilities[..cells], &mut state[..cells]);
             clamp(&mut state[..cells]);
             record(t - 1, &state);
         }
@@ -181,10 +224,32 @@ mod tests {
                 let table = schedule.posterior_table(t);
                 reverse_probabilities(p, table, t, &xt, &logits, &mut out);
                 for k in 0..40 {
-                    assert_eq!(out[k], reverse_probability(p, table, t, xt[k], logits[k] as f64).0 as f32);
+                    let want = reverse_probability(p, table, t, xt[k], logits[k] as f64).0 as f32;
+                    if p == Parameterisation::Direct || t == 1 {
+                        // the f32 sigmoid: within 3 ulp
+                        assert!((out[k].to_bits() as i64 - want.to_bits() as i64).abs() <= 3, "{p:?} t={t} z={}: {} vs {want}", logits[k], out[k]);
+                    } else {
+                        assert_eq!(out[k], want);
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_f32_sigmoid_is_within_three_ulp_of_the_f64_one_down_to_the_smallest_normal_probability() {
+        let mut z = -87.0f32;
+        while z < 120.0 {
+            let zs = [z, z + 0.01, -z * 0.3, z * 0.001];
+            let got = sigmoid_f32(F4::load(&zs)).to_array();
+            for (g, &z) in got.iter().zip(&zs) {
+                let want = sigmoid_pair(z as f64).0 as f32;
+                assert!((g.to_bits() as i64 - want.to_bits() as i64).abs() <= 3, "z={z}: {g} vs {want}");
+            }
+            z += 0.173;
+        }
+        // below e^-87 the probability stays at ~1.6e-38 instead of going further towards 0
+        assert!(sigmoid_f32(F4::splat(-200.0)).to_array()[0] <= 1.7e-38);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Four f32 lanes for the per-bit loops (the objective's terms): wasm simd128 when the crate is
+//! Four f32 (and u32) lanes for the per-bit loops (the objective's terms, the sampler's sigmoid
+//! and draws): wasm simd128 when the crate is
 //! compiled with it, plain arrays otherwise. Every operation rounds exactly like the scalar IEEE
 //! operation (no fused multiply-add; selects instead of min/max), so the native build and the wasm
 //! build give bit-identical results. Also the f32 exp and ln(1 + e) those loops use.
 
-pub use imp::{F4, M4};
+pub use imp::{F4, M4, U4};
 
 /// ln 2 split so that k·LN2_HI is exact for |k| < 2^15 (Cody–Waite): LN2_HI has 9 significant bits.
 const LN2_HI: f32 = 0.693_359_375;
@@ -65,6 +66,10 @@ mod imp {
             F4(f32x4_splat(x))
         }
         #[inline(always)]
+        pub fn new(lanes: [f32; 4]) -> Self {
+            F4(f32x4(lanes[0], lanes[1], lanes[2], lanes[3]))
+        }
+        #[inline(always)]
         pub fn load(s: &[f32]) -> Self {
             assert!(s.len() >= 4);
             // SAFETY: four values are in bounds; v128_load has no alignment requirement.
@@ -124,7 +129,53 @@ mod imp {
         }
     }
 
+    /// Four u32 lanes (wrapping arithmetic).
+    #[derive(Clone, Copy)]
+    pub struct U4(v128);
+
+    impl U4 {
+        #[inline(always)]
+        pub fn new(lanes: [u32; 4]) -> Self {
+            U4(u32x4(lanes[0], lanes[1], lanes[2], lanes[3]))
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [u32; 4] {
+            [u32x4_extract_lane::<0>(self.0), u32x4_extract_lane::<1>(self.0), u32x4_extract_lane::<2>(self.0), u32x4_extract_lane::<3>(self.0)]
+        }
+        #[inline(always)]
+        pub fn wrapping_mul(self, o: Self) -> Self {
+            U4(i32x4_mul(self.0, o.0))
+        }
+        #[inline(always)]
+        pub fn xor(self, o: Self) -> Self {
+            U4(v128_xor(self.0, o.0))
+        }
+        #[inline(always)]
+        pub fn shl(self, n: u32) -> Self {
+            U4(i32x4_shl(self.0, n))
+        }
+        #[inline(always)]
+        pub fn shr(self, n: u32) -> Self {
+            U4(u32x4_shr(self.0, n))
+        }
+        #[inline(always)]
+        pub fn rotate_left(self, n: u32) -> Self {
+            U4(v128_or(i32x4_shl(self.0, n), u32x4_shr(self.0, 32 - n)))
+        }
+        /// Lanes below 2^31 as f32 (exact below 2^24).
+        #[inline(always)]
+        pub fn to_f32(self) -> F4 {
+            F4(f32x4_convert_i32x4(self.0))
+        }
+    }
+
     impl M4 {
+        /// 1 where the mask is set, else 0, per lane.
+        #[inline(always)]
+        pub fn to_bits(self) -> [u8; 4] {
+            let ones = v128_and(self.0, i32x4_splat(1));
+            [u32x4_extract_lane::<0>(ones) as u8, u32x4_extract_lane::<1>(ones) as u8, u32x4_extract_lane::<2>(ones) as u8, u32x4_extract_lane::<3>(ones) as u8]
+        }
         /// Lanes where bits[i] != 0 (four bytes).
         #[inline(always)]
         pub fn nonzero(bits: &[u8]) -> Self {
@@ -157,6 +208,10 @@ mod imp {
         #[inline(always)]
         pub fn splat(x: f32) -> Self {
             F4([x; 4])
+        }
+        #[inline(always)]
+        pub fn new(lanes: [f32; 4]) -> Self {
+            F4(lanes)
         }
         #[inline(always)]
         pub fn load(s: &[f32]) -> Self {
@@ -213,7 +268,52 @@ mod imp {
         }
     }
 
+    /// Four u32 lanes (wrapping arithmetic).
+    #[derive(Clone, Copy)]
+    pub struct U4([u32; 4]);
+
+    impl U4 {
+        #[inline(always)]
+        pub fn new(lanes: [u32; 4]) -> Self {
+            U4(lanes)
+        }
+        #[inline(always)]
+        pub fn to_array(self) -> [u32; 4] {
+            self.0
+        }
+        #[inline(always)]
+        pub fn wrapping_mul(self, o: Self) -> Self {
+            U4([0, 1, 2, 3].map(|l| self.0[l].wrapping_mul(o.0[l])))
+        }
+        #[inline(always)]
+        pub fn xor(self, o: Self) -> Self {
+            U4([0, 1, 2, 3].map(|l| self.0[l] ^ o.0[l]))
+        }
+        #[inline(always)]
+        pub fn shl(self, n: u32) -> Self {
+            U4(self.0.map(|x| x << n))
+        }
+        #[inline(always)]
+        pub fn shr(self, n: u32) -> Self {
+            U4(self.0.map(|x| x >> n))
+        }
+        #[inline(always)]
+        pub fn rotate_left(self, n: u32) -> Self {
+            U4(self.0.map(|x| x.rotate_left(n)))
+        }
+        /// Lanes below 2^31 as f32 (exact below 2^24).
+        #[inline(always)]
+        pub fn to_f32(self) -> F4 {
+            F4(self.0.map(|x| x as i32 as f32))
+        }
+    }
+
     impl M4 {
+        /// 1 where the mask is set, else 0, per lane.
+        #[inline(always)]
+        pub fn to_bits(self) -> [u8; 4] {
+            self.0.map(|b| b as u8)
+        }
         /// Lanes where bits[i] != 0 (four bytes).
         #[inline(always)]
         pub fn nonzero(bits: &[u8]) -> Self {
