@@ -228,6 +228,21 @@ export class DiffusionModel {
     return new Float32Array(memory.buffer, this.core.gradientPointer(), this.parameterCount);
   }
 
+  /**
+   * A scratch buffer beside the gradient (parameterCount values, a view on the wasm memory, valid
+   * until the next call into this model): a pool copies another shard's gradient into it and adds
+   * it with `addScratchToGradient()` (vectorised f32 additions, the same results as in JavaScript).
+   */
+  gradientScratchView(): Float32Array {
+    const pointer = this.core.gradientScratchPointer();
+    return new Float32Array((wasmMemory() as WebAssembly.Memory).buffer, pointer, this.parameterCount);
+  }
+
+  /** gradient[i] += scratch[i] for every i (see `gradientScratchView`). */
+  addScratchToGradient(): void {
+    core('gradient', () => this.core.addScratchToGradient());
+  }
+
   /** One optimiser step from the gradient sums written into `gradientView()`. */
   applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
     const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows));

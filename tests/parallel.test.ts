@@ -15,7 +15,7 @@ import { UserError } from '../src/errors.js';
 import { DiffusionModel, type ModelConfig, type TrainingConfig } from '../src/model.js';
 import '../src/node/wasm-file.js';
 import { availableCores, createNodePool } from '../src/node/pool.js';
-import { splitEvenly, sumShards } from '../src/parallel/gradients.js';
+import { splitEvenly, sumShards, wasmAdder } from '../src/parallel/gradients.js';
 import { ParallelModel, summariseBound } from '../src/parallel/pool.js';
 import { evaluationSeeds, runTraining } from '../src/training.js';
 
@@ -98,6 +98,23 @@ describe('pool helpers', () => {
       sumShards(own, [a, b, c], holds);
       expect(own).toEqual(out);
     }
+  });
+
+  it('adds shards in wasm with the same f32 results as in JavaScript', async () => {
+    const model = await DiffusionModel.create(modelConfig('paper', 12), trainingConfig('full'), 2);
+    const n = model.parameterCount;
+    const part = (k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * (k + 1.3)) * 10 ** ((i % 9) - 4));
+    const parts = [part(0), part(1), part(2)];
+    const want = new Float32Array(n);
+    sumShards(want, parts);
+    for (const holds of [0, 1, 2]) {
+      const add = wasmAdder(model);
+      const gradient = model.gradientView();
+      gradient.set(parts[holds]);
+      sumShards(gradient, parts, holds, add);
+      expect(model.gradientView()).toEqual(want);
+    }
+    model.free();
   });
 
   it('summarises totals exactly as the core does', async () => {

@@ -26,6 +26,8 @@ struct TensorEntry {
 pub struct RawModel {
     model: Model,
     last_gradient: Vec<f32>,
+    /// Another shard's gradient, copied in by a pool to be added (`addScratchToGradient`).
+    scratch: Vec<f32>,
     last_frames: Vec<u8>,
     last_frame_times: Vec<u32>,
 }
@@ -38,14 +40,14 @@ impl RawModel {
         let model_config: ModelConfig = serde_json::from_str(model_config_json).map_err(|e| js_error(format!("invalid model config: {e}")))?;
         let training_config: TrainingConfig = serde_json::from_str(training_config_json).map_err(|e| js_error(format!("invalid training config: {e}")))?;
         let model = Model::new(model_config, training_config, seed).map_err(js_error)?;
-        Ok(RawModel { model, last_gradient: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
+        Ok(RawModel { model, last_gradient: Vec::new(), scratch: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
     }
 
     /// A model from `state_json()` output; load its tensors next.
     #[wasm_bindgen(js_name = fromState)]
     pub fn from_state(state_json: &str) -> Result<RawModel, JsError> {
         let model = Model::from_state_json(state_json).map_err(js_error)?;
-        Ok(RawModel { model, last_gradient: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
+        Ok(RawModel { model, last_gradient: Vec::new(), scratch: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
     }
 
     #[wasm_bindgen(getter)]
@@ -93,6 +95,31 @@ impl RawModel {
     #[wasm_bindgen(js_name = gradientPointer)]
     pub fn gradient_pointer(&mut self) -> usize {
         self.model.gradient_mut().as_mut_ptr() as usize
+    }
+
+    /// Byte offset in `wasmMemory()` of a scratch buffer of `parameterCount` f32 values (allocated
+    /// by the first call, so take views after it): a pool copies another shard's gradient there
+    /// and adds it with `addScratchToGradient`.
+    #[wasm_bindgen(js_name = gradientScratchPointer)]
+    pub fn gradient_scratch_pointer(&mut self) -> usize {
+        let count = self.model.parameter_count();
+        if self.scratch.len() != count {
+            self.scratch = vec![0.0; count];
+        }
+        self.scratch.as_mut_ptr() as usize
+    }
+
+    /// gradient[i] += scratch[i] for every i (f32 additions, element by element; vectorised).
+    #[wasm_bindgen(js_name = addScratchToGradient)]
+    pub fn add_scratch_to_gradient(&mut self) -> Result<(), JsError> {
+        let gradient = self.model.gradient_mut();
+        if self.scratch.len() != gradient.len() {
+            return Err(js_error("no gradient scratch buffer: call gradientScratchPointer first".into()));
+        }
+        for (g, &s) in gradient.iter_mut().zip(&self.scratch) {
+            *g += s;
+        }
+        Ok(())
     }
 
     /// One optimiser step from the gradient sums written into the gradient buffer:

@@ -30,7 +30,7 @@ import type { BoundEvaluation, DiffusionModel, ModelConfig, SampleResult, Traini
 import { META_STATE } from '../model.js';
 import { UserError } from '../errors.js';
 import type { AsyncTrainableModel } from '../training.js';
-import { splitEvenly, sumShards } from './gradients.js';
+import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, Seed, SpawnWorker } from './protocol.js';
 
 export type { PoolWorker, SpawnWorker, WorkerPort } from './protocol.js';
@@ -286,7 +286,8 @@ export class ParallelModel implements AsyncTrainableModel {
       applying = this.channels.map((channel) => channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, shards: used }));
       if (this.local) {
         if (observations) this.local.setPendingObservations(observations);
-        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]), used.indexOf(0)); // it holds shard 0
+        const add = wasmAdder(this.local); // may allocate the scratch buffer: views after it
+        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]), used.indexOf(0), add); // it holds shard 0
         localReport = this.local.applyGradientInPlace(lossSum, rows);
       }
     } else {

@@ -6,7 +6,7 @@
 import { UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { init } from '../wasm.js';
-import { sumShards } from './gradients.js';
+import { sumShards, wasmAdder } from './gradients.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, Reply, Request, SampleRangeResult, WorkerPort } from './protocol.js';
 
 interface Answer {
@@ -59,13 +59,13 @@ export function serveWorker(port: WorkerPort): void {
       case 'apply': {
         const m = replica();
         if (request.observations) m.setPendingObservations(request.observations);
-        const gradient = m.gradientView();
         if (request.buffer) {
-          gradient.set(new Float32Array(request.buffer));
+          m.gradientView().set(new Float32Array(request.buffer));
         } else {
           const shards = request.shards ?? [];
+          const add = wasmAdder(m); // may allocate the scratch buffer: views after it
           // the gradient buffer still holds this replica's own shard (slot `slot`)
-          sumShards(gradient, shards.map((k) => slots[k]), shards.indexOf(slot));
+          sumShards(m.gradientView(), shards.map((k) => slots[k]), shards.indexOf(slot), add);
         }
         const report = m.applyGradientInPlace(request.lossSum, request.totalRows);
         const result: ApplyResult = { ...report, buffer: request.buffer };
