@@ -138,26 +138,33 @@ pub fn global_norm(grad: &[f32]) -> f64 {
     ((sums[0] + sums[1]) + (sums[2] + sums[3])).sqrt()
 }
 
-/// AdamW moments and the per-parameter weight-decay mask.
+/// AdamW moments and where weight decay applies.
 #[derive(Clone, Debug)]
 pub struct AdamW {
     pub m: Vec<f32>,
     pub v: Vec<f32>,
-    /// 1.0 where weight decay applies (groups with decay = true), else 0.0.
-    decay_mask: Vec<f32>,
+    /// Consecutive ranges [start, end) of the parameters, all of them in order, with a decay factor
+    /// of 1.0 where weight decay applies (groups with decay = true) and 0.0 elsewhere.
+    decay_spans: Vec<(usize, usize, f32)>,
     /// Number of updates made (the t of the bias corrections).
     pub updates: u64,
 }
 
 impl AdamW {
     pub fn new(layout: &[ParameterGroup], parameter_count: usize) -> Self {
-        let mut decay_mask = vec![0.0f32; parameter_count];
+        let mut decays = vec![false; parameter_count];
         for group in layout {
-            if group.decay {
-                decay_mask[group.offset..group.offset + group.len()].fill(1.0);
+            decays[group.offset..group.offset + group.len()].fill(group.decay);
+        }
+        let mut decay_spans: Vec<(usize, usize, f32)> = Vec::new();
+        for (i, &decay) in decays.iter().enumerate() {
+            let factor = if decay { 1.0 } else { 0.0 };
+            match decay_spans.last_mut() {
+                Some(span) if span.2 == factor => span.1 = i + 1,
+                _ => decay_spans.push((i, i + 1, factor)),
             }
         }
-        AdamW { m: vec![0.0; parameter_count], v: vec![0.0; parameter_count], decay_mask, updates: 0 }
+        AdamW { m: vec![0.0; parameter_count], v: vec![0.0; parameter_count], decay_spans, updates: 0 }
     }
 
     /// One update with gradient `grad` (already averaged over the batch), multiplied by
@@ -173,15 +180,17 @@ impl AdamW {
         let (beta1, beta2) = (config.beta1 as f32, config.beta2 as f32);
         let (c1, c2) = (correction1 as f32, correction2 as f32);
         let (lr, eps, decay) = (lr as f32, config.eps as f32, config.weight_decay as f32);
-        // zipped slices, no indexing: the loop has no bounds checks and vectorises (the same
-        // operations per element, so the same results)
-        let moments = self.m.iter_mut().zip(self.v.iter_mut());
-        for (((theta, &g), (m, v)), &mask) in parameters.iter_mut().zip(grad).zip(moments).zip(&self.decay_mask) {
-            let g = g * grad_scale;
-            *m = flush_subnormal(beta1 * *m + (1.0 - beta1) * g);
-            *v = flush_subnormal(beta2 * *v + (1.0 - beta2) * g * g);
-            let step = (*m * c1) / ((*v * c2).sqrt() + eps) + decay * mask * *theta;
-            *theta -= lr * step;
+        // per span of equal decay, zipped slices without indexing: the loop has no bounds checks
+        // and vectorises (the same operations per element, so the same results)
+        for &(start, end, mask) in &self.decay_spans {
+            let moments = self.m[start..end].iter_mut().zip(self.v[start..end].iter_mut());
+            for ((theta, &g), (m, v)) in parameters[start..end].iter_mut().zip(&grad[start..end]).zip(moments) {
+                let g = g * grad_scale;
+                *m = flush_subnormal(beta1 * *m + (1.0 - beta1) * g);
+                *v = flush_subnormal(beta2 * *v + (1.0 - beta2) * g * g);
+                let step = (*m * c1) / ((*v * c2).sqrt() + eps) + decay * mask * *theta;
+                *theta -= lr * step;
+            }
         }
     }
 }
