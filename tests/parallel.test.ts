@@ -235,8 +235,8 @@ describe('sampling and evaluation over the pool', () => {
   });
 });
 
-describe('train --workers', () => {
-  it('trains with a pool (this thread + workers) like one worker, and rejects bad counts', async () => {
+describe('train and evaluate --workers', () => {
+  it('trains with a pool (this thread + workers) like one worker, evaluates identically, and rejects bad counts', async () => {
     const work = mkdtempSync(join(tmpdir(), 'parallel-cli-'));
     const io = new NodeIo();
     const quietly = async (args: string[]) => {
@@ -257,6 +257,21 @@ describe('train --workers', () => {
       expect(two.map((r) => r.step)).toEqual(one.map((r) => r.step));
       one.forEach((r, k) => expect(Math.abs(two[k].loss - r.loss)).toBeLessThan(1e-4 * r.loss));
       expect(Math.abs(two.at(-1).bound_bits - one.at(-1).bound_bits)).toBeLessThan(1e-3 * one.at(-1).bound_bits);
+      // evaluate: the same bound and samples on one thread and on two
+      const evaluate = async (workers: string) => {
+        const lines: string[] = [];
+        const write = process.stdout.write;
+        process.stdout.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stdout.write;
+        try {
+          expect(await runCli(yargs, ['evaluate', join(work, 'one', 'model.safetensors'), '--json', '--repeats', '3', '--samples', '30', '--workers', workers], io)).toBe(0);
+        } finally {
+          process.stdout.write = write;
+        }
+        return JSON.parse(lines.join(''));
+      };
+      const [single, pooled] = [await evaluate('1'), await evaluate('2')];
+      expect(pooled).toEqual(single);
+      expect(single.bound_repeats).toBe(3);
       await expect(runCli(yargs, [...common, '--name', 'bad', '--workers', '0'], io)).rejects.toThrow(/--workers: expected a whole number of at least 1/);
       await expect(runCli(yargs, [...common, '--name', 'bad', '--workers', '2'], new MemoryIo())).rejects.toThrow(/no workers here/);
     } finally {

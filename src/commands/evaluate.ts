@@ -5,8 +5,9 @@
  */
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
-import { evaluateModel } from '../training.js';
+import { evaluateModel, evaluateModelAsync } from '../training.js';
 import type { CommandContext } from './io.js';
+import { POOL_MIN_EVALUATION_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 import { boundText, count, defaultEvaluationData, integerFlag, loadCheckpoint, percent, readSequences, setOf, type NamedSequences } from './run-files.js';
 
 /** Largest sequence length for the exact NLL (the forward algorithm runs over all 2^L states). */
@@ -21,6 +22,7 @@ interface EvaluateArgs {
   exact: boolean;
   seed: number;
   json: boolean;
+  workers?: number;
 }
 
 function builder(yargs: Argv): Argv<EvaluateArgs> {
@@ -33,13 +35,15 @@ function builder(yargs: Argv): Argv<EvaluateArgs> {
     .option('repeats', { type: 'number', default: 4, describe: 'Monte-Carlo repeats of the bound per sequence' })
     .option('exact', { type: 'boolean', default: false, describe: `also the exact NLL by the forward algorithm (sequences of at most ${EXACT_MAX_LENGTH} bits)` })
     .option('seed', { type: 'number', default: 0, describe: 'random seed of the noise and the samples' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of a table' }) as unknown as Argv<EvaluateArgs>;
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of a table' })
+    .option('workers', { type: 'number', describe: 'workers sharing the bound and the samples (1: this thread only; the results are the same)', defaultDescription: 'all cores for big evaluations, else 1' }) as unknown as Argv<EvaluateArgs>;
 }
 
 async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void> {
   const samples = integerFlag('samples', args.samples, 1, 1_000_000);
   const repeats = integerFlag('repeats', args.repeats, 1, 10_000);
   const seed = integerFlag('seed', args.seed, 0, 4_294_967_295);
+  const requested = requestedWorkers(io, args.workers);
   const checkpoint = await loadCheckpoint(io, args.checkpoint);
   const { model } = checkpoint;
   try {
@@ -62,7 +66,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       }
     }
 
-    const evaluation = evaluateModel(model, {
+    const options = {
       data: data.data,
       trainSet: setOf(train),
       dataSet: setOf(data),
@@ -70,7 +74,18 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       samples,
       boundSeed: seed,
       sampleSeed: seed + 1 > 4_294_967_295 ? 0 : seed + 1,
-    });
+    };
+    // Work: a network pass per t for every (sequence, repeat) of the bound and every sample.
+    const work = (data.data.rows * repeats + samples) * model.modelConfig.T * rowWork(model.modelConfig, model.length);
+    const workers = workersFor(io, requested, work, POOL_MIN_EVALUATION_WORK);
+    // A pool gives the same bound and samples as one thread (src/parallel/pool.ts), sooner.
+    const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
+    let evaluation;
+    try {
+      evaluation = pool ? await evaluateModelAsync(pool, options) : evaluateModel(model, options);
+    } finally {
+      await pool?.close();
+    }
     const exact = args.exact ? model.exactNll(data.data.bits).meanBits : undefined;
     const { sampleLines, ...numbers } = evaluation;
     const result = {

@@ -25,6 +25,7 @@ import { UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io } from './io.js';
+import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 import { boundText, count, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
 
 interface TrainArgs {
@@ -105,29 +106,11 @@ interface Plan {
   workers: number;
 }
 
-/** --workers as given: a positive integer (undefined: choose, see `defaultWorkers`). */
-function requestedWorkers(io: Io, requested: number | undefined): number | undefined {
-  if (requested === undefined) return undefined;
-  if (!Number.isInteger(requested) || requested < 1) throw new UserError(`--workers: expected a whole number of at least 1, got ${requested}`);
-  if (requested > 1 && !io.parallel) throw new UserError('--workers: there are no workers here; use --workers 1');
-  return requested;
-}
-
-/**
- * Steps with fewer multiply-adds than this (about 10 ms of work) train in this thread by default:
- * sharing a step costs a few messages and a gradient sum, about 0.5 ms, and much more when other
- * programs keep the cores busy, which would eat the gain of a small step.
- */
-const POOL_MIN_STEP_WORK = 2e8;
-
-/** All cores for steps big enough to share (see POOL_MIN_STEP_WORK), else 1. */
-function defaultWorkers(io: Io, config: RunConfig, length: number): number {
-  if (!io.parallel) return 1;
-  const { T, hidden, layers } = config.model;
-  // forward + backward ≈ 3 passes over the hidden layers and the input/output layers, per row and t
-  const perRow = 3 * (layers * hidden * hidden + 3 * length * hidden);
-  const work = config.training.batch_size * (config.training.objective === 'full' ? T : 1) * perRow;
-  return work >= POOL_MIN_STEP_WORK ? Math.max(1, io.parallel.cores()) : 1;
+/** All cores for training steps big enough to share (see POOL_MIN_STEP_WORK), else 1. */
+function trainingWorkers(io: Io, requested: number | undefined, config: RunConfig, length: number): number {
+  // forward + backward ≈ 3 passes per row and t
+  const work = config.training.batch_size * (config.training.objective === 'full' ? config.model.T : 1) * 3 * rowWork(config.model, length);
+  return workersFor(io, requested, work, POOL_MIN_STEP_WORK);
 }
 
 /** Everything that can fail on user input, before anything is written. */
@@ -202,7 +185,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
   }
 
-  const workers = requested ?? defaultWorkers(io, config, model.length);
+  const workers = trainingWorkers(io, requested, config, model.length);
   return { config, data, model, total, runDir, resume, workers };
 }
 

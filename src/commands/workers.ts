@@ -1,0 +1,34 @@
+/**
+ * How many workers a command shares its work with (`--workers`, src/parallel/): a number given on
+ * the command line, or by default all cores for work big enough to gain from them, else 1.
+ */
+import type { RunConfig } from '../config.js';
+import { UserError } from '../errors.js';
+import type { Io } from './io.js';
+
+/**
+ * Multiply-adds below which work stays in this thread by default. Sharing costs a few messages
+ * per step (a training step: also a gradient sum), about 0.5 ms, and much more when other
+ * programs keep the cores busy; starting the workers costs about 0.2 s once.
+ */
+export const POOL_MIN_STEP_WORK = 2e8;
+export const POOL_MIN_EVALUATION_WORK = 2e9;
+
+/** --workers as given: a positive integer (undefined: choose by the work, `workersFor`). */
+export function requestedWorkers(io: Io, requested: number | undefined): number | undefined {
+  if (requested === undefined) return undefined;
+  if (!Number.isInteger(requested) || requested < 1) throw new UserError(`--workers: expected a whole number of at least 1, got ${requested}`);
+  if (requested > 1 && !io.parallel) throw new UserError('--workers: there are no workers here; use --workers 1');
+  return requested;
+}
+
+/** The requested count, else all cores when `work` reaches `threshold`, else 1. */
+export function workersFor(io: Io, requested: number | undefined, work: number, threshold: number): number {
+  if (requested !== undefined) return requested;
+  return io.parallel && work >= threshold ? Math.max(1, io.parallel.cores()) : 1;
+}
+
+/** Multiply-adds of one network pass over one row (forward ≈ the hidden layers and the input/output layers). */
+export function rowWork(config: Pick<RunConfig['model'], 'hidden' | 'layers'>, length: number): number {
+  return config.layers * config.hidden * config.hidden + 3 * length * config.hidden;
+}
