@@ -218,6 +218,9 @@ describe('sampling and evaluation over the pool', () => {
     got.frames.forEach((f, k) => expect(f.bits).toEqual(want.frames[k].bits));
     const pattern = Uint8Array.from({ length: L }, (_, i) => (i % 3 === 0 ? i % 2 : 2));
     expect(await p.inpaint(pattern, 9, { seed: 2 })).toEqual(one.inpaint(pattern, 9, { seed: 2 }));
+    for (const options of [{ seed: 4, mode: 'clamp' as const }, { seed: 4, mode: 'smc' as const, particles: 3 }]) {
+      expect(await p.inpaint(pattern, 7, options)).toEqual(one.inpaint(pattern, 7, options));
+    }
     const data = batchOf(7, 3);
     expect(await p.evaluate(data, { repeats: 3, seed: 5 })).toEqual(one.evaluate(data, { repeats: 3, seed: 5 }));
     one.free();

@@ -26,7 +26,7 @@
  * with the same number of workers are bit-identical.
  */
 import { readSafetensorsHeader } from '../checkpoint.js';
-import type { BoundEvaluation, DiffusionModel, ModelConfig, SampleResult, TrainingConfig, TrainStepReport } from '../model.js';
+import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig, TrainStepReport } from '../model.js';
 import { META_STATE } from '../model.js';
 import { UserError } from '../errors.js';
 import type { AsyncTrainableModel } from '../training.js';
@@ -337,13 +337,16 @@ export class ParallelModel implements AsyncTrainableModel {
     }, false);
   }
 
-  /** n completions of `pattern` (L values: 0, 1, 2 = unknown), split over the replicas. */
-  async inpaint(pattern: Uint8Array, n: number, opts: { seed?: Seed } = {}): Promise<Uint8Array> {
+  /**
+   * n completions of `pattern` (L values: 0, 1, 2 = unknown), split over the replicas; options as
+   * `DiffusionModel.inpaint` (seed, mode, particles).
+   */
+  async inpaint(pattern: Uint8Array, n: number, opts: InpaintOptions = {}): Promise<Uint8Array> {
     if (pattern.length !== this.length) throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
     return this.exclusive(async () => {
-      const seed = opts.seed ?? 0;
-      const parts = await this.spread<Uint8Array>(n, (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, seed }), (start, count) =>
-        this.local!.inpaintRange(pattern, start, count, { seed }),
+      const options: InpaintOptions = { ...opts, seed: opts.seed ?? 0 };
+      const parts = await this.spread<Uint8Array>(n, (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, options }), (start, count) =>
+        this.local!.inpaintRange(pattern, start, count, options),
       );
       const out = new Uint8Array(n * this.length);
       parts.forEach(({ start, value }) => out.set(value, start * this.length));

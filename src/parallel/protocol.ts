@@ -5,6 +5,8 @@
  * Big arrays travel as transferables (moved, not copied) or through a SharedArrayBuffer.
  */
 
+import type { InpaintOptions } from '../model.js';
+
 /** The environment-neutral face of a worker, as the pool sees it (src/node/pool.ts and browser.ts adapt the real ones). */
 export interface PoolWorker {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -50,7 +52,7 @@ export type Request =
       buffer?: ArrayBuffer;
     }
   | { type: 'sample'; first: number; n: number; seed: Seed; recordEvery: number }
-  | { type: 'inpaint'; pattern: Uint8Array; first: number; n: number; seed: Seed }
+  | { type: 'inpaint'; pattern: Uint8Array; first: number; n: number; options: InpaintOptions }
   | { type: 'boundTotals'; data: Uint8Array; firstIndex: number; repeats: number; seed: Seed }
   | { type: 'toBytes'; metadata: Record<string, string> }
   | { type: 'parameters' }

@@ -77,7 +77,7 @@ export function serveWorker(port: WorkerPort): void {
         return { result, transfer: [out.samples.buffer, ...out.frames.map((f) => f.bits.buffer)] };
       }
       case 'inpaint': {
-        const bits = replica().inpaintRange(request.pattern, request.first, request.n, { seed: request.seed });
+        const bits = replica().inpaintRange(request.pattern, request.first, request.n, request.options);
         return { result: bits, transfer: [bits.buffer] };
       }
       case 'boundTotals': {
