@@ -444,3 +444,16 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
     evalSeconds: evalMs / 1000,
   };
 }
+
+/** A duration for progress lines: 42s, 3m07s, 1h05m ('?' when unknown). */
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** A loss in bits/sequence for progress lines (3 decimals; 1 above 100; '-' when not finite). */
+export function formatLoss(loss: number): string {
+  return Number.isFinite(loss) ? (loss >= 100 ? loss.toFixed(1) : loss.toFixed(3)) : '-';
+}

@@ -7,16 +7,6 @@ import { commands, isUserError, training, UserError } from 'bernoulli-diffusion'
 
 const BAR_WIDTH = 30;
 
-function formatSeconds(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  if (seconds < 60) return `${Math.round(seconds)}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-function formatLoss(loss: number): string {
-  return Number.isFinite(loss) ? (loss >= 100 ? loss.toFixed(1) : loss.toFixed(3)) : '-';
-}
 
 /** The line a terminal's progress bar shows: " ████░░░░ 40% | step 120/300 | loss 3.123 bits/seq | 210.0 steps/s | ETA 1s". */
 export function progressBarLine(update: training.ProgressUpdate): string {
@@ -24,7 +14,7 @@ export function progressBarLine(update: training.ProgressUpdate): string {
   const filled = Math.round(share * BAR_WIDTH);
   return (
     ` ${'\u2588'.repeat(filled)}${'\u2591'.repeat(BAR_WIDTH - filled)} ${Math.round(share * 100)}% | step ${update.step}/${update.total} | ` +
-    `loss ${formatLoss(update.loss)} bits/seq | ${update.stepsPerSecond.toFixed(1)} steps/s | ETA ${formatSeconds(update.etaSeconds)}`
+    `loss ${training.formatLoss(update.loss)} bits/seq | ${update.stepsPerSecond.toFixed(1)} steps/s | ETA ${training.formatSeconds(update.etaSeconds)}`
   );
 }
 

@@ -4,20 +4,10 @@
  */
 import cliProgress from 'cli-progress';
 import type { ProgressDisplay } from '../commands/io.js';
-import type { ProgressUpdate } from '../training.js';
+import { formatLoss, formatSeconds, type ProgressUpdate } from '../training.js';
 
 const PLAIN_INTERVAL_MS = 5000;
 
-function formatSeconds(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  if (seconds < 60) return `${Math.round(seconds)}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-function formatLoss(loss: number): string {
-  return Number.isFinite(loss) ? (loss >= 100 ? loss.toFixed(1) : loss.toFixed(3)) : '-';
-}
 
 /** A plain progress line: "step 1200/3000 (40%) loss 12.345 bits/seq, 850 steps/s, ETA 2s". */
 export function plainProgressLine(update: ProgressUpdate): string {
