@@ -10,8 +10,8 @@
 //! inside a panel, so the inner loop reads it sequentially); then register-blocked micro-kernels
 //! keep an MR×NR = 4×8 tile of C in 8 four-lane accumulators while running over p, each step
 //! loading one row of the B panel (2 vectors), broadcasting 4 values of A, and doing 8 vector
-//! multiply-adds. On wasm32 with simd128 the lanes are `core::arch::wasm32::v128`; natively
-//! they are `[f32; 4]`, which LLVM vectorises. Partial tiles at the right and bottom edges use
+//! multiply-adds. The lanes are `simd::F4`: `core::arch::wasm32::v128` on wasm32 with simd128,
+//! natively `[f32; 4]`, which LLVM vectorises. Partial tiles at the right and bottom edges use
 //! the same kernel with fewer rows / one vector, store only the valid lanes, and are compiled
 //! out of line (V8 allocates registers worse in one huge function: measured, 10-30% slower).
 //! Long reductions (weight gradients over a batch) run in chunks of p that stay in L1.
@@ -22,6 +22,7 @@
 //! (native and wasm) therefore give bit-identical results, equal to that plain loop (the tests
 //! check this natively; a hash of every kernel's output bits matched between the two builds).
 
+use crate::simd::F4;
 use std::cell::RefCell;
 
 /// Rows of C per micro-kernel tile.
@@ -361,124 +362,6 @@ fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) 
         }
     }
 }
-
-// ---- Four f32 lanes: wasm simd128 or plain arrays. Both round every operation to f32. ----
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod lanes {
-    use core::arch::wasm32::*;
-
-    #[derive(Clone, Copy)]
-    pub struct F4(v128);
-
-    impl F4 {
-        #[inline(always)]
-        pub fn zero() -> Self {
-            F4(f32x4_splat(0.0))
-        }
-        #[inline(always)]
-        pub fn load(s: &[f32]) -> Self {
-            assert!(s.len() >= 4);
-            // SAFETY: four values are in bounds; v128_load has no alignment requirement.
-            F4(unsafe { v128_load(s.as_ptr() as *const v128) })
-        }
-        #[inline(always)]
-        pub unsafe fn load_ptr(p: *const f32) -> Self {
-            F4(v128_load(p as *const v128))
-        }
-        #[inline(always)]
-        pub unsafe fn splat_ptr(p: *const f32) -> Self {
-            F4(v128_load32_splat(p as *const u32))
-        }
-        #[inline(always)]
-        pub fn splat(x: f32) -> Self {
-            F4(f32x4_splat(x))
-        }
-        #[inline(always)]
-        pub fn store(self, s: &mut [f32]) {
-            assert!(s.len() >= 4);
-            // SAFETY: four values are in bounds.
-            unsafe { v128_store(s.as_mut_ptr() as *mut v128, self.0) }
-        }
-        #[inline(always)]
-        pub fn add(self, o: Self) -> Self {
-            F4(f32x4_add(self.0, o.0))
-        }
-        #[inline(always)]
-        pub fn mul(self, o: Self) -> Self {
-            F4(f32x4_mul(self.0, o.0))
-        }
-        /// max(x, 0) lane-wise (pmax: a single maxps; a NaN lane becomes 0).
-        #[inline(always)]
-        pub fn relu(self) -> Self {
-            F4(f32x4_pmax(f32x4_splat(0.0), self.0))
-        }
-        /// self where mask > 0, else 0.
-        #[inline(always)]
-        pub fn keep_where_positive(self, mask: Self) -> Self {
-            F4(v128_and(self.0, f32x4_gt(mask.0, f32x4_splat(0.0))))
-        }
-        #[inline(always)]
-        pub fn to_array(self) -> [f32; 4] {
-            [f32x4_extract_lane::<0>(self.0), f32x4_extract_lane::<1>(self.0), f32x4_extract_lane::<2>(self.0), f32x4_extract_lane::<3>(self.0)]
-        }
-    }
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-mod lanes {
-    #[derive(Clone, Copy)]
-    pub struct F4([f32; 4]);
-
-    impl F4 {
-        #[inline(always)]
-        pub fn zero() -> Self {
-            F4([0.0; 4])
-        }
-        #[inline(always)]
-        pub fn load(s: &[f32]) -> Self {
-            F4([s[0], s[1], s[2], s[3]])
-        }
-        #[inline(always)]
-        pub unsafe fn load_ptr(p: *const f32) -> Self {
-            F4(std::ptr::read_unaligned(p as *const [f32; 4]))
-        }
-        #[inline(always)]
-        pub unsafe fn splat_ptr(p: *const f32) -> Self {
-            F4([*p; 4])
-        }
-        #[inline(always)]
-        pub fn splat(x: f32) -> Self {
-            F4([x; 4])
-        }
-        #[inline(always)]
-        pub fn store(self, s: &mut [f32]) {
-            s[..4].copy_from_slice(&self.0);
-        }
-        #[inline(always)]
-        pub fn add(self, o: Self) -> Self {
-            F4([self.0[0] + o.0[0], self.0[1] + o.0[1], self.0[2] + o.0[2], self.0[3] + o.0[3]])
-        }
-        #[inline(always)]
-        pub fn mul(self, o: Self) -> Self {
-            F4([self.0[0] * o.0[0], self.0[1] * o.0[1], self.0[2] * o.0[2], self.0[3] * o.0[3]])
-        }
-        #[inline(always)]
-        pub fn relu(self) -> Self {
-            F4(self.0.map(|x| if x > 0.0 { x } else { 0.0 }))
-        }
-        #[inline(always)]
-        pub fn keep_where_positive(self, mask: Self) -> Self {
-            F4([0, 1, 2, 3].map(|l| if mask.0[l] > 0.0 { self.0[l] } else { 0.0 }))
-        }
-        #[inline(always)]
-        pub fn to_array(self) -> [f32; 4] {
-            self.0
-        }
-    }
-}
-
-use lanes::F4;
 
 // ---- The machine's limit, for benchmarks. ----
 

@@ -1,8 +1,9 @@
-//! Four f32 (and u32) lanes for the per-bit loops (the objective's terms, the sampler's sigmoid
-//! and draws): wasm simd128 when the crate is
-//! compiled with it, plain arrays otherwise. Every operation rounds exactly like the scalar IEEE
-//! operation (no fused multiply-add; selects instead of min/max), so the native build and the wasm
-//! build give bit-identical results. Also the f32 exp and ln(1 + e) those loops use.
+//! Four f32 (and u32) lanes for the matrix kernels of `linalg` and the per-bit loops (the
+//! objective's terms, the sampler's sigmoid and draws): wasm simd128 when the crate is compiled
+//! with it, plain arrays otherwise (which LLVM vectorises natively). Every operation rounds
+//! exactly like the scalar IEEE operation (no fused multiply-add; selects instead of min/max), so
+//! the native build and the wasm build give bit-identical results. Also the f32 exp and
+//! ln(1 + e) the per-bit loops use.
 
 pub use imp::{F4, M4, U4};
 
@@ -62,6 +63,10 @@ mod imp {
 
     impl F4 {
         #[inline(always)]
+        pub fn zero() -> Self {
+            F4(f32x4_splat(0.0))
+        }
+        #[inline(always)]
         pub fn splat(x: f32) -> Self {
             F4(f32x4_splat(x))
         }
@@ -74,6 +79,20 @@ mod imp {
             assert!(s.len() >= 4);
             // SAFETY: four values are in bounds; v128_load has no alignment requirement.
             F4(unsafe { v128_load(s.as_ptr() as *const v128) })
+        }
+        /// Four values from p (unaligned).
+        /// # Safety
+        /// p..p+4 must be readable.
+        #[inline(always)]
+        pub unsafe fn load_ptr(p: *const f32) -> Self {
+            F4(v128_load(p as *const v128))
+        }
+        /// The value at p in all four lanes.
+        /// # Safety
+        /// p must be readable.
+        #[inline(always)]
+        pub unsafe fn splat_ptr(p: *const f32) -> Self {
+            F4(v128_load32_splat(p as *const u32))
         }
         #[inline(always)]
         pub fn store(self, s: &mut [f32]) {
@@ -101,6 +120,16 @@ mod imp {
         #[inline(always)]
         pub fn abs(self) -> Self {
             F4(f32x4_abs(self.0))
+        }
+        /// max(x, 0) lane-wise (pmax: a single maxps; a NaN lane becomes 0).
+        #[inline(always)]
+        pub fn relu(self) -> Self {
+            F4(f32x4_pmax(f32x4_splat(0.0), self.0))
+        }
+        /// self where mask > 0, else 0.
+        #[inline(always)]
+        pub fn keep_where_positive(self, mask: Self) -> Self {
+            F4(v128_and(self.0, f32x4_gt(mask.0, f32x4_splat(0.0))))
         }
         #[inline(always)]
         pub fn lt(self, o: Self) -> M4 {
@@ -206,6 +235,10 @@ mod imp {
 
     impl F4 {
         #[inline(always)]
+        pub fn zero() -> Self {
+            F4([0.0; 4])
+        }
+        #[inline(always)]
         pub fn splat(x: f32) -> Self {
             F4([x; 4])
         }
@@ -217,29 +250,53 @@ mod imp {
         pub fn load(s: &[f32]) -> Self {
             F4([s[0], s[1], s[2], s[3]])
         }
+        /// Four values from p (unaligned).
+        /// # Safety
+        /// p..p+4 must be readable.
+        #[inline(always)]
+        pub unsafe fn load_ptr(p: *const f32) -> Self {
+            F4(std::ptr::read_unaligned(p as *const [f32; 4]))
+        }
+        /// The value at p in all four lanes.
+        /// # Safety
+        /// p must be readable.
+        #[inline(always)]
+        pub unsafe fn splat_ptr(p: *const f32) -> Self {
+            F4([*p; 4])
+        }
         #[inline(always)]
         pub fn store(self, s: &mut [f32]) {
             s[..4].copy_from_slice(&self.0);
         }
         #[inline(always)]
         pub fn add(self, o: Self) -> Self {
-            F4([0, 1, 2, 3].map(|l| self.0[l] + o.0[l]))
+            F4([self.0[0] + o.0[0], self.0[1] + o.0[1], self.0[2] + o.0[2], self.0[3] + o.0[3]])
         }
         #[inline(always)]
         pub fn sub(self, o: Self) -> Self {
-            F4([0, 1, 2, 3].map(|l| self.0[l] - o.0[l]))
+            F4([self.0[0] - o.0[0], self.0[1] - o.0[1], self.0[2] - o.0[2], self.0[3] - o.0[3]])
         }
         #[inline(always)]
         pub fn mul(self, o: Self) -> Self {
-            F4([0, 1, 2, 3].map(|l| self.0[l] * o.0[l]))
+            F4([self.0[0] * o.0[0], self.0[1] * o.0[1], self.0[2] * o.0[2], self.0[3] * o.0[3]])
         }
         #[inline(always)]
         pub fn div(self, o: Self) -> Self {
-            F4([0, 1, 2, 3].map(|l| self.0[l] / o.0[l]))
+            F4([self.0[0] / o.0[0], self.0[1] / o.0[1], self.0[2] / o.0[2], self.0[3] / o.0[3]])
         }
         #[inline(always)]
         pub fn abs(self) -> Self {
             F4(self.0.map(f32::abs))
+        }
+        /// max(x, 0) lane-wise (a NaN lane becomes 0, as wasm's pmax(0, x)).
+        #[inline(always)]
+        pub fn relu(self) -> Self {
+            F4(self.0.map(|x| if x > 0.0 { x } else { 0.0 }))
+        }
+        /// self where mask > 0, else 0.
+        #[inline(always)]
+        pub fn keep_where_positive(self, mask: Self) -> Self {
+            F4([0, 1, 2, 3].map(|l| if mask.0[l] > 0.0 { self.0[l] } else { 0.0 }))
         }
         #[inline(always)]
         pub fn lt(self, o: Self) -> M4 {
