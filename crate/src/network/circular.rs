@@ -332,21 +332,4 @@ mod tests {
             }
         }
     }
-
-    #[test]
-    fn init_is_deterministic() {
-        let cfg = config(Architecture::Circular, 20, 100, 16, 2);
-        let a = CircularNetwork::new(&cfg, &mut Rng::new(9));
-        let b = CircularNetwork::new(&cfg, &mut Rng::new(9));
-        assert_eq!(a.parameters(), b.parameters());
-        assert_ne!(a.parameters(), CircularNetwork::new(&cfg, &mut Rng::new(8)).parameters());
-    }
-
-    #[test]
-    fn results_do_not_depend_on_earlier_calls() {
-        let cfg = config(Architecture::Circular, 7, 5, 9, 2);
-        let mut used = CircularNetwork::new(&cfg, &mut Rng::new(1));
-        let mut fresh = CircularNetwork::new(&cfg, &mut Rng::new(1));
-        crate::network::common::history::check_no_history(&mut used, &mut fresh, 7, 5);
-    }
 }

@@ -138,6 +138,9 @@ pub(crate) mod testing {
     use crate::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
     use crate::rng::Rng;
 
+    /// Every architecture, for tests that hold for all of them.
+    pub const ARCHITECTURES: [Architecture; 3] = [Architecture::Paper, Architecture::Mlp, Architecture::Circular];
+
     pub fn config(architecture: Architecture, length: usize, timesteps: usize, hidden: usize, layers: usize) -> ModelConfig {
         ModelConfig {
             length,
@@ -303,11 +306,10 @@ pub(crate) mod allocations {
     #[test]
     fn forward_and_backward_allocate_nothing_after_the_first_call() {
         use super::super::build_network;
-        use super::testing::{config, random_bits};
-        use crate::config::Architecture;
+        use super::testing::{config, random_bits, ARCHITECTURES};
         use crate::rng::Rng;
         assert_eq!(count_during(|| drop(std::hint::black_box(vec![1u8; 10]))), 1, "the counter counts");
-        for architecture in [Architecture::Paper, Architecture::Mlp, Architecture::Circular] {
+        for architecture in ARCHITECTURES {
             let cfg = config(architecture, 9, 40, 12, 2);
             let mut rng = Rng::new(3);
             let mut net = build_network(&cfg, &mut rng);

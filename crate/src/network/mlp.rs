@@ -236,21 +236,4 @@ mod tests {
         assert!((logits[0] - lambda).abs() < 1e-5 && (logits[1] + lambda).abs() < 1e-5);
         assert!(logits[4..].iter().all(|v| v.abs() < 1e-6), "c_T = 1: no evidence left");
     }
-
-    #[test]
-    fn init_is_deterministic() {
-        let cfg = config(Architecture::Mlp, 20, 100, 32, 2);
-        let a = MlpNetwork::new(&cfg, &mut Rng::new(9));
-        let b = MlpNetwork::new(&cfg, &mut Rng::new(9));
-        assert_eq!(a.parameters(), b.parameters());
-        assert_ne!(a.parameters(), MlpNetwork::new(&cfg, &mut Rng::new(8)).parameters());
-    }
-
-    #[test]
-    fn results_do_not_depend_on_earlier_calls() {
-        let cfg = config(Architecture::Mlp, 7, 5, 9, 2);
-        let mut used = MlpNetwork::new(&cfg, &mut Rng::new(1));
-        let mut fresh = MlpNetwork::new(&cfg, &mut Rng::new(1));
-        crate::network::common::history::check_no_history(&mut used, &mut fresh, 7, 5);
-    }
 }

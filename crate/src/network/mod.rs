@@ -50,3 +50,45 @@ pub fn build_network(config: &ModelConfig, rng: &mut Rng) -> Box<dyn ReverseNetw
         Architecture::Circular => Box::new(circular::CircularNetwork::new(config, rng)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::build_network;
+    use super::common::history::check_no_history;
+    use super::common::testing::{config, ARCHITECTURES};
+    use crate::rng::Rng;
+
+    #[test]
+    fn layout_tiles_the_parameters() {
+        for architecture in ARCHITECTURES {
+            let net = build_network(&config(architecture, 20, 100, 16, 2), &mut Rng::new(0));
+            let mut end = 0;
+            for g in net.layout() {
+                assert_eq!(g.offset, end, "{architecture:?} {}", g.name);
+                end += g.len();
+            }
+            assert_eq!(end, net.parameters().len(), "{architecture:?}");
+        }
+    }
+
+    #[test]
+    fn init_is_deterministic() {
+        for architecture in ARCHITECTURES {
+            let cfg = config(architecture, 20, 100, 16, 2);
+            let a = build_network(&cfg, &mut Rng::new(9));
+            let b = build_network(&cfg, &mut Rng::new(9));
+            assert_eq!(a.parameters(), b.parameters(), "{architecture:?}");
+            assert_ne!(a.parameters(), build_network(&cfg, &mut Rng::new(8)).parameters(), "{architecture:?}");
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_earlier_calls() {
+        for architecture in ARCHITECTURES {
+            let cfg = config(architecture, 7, 5, 9, 2);
+            let mut used = build_network(&cfg, &mut Rng::new(1));
+            let mut fresh = build_network(&cfg, &mut Rng::new(1));
+            check_no_history(&mut *used, &mut *fresh, 7, 5);
+        }
+    }
+}
