@@ -1,6 +1,7 @@
 // The browser-safe plot modules: bitmap font, bit grids and GIFs, chart specs, metrics parsing, report HTML.
 import { GifReader } from 'omggif';
 import { describe, expect, it } from 'vitest';
+import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { drawText, fontCharacters, glyphHeight, glyphWidth, textWidth } from '../src/plots/bitmap-font.js';
 import {
@@ -18,10 +19,13 @@ import {
 import {
   chartToSvg,
   evaluationPoints,
+  lossAxisCut,
   lossChartSpec,
+  type MetricRecord,
   movingAverage,
   parseMetricsJsonl,
   proportionsChartSpec,
+  quantile,
   thinIndices,
   wantsLogScale,
 } from '../src/plots/charts.js';
@@ -200,6 +204,47 @@ describe('chart helpers', () => {
     const expectedLast = run.metrics.slice(-window).reduce((a, r) => a + r.loss, 0) / window;
     expect(smooth.at(-1)!.bits).toBeCloseTo(expectedLast, 10);
     expect(() => compile(lossChartSpec(run.metrics))).not.toThrow();
+  });
+
+  it('cuts the loss axis so that the run after its initial drop fills the chart', async () => {
+    // a loss that starts ~20x above where it settles, with minibatch noise, and a bound every 500 steps
+    const records = Array.from({ length: 1500 }, (_, i) => {
+      const step = i + 1;
+      const record: MetricRecord = { step, loss: 2.5 + 45 * Math.exp(-step / 25) + 0.3 * Math.sin(step * 1.7) };
+      if (step % 500 === 0) Object.assign(record, { bound_bits: 2.45, bound_stderr: 0.05 });
+      return record;
+    });
+    const spec = lossChartSpec(records);
+    const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+    await view.runAsync();
+    const [low, high] = view.scale('y').domain() as [number, number];
+    view.finalize();
+    const late = records.filter((r) => r.step > 150).map((r) => r.loss); // after the first 10% of the run
+    const [lateMin, lateMax] = [Math.min(...late), Math.max(...late)];
+    // the y range is about that of the late losses (~2.2 to 2.9 bits), not up to the initial ~47 bits
+    expect(high).toBeGreaterThanOrEqual(lateMax);
+    expect(high).toBeLessThan(1.5 * lateMax);
+    expect(low).toBeLessThanOrEqual(lateMin);
+    expect(low).toBeGreaterThan(0.75 * lateMin);
+    // the cut is said, and the values above it are marked on the top edge
+    const { title, layer } = spec as unknown as { title: { subtitle: string[] }; layer: { data?: { values: { step: number; bits: number }[] } }[] };
+    expect(title.subtitle[1]).toMatch(/^y axis cut at 3\.\d\d bits, the range of the run after step 75; ▲ marks values above it \(up to 46\.0\)$/);
+    const marked = layer.at(-1)!.data!.values;
+    expect(marked.map((r) => r.step)).toEqual(records.filter((r) => r.loss > high).map((r) => r.step));
+    expect(marked.every((r) => r.bits === high)).toBe(true);
+  });
+
+  it('leaves the loss axis whole when the drop is the run (or there are few points)', () => {
+    const run = syntheticRun(600, 100); // decays over the whole run: 72 -> 12 bits
+    expect(lossAxisCut(run.metrics, evaluationPoints(run.metrics))).toBeUndefined();
+    const short = Array.from({ length: 15 }, (_, i) => ({ step: i + 1, loss: i === 0 ? 100 : 2 + (i % 3) }));
+    expect(lossAxisCut(short, [])).toBeUndefined();
+    const spec = lossChartSpec(run.metrics) as unknown as { title: { subtitle: unknown }; layer: unknown[] };
+    expect(typeof spec.title.subtitle).toBe('string');
+    expect(spec.layer.length).toBe(4);
+    expect(quantile([1, 2, 3, 5], 0.5)).toBe(2.5);
+    expect(quantile([1, 2, 3, 5], 1)).toBe(5);
+    expect(quantile([7], 0.99)).toBe(7);
   });
 
   it('thins a long run to at most ~1500 plotted loss points', () => {

@@ -94,6 +94,58 @@ export function wantsLogScale(values: readonly number[]): boolean {
   return Math.max(...finite) / Math.min(...finite) > 20;
 }
 
+/** The value below which a share q of the sorted values lies (linear interpolation between ranks). */
+export function quantile(sorted: readonly number[], q: number): number {
+  const at = (sorted.length - 1) * q;
+  const below = Math.floor(at);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below] + (sorted[above] - sorted[below]) * (at - below);
+}
+
+/** A y axis cut short so that the loss after its initial drop fills the chart. */
+export interface LossAxisCut {
+  /** The y domain [low, high] in bits. */
+  domain: [number, number];
+  /** The last step of the warm-up the range was not taken from. */
+  warmupEnd: number;
+  /** The largest value above the axis. */
+  highest: number;
+}
+
+/** The share of the run's steps (from the first logged one) left out when choosing the y range. */
+const lossWarmupShare = 0.05;
+
+/**
+ * Where to cut the loss chart's y axis, or undefined to show everything. After the first 5% of
+ * the steps, the range is from the 1% to the 99% quantile of the minibatch losses (and every
+ * bound ± s.e.), widened by 15% of itself each way. The axis is cut only if the values above it
+ * would otherwise take more than half of the chart's height (the initial loss is often 10-20
+ * times the final one and would squash the rest of the run into a flat line).
+ */
+export function lossAxisCut(logged: readonly MetricRecord[], bounds: readonly MetricRecord[]): LossAxisCut | undefined {
+  if (logged.length === 0) return undefined;
+  const first = logged[0].step;
+  const warmupEnd = first + lossWarmupShare * (logged.at(-1)!.step - first);
+  const late = logged.filter((r) => r.step > warmupEnd).map((r) => r.loss);
+  if (late.length < 20) return undefined; // too few points to tell noise from the trend
+  late.sort((a, b) => a - b);
+  let low = quantile(late, 0.01);
+  let high = quantile(late, 0.99);
+  for (const r of bounds) {
+    if (r.step <= warmupEnd) continue;
+    const stderr = isFiniteNumber(r.bound_stderr) ? r.bound_stderr : 0;
+    low = Math.min(low, r.bound_bits! - stderr);
+    high = Math.max(high, r.bound_bits! + stderr);
+  }
+  const pad = 0.15 * (high - low || Math.abs(high) || 1);
+  const domain: [number, number] = [low >= 0 ? Math.max(0, low - pad) : low - pad, high + pad];
+  let highest = -Infinity; // (a loop: a long run has too many values to spread into Math.max)
+  for (const r of logged) highest = Math.max(highest, r.loss);
+  for (const r of bounds) highest = Math.max(highest, r.bound_bits! + (isFiniteNumber(r.bound_stderr) ? r.bound_stderr : 0));
+  if (highest - domain[0] <= 2 * (domain[1] - domain[0])) return undefined;
+  return { domain, warmupEnd: Math.floor(warmupEnd), highest };
+}
+
 const lossSeries = {
   raw: 'training loss (minibatch)',
   smooth: 'training loss (moving average)',
@@ -118,8 +170,11 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
     const stderr = isFiniteNumber(r.bound_stderr) ? r.bound_stderr : 0;
     rows.push({ step: r.step, bits: r.bound_bits!, series: lossSeries.bound, low: r.bound_bits! - stderr, high: r.bound_bits! + stderr });
   }
-  const logY = wantsLogScale(rows.map((r) => r.bits));
+  const cut = lossAxisCut(logged, bounds);
+  const logY = !cut && wantsLogScale(rows.map((r) => r.bits));
   if (logY) for (const r of rows) if (r.low !== undefined) r.low = Math.max(r.low, r.bits / 10); // keep bars on the log axis
+  // Values above a cut axis: a mark on the top edge at their step.
+  const above = cut ? rows.filter((r) => r.series !== lossSeries.smooth && (r.high ?? r.bits) > cut.domain[1]).map((r) => ({ step: r.step, bits: cut.domain[1] })) : [];
 
   const domain = [lossSeries.raw, lossSeries.smooth, lossSeries.bound];
   const colour = {
@@ -133,32 +188,36 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
     field: 'bits',
     type: 'quantitative',
     title: `bits per sequence${logY ? ' (log scale)' : ''}`,
-    scale: logY ? { type: 'log' } : { zero: false },
+    scale: cut ? { domain: cut.domain, nice: false } : logY ? { type: 'log' } : { zero: false },
   } as const;
   const only = (series: string) => [{ filter: { field: 'series', equal: series } }];
   const final = bounds.at(-1);
   const subtitle = final
     ? `final bound ${final.bound_bits!.toFixed(2)} bits/sequence at step ${final.step}; the training loss is a noisy estimate of the same bound`
     : 'training loss per minibatch (an estimate of the bound on the negative log-likelihood)';
+  const cutNote = cut && `y axis cut at ${formatBits(cut.domain[1])} bits, the range of the run after step ${cut.warmupEnd}; ▲ marks values above it (up to ${formatBits(cut.highest)})`;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Training loss and evaluated bound', subtitle },
+    title: { text: 'Training loss and evaluated bound', subtitle: cutNote ? [subtitle, cutNote] : subtitle },
     width: size.width ?? 560,
     height: size.height ?? 300,
     data: { values: rows },
     layer: [
-      { transform: only(lossSeries.raw), mark: { type: 'line', strokeWidth: 0.8, opacity: 0.6 }, encoding: { x, y, color: colour } },
-      { transform: only(lossSeries.smooth), mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, color: colour } },
+      { transform: only(lossSeries.raw), mark: { type: 'line', strokeWidth: 0.8, strokeOpacity: 0.6, clip: true }, encoding: { x, y, color: colour } },
+      { transform: only(lossSeries.smooth), mark: { type: 'line', strokeWidth: 2, clip: true }, encoding: { x, y, color: colour } },
       {
         transform: only(lossSeries.bound),
-        mark: { type: 'rule', strokeWidth: 1.5 },
+        mark: { type: 'rule', strokeWidth: 1.5, clip: true },
         encoding: { x, y: { ...y, field: 'low' }, y2: { field: 'high' }, color: colour },
       },
       {
         transform: only(lossSeries.bound),
-        mark: { type: 'line', point: { filled: true, size: 36 }, strokeWidth: 1.5 },
+        mark: { type: 'line', point: { filled: true, size: 36 }, strokeWidth: 1.5, clip: true },
         encoding: { x, y, color: colour },
       },
+      ...(above.length > 0
+        ? [{ data: { values: above }, mark: { type: 'point', shape: 'triangle-up', filled: true, size: 30, color: chartColours.grey, yOffset: 4 }, encoding: { x, y } }]
+        : []),
     ],
     config: baseConfig,
   } as TopLevelSpec;
@@ -225,6 +284,11 @@ export async function chartToSvg(spec: TopLevelSpec): Promise<string> {
   } finally {
     view.finalize();
   }
+}
+
+/** Bits for a chart note: 3 significant digits. */
+function formatBits(bits: number): string {
+  return bits.toPrecision(3);
 }
 
 function isFiniteNumber(value: unknown): value is number {
