@@ -263,14 +263,7 @@ export class DiffusionModel {
   sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
     const samples = core('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
-    const frames: SampleResult['frames'] = [];
-    if (recordEvery > 0) {
-      const all = this.core.lastFrames();
-      const times = this.core.lastFrameTimes();
-      const size = n * this.length;
-      times.forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
-    }
-    return { samples, frames };
+    return { samples, frames: recordEvery > 0 ? this.recordedFrames(n) : [] };
   }
 
   /** Completions first..first+n of `inpaint(pattern, first + n, opts)`. */
@@ -296,14 +289,16 @@ export class DiffusionModel {
   sample(n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
     const samples = core('sampling', () => this.core.sample(n, toSeed(opts.seed ?? 0), recordEvery));
+    return { samples, frames: recordEvery > 0 ? this.recordedFrames(n) : [] };
+  }
+
+  /** The frames the last sampling call recorded, for its n sequences (the core keeps them frame-major). */
+  private recordedFrames(n: number): SampleResult['frames'] {
+    const all = this.core.lastFrames();
+    const size = n * this.length;
     const frames: SampleResult['frames'] = [];
-    if (recordEvery > 0) {
-      const all = this.core.lastFrames();
-      const times = this.core.lastFrameTimes();
-      const size = n * this.length;
-      times.forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
-    }
-    return { samples, frames };
+    this.core.lastFrameTimes().forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
+    return frames;
   }
 
   /**
