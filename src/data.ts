@@ -178,3 +178,32 @@ export function sampleProportions(samples: string[], trainSet: Set<string>, data
     distinct: new Set(samples).size,
   };
 }
+
+/** Data sets with at most this many distinct sequences get a per-sequence breakdown. */
+export const PER_SEQUENCE_MAX = 32;
+
+export interface SequenceBreakdown {
+  sequence: string;
+  /** Mean Monte-Carlo bound over the data rows equal to this sequence, bits. */
+  bound_bits: number;
+  /** Share of the samples equal to this sequence. */
+  share: number;
+}
+
+/**
+ * For a small data set (the heartbeat's phases, a held-out phase): each distinct data sequence with
+ * its bound and the share of samples that are it — how evenly the model covers the data.
+ * Undefined when there are more than PER_SEQUENCE_MAX distinct sequences.
+ */
+export function perSequenceBreakdown(dataLines: string[], boundPerSequence: ArrayLike<number>, samples: string[]): SequenceBreakdown[] | undefined {
+  const rowsOf = new Map<string, number[]>();
+  dataLines.forEach((line, row) => rowsOf.set(line, [...(rowsOf.get(line) ?? []), row]));
+  if (rowsOf.size > PER_SEQUENCE_MAX) return undefined;
+  const sampleCounts = new Map<string, number>();
+  for (const sample of samples) sampleCounts.set(sample, (sampleCounts.get(sample) ?? 0) + 1);
+  return [...rowsOf].map(([sequence, rows]) => ({
+    sequence,
+    bound_bits: rows.reduce((sum, row) => sum + boundPerSequence[row], 0) / rows.length,
+    share: (sampleCounts.get(sequence) ?? 0) / Math.max(samples.length, 1),
+  }));
+}

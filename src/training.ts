@@ -82,6 +82,8 @@ export interface Evaluation extends SampleProportions {
   samples: number;
   /** The samples, as strings of '0'/'1'. */
   sampleLines: string[];
+  /** The bound of each data row, bits (same order as the data). */
+  boundPerSequence: Float64Array;
 }
 
 /** One line of metrics.jsonl. Evaluation points add the bound, the sample proportions and the grid. */
@@ -266,6 +268,7 @@ function evaluationOf(length: number, bound: BoundEvaluation, samples: Uint8Arra
     samples: options.samples,
     ...sampleProportions(sampleLines, options.trainSet, options.dataSet),
     sampleLines,
+    boundPerSequence: bound.perSequence,
   };
 }
 

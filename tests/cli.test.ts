@@ -220,6 +220,14 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(result).toMatchObject({ n_data: 5, samples: 20, bound_repeats: 2 });
     expect(result.prop_train + result.prop_data + result.prop_other).toBeCloseTo(1, 9);
     expect(result.exact_nll_bits).toBeUndefined();
+    // the five phases, each with its bound and share of the samples; their bounds average to the bound
+    expect(result.per_sequence.map((entry: { sequence: string }) => entry.sequence)).toEqual(
+      [0, 1, 2, 3, 4].map((phase) => Array.from({ length: 20 }, (_, i) => (i % 5 === phase ? '1' : '0')).join('')),
+    );
+    const perSequence: { bound_bits: number; share: number }[] = result.per_sequence;
+    expect(perSequence.reduce((s, entry) => s + entry.bound_bits, 0) / 5).toBeCloseTo(result.bound_bits, 9);
+    expect(perSequence.reduce((s, entry) => s + entry.share, 0)).toBeCloseTo(result.prop_train + result.prop_data, 9);
+    expect(table.stdout).toMatch(/^ {2}10000100001000010000\s+\d+\.\d% +\d+\.\d{3} bits$/m);
     expectUserError(cli(work, ['evaluate', model, '--exact']), /^error: --exact needs sequences of at most 12 bits .* this model's have 20$/);
 
     // a short-sequence model: exact NLL, and the bound is not below it (up to Monte-Carlo error)

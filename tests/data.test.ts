@@ -10,6 +10,8 @@ import {
   heartbeatSequence,
   isHeartbeat,
   parseSequences,
+  perSequenceBreakdown,
+  PER_SEQUENCE_MAX,
   rowStrings,
   sampleProportions,
   sequenceSet,
@@ -108,5 +110,24 @@ describe('sample proportions', () => {
     const result = sampleProportions(['00', '00', '01', '10', '11', '11', '10', '00'], train, data);
     expect(result).toEqual({ prop_train: 4 / 8, prop_data: 2 / 8, prop_other: 2 / 8, distinct: 4 });
     expect(sampleProportions([], train, data)).toEqual({ prop_train: 0, prop_data: 0, prop_other: 0, distinct: 0 });
+  });
+});
+
+describe('per-sequence breakdown', () => {
+  it('gives each distinct data sequence its mean bound over its rows and its share of the samples', () => {
+    const data = ['01', '10', '01'];
+    const bounds = [1.0, 4.0, 2.0];
+    const samples = ['01', '11', '01', '10', '01', '00', '01', '01'];
+    expect(perSequenceBreakdown(data, bounds, samples)).toEqual([
+      { sequence: '01', bound_bits: 1.5, share: 5 / 8 },
+      { sequence: '10', bound_bits: 4.0, share: 1 / 8 },
+    ]);
+    expect(perSequenceBreakdown(['1'], [3], [])).toEqual([{ sequence: '1', bound_bits: 3, share: 0 }]);
+  });
+
+  it('is left out for data with more than PER_SEQUENCE_MAX distinct sequences', () => {
+    const many = Array.from({ length: PER_SEQUENCE_MAX + 1 }, (_, k) => k.toString(2).padStart(8, '0'));
+    expect(perSequenceBreakdown(many, many.map(() => 1), [])).toBeUndefined();
+    expect(perSequenceBreakdown(many.slice(1), many.slice(1).map(() => 1), [])).toHaveLength(PER_SEQUENCE_MAX);
   });
 });

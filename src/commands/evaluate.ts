@@ -4,6 +4,7 @@
  * --exact the exact NLL (L <= 12).
  */
 import type { Argv, CommandModule } from 'yargs';
+import { perSequenceBreakdown, rowStrings } from '../data.js';
 import { UserError } from '../errors.js';
 import { evaluateModel, evaluateModelAsync } from '../training.js';
 import type { CommandContext } from './io.js';
@@ -87,7 +88,8 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       await pool?.close();
     }
     const exact = args.exact ? model.exactNll(data.data.bits).meanBits : undefined;
-    const { sampleLines, ...numbers } = evaluation;
+    const { sampleLines, boundPerSequence, ...numbers } = evaluation;
+    const perSequence = perSequenceBreakdown(rowStrings(data.data), boundPerSequence, sampleLines);
     const result = {
       checkpoint: args.checkpoint,
       step: model.step,
@@ -95,6 +97,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       train: train.source,
       ...numbers,
       ...(exact !== undefined ? { exact_nll_bits: exact } : {}),
+      ...(perSequence ? { per_sequence: perSequence } : {}),
       seed,
       examples: sampleLines.slice(0, 10),
     };
@@ -115,6 +118,10 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       ['  only in data', percent(evaluation.prop_data)],
       ['  other', percent(evaluation.prop_other)],
     );
+    if (perSequence) {
+      rows.push(['per data sequence', 'share of samples, bound']);
+      for (const { sequence, share, bound_bits } of perSequence) rows.push([`  ${sequence}`, `${percent(share).padStart(6)}  ${bound_bits.toFixed(3)} bits`]);
+    }
     const width = Math.max(...rows.map(([key]) => key.length));
     for (const [key, value] of rows) io.print(`${key.padEnd(width)}  ${value}`);
   } finally {
