@@ -78,7 +78,7 @@ describe('config', () => {
     const epochs = resolveYaml('training:\n  epochs: 2.5\n');
     expect(epochs.training.epochs).toBe(2.5);
     expect(epochs.training.steps).toBeNull();
-    expect(totalSteps(epochs.training, 100)).toBe(Math.ceil((2.5 * 100) / 64));
+    expect(totalSteps(epochs.training, 1000)).toBe(Math.ceil((2.5 * 1000) / epochs.training.batch_size));
     const flagSteps = resolveConfig([yamlLayer('training:\n  epochs: 3\n'), flagsLayer({ steps: 7 })]).config.training;
     expect(flagSteps).toMatchObject({ steps: 7, epochs: null });
     expect(totalSteps(flagSteps, 100)).toBe(7);
@@ -144,6 +144,8 @@ describe('config', () => {
     expect(flagError({ lr: Number.NaN })).toBe('--lr: expected a number, got something that is not a number');
     expect(flagError({ T: 1.5 })).toBe('--T: expected an integer, got 1.5');
     expect(flagError({ arch: 'cnn' })).toBe('--arch: expected one of mlp, paper, circular, got the text "cnn"');
+    expect(flagError({ hidden: 0 })).toBe('--hidden: out of range: must be >= 1 and <= 4096, got 0');
+    expect(resolveConfig([flagsLayer({ hidden: 32, arch: 'circular' })]).config.model).toMatchObject({ hidden: 32, architecture: 'circular' });
     expect(flagError({ seed: -3 })).toBe('--seed: out of range: must be >= 0 and <= 4294967295, got -3');
     expect(flagsLayer({ lr: [0.1, 0.2] }).leaves.get('training.lr')!.value).toBe(0.2);
   });
@@ -180,7 +182,7 @@ describe('config', () => {
       weight_decay: 0,
       clip_norm: 1,
       ema_decay: 0.995,
-      objective: 'sampled',
+      objective: 'importance',
     });
   });
 });
