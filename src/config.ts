@@ -46,6 +46,7 @@ export interface TrainingSection {
   objective: Objective;
   eval_every: number;
   eval_repeats: number;
+  eval_sequences: number;
   eval_samples: number;
   checkpoint_every: number;
   log_every: number;
@@ -121,6 +122,7 @@ export const DEFAULTS: RunConfig = {
     objective: 'importance',
     eval_every: 1000,
     eval_repeats: 16,
+    eval_sequences: 16,
     eval_samples: 100,
     checkpoint_every: 1000,
     log_every: 10,
@@ -181,6 +183,7 @@ const SCHEMA = section({
     objective: oneOf('sampled', 'importance', 'full'),
     eval_every: int(0, 1e9),
     eval_repeats: int(1, 10_000),
+    eval_sequences: int(0, 1e9),
     eval_samples: int(1, 1_000_000),
     checkpoint_every: int(0, 1e9),
     log_every: int(1, 1e9),

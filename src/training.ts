@@ -51,6 +51,8 @@ export interface LoopSettings {
   /** 0: evaluate only at the last step. */
   evalEvery: number;
   evalRepeats: number;
+  /** At most this many validation sequences (a fixed subset) for the bound; 0: all of them. */
+  evalSequences: number;
   evalSamples: number;
   /** Sequences in the fixed-noise sample grid recorded at every evaluation. */
   gridSize: number;
@@ -231,6 +233,27 @@ export class BatchSampler {
 
 // ---- evaluation ---------------------------------------------------------------------------------
 
+/**
+ * The validation sequences a run's evaluations use for the bound: all of them, or `max` rows drawn
+ * without replacement by the run's seed (in their original order) — the same rows at every
+ * evaluation, so successive bounds (and early stopping) compare like with like, and an evaluation
+ * costs the same however large the validation file is.
+ */
+export function evaluationSubset(data: Sequences, max: number, seed: number): Sequences {
+  if (max <= 0 || data.rows <= max) return data;
+  const order = Array.from({ length: data.rows }, (_, i) => i);
+  const below = uniformIntegers(deriveSeed(seed, 3));
+  // Partial Fisher–Yates: the first `max` positions become a uniform sample without replacement.
+  for (let i = 0; i < max; i++) {
+    const j = i + below(data.rows - i);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const rows = order.slice(0, max).sort((a, b) => a - b);
+  const bits = new Uint8Array(max * data.length);
+  rows.forEach((row, k) => bits.set(data.bits.subarray(row * data.length, (row + 1) * data.length), k * data.length));
+  return { length: data.length, rows: max, bits };
+}
+
 export interface EvaluationOptions {
   data: Sequences;
   trainSet: Set<string>;
@@ -338,10 +361,11 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
     lastCheckpointStep = state.step;
   };
 
+  const boundData = evaluationSubset(data.val, settings.evalSequences, settings.seed);
   const evaluate = async (): Promise<Evaluation> => {
     const started = now();
     const evaluation = await evaluateModelAsync(model, {
-      data: data.val,
+      data: boundData,
       trainSet: data.trainSet,
       dataSet: data.valSet,
       repeats: settings.evalRepeats,

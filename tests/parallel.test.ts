@@ -189,7 +189,7 @@ describe('data-parallel training', () => {
     const outcome = await runTraining({
       model: p,
       data: { train: data.train, val: data.val, trainSet: sequenceSet(data.train), valSet: sequenceSet(data.val) },
-      settings: { totalSteps: 6, batchSize: 8, seed: 3, logEvery: 2, evalEvery: 3, evalRepeats: 2, evalSamples: 5, gridSize: 4, checkpointEvery: 0, earlyStopping: 0 },
+      settings: { totalSteps: 6, batchSize: 8, seed: 3, logEvery: 2, evalEvery: 3, evalRepeats: 2, evalSequences: 0, evalSamples: 5, gridSize: 4, checkpointEvery: 0, earlyStopping: 0 },
       now: () => (clock += 1),
       stepFunction: (batch) => p.trainStep(batch),
       yieldToEventLoop: async () => {},

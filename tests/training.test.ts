@@ -6,6 +6,7 @@ import { fromStrings, heartbeatData, sequenceSet } from '../src/data.js';
 import {
   BatchSampler,
   epochPermutation,
+  evaluationSubset,
   runTraining,
   type CheckpointReason,
   type LoopSettings,
@@ -58,6 +59,7 @@ const settings = (overrides: Partial<LoopSettings> = {}): LoopSettings => ({
   logEvery: 3,
   evalEvery: 8,
   evalRepeats: 1,
+  evalSequences: 0,
   evalSamples: 6,
   gridSize: 4,
   checkpointEvery: 5,
@@ -87,6 +89,28 @@ describe('batch order', () => {
     expect(sampler.epochAfter(7)).toBe(3);
   });
 
+  it('evaluations use a fixed seeded subset of the validation rows, in their order, or all of them', () => {
+    const lines = Array.from({ length: 50 }, (_, i) => i.toString(2).padStart(6, '0'));
+    const val = fromStrings(lines);
+    expect(evaluationSubset(val, 0, 1)).toBe(val);
+    expect(evaluationSubset(val, 50, 1)).toBe(val);
+    const subset = evaluationSubset(val, 10, 1);
+    expect(subset.rows).toBe(10);
+    const picked = Array.from({ length: 10 }, (_, row) => parseInt(Array.from(subset.bits.subarray(row * 6, row * 6 + 6)).join(''), 2));
+    expect(new Set(picked).size).toBe(10); // without replacement
+    expect([...picked].sort((a, b) => a - b)).toEqual(picked); // original order
+    expect(evaluationSubset(val, 10, 1)).toEqual(subset); // the same at every evaluation
+    expect(evaluationSubset(val, 10, 2)).not.toEqual(subset); // another seed, another subset
+    // every row is reachable: over many seeds, each is picked about 10/50 of the time
+    const counts = new Array(50).fill(0);
+    for (let seed = 0; seed < 500; seed++) {
+      const s = evaluationSubset(val, 10, seed);
+      for (let row = 0; row < 10; row++) counts[parseInt(Array.from(s.bits.subarray(row * 6, row * 6 + 6)).join(''), 2)]++;
+    }
+    for (const c of counts) expect(c).toBeGreaterThan(60); // expected 100, sd about 9
+    for (const c of counts) expect(c).toBeLessThan(140);
+  });
+
   it('a larger batch than the data wraps into the next epoch', () => {
     const sampler = new BatchSampler(fromStrings(['0', '1']), 5, 1);
     expect(sampler.rows(0).length).toBe(5);
@@ -95,6 +119,15 @@ describe('batch order', () => {
 });
 
 describe('training loop', () => {
+  it('evaluates the bound on at most evalSequences validation rows', async () => {
+    const wide: TrainingData = { ...data, val: heartbeat.train, valSet: sequenceSet(heartbeat.train) }; // 12 rows
+    for (const [evalSequences, rows] of [[0, 12], [5, 5], [40, 12]]) {
+      const outcome = await runTraining({ model: new FakeModel(10), data: wide, settings: settings({ evalSequences }), now, yieldToEventLoop: noYield });
+      expect(outcome.lastEvaluation!.evaluation.n_data).toBe(rows);
+      expect(outcome.lastEvaluation!.evaluation.boundPerSequence).toHaveLength(rows);
+    }
+  });
+
   it('records, evaluates and checkpoints on schedule, with the loss averaged over each window', async () => {
     const model = new FakeModel(10);
     const records: MetricsRecord[] = [];

@@ -210,6 +210,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
         logEvery: runConfig.training.log_every,
         evalEvery: runConfig.training.eval_every,
         evalRepeats: runConfig.training.eval_repeats,
+        evalSequences: runConfig.training.eval_sequences,
         evalSamples: runConfig.training.eval_samples,
         gridSize: GRID_SIZE,
         checkpointEvery: 0,

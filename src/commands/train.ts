@@ -281,6 +281,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
         logEvery: config.training.log_every,
         evalEvery: config.training.eval_every,
         evalRepeats: config.training.eval_repeats,
+        evalSequences: config.training.eval_sequences,
         evalSamples: config.training.eval_samples,
         gridSize: GRID_SIZE,
         checkpointEvery: config.training.checkpoint_every,
@@ -361,7 +362,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
       io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
     }
-    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${count(final.evaluation.n_data, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`);
+    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`);
     io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
   }
   if (outcome.stopped === 'early_stopping') {
