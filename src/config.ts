@@ -120,13 +120,13 @@ export const DEFAULTS: RunConfig = {
     clip_norm: 1,
     ema_decay: 0.995,
     objective: 'importance',
-    eval_every: 1000,
-    eval_repeats: 16,
+    eval_every: 250,
+    eval_repeats: 8,
     eval_sequences: 16,
-    eval_samples: 100,
+    eval_samples: 64,
     checkpoint_every: 1000,
     log_every: 10,
-    early_stopping: 0,
+    early_stopping: 5,
     seed: 0,
   },
   data: {
@@ -323,6 +323,7 @@ export const FLAG_KEYS: Record<string, string> = {
   seed: 'training.seed',
   'checkpoint-every': 'training.checkpoint_every',
   'eval-every': 'training.eval_every',
+  'early-stopping': 'training.early_stopping',
   objective: 'training.objective',
   data: 'data.train',
   val: 'data.val',
@@ -497,8 +498,11 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
     }
     data.heartbeat = heartbeat;
   }
+  // Early stopping is on by default; without evaluations (eval_every 0) it has nothing to act on:
+  // the default is turned off (so the stored config says what ran), an explicit request is an error.
   if (training.early_stopping > 0 && training.eval_every === 0) {
-    throw located(origin('training.early_stopping'), 'training.early_stopping', 'early stopping needs evaluations: set training.eval_every > 0');
+    if (origin('training.early_stopping') === 'default') training.early_stopping = 0;
+    else throw located(origin('training.early_stopping'), 'training.early_stopping', 'early stopping needs evaluations: set training.eval_every > 0');
   }
   return { config: { model, training, data }, origin };
 }

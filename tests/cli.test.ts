@@ -80,7 +80,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     work = mkdtempSync(join(tmpdir(), 'bd-cli-'));
     writeFileSync(
       join(work, 'tiny.yaml'),
-      'model:\n  hidden: 16\n  layers: 1\n  time_embedding: 8\ntraining:\n  eval_samples: 20\n  eval_every: 20\n  checkpoint_every: 20\n  log_every: 5\n  warmup_steps: 5\n',
+      'model:\n  hidden: 16\n  layers: 1\n  time_embedding: 8\ntraining:\n  eval_samples: 20\n  eval_every: 20\n  checkpoint_every: 20\n  log_every: 5\n  warmup_steps: 5\n  early_stopping: 0\n',
     );
   });
 

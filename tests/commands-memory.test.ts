@@ -74,7 +74,7 @@ describe('commands on in-memory files', () => {
 
   it.skipIf(modelMissing.length > 0)('train, generate and evaluate run in memory', async () => {
     const io = new MemoryIo({ files: { 'train.txt': '1010\n0101\n' } });
-    const args = ['train', '--data', 'train.txt', '--T', '6', '--steps', '12', '--batch-size', '4', '--eval-every', '6', '--checkpoint-every', '6', '--name', 'm', '--no-plots'];
+    const args = ['train', '--data', 'train.txt', '--T', '6', '--steps', '12', '--batch-size', '4', '--eval-every', '6', '--early-stopping', '0', '--checkpoint-every', '6', '--name', 'm', '--no-plots'];
     expect(await runCli(yargs, args, io)).toBe(0);
     expect(io.output.at(-1)).toBe('run: results/m');
     const files = [...io.files.keys()].filter((path) => path.startsWith('/results/m/')).sort();

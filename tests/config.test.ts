@@ -118,6 +118,8 @@ describe('config', () => {
     expect(yamlError('training:\n  early_stopping: 3\n  eval_every: 0\n')).toBe(
       'run.yaml:2: training.early_stopping: early stopping needs evaluations: set training.eval_every > 0',
     );
+    // the default early stopping just has nothing to act on without evaluations
+    expect(resolveYaml('training:\n  eval_every: 0\n').training).toMatchObject({ eval_every: 0, early_stopping: 0 });
   });
 
   it('reports YAML syntax errors and duplicate keys with their line', () => {

@@ -45,6 +45,7 @@ interface TrainArgs {
   hidden?: number;
   'checkpoint-every'?: number;
   'eval-every'?: number;
+  'early-stopping'?: number;
   objective?: string;
   quiet: boolean;
   plots: boolean;
@@ -77,6 +78,7 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('hidden', { type: 'number', describe: 'hidden width (mlp, paper) or channels per position (circular)', defaultDescription: String(d.model.hidden) })
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
+    .option('early-stopping', { type: 'number', describe: 'stop after N evaluations without a better validation bound, keeping the best model (0: off)', defaultDescription: String(d.training.early_stopping) })
     .option('checkpoint-every', { type: 'number', describe: 'checkpoint every N steps (0: at the end only)', defaultDescription: String(d.training.checkpoint_every) })
     .option('workers', { type: 'number', describe: 'workers sharing every step, data-parallel (1: this thread only)', defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })

@@ -1,0 +1,241 @@
+#!/usr/bin/env node
+/**
+ * Model quality (issue 6): `npm run bench:quality` trains and evaluates models through the real CLI
+ * (bin/bernoulli-diffusion.js on the built dist/ and pkg/), prints a table and writes
+ * bench/quality.json. Every number comes from this run; every row records the commands that made it,
+ * so any row can be checked by hand with `bernoulli-diffusion evaluate`.
+ *
+ *   npm run bench:quality                      all groups (about 15 minutes on a 2-core machine)
+ *   npm run bench:quality -- --only default,t100   (other groups' rows in bench/quality.json are kept)
+ *   npm run bench:quality -- --quick           a smoke run: few steps and repeats (not the figures)
+ *
+ * Groups (the targets of issue 6):
+ * - default:    `train` with nothing else (T = 2000): the bound over the 5 phases, 10,000 samples:
+ *               share of valid heartbeats and of each phase; training wall time.
+ * - t100:       the same with --T 100.
+ * - holdout:    `data heartbeat --holdout 1`, trained on 4 phases, evaluated on the 5th: the share of
+ *               samples that are the unseen phase and the bound on it; circular vs the default mlp.
+ * - rules:      the rule-based data sets of bench/datasets.js with the default config: the bound on
+ *               val, the share of samples obeying the rule, and obeying it without being in train.
+ * - estimators: the full sum over t, sampled t and importance-sampled t, for the mlp and the
+ *               circular network, each at its own batch size and steps (T = 2000).
+ * Bounds are in bits per sequence, ± one Monte-Carlo standard error (the core's `evaluate`).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ruleDatasets, scoreSamples, writeDataset } from './datasets.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'bin', 'bernoulli-diffusion.js');
+const GROUPS = ['default', 't100', 'holdout', 'rules', 'estimators'];
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const onlyIndex = argv.indexOf('--only');
+const only = onlyIndex >= 0 ? argv[onlyIndex + 1].split(',') : GROUPS;
+for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group "${group}" (groups: ${GROUPS.join(', ')})`);
+const work = mkdtempSync(join(tmpdir(), 'bd-quality-'));
+
+/** Quick runs: steps / 20 (at least 20), so the whole pipeline runs in a minute or two. */
+const steps = (n) => String(quick ? Math.max(20, Math.round(n / 20)) : n);
+/** Evaluation sizes (quick: small). */
+const size = (n, small) => String(quick ? small : n);
+
+/** Runs the CLI in the work folder; returns stdout. A failure stops the benchmark with its stderr. */
+function cli(args) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: work, encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (result.status !== 0) throw new Error(`bernoulli-diffusion ${args.join(' ')} failed (${result.status}):\n${result.stderr}`);
+  return result.stdout;
+}
+
+/** How a command reads for a person (paths inside the work folder shown relative to it). */
+const shown = (args) => `bernoulli-diffusion ${args.join(' ')}`;
+
+/** Trains a run named `name` (quietly, no pictures), returns its model path, wall and training seconds. */
+function train(name, args) {
+  const full = ['train', ...args, '--name', name, '--quiet', '--no-plots'];
+  const start = performance.now();
+  cli(full);
+  const wallSeconds = (performance.now() - start) / 1000;
+  const results = JSON.parse(readFileSync(join(work, 'results', name, 'results.json'), 'utf8'));
+  return { model: `results/${name}/model.safetensors`, command: shown([...full]), wallSeconds, trainSeconds: results.timings.train_seconds };
+}
+
+function evaluate(model, args) {
+  const full = ['evaluate', model, ...args, '--json'];
+  return { result: JSON.parse(cli(full)), command: shown(full) };
+}
+
+function generate(model, n) {
+  const full = ['generate', model, '--n', String(n), '--seed', '1', '--json'];
+  return { samples: JSON.parse(cli(full)), command: shown(full) };
+}
+
+const rows = [];
+/** One table row: its numbers, the targets it is held to (met or not), and the commands. */
+function record(group, label, metrics, targets, commands) {
+  const row = { group, label, measured: new Date().toISOString(), ...metrics, targets: targets.map(([name, met]) => ({ name, met })), commands };
+  rows.push(row);
+  const marks = row.targets.map((t) => `${t.met ? 'met' : 'NOT met'}: ${t.name}`).join('; ');
+  console.log(`[${group}] ${label}: ${describe(metrics)}${marks ? `  — ${marks}` : ''}`);
+}
+
+const fixed = (value, digits) => (typeof value === 'number' ? value.toFixed(digits) : String(value));
+const pct = (share) => `${(100 * share).toFixed(1)}%`;
+function describe(m) {
+  const parts = [`bound ${fixed(m.bound_bits, 4)} ± ${fixed(m.bound_stderr, 4)}`];
+  if (m.valid_share !== undefined) parts.push(`valid ${pct(m.valid_share)}`);
+  if (m.phase_share_min !== undefined) parts.push(`phases ${pct(m.phase_share_min)}–${pct(m.phase_share_max)}`);
+  if (m.unseen_share !== undefined) parts.push(`unseen phase ${pct(m.unseen_share)}`);
+  if (m.rule_share !== undefined) parts.push(`rule ${pct(m.rule_share)}, novel ${pct(m.novel_rule_share)}`);
+  if (m.train_seconds !== undefined) parts.push(`train ${fixed(m.train_seconds, 1)} s`);
+  return parts.join(', ');
+}
+
+/** Bound, valid share and per-phase shares for a run evaluated on all 5 heartbeat phases. */
+function heartbeatMetrics(evaluation) {
+  const shares = evaluation.per_sequence.map((entry) => entry.share);
+  return {
+    bound_bits: evaluation.bound_bits,
+    bound_stderr: evaluation.bound_stderr,
+    bound_repeats: evaluation.bound_repeats,
+    samples: evaluation.samples,
+    valid_share: evaluation.prop_train + evaluation.prop_data,
+    phase_share_min: Math.min(...shares),
+    phase_share_max: Math.max(...shares),
+  };
+}
+
+// ---- target 1: the default command -------------------------------------------------------------
+if (only.includes('default')) {
+  const run = train('default', []);
+  const ev = evaluate(run.model, ['--repeats', size(200, 8), '--samples', size(10000, 500)]);
+  const m = { ...heartbeatMetrics(ev.result), train_seconds: run.trainSeconds, wall_seconds: run.wallSeconds };
+  record('default', 'train (defaults, T = 2000)', m, [
+    ['bound <= 2.35', m.bound_bits <= 2.35],
+    ['stderr <= 0.005', m.bound_stderr <= 0.005],
+    ['valid >= 99.5%', m.valid_share >= 0.995],
+    ['each phase 20% ± 2%', m.phase_share_min >= 0.18 && m.phase_share_max <= 0.22],
+    ['training <= 60 s', m.train_seconds <= 60],
+  ], [run.command, ev.command]);
+}
+
+// ---- target 2: T = 100 -------------------------------------------------------------------------
+if (only.includes('t100')) {
+  const run = train('t100', ['--T', '100', '--steps', steps(4000)]);
+  const ev = evaluate(run.model, ['--repeats', size(400, 8), '--samples', size(2000, 200)]);
+  const m = { ...heartbeatMetrics(ev.result), train_seconds: run.trainSeconds };
+  record('t100', 'train --T 100', m, [['bound <= 2.40', m.bound_bits <= 2.4]], [run.command, ev.command]);
+}
+
+// ---- target 3: the held-out phase --------------------------------------------------------------
+if (only.includes('holdout')) {
+  const dataCommand = ['data', 'heartbeat', '--holdout', '1', '--out', 'holdout'];
+  cli(dataCommand);
+  const data = ['--data', 'holdout/train.txt', '--val', 'holdout/val.txt'];
+  for (const [name, label, args] of [
+    ['holdout-circular', 'circular, C = 32', ['--arch', 'circular', '--hidden', '32', '--batch-size', '64', '--steps', steps(3000)]],
+    ['holdout-mlp', 'mlp (the default; for contrast)', ['--steps', steps(4000)]],
+  ]) {
+    const run = train(name, [...data, ...args]);
+    const ev = evaluate(run.model, ['--data', 'holdout/val.txt', '--repeats', size(100, 8), '--samples', size(2000, 200)]);
+    const m = {
+      bound_bits: ev.result.bound_bits,
+      bound_stderr: ev.result.bound_stderr,
+      unseen_share: ev.result.prop_data,
+      valid_share: ev.result.prop_train + ev.result.prop_data,
+      samples: ev.result.samples,
+      train_seconds: run.trainSeconds,
+    };
+    const targets = name === 'holdout-circular'
+      ? [['unseen phase >= 10%', m.unseen_share >= 0.1], ['bound on it <= 4', m.bound_bits <= 4], ['valid >= 99.5%', m.valid_share >= 0.995]]
+      : [];
+    record('holdout', label, m, targets, [shown(dataCommand), run.command, ev.command]);
+  }
+}
+
+// ---- target 4: rule-based data sets ------------------------------------------------------------
+if (only.includes('rules')) {
+  for (const dataset of ruleDatasets()) {
+    const dir = join('rules', dataset.name);
+    writeDataset(dataset, join(work, dir));
+    const run = train(`rules-${dataset.name}`, ['--data', `${dir}/train.txt`, '--val', `${dir}/val.txt`, ...(quick ? ['--steps', steps(4000)] : [])]);
+    // About 512 Monte-Carlo chains in all, at least 2 per sequence (for a standard error).
+    const repeats = Math.max(2, Math.ceil((quick ? 32 : 512) / dataset.val.length));
+    const ev = evaluate(run.model, ['--data', `${dir}/val.txt`, '--repeats', String(repeats), '--samples', '1']);
+    const drawn = generate(run.model, quick ? 100 : 1000);
+    const score = scoreSamples(dataset, drawn.samples);
+    const m = {
+      bound_bits: ev.result.bound_bits,
+      bound_stderr: ev.result.bound_stderr,
+      n_train: dataset.train.length,
+      n_val: dataset.val.length,
+      ...score,
+      train_seconds: run.trainSeconds,
+    };
+    record('rules', `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`, m, [], [run.command, ev.command, drawn.command]);
+  }
+}
+
+// ---- target 5: estimators x architectures ------------------------------------------------------
+if (only.includes('estimators')) {
+  const settings = [
+    ['mlp', 'sampled', ['--objective', 'sampled', '--steps', steps(4000)]],
+    ['mlp', 'importance', ['--objective', 'importance', '--steps', steps(4000)]],
+    ['mlp', 'full', ['--objective', 'full', '--batch-size', '4', '--steps', steps(1000)]],
+    ['circular', 'sampled', ['--arch', 'circular', '--hidden', '32', '--objective', 'sampled', '--batch-size', '64', '--steps', steps(3000)]],
+    ['circular', 'importance', ['--arch', 'circular', '--hidden', '32', '--objective', 'importance', '--batch-size', '64', '--steps', steps(3000)]],
+    ['circular', 'full', ['--arch', 'circular', '--hidden', '32', '--objective', 'full', '--batch-size', '2', '--steps', steps(500)]],
+  ];
+  for (const [arch, objective, args] of settings) {
+    const run = train(`estimator-${arch}-${objective}`, args);
+    const ev = evaluate(run.model, ['--repeats', size(100, 8), '--samples', size(1000, 100)]);
+    const m = { ...heartbeatMetrics(ev.result), train_seconds: run.trainSeconds };
+    record('estimators', `${arch}, ${objective}`, m, [['bound <= 2.35', m.bound_bits <= 2.35]], [run.command, ev.command]);
+  }
+}
+
+// ---- the table and the JSON --------------------------------------------------------------------
+const table = [
+  ['group', 'row', 'bound ± s.e. (bits)', 'samples', 'train s', 'targets'],
+  ...rows.map((r) => [
+    r.group,
+    r.label,
+    `${fixed(r.bound_bits, 4)} ± ${fixed(r.bound_stderr, 4)}`,
+    [
+      r.valid_share !== undefined ? `valid ${pct(r.valid_share)}` : '',
+      r.phase_share_min !== undefined ? `phases ${pct(r.phase_share_min)}–${pct(r.phase_share_max)}` : '',
+      r.unseen_share !== undefined ? `unseen ${pct(r.unseen_share)}` : '',
+      r.rule_share !== undefined ? `rule ${pct(r.rule_share)}, novel ${pct(r.novel_rule_share)}` : '',
+    ].filter(Boolean).join(', '),
+    fixed(r.train_seconds, 1),
+    r.targets.length === 0 ? '' : r.targets.every((t) => t.met) ? 'all met' : `not met: ${r.targets.filter((t) => !t.met).map((t) => t.name).join('; ')}`,
+  ]),
+];
+const widths = table[0].map((_, c) => Math.max(...table.map((line) => line[c].length)));
+console.log('');
+for (const line of table) console.log(line.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+
+const output = {
+  format: 'bernoulli-diffusion-quality/1',
+  date: new Date().toISOString(),
+  quick,
+  machine: { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version, loadavg_at_end: loadavg() },
+  rows,
+};
+if (!quick) {
+  // --only: the other groups' rows of an earlier run are kept (each row says when it was measured).
+  const path = join(ROOT, 'bench', 'quality.json');
+  const earlier = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')).rows ?? [] : [];
+  output.rows = [...earlier.filter((row) => !only.includes(row.group)), ...rows].sort((a, b) => GROUPS.indexOf(a.group) - GROUPS.indexOf(b.group));
+  writeFileSync(path, JSON.stringify(output, null, 2) + '\n');
+  console.log('\nwrote bench/quality.json');
+} else {
+  mkdirSync(join(ROOT, 'test-output'), { recursive: true });
+  writeFileSync(join(ROOT, 'test-output', 'quality-quick.json'), JSON.stringify(output, null, 2) + '\n');
+  console.log('\nquick run: wrote test-output/quality-quick.json (not the benchmark figures)');
+}
+rmSync(work, { recursive: true, force: true });
