@@ -18,8 +18,8 @@
  *   parameterisation): our wasm on 1 worker (this thread) and on all cores (a pool: this thread +
  *   cores-1 worker threads), the plain-TypeScript reference (src/reference) and TensorFlow.js
  *   (wasm backend). Slow baselines time part of a step (bench/tfjs-paper.js:measureTrainThroughput).
- * - train_default: the default configuration (src/config.ts DEFAULTS: mlp, H = 128, 2 blocks,
- *   x0-parameterisation, sampled t, batch 64, EMA 0.995): examples per second (one t each).
+ * - train_default: the default configuration (src/config.ts DEFAULTS: network, batch size and
+ *   objective as configured there): examples per second (one t each).
  * - sample_b1024: sequence-steps per second of the reverse chain (T = 2000, 1024 sequences,
  *   paper architecture): wasm 1 worker, all cores, plain TypeScript.
  * - GFLOP/s of training: multiply-adds of forward + backward by formula (2 flops each; biases,

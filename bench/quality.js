@@ -17,6 +17,7 @@
  *               samples that are the unseen phase and the bound on it; circular vs the default mlp.
  * - rules:      the rule-based data sets of bench/datasets.js with the default config: the bound on
  *               val, the share of samples obeying the rule, and obeying it without being in train.
+ * - rules-circular: the same with --arch circular --hidden 32 (for rules unchanged by cyclic shifts).
  * - estimators: the full sum over t, sampled t and importance-sampled t, for the mlp and the
  *               circular network, each at its own batch size and steps (T = 2000).
  * Bounds are in bits per sequence, ± one Monte-Carlo standard error (the core's `evaluate`).
@@ -30,7 +31,7 @@ import { ruleDatasets, scoreSamples, writeDataset } from './datasets.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'bin', 'bernoulli-diffusion.js');
-const GROUPS = ['default', 't100', 'holdout', 'rules', 'estimators'];
+const GROUPS = ['default', 't100', 'holdout', 'rules', 'rules-circular', 'estimators'];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -158,11 +159,12 @@ if (only.includes('holdout')) {
 }
 
 // ---- target 4: rule-based data sets ------------------------------------------------------------
-if (only.includes('rules')) {
+for (const [group, archArgs] of [['rules', []], ['rules-circular', ['--arch', 'circular', '--hidden', '32']]]) {
+  if (!only.includes(group)) continue;
   for (const dataset of ruleDatasets()) {
     const dir = join('rules', dataset.name);
     writeDataset(dataset, join(work, dir));
-    const run = train(`rules-${dataset.name}`, ['--data', `${dir}/train.txt`, '--val', `${dir}/val.txt`, ...(quick ? ['--steps', steps(4000)] : [])]);
+    const run = train(`${group}-${dataset.name}`, ['--data', `${dir}/train.txt`, '--val', `${dir}/val.txt`, ...archArgs, ...(quick ? ['--steps', steps(4000)] : [])]);
     // About 512 Monte-Carlo chains in all, at least 2 per sequence (for a standard error).
     const repeats = Math.max(2, Math.ceil((quick ? 32 : 512) / dataset.val.length));
     const ev = evaluate(run.model, ['--data', `${dir}/val.txt`, '--repeats', String(repeats), '--samples', '1']);
@@ -176,7 +178,7 @@ if (only.includes('rules')) {
       ...score,
       train_seconds: run.trainSeconds,
     };
-    record('rules', `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`, m, [], [run.command, ev.command, drawn.command]);
+    record(group, `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`, m, [], [run.command, ev.command, drawn.command]);
   }
 }
 
