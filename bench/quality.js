@@ -8,6 +8,7 @@
  *   npm run bench:quality                      all groups (about 15 minutes on a 2-core machine)
  *   npm run bench:quality -- --only default,t100   (other groups' rows in bench/quality.json are kept)
  *   npm run bench:quality -- --quick           a smoke run: few steps and repeats (not the figures)
+ *   node bench/quality.js --print              only print the table of bench/quality.json
  *
  * Groups (the targets of issue 6):
  * - default:    `train` with nothing else (T = 2000): the bound over the 5 phases, 10,000 samples:
@@ -38,6 +39,11 @@ const quick = argv.includes('--quick');
 const onlyIndex = argv.indexOf('--only');
 const only = onlyIndex >= 0 ? argv[onlyIndex + 1].split(',') : GROUPS;
 for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group "${group}" (groups: ${GROUPS.join(', ')})`);
+if (argv.includes('--print')) {
+  // Only print the table of the committed bench/quality.json (defined below; hoisted).
+  printTable(JSON.parse(readFileSync(join(ROOT, 'bench', 'quality.json'), 'utf8')).rows);
+  process.exit(0);
+}
 const work = mkdtempSync(join(tmpdir(), 'bd-quality-'));
 
 /** Quick runs: steps / 20 (at least 20), so the whole pipeline runs in a minute or two. */
@@ -84,8 +90,12 @@ function record(group, label, metrics, targets, commands) {
   console.log(`[${group}] ${label}: ${describe(metrics)}${marks ? `  — ${marks}` : ''}`);
 }
 
-const fixed = (value, digits) => (typeof value === 'number' ? value.toFixed(digits) : String(value));
-const pct = (share) => `${(100 * share).toFixed(1)}%`;
+function fixed(value, digits) {
+  return typeof value === 'number' ? value.toFixed(digits) : String(value);
+}
+function pct(share) {
+  return `${(100 * share).toFixed(1)}%`;
+}
 function describe(m) {
   const parts = [`bound ${fixed(m.bound_bits, 4)} ± ${fixed(m.bound_stderr, 4)}`];
   if (m.valid_share !== undefined) parts.push(`valid ${pct(m.valid_share)}`);
@@ -201,25 +211,28 @@ if (only.includes('estimators')) {
 }
 
 // ---- the table and the JSON --------------------------------------------------------------------
-const table = [
-  ['group', 'row', 'bound ± s.e. (bits)', 'samples', 'train s', 'targets'],
-  ...rows.map((r) => [
-    r.group,
-    r.label,
-    `${fixed(r.bound_bits, 4)} ± ${fixed(r.bound_stderr, 4)}`,
-    [
-      r.valid_share !== undefined ? `valid ${pct(r.valid_share)}` : '',
-      r.phase_share_min !== undefined ? `phases ${pct(r.phase_share_min)}–${pct(r.phase_share_max)}` : '',
-      r.unseen_share !== undefined ? `unseen ${pct(r.unseen_share)}` : '',
-      r.rule_share !== undefined ? `rule ${pct(r.rule_share)}, novel ${pct(r.novel_rule_share)}` : '',
-    ].filter(Boolean).join(', '),
-    fixed(r.train_seconds, 1),
-    r.targets.length === 0 ? '' : r.targets.every((t) => t.met) ? 'all met' : `not met: ${r.targets.filter((t) => !t.met).map((t) => t.name).join('; ')}`,
-  ]),
-];
-const widths = table[0].map((_, c) => Math.max(...table.map((line) => line[c].length)));
+function printTable(tableRows) {
+  const table = [
+    ['group', 'row', 'bound ± s.e. (bits)', 'samples', 'train s', 'targets'],
+    ...tableRows.map((r) => [
+      r.group,
+      r.label,
+      `${fixed(r.bound_bits, 4)} ± ${fixed(r.bound_stderr, 4)}`,
+      [
+        r.valid_share !== undefined ? `valid ${pct(r.valid_share)}` : '',
+        r.phase_share_min !== undefined ? `phases ${pct(r.phase_share_min)}–${pct(r.phase_share_max)}` : '',
+        r.unseen_share !== undefined ? `unseen ${pct(r.unseen_share)}` : '',
+        r.rule_share !== undefined ? `rule ${pct(r.rule_share)}, novel ${pct(r.novel_rule_share)}` : '',
+      ].filter(Boolean).join(', '),
+      fixed(r.train_seconds, 1),
+      r.targets.length === 0 ? '' : r.targets.every((t) => t.met) ? 'all met' : `not met: ${r.targets.filter((t) => !t.met).map((t) => t.name).join('; ')}`,
+    ]),
+  ];
+  const widths = table[0].map((_, c) => Math.max(...table.map((line) => line[c].length)));
+  for (const line of table) console.log(line.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+}
 console.log('');
-for (const line of table) console.log(line.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+printTable(rows);
 
 const output = {
   format: 'bernoulli-diffusion-quality/1',
