@@ -68,7 +68,7 @@ function train(name, args) {
   cli(full);
   const wallSeconds = (performance.now() - start) / 1000;
   const results = JSON.parse(readFileSync(join(work, 'results', name, 'results.json'), 'utf8'));
-  return { model: `results/${name}/model.safetensors`, command: shown([...full]), wallSeconds, trainSeconds: results.timings.train_seconds };
+  return { model: `results/${name}/model.safetensors`, command: shown(full), wallSeconds, trainSeconds: results.timings.train_seconds };
 }
 
 function evaluate(model, args) {

@@ -197,8 +197,12 @@ export interface SequenceBreakdown {
  */
 export function perSequenceBreakdown(dataLines: string[], boundPerSequence: ArrayLike<number>, samples: string[]): SequenceBreakdown[] | undefined {
   const rowsOf = new Map<string, number[]>();
-  dataLines.forEach((line, row) => rowsOf.set(line, [...(rowsOf.get(line) ?? []), row]));
-  if (rowsOf.size > PER_SEQUENCE_MAX) return undefined;
+  for (const [row, line] of dataLines.entries()) {
+    const rows = rowsOf.get(line);
+    if (rows) rows.push(row);
+    else if (rowsOf.size === PER_SEQUENCE_MAX) return undefined; // one distinct sequence too many
+    else rowsOf.set(line, [row]);
+  }
   const sampleCounts = new Map<string, number>();
   for (const sample of samples) sampleCounts.set(sample, (sampleCounts.get(sample) ?? 0) + 1);
   return [...rowsOf].map(([sequence, rows]) => ({
