@@ -96,14 +96,18 @@ function fixed(value, digits) {
 function pct(share) {
   return `${(100 * share).toFixed(1)}%`;
 }
-function describe(m) {
-  const parts = [`bound ${fixed(m.bound_bits, 4)} ± ${fixed(m.bound_stderr, 4)}`];
+/** Where a row's samples fall, e.g. "valid 100.0%, phases 19.5%–20.8%". */
+function samplesText(m) {
+  const parts = [];
   if (m.valid_share !== undefined) parts.push(`valid ${pct(m.valid_share)}`);
   if (m.phase_share_min !== undefined) parts.push(`phases ${pct(m.phase_share_min)}–${pct(m.phase_share_max)}`);
-  if (m.unseen_share !== undefined) parts.push(`unseen phase ${pct(m.unseen_share)}`);
+  if (m.unseen_share !== undefined) parts.push(`unseen ${pct(m.unseen_share)}`);
   if (m.rule_share !== undefined) parts.push(`rule ${pct(m.rule_share)}, novel ${pct(m.novel_rule_share)}`);
-  if (m.train_seconds !== undefined) parts.push(`train ${fixed(m.train_seconds, 1)} s`);
   return parts.join(', ');
+}
+
+function describe(m) {
+  return `bound ${fixed(m.bound_bits, 4)} ± ${fixed(m.bound_stderr, 4)}, ${samplesText(m)}, train ${fixed(m.train_seconds, 1)} s`;
 }
 
 /** Bound, valid share and per-phase shares for a run evaluated on all 5 heartbeat phases. */
@@ -218,12 +222,7 @@ function printTable(tableRows) {
       r.group,
       r.label,
       `${fixed(r.bound_bits, 4)} ± ${fixed(r.bound_stderr, 4)}`,
-      [
-        r.valid_share !== undefined ? `valid ${pct(r.valid_share)}` : '',
-        r.phase_share_min !== undefined ? `phases ${pct(r.phase_share_min)}–${pct(r.phase_share_max)}` : '',
-        r.unseen_share !== undefined ? `unseen ${pct(r.unseen_share)}` : '',
-        r.rule_share !== undefined ? `rule ${pct(r.rule_share)}, novel ${pct(r.novel_rule_share)}` : '',
-      ].filter(Boolean).join(', '),
+      samplesText(r),
       fixed(r.train_seconds, 1),
       r.targets.length === 0 ? '' : r.targets.every((t) => t.met) ? 'all met' : `not met: ${r.targets.filter((t) => !t.met).map((t) => t.name).join('; ')}`,
     ]),
