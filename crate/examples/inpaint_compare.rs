@@ -14,14 +14,15 @@
 //! done u times, going back by x_t ~ q(x_t | x_{t-1}) in between; known bits from the posterior).
 
 use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
-use bernoulli_diffusion_core::evaluate::OracleNetwork;
 use bernoulli_diffusion_core::inpaint::{inpaint, InpaintMode};
 use bernoulli_diffusion_core::model::Model;
+use bernoulli_diffusion_core::network::oracle::OracleNetwork;
 use bernoulli_diffusion_core::network::{build_network, ReverseNetwork};
 use bernoulli_diffusion_core::objective::ObjectiveKind;
 use bernoulli_diffusion_core::optimiser::{LrSchedule, TrainingConfig};
 use bernoulli_diffusion_core::rng::Rng;
-use bernoulli_diffusion_core::sampler::{reverse_probabilities, UNKNOWN};
+use bernoulli_diffusion_core::kernel::reverse_probabilities;
+use bernoulli_diffusion_core::sampler::UNKNOWN;
 use bernoulli_diffusion_core::schedule::Schedule;
 
 const L: usize = 20;
@@ -146,7 +147,7 @@ fn report(name: &str, net: &mut dyn ReverseNetwork, config: &ModelConfig, schedu
             let valid = out.chunks(L).filter(|r| phase(r) < P).count();
             line += &format!(" | {:>10.1}%", 100.0 * valid as f64 / n as f64);
         }
-        let mut pattern = vec![UNKNOWN; L];
+        let mut pattern = [UNKNOWN; L];
         pattern[0] = 0;
         pattern[1] = 0;
         let mut counts = [0usize; P + 1];
@@ -172,7 +173,20 @@ fn main() {
         let mut oracle = OracleNetwork::new(&schedule, L, &data);
         report(&format!("oracle kernel, T = {timesteps}"), &mut oracle, &config, &schedule, n);
     }
-    let training = TrainingConfig { lr, lr_schedule: LrSchedule::Cosine, warmup_steps: 100, total_steps: steps, ema_decay: 0.995, objective: ObjectiveKind::Sampled, ..Default::default() };
+    let training = TrainingConfig {
+        lr,
+        lr_schedule: LrSchedule::Cosine,
+        warmup_steps: 100,
+        total_steps: steps,
+        min_lr_ratio: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        clip_norm: 1.0,
+        ema_decay: 0.995,
+        objective: ObjectiveKind::Sampled,
+    };
     let mut model = Model::new(config.clone(), training, 1).unwrap();
     let rows = 64;
     let mut rng = Rng::new(5);

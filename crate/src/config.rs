@@ -1,7 +1,9 @@
-//! The model's configuration, as the TypeScript side sends it (JSON, snake_case keys).
-//! Validation of user input happens in TypeScript (`src/config.ts`); `validate` here guards
-//! the invariants the numerical code relies on.
+//! The model's configuration, as the TypeScript side sends it (JSON, snake_case keys, every
+//! field present: the defaults live in TypeScript's `DEFAULTS` only). Validation of user input
+//! happens in TypeScript (`src/config.ts`); `validate` here guards the invariants the numerical
+//! code relies on.
 
+use crate::error::{CoreError, CoreResult};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,33 +54,27 @@ pub struct ModelConfig {
     /// Number of hidden layers / residual blocks.
     pub layers: usize,
     /// Width of the sinusoidal embedding of t (mlp, circular).
-    #[serde(default = "default_time_embedding")]
     pub time_embedding: usize,
     /// Circular convolution kernel width (circular); 0 means the full length L.
-    #[serde(default)]
     pub kernel: usize,
 }
 
-fn default_time_embedding() -> usize {
-    32
-}
-
 impl ModelConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> CoreResult<()> {
         if self.length == 0 || self.length > 4096 {
-            return Err(format!("length must be in 1..=4096, got {}", self.length));
+            return Err(CoreError::User(format!("length must be in 1..=4096, got {}", self.length)));
         }
         if self.timesteps == 0 || self.timesteps > 100_000 {
-            return Err(format!("T must be in 1..=100000, got {}", self.timesteps));
+            return Err(CoreError::User(format!("T must be in 1..=100000, got {}", self.timesteps)));
         }
         if self.hidden == 0 || self.hidden > 4096 {
-            return Err(format!("hidden must be in 1..=4096, got {}", self.hidden));
+            return Err(CoreError::User(format!("hidden must be in 1..=4096, got {}", self.hidden)));
         }
         if self.layers == 0 || self.layers > 64 {
-            return Err(format!("layers must be in 1..=64, got {}", self.layers));
+            return Err(CoreError::User(format!("layers must be in 1..=64, got {}", self.layers)));
         }
         if self.kernel > self.length {
-            return Err(format!("kernel ({}) must not exceed length ({})", self.kernel, self.length));
+            return Err(CoreError::User(format!("kernel ({}) must not exceed length ({})", self.kernel, self.length)));
         }
         Ok(())
     }

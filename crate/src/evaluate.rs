@@ -1,11 +1,13 @@
 //! Evaluation (DESIGN.md §2): the bound by Monte Carlo over x_t (full sum over t, R repeats,
-//! standard errors), the exact NLL by the forward algorithm over all 2^L states (small L), and
-//! the "oracle" reverse kernel (exact per-bit x0-posterior under a finite dataset).
+//! standard errors) and the exact NLL by the forward algorithm over all 2^L states (small L).
+//! The "oracle" reverse kernel they are checked with is `network::oracle::OracleNetwork`.
 
-use crate::config::{ModelConfig, Parameterisation};
-use crate::elementary::{exp, ln};
-use crate::network::{ParameterGroup, ReverseNetwork};
-use crate::objective::{draw_noisy_row, marginal_thresholds, prior_term_bits, reverse_probability, terms_and_dlogits};
+use crate::config::ModelConfig;
+use crate::elementary::ln;
+use crate::error::{CoreError, CoreResult};
+use crate::kernel::{draw_noisy_row, marginal_thresholds, reverse_probability};
+use crate::network::ReverseNetwork;
+use crate::objective::{prior_term_bits, terms_and_dlogits};
 use crate::rng::Rng;
 use crate::schedule::Schedule;
 
@@ -48,7 +50,7 @@ pub fn evaluate_bound(
     rows: usize,
     repeats: usize,
     seed: u64,
-) -> Result<BoundEstimate, String> {
+) -> CoreResult<BoundEstimate> {
     let totals = bound_totals(network, config, schedule, x0, rows, repeats, seed, 0)?;
     Ok(summarise(&totals, rows, repeats))
 }
@@ -66,16 +68,16 @@ pub fn bound_totals(
     repeats: usize,
     seed: u64,
     first_index: u64,
-) -> Result<Vec<f64>, String> {
+) -> CoreResult<Vec<f64>> {
     let length = config.length;
     if x0.len() != rows * length {
-        return Err(format!("x0 must hold rows × L = {} bits, got {}", rows * length, x0.len()));
+        return Err(CoreError::User(format!("x0 must hold rows × L = {} bits, got {}", rows * length, x0.len())));
     }
     if x0.iter().any(|&b| b > 1) {
-        return Err("x0 bits must be 0 or 1".into());
+        return Err(CoreError::user("x0 bits must be 0 or 1"));
     }
     if repeats == 0 {
-        return Err("repeats must be at least 1".into());
+        return Err(CoreError::user("repeats must be at least 1"));
     }
     let items = rows * repeats; // item = i·R + r
     let mut totals = vec![0.0f64; items];
@@ -171,13 +173,13 @@ pub struct ExactNll {
 /// State x is the integer sum_j x_j 2^j. For each x the product kernel over all y is built by
 /// doubling (bit j splits every entry into (1-f_j, f_j) halves, 2^L work) starting from p(x),
 /// then added into p_{t-1}: O(4^L) per t plus the network on all 2^L states. f in f64.
-pub fn exact_nll(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Schedule, x0: &[u8], rows: usize) -> Result<ExactNll, String> {
+pub fn exact_nll(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Schedule, x0: &[u8], rows: usize) -> CoreResult<ExactNll> {
     let length = config.length;
     if length > EXACT_MAX_LENGTH {
-        return Err(format!("the exact likelihood needs L <= {EXACT_MAX_LENGTH}, got {length}"));
+        return Err(CoreError::User(format!("the exact likelihood needs L <= {EXACT_MAX_LENGTH}, got {length}")));
     }
     if x0.len() != rows * length || x0.iter().any(|&b| b > 1) {
-        return Err(format!("x0 must hold rows × L = {} bits of 0/1", rows * length));
+        return Err(CoreError::User(format!("x0 must hold rows × L = {} bits of 0/1", rows * length)));
     }
     let states = 1usize << length;
     let mut p = vec![1.0 / states as f64; states]; // p(x_T) uniform
@@ -243,87 +245,11 @@ pub fn exact_nll(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedul
     Ok(ExactNll { nll_bits, total_mass })
 }
 
-/// The best factorised reverse kernel for a finite dataset, as a network for the x0
-/// parameterisation: its logit for bit i is ln P(x0_i = 1 | x_t) - ln P(x0_i = 0 | x_t) under the
-/// uniform mixture over the dataset's K sequences, with weights
-///   w_k ∝ q(x_t | x0^k) = (1 - c_t/2)^{L - d_k} (c_t/2)^{d_k},  d_k = Hamming distance(x_t, x0^k).
-/// A bit on which all sequences agree gets logit ±1e4 (probability 0/1 up to rounding).
-pub struct OracleNetwork {
-    length: usize,
-    dataset: Vec<u8>,
-    sequences: usize,
-    /// ln(1 - c_t/2) and ln(c_t/2) for t = 0..=T.
-    log_same: Vec<f64>,
-    log_flip: Vec<f64>,
-    log_weights: Vec<f64>,
-}
-
-impl OracleNetwork {
-    pub fn new(schedule: &Schedule, length: usize, dataset: &[u8]) -> Self {
-        assert!(length > 0 && !dataset.is_empty() && dataset.len() % length == 0);
-        let log_same = (0..=schedule.timesteps).map(|t| ln(1.0 - schedule.c(t) / 2.0)).collect();
-        let log_flip = (0..=schedule.timesteps).map(|t| ln(schedule.c(t) / 2.0)).collect();
-        let sequences = dataset.len() / length;
-        OracleNetwork { length, dataset: dataset.to_vec(), sequences, log_same, log_flip, log_weights: vec![0.0; sequences] }
-    }
-
-    /// The parameterisation the oracle's logits are meant for.
-    pub const PARAMETERISATION: Parameterisation = Parameterisation::X0;
-}
-
-impl ReverseNetwork for OracleNetwork {
-    fn layout(&self) -> Vec<ParameterGroup> {
-        Vec::new()
-    }
-    fn parameters(&self) -> &[f32] {
-        &[]
-    }
-    fn parameters_mut(&mut self) -> &mut [f32] {
-        &mut []
-    }
-    fn forward(&mut self, xt: &[f32], t: &[u32], logits: &mut [f32]) {
-        let length = self.length;
-        for (r, &tr) in t.iter().enumerate() {
-            let row = &xt[r * length..(r + 1) * length];
-            let (same, flip) = (self.log_same[tr as usize], self.log_flip[tr as usize]);
-            let mut max = f64::NEG_INFINITY;
-            for k in 0..self.sequences {
-                let data = &self.dataset[k * length..(k + 1) * length];
-                let distance = row.iter().zip(data).filter(|(&x, &d)| (x != 0.0) != (d != 0)).count();
-                // ln q(x_t | x0^k); with c_t = 0 and d > 0 this is -inf (0·-inf guarded)
-                let w = if distance == 0 { length as f64 * same } else { (length - distance) as f64 * same + distance as f64 * flip };
-                self.log_weights[k] = w;
-                max = max.max(w);
-            }
-            for w in self.log_weights.iter_mut() {
-                *w = exp(*w - max); // normalised so the largest weight is 1
-            }
-            for i in 0..length {
-                let (mut one, mut zero) = (0.0f64, 0.0f64);
-                for k in 0..self.sequences {
-                    if self.dataset[k * length + i] == 1 {
-                        one += self.log_weights[k];
-                    } else {
-                        zero += self.log_weights[k];
-                    }
-                }
-                logits[r * length + i] = if zero == 0.0 {
-                    1e4
-                } else if one == 0.0 {
-                    -1e4
-                } else {
-                    ln(one / zero) as f32
-                };
-            }
-        }
-    }
-    fn backward(&mut self, _dlogits: &[f32], _grad: &mut [f32]) {}
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Architecture, ScheduleKind};
+    use crate::config::{Architecture, Parameterisation, ScheduleKind};
+    use crate::network::oracle::OracleNetwork;
     use crate::objective::test_network::LinearNetwork;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {

@@ -41,10 +41,11 @@
 
 use crate::config::{ModelConfig, Parameterisation};
 use crate::elementary::{exp, ln, softplus};
+use crate::error::{CoreError, CoreResult};
 use crate::network::ReverseNetwork;
-use crate::objective::{reverse_probability, sigmoid_pair};
+use crate::kernel::{reverse_probabilities, reverse_probability, sigmoid_pair};
 use crate::rng::Rng;
-use crate::sampler::{self, reverse_probabilities, SAMPLE_STREAM, UNKNOWN};
+use crate::sampler::{self, SAMPLE_STREAM, UNKNOWN};
 use crate::schedule::Schedule;
 
 /// How known bits condition the reverse chain (see the module comment).
@@ -73,12 +74,12 @@ impl Default for InpaintMode {
 
 impl InpaintMode {
     /// The mode named "smc" (default when None) or "clamp"; `particles` only for "smc".
-    pub fn from_name(name: Option<&str>, particles: Option<usize>) -> Result<InpaintMode, String> {
+    pub fn from_name(name: Option<&str>, particles: Option<usize>) -> CoreResult<InpaintMode> {
         match (name.unwrap_or("smc"), particles) {
             ("smc", particles) => Ok(InpaintMode::Smc { particles: particles.unwrap_or(DEFAULT_PARTICLES) }),
             ("clamp", None) => Ok(InpaintMode::Clamp),
-            ("clamp", Some(_)) => Err("particles apply to the 'smc' inpainting mode only".into()),
-            (other, _) => Err(format!("unknown inpainting mode '{other}' (expected 'smc' or 'clamp')")),
+            ("clamp", Some(_)) => Err(CoreError::user("particles apply to the 'smc' inpainting mode only")),
+            (other, _) => Err(CoreError::User(format!("unknown inpainting mode '{other}' (expected 'smc' or 'clamp')"))),
         }
     }
 }
@@ -95,19 +96,19 @@ pub fn inpaint(
     seed: u64,
     pattern: &[u8],
     mode: InpaintMode,
-) -> Result<Vec<u8>, String> {
+) -> CoreResult<Vec<u8>> {
     let length = config.length;
     if pattern.len() != length && pattern.len() != n * length {
-        return Err(format!("pattern must have L = {length} or n·L = {} entries, got {}", n * length, pattern.len()));
+        return Err(CoreError::User(format!("pattern must have L = {length} or n·L = {} entries, got {}", n * length, pattern.len())));
     }
     if let Some(bad) = pattern.iter().find(|&&v| v > UNKNOWN) {
-        return Err(format!("pattern entries must be 0, 1 or 2 (unknown), got {bad}"));
+        return Err(CoreError::User(format!("pattern entries must be 0, 1 or 2 (unknown), got {bad}")));
     }
     match mode {
         InpaintMode::Clamp => sampler::sample(network, config, schedule, first_index, n, seed, 0, Some(pattern)).map(|r| r.bits),
         InpaintMode::Smc { particles } => {
             if particles == 0 || particles > MAX_PARTICLES {
-                return Err(format!("particles must be in 1..={MAX_PARTICLES}, got {particles}"));
+                return Err(CoreError::User(format!("particles must be in 1..={MAX_PARTICLES}, got {particles}")));
             }
             Ok(twisted_smc(network, config, schedule, first_index, n, seed, pattern, particles))
         }
@@ -296,7 +297,8 @@ fn twisted_smc(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule:
 mod tests {
     use super::*;
     use crate::config::{Architecture, ScheduleKind};
-    use crate::evaluate::{exact_nll, OracleNetwork};
+    use crate::evaluate::exact_nll;
+    use crate::network::oracle::OracleNetwork;
     use crate::objective::test_network::LinearNetwork;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {

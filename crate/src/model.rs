@@ -7,6 +7,7 @@
 //! then equals `train_step` up to the order of float summation.
 
 use crate::config::ModelConfig;
+use crate::error::{CoreError, CoreResult};
 use crate::evaluate::{self, BoundEstimate, ExactNll};
 use crate::inpaint::{self, InpaintMode};
 use crate::network::{build_network, ParameterGroup, ReverseNetwork};
@@ -15,10 +16,6 @@ use crate::optimiser::{clip_scale, global_norm, update_ema, AdamW, TrainingConfi
 use crate::rng::Rng;
 use crate::sampler::{self, SampleResult};
 use crate::schedule::Schedule;
-use serde::{Deserialize, Serialize};
-
-/// Version of `state_json`'s format and of the tensor naming.
-pub const FORMAT_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -30,37 +27,19 @@ pub struct StepReport {
     pub lr: f64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedTensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-/// Checkpoint metadata (`state_json`). The seed is a decimal string (u64 does not fit a JS number).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelState {
-    pub format_version: u32,
-    pub seed: String,
-    pub step: u64,
-    pub model: ModelConfig,
-    pub training: TrainingConfig,
-    pub importance: Option<ImportanceHistory>,
-}
-
 pub struct Model {
     pub model_config: ModelConfig,
     pub training_config: TrainingConfig,
     pub schedule: Schedule,
-    network: Box<dyn ReverseNetwork>,
-    layout: Vec<ParameterGroup>,
-    optimiser: AdamW,
+    // crate-visible for checkpoint.rs, which names, saves and loads these
+    pub(crate) network: Box<dyn ReverseNetwork>,
+    pub(crate) layout: Vec<ParameterGroup>,
+    pub(crate) optimiser: AdamW,
     /// EMA of the weights (None when ema_decay = 0).
-    ema: Option<Vec<f32>>,
-    seed: u64,
-    step: u64,
-    importance: Option<ImportanceHistory>,
+    pub(crate) ema: Option<Vec<f32>>,
+    pub(crate) seed: u64,
+    pub(crate) step: u64,
+    pub(crate) importance: Option<ImportanceHistory>,
     /// (t, term) observations of `compute_gradient` calls not yet folded into `importance`.
     pending_observations: Vec<(u32, f64)>,
     grad: Vec<f32>,
@@ -73,7 +52,7 @@ pub struct Model {
 const INIT_STREAM: u64 = 0x6E65_7477_6F72_6B21; // "network!"
 
 impl Model {
-    pub fn new(model_config: ModelConfig, training_config: TrainingConfig, seed: u64) -> Result<Model, String> {
+    pub fn new(model_config: ModelConfig, training_config: TrainingConfig, seed: u64) -> CoreResult<Model> {
         model_config.validate()?;
         training_config.validate()?;
         let schedule = Schedule::new(model_config.schedule, model_config.timesteps);
@@ -122,9 +101,9 @@ impl Model {
         self.network.parameters()
     }
 
-    pub fn set_parameters(&mut self, values: &[f32]) -> Result<(), String> {
+    pub fn set_parameters(&mut self, values: &[f32]) -> CoreResult<()> {
         if values.len() != self.parameter_count() {
-            return Err(format!("expected {} parameters, got {}", self.parameter_count(), values.len()));
+            return Err(CoreError::Internal(format!("expected {} parameters, got {}", self.parameter_count(), values.len())));
         }
         self.network.parameters_mut().copy_from_slice(values);
         Ok(())
@@ -138,20 +117,20 @@ impl Model {
         self.importance.as_ref()
     }
 
-    fn check_batch(&self, x0: &[u8], rows: usize) -> Result<(), String> {
+    fn check_batch(&self, x0: &[u8], rows: usize) -> CoreResult<()> {
         let length = self.model_config.length;
         if rows == 0 || x0.len() != rows * length {
-            return Err(format!("the batch must hold rows × L = {rows} × {length} bits, got {}", x0.len()));
+            return Err(CoreError::User(format!("the batch must hold rows × L = {rows} × {length} bits, got {}", x0.len())));
         }
         if let Some(bad) = x0.iter().find(|&&b| b > 1) {
-            return Err(format!("data bits must be 0 or 1, got {bad}"));
+            return Err(CoreError::User(format!("data bits must be 0 or 1, got {bad}")));
         }
         Ok(())
     }
 
     /// The SUM over rows of the estimated bound (bits) and the gradient of that sum, for rows that
     /// are examples example_offset.. of optimiser step `step`. Uses the current (not EMA) weights.
-    pub fn compute_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<(f64, &[f32]), String> {
+    pub fn compute_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> CoreResult<(f64, &[f32])> {
         self.check_batch(x0, rows)?;
         self.grad.fill(0.0);
         let loss_sum = objective::estimate_bound(
@@ -176,9 +155,9 @@ impl Model {
 
     /// One optimiser step from gradient sums over `total_rows` examples (and their loss sum):
     /// mean gradient, global-norm clipping, learning rate of this step, AdamW, EMA; step += 1.
-    pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> Result<StepReport, String> {
+    pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> CoreResult<StepReport> {
         if grad_sum.len() != self.grad.len() {
-            return Err(format!("expected a gradient of {} values, got {}", self.grad.len(), grad_sum.len()));
+            return Err(CoreError::Internal(format!("expected a gradient of {} values, got {}", self.grad.len(), grad_sum.len())));
         }
         self.grad.copy_from_slice(grad_sum);
         self.apply_own_gradient(loss_sum_bits, total_rows)
@@ -198,9 +177,9 @@ impl Model {
 
     /// Replaces the pending observations (a pool hands every replica those of all shards, in
     /// shard order, so all replicas keep the importance history of one worker).
-    pub fn set_pending_observations(&mut self, observations: Vec<(u32, f64)>) -> Result<(), String> {
+    pub fn set_pending_observations(&mut self, observations: Vec<(u32, f64)>) -> CoreResult<()> {
         if let Some(&(t, _)) = observations.iter().find(|&&(t, _)| t == 0 || t as usize > self.model_config.timesteps) {
-            return Err(format!("observation t must be in 1..={}, got {t}", self.model_config.timesteps));
+            return Err(CoreError::Internal(format!("observation t must be in 1..={}, got {t}", self.model_config.timesteps)));
         }
         if self.importance.is_some() {
             self.pending_observations = observations;
@@ -209,9 +188,9 @@ impl Model {
     }
 
     /// One optimiser step from the gradient sums in the gradient buffer (see `gradient_mut`).
-    pub fn apply_own_gradient(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<StepReport, String> {
+    pub fn apply_own_gradient(&mut self, loss_sum_bits: f64, total_rows: usize) -> CoreResult<StepReport> {
         if total_rows == 0 {
-            return Err("total_rows must be at least 1".into());
+            return Err(CoreError::internal("total_rows must be at least 1"));
         }
         let mean_scale = 1.0 / total_rows as f64;
         let grad_norm = global_norm(&self.grad) * mean_scale;
@@ -233,19 +212,19 @@ impl Model {
 
     /// One training step on a batch (rows × L bits): `compute_gradient` for all rows at the
     /// current step, then `apply_gradient`.
-    pub fn train_step(&mut self, x0: &[u8], rows: usize) -> Result<StepReport, String> {
+    pub fn train_step(&mut self, x0: &[u8], rows: usize) -> CoreResult<StepReport> {
         let step = self.step;
         let (loss_sum, _) = self.compute_gradient(x0, rows, 0, step)?;
         self.apply_own_gradient(loss_sum, rows)
     }
 
     /// The bound's terms for given (x0, x_t, t) rows and d(sum)/dθ (returned as a new vector).
-    pub fn loss_and_gradient_given(&mut self, x0: &[u8], xt: &[u8], t: &[u32]) -> Result<(GivenResult, Vec<f32>), String> {
+    pub fn loss_and_gradient_given(&mut self, x0: &[u8], xt: &[u8], t: &[u32]) -> CoreResult<(GivenResult, Vec<f32>)> {
         let rows = t.len();
         self.check_batch(x0, rows)?;
         self.check_batch(xt, rows)?;
         if let Some(bad) = t.iter().find(|&&v| v == 0 || v as usize > self.model_config.timesteps) {
-            return Err(format!("t must be in 1..={}, got {bad}", self.model_config.timesteps));
+            return Err(CoreError::User(format!("t must be in 1..={}, got {bad}", self.model_config.timesteps)));
         }
         let mut grad = vec![0.0f32; self.parameter_count()];
         let result = objective::loss_and_gradient_given(self.network.as_mut(), &self.model_config, &self.schedule, x0, xt, t, &mut grad);
@@ -267,206 +246,62 @@ impl Model {
     }
 
     /// n sequences from the reverse chain; frames every `record_every` steps (0 = none).
-    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> Result<SampleResult, String> {
+    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> CoreResult<SampleResult> {
         self.sample_range(0, n, seed, record_every)
     }
 
     /// Sequences first..first+n of `sample(first + n, seed, record_every)` (for a pool of workers).
-    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> Result<SampleResult, String> {
+    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> CoreResult<SampleResult> {
         self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, record_every, None))
     }
 
     /// n completions of a pattern (L or n·L entries of 0, 1, 2 = unknown); known bits never
     /// change. `InpaintMode::default()` (twisted SMC) samples the model's conditional,
     /// `InpaintMode::Clamp` is the paper's clamping (see inpaint.rs).
-    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: InpaintMode) -> Result<Vec<u8>, String> {
+    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: InpaintMode) -> CoreResult<Vec<u8>> {
         self.inpaint_range(pattern, 0, n, seed, mode)
     }
 
     /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these n rows).
-    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: InpaintMode) -> Result<Vec<u8>, String> {
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: InpaintMode) -> CoreResult<Vec<u8>> {
         self.with_eval_weights(|net, config, schedule| inpaint::inpaint(net, config, schedule, first, n, seed, pattern, mode))
     }
 
     /// Monte-Carlo bound (full sum over t, `repeats` draws per sequence), bits per sequence.
-    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> Result<BoundEstimate, String> {
+    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> CoreResult<BoundEstimate> {
         self.check_batch(x0, rows)?;
         self.with_eval_weights(|net, config, schedule| evaluate::evaluate_bound(net, config, schedule, x0, rows, repeats, seed))
     }
 
     /// The totals behind `evaluate_bound` (totals[i·R + r], bits) for rows that are sequences
     /// first_index.. of the dataset; `evaluate::summarise` of all rows' totals gives the estimate.
-    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, String> {
+    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> CoreResult<Vec<f64>> {
         self.check_batch(x0, rows)?;
         self.with_eval_weights(|net, config, schedule| evaluate::bound_totals(net, config, schedule, x0, rows, repeats, seed, first_index))
     }
 
     /// Exact -log2 p(x0) of each sequence (L <= 12) and the total probability of all 2^L.
-    pub fn exact_nll(&mut self, x0: &[u8], rows: usize) -> Result<ExactNll, String> {
+    pub fn exact_nll(&mut self, x0: &[u8], rows: usize) -> CoreResult<ExactNll> {
         self.with_eval_weights(|net, config, schedule| evaluate::exact_nll(net, config, schedule, x0, rows))
-    }
-
-    /// Every tensor of the model: weights by layout name, then "optimiser.m.<name>",
-    /// "optimiser.v.<name>", and "ema.<name>" when the EMA is on.
-    pub fn tensors(&self) -> Vec<NamedTensor> {
-        let mut out = Vec::new();
-        let sources: [(&str, Option<&[f32]>); 4] = [
-            ("", Some(self.network.parameters())),
-            ("optimiser.m.", Some(&self.optimiser.m)),
-            ("optimiser.v.", Some(&self.optimiser.v)),
-            ("ema.", self.ema.as_deref()),
-        ];
-        for (prefix, values) in sources {
-            let Some(values) = values else { continue };
-            for g in &self.layout {
-                out.push(NamedTensor { name: format!("{prefix}{}", g.name), shape: g.shape.clone(), data: values[g.offset..g.offset + g.len()].to_vec() });
-            }
-        }
-        out
-    }
-
-    /// Every tensor of `tensors()` (same names, shapes and order) as a view on the model's own
-    /// storage, for writing a checkpoint without copying: (name, shape, values).
-    pub fn tensor_views(&self) -> Vec<(String, &[usize], &[f32])> {
-        let sources: [(&str, Option<&[f32]>); 4] = [
-            ("", Some(self.network.parameters())),
-            ("optimiser.m.", Some(&self.optimiser.m)),
-            ("optimiser.v.", Some(&self.optimiser.v)),
-            ("ema.", self.ema.as_deref()),
-        ];
-        let mut out = Vec::new();
-        for (prefix, values) in sources {
-            let Some(values) = values else { continue };
-            for g in &self.layout {
-                out.push((format!("{prefix}{}", g.name), &g.shape[..], &values[g.offset..g.offset + g.len()]));
-            }
-        }
-        out
-    }
-
-    /// Start of each tensor of `tensor_views()` in memory (same order), for loading a checkpoint
-    /// in place: a caller checks the checkpoint with `check_tensor_directory`, then writes each
-    /// tensor's values at its address (see `load_tensors` for what a missing tensor means).
-    pub fn tensor_addresses(&mut self) -> Vec<(String, usize)> {
-        let views = self.tensor_views();
-        views.into_iter().map(|(name, _, values)| (name, values.as_ptr() as usize)).collect()
-    }
-
-    /// The checks of `load_tensors` on names and shapes only: every name is a known tensor,
-    /// every shape matches, and every weight tensor is present.
-    pub fn check_tensor_directory(&self, entries: &[(String, Vec<usize>)]) -> Result<(), String> {
-        for (name, shape) in entries {
-            let base = name.strip_prefix("optimiser.m.").or_else(|| name.strip_prefix("optimiser.v.")).or_else(|| name.strip_prefix("ema.")).unwrap_or(name);
-            let group = self.layout.iter().find(|g| g.name == base).ok_or_else(|| format!("unknown tensor '{name}'"))?;
-            if *shape != group.shape {
-                return Err(format!("tensor '{name}' has shape {shape:?}, expected {:?}", group.shape));
-            }
-        }
-        for g in &self.layout {
-            if !entries.iter().any(|(name, _)| *name == g.name) {
-                return Err(format!("missing tensor '{}'", g.name));
-            }
-        }
-        Ok(())
-    }
-
-    /// Loads tensors by name (shapes must match). Weights are required; missing optimiser moments
-    /// stay as they are; a missing EMA (with the EMA on) is set to the loaded weights.
-    pub fn load_tensors(&mut self, tensors: &[NamedTensor]) -> Result<(), String> {
-        let find = |name: &str| tensors.iter().find(|t| t.name == name);
-        for t in tensors {
-            let base = t.name.strip_prefix("optimiser.m.").or_else(|| t.name.strip_prefix("optimiser.v.")).or_else(|| t.name.strip_prefix("ema.")).unwrap_or(&t.name);
-            if !self.layout.iter().any(|g| g.name == base) {
-                return Err(format!("unknown tensor '{}'", t.name));
-            }
-        }
-        for g in self.layout.clone() {
-            let range = g.offset..g.offset + g.len();
-            let check = |t: &NamedTensor| -> Result<(), String> {
-                if t.shape != g.shape || t.data.len() != g.len() {
-                    return Err(format!("tensor '{}' has shape {:?}, expected {:?}", t.name, t.shape, g.shape));
-                }
-                Ok(())
-            };
-            let weights = find(&g.name).ok_or_else(|| format!("missing tensor '{}'", g.name))?;
-            check(weights)?;
-            self.network.parameters_mut()[range.clone()].copy_from_slice(&weights.data);
-            if let Some(t) = find(&format!("optimiser.m.{}", g.name)) {
-                check(t)?;
-                self.optimiser.m[range.clone()].copy_from_slice(&t.data);
-            }
-            if let Some(t) = find(&format!("optimiser.v.{}", g.name)) {
-                check(t)?;
-                self.optimiser.v[range.clone()].copy_from_slice(&t.data);
-            }
-            if let Some(ema) = self.ema.as_mut() {
-                let source = match find(&format!("ema.{}", g.name)) {
-                    Some(t) => {
-                        check(t)?;
-                        &t.data
-                    }
-                    None => &weights.data,
-                };
-                ema[range].copy_from_slice(source);
-            }
-        }
-        Ok(())
-    }
-
-    pub fn state(&self) -> ModelState {
-        ModelState {
-            format_version: FORMAT_VERSION,
-            seed: self.seed.to_string(),
-            step: self.step,
-            model: self.model_config.clone(),
-            training: self.training_config.clone(),
-            importance: self.importance.clone(),
-        }
-    }
-
-    /// Checkpoint metadata as JSON: format version, seed, step, configs, importance history.
-    pub fn state_json(&self) -> String {
-        serde_json::to_string(&self.state()).expect("the state serialises")
-    }
-
-    /// A model from `state_json` (freshly initialised weights: load the tensors next).
-    pub fn from_state_json(json: &str) -> Result<Model, String> {
-        let state: ModelState = serde_json::from_str(json).map_err(|e| format!("invalid model state: {e}"))?;
-        if state.format_version != FORMAT_VERSION {
-            return Err(format!("unsupported model state format {} (this build reads {FORMAT_VERSION})", state.format_version));
-        }
-        let seed: u64 = state.seed.parse().map_err(|_| format!("invalid seed '{}'", state.seed))?;
-        let mut model = Model::new(state.model, state.training, seed)?;
-        model.step = state.step;
-        model.optimiser.updates = state.step;
-        if let Some(history) = state.importance {
-            if history.timesteps() != model.model_config.timesteps {
-                return Err("importance history does not match T".into());
-            }
-            if model.importance.is_some() {
-                model.importance = Some(history);
-            }
-        }
-        Ok(model)
     }
 }
 
+/// Small configurations, data and a training loop for the tests of `Model` and of its checkpoints.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::config::{Architecture, Parameterisation, ScheduleKind};
-    use crate::optimiser::LrSchedule;
 
-    fn model_config(architecture: Architecture, parameterisation: Parameterisation, length: usize, timesteps: usize) -> ModelConfig {
+    pub(crate) fn model_config(architecture: Architecture, parameterisation: Parameterisation, length: usize, timesteps: usize) -> ModelConfig {
         ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden: 16, layers: 2, time_embedding: 8, kernel: 0 }
     }
 
-    fn heartbeat(length: usize, period: usize) -> Vec<u8> {
+    pub(crate) fn heartbeat(length: usize, period: usize) -> Vec<u8> {
         (0..period).flat_map(|k| (0..length).map(move |i| (i % period == k) as u8)).collect()
     }
 
     /// A batch of `rows` sequences drawn (by `step`) from the dataset.
-    fn batch(data: &[u8], length: usize, rows: usize, step: u64) -> Vec<u8> {
+    pub(crate) fn batch(data: &[u8], length: usize, rows: usize, step: u64) -> Vec<u8> {
         let count = data.len() / length;
         let mut rng = Rng::new(1000 + step);
         (0..rows).flat_map(|_| {
@@ -475,7 +310,7 @@ mod tests {
         }).collect()
     }
 
-    fn train(model: &mut Model, data: &[u8], steps: u64, rows: usize) -> StepReport {
+    pub(crate) fn train(model: &mut Model, data: &[u8], steps: u64, rows: usize) -> StepReport {
         let length = model.model_config.length;
         let mut last = None;
         for s in 0..steps {
@@ -483,6 +318,13 @@ mod tests {
         }
         last.unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{batch, heartbeat, model_config, train};
+    use super::*;
+    use crate::config::{Architecture, Parameterisation};
 
     #[test]
     fn tiny_trained_models_have_normalised_exact_probabilities_below_their_bound() {
@@ -715,72 +557,6 @@ mod tests {
     }
 
     #[test]
-    fn tensors_load_in_place_through_their_addresses() {
-        let (length, timesteps) = (6, 8);
-        let data = heartbeat(length, 3);
-        let training = TrainingConfig { ema_decay: 0.8, ..Default::default() };
-        let mut model = Model::new(model_config(Architecture::Paper, Parameterisation::Direct, length, timesteps), training, 12).unwrap();
-        train(&mut model, &data, 5, 8);
-        let tensors = model.tensors();
-        let views = model.tensor_views();
-        assert_eq!(views.len(), tensors.len());
-        for ((name, shape, values), t) in views.iter().zip(&tensors) {
-            assert_eq!((name, *shape, *values), (&t.name, &t.shape[..], &t.data[..]));
-        }
-        let directory: Vec<(String, Vec<usize>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-        let mut restored = Model::from_state_json(&model.state_json()).unwrap();
-        restored.check_tensor_directory(&directory).unwrap();
-        for ((name, address), t) in restored.tensor_addresses().into_iter().zip(&tensors) {
-            assert_eq!(name, t.name);
-            // SAFETY: the address is the start of this tensor's storage in `restored`, t.data.len() values long.
-            unsafe { std::ptr::copy_nonoverlapping(t.data.as_ptr(), address as *mut f32, t.data.len()) };
-        }
-        assert_eq!(restored.tensors(), tensors);
-        // the same refusals as load_tensors
-        let mut bad = directory.clone();
-        bad[0].0 = "nonsense".into();
-        assert_eq!(restored.check_tensor_directory(&bad), Err("unknown tensor 'nonsense'".into()));
-        let mut bad = directory.clone();
-        bad[1].1.push(1);
-        assert!(restored.check_tensor_directory(&bad).unwrap_err().contains("has shape"));
-        let only_moments: Vec<_> = directory.iter().filter(|(n, _)| n.starts_with("optimiser.")).cloned().collect();
-        assert!(restored.check_tensor_directory(&only_moments).unwrap_err().starts_with("missing tensor"));
-    }
-
-    #[test]
-    fn checkpoint_round_trip_continues_identically() {
-        let (length, timesteps) = (6, 8);
-        let data = heartbeat(length, 3);
-        let training = TrainingConfig { ema_decay: 0.8, objective: ObjectiveKind::Importance, lr_schedule: LrSchedule::Cosine, warmup_steps: 2, total_steps: 40, weight_decay: 0.01, ..Default::default() };
-        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), training, 12).unwrap();
-        train(&mut model, &data, 15, 8);
-        let state = model.state_json();
-        let tensors = model.tensors();
-        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-        let first = &model.layout()[0].name;
-        assert!(names.contains(&first.as_str()) && names.contains(&format!("optimiser.m.{first}").as_str()) && names.contains(&format!("ema.{first}").as_str()));
-        assert_eq!(tensors.len(), 4 * model.layout().len());
-        let mut restored = Model::from_state_json(&state).unwrap();
-        restored.load_tensors(&tensors).unwrap();
-        assert_eq!(restored.step(), 15);
-        assert_eq!(restored.tensors(), tensors);
-        for s in 15..20 {
-            let x0 = batch(&data, length, 8, s);
-            assert_eq!(model.train_step(&x0, 8).unwrap(), restored.train_step(&x0, 8).unwrap());
-        }
-        assert_eq!(model.parameters(), restored.parameters());
-        assert_eq!(model.sample(5, 1, 0).unwrap(), restored.sample(5, 1, 0).unwrap());
-        // errors: unknown names, wrong shapes, missing weights
-        let mut bad = tensors.clone();
-        bad[0].name = "nonsense".into();
-        assert!(restored.load_tensors(&bad).is_err());
-        let mut bad = tensors.clone();
-        bad[0].shape.push(1);
-        assert!(restored.load_tensors(&bad).is_err());
-        assert!(Model::from_state_json(&state.replace("\"format_version\":1", "\"format_version\":99")).is_err());
-    }
-
-    #[test]
     fn ema_weights_are_used_for_sampling() {
         let (length, timesteps) = (6, 8);
         let data = heartbeat(length, 3);
@@ -799,6 +575,31 @@ mod tests {
     }
 
     #[test]
+    fn errors_are_user_errors_for_bad_input_and_internal_for_broken_invariants() {
+        let config = model_config(Architecture::Mlp, Parameterisation::X0, 4, 5);
+        let mut model = Model::new(config.clone(), TrainingConfig::default(), 1).unwrap();
+        let user = |e: CoreError| assert!(e.is_user(), "expected a user error: {e:?}");
+        let internal = |e: CoreError| assert!(!e.is_user(), "expected an internal error: {e:?}");
+        // bad config values, data, patterns, options: the user's
+        user(Model::new(ModelConfig { hidden: 0, ..config.clone() }, TrainingConfig::default(), 1).err().unwrap());
+        user(Model::new(config.clone(), TrainingConfig { beta2: 1.0, ..Default::default() }, 1).err().unwrap());
+        user(model.train_step(&[0, 1, 0], 1).unwrap_err());
+        user(model.evaluate_bound(&[0, 1, 0, 7], 1, 2, 0).unwrap_err());
+        user(model.bound_totals(&[0, 1, 0, 1], 1, 0, 0, 0).unwrap_err());
+        user(model.inpaint(&[3, 2, 2, 2], 1, 0, InpaintMode::Clamp).unwrap_err());
+        user(model.inpaint(&[2; 4], 1, 0, InpaintMode::Smc { particles: 0 }).unwrap_err());
+        user(InpaintMode::from_name(Some("dream"), None).unwrap_err());
+        user(model.loss_and_gradient_given(&[0; 4], &[0; 4], &[6]).unwrap_err());
+        let mut long = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, 13, 5), TrainingConfig::default(), 1).unwrap();
+        user(long.exact_nll(&[0; 13], 1).unwrap_err());
+        // values only the program hands over (a pool's gradients, observations, row counts): a bug
+        internal(model.apply_gradient(&[0.0; 3], 0.0, 1).unwrap_err());
+        internal(model.apply_own_gradient(0.0, 0).unwrap_err());
+        internal(model.set_pending_observations(vec![(6, 1.0)]).unwrap_err());
+        internal(model.set_parameters(&[0.0; 2]).unwrap_err());
+    }
+
+    #[test]
     fn bad_inputs_are_errors() {
         let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, 4, 5), TrainingConfig::default(), 1).unwrap();
         assert!(model.train_step(&[0, 1, 0], 1).is_err());
@@ -810,3 +611,4 @@ mod tests {
         assert!(model.apply_gradient(&[0.0; 3], 0.0, 1).is_err());
     }
 }
+

@@ -7,22 +7,23 @@
 //! formula gives exactly the cross-entropy of x0 under p(x0 | x1). The prior term is 0 for every
 //! schedule of this crate (b_T = 1) but is computed anyway.
 //!
-//! Reverse kernel per bit, from the network's logit z (f64 from here on):
+//! Terms per bit against the reverse kernel (kernel.rs), from the network's logit z (f64 here):
 //! - direct: f = sigmoid(z). Term KL(q || f) = q1 ln q1 + q0 ln q0 + CE (see
 //!   `bernoulli::cross_entropy_from_logit`); d/dz = f - q1.
 //! - x0: g = sigmoid(z), h = 1 - g = sigmoid(-z); with A = q(x_{t-1} | x_t, x0=1) and
 //!   B = q(x_{t-1} | x_t, x0=0): f1 = g·A1 + h·B1, f0 = g·A0 + h·B0 (both halves as convex
 //!   combinations, no 1 - f cancellation). dKL/df1 = (f1 - q1)/(f1 f0), df1/dz = (A1 - B1) g h, and
 //!   the target q is A (x0 = 1) or B (x0 = 0), so f1 - q1 = -h(A1 - B1) or g(A1 - B1):
-//!     x0 = 1: dKL/dz = -g h² (A1 - B1)² / (f1 f0);   x0 = 0: dKL/dz = g² h (A1 - B1)² / (f1 f0).
+//!   x0 = 1: dKL/dz = -g h² (A1 - B1)² / (f1 f0);   x0 = 0: dKL/dz = g² h (A1 - B1)² / (f1 f0).
 //!   At t = 1, A = (1, 0) and B = (0, 1), so f = g: the x0 kernel IS the direct one there, and the
 //!   direct formulas are used (finite even when g rounds to 0 or 1).
 
 use crate::bernoulli::{self, BITS_PER_NAT};
 use crate::config::{ModelConfig, Parameterisation};
-use crate::elementary::{exp, ln_normal};
+use crate::elementary::ln_normal;
+use crate::kernel::{draw_noisy_row, draw_noisy_rows, marginal_thresholds, sigmoid_pair};
 use crate::network::ReverseNetwork;
-use crate::rng::{Rng, Rng4};
+use crate::rng::Rng;
 use crate::schedule::{PosteriorEntry, Schedule};
 use crate::simd::{self, F4, M4};
 use serde::{Deserialize, Serialize};
@@ -39,19 +40,6 @@ pub enum ObjectiveKind {
     /// mixed with the uniform), the term weighted by 1/p_t (unbiased); uniform until every bin
     /// has a few terms.
     Importance,
-}
-
-/// (sigmoid(z), sigmoid(-z)) from e = e^{-|z|}: (1/(1+e), e/(1+e)) or swapped (no cancellation).
-#[inline]
-pub fn sigmoid_pair(z: f64) -> (f64, f64) {
-    let e = exp(-z.abs());
-    let inverse = 1.0 / (1.0 + e);
-    let small = e * inverse;
-    if z >= 0.0 {
-        (inverse, small)
-    } else {
-        (small, inverse)
-    }
 }
 
 /// The posterior entry [x0][x_t] of a step's table, chosen by selects (no indexed load, so loops
@@ -90,19 +78,6 @@ pub fn bit_term(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]
         // t >= 2: every posterior is in (0, 1), so f1, f0 >= min(post) > 0 and ln f is finite
         let cross_entropy = -(target.q1 * ln_normal(f1) + target.q0 * ln_normal(f0));
         ((target.negative_entropy + cross_entropy).max(0.0), dkl_dz)
-    }
-}
-
-/// The reverse kernel's two halves (f1, f0) = (p(x_{t-1}=1 | x_t), p(x_{t-1}=0 | x_t)) for one bit.
-#[inline]
-pub fn reverse_probability(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: u8, z: f64) -> (f64, f64) {
-    let (g, h) = sigmoid_pair(z);
-    if parameterisation == Parameterisation::Direct || t == 1 {
-        (g, h)
-    } else {
-        let a = &table[1][xt as usize];
-        let b = &table[0][xt as usize];
-        (g * a.q1 + h * b.q1, g * a.q0 + h * b.q0) // f = g·post(x0=1) + (1-g)·post(x0=0)
     }
 }
 
@@ -416,47 +391,6 @@ impl Workspace {
     }
 }
 
-/// Draws x_t ~ q(x_t | x0) for one row: bit j is 1 with probability x0_j(1 - c_t) + c_t/2,
-/// compared in f32 (`Rng::bernoulli`), one uniform draw per bit in order j = 0..L.
-#[inline]
-pub fn draw_noisy_row(rng: &mut Rng, x0: &[u8], marginal_f32: [f32; 2], out: &mut [u8]) {
-    for (o, &b) in out.iter_mut().zip(x0) {
-        *o = rng.bernoulli(marginal_f32[b as usize]) as u8;
-    }
-}
-
-/// `draw_noisy_row` for rows r = 0.. of x0 and out (L bits each) with generators rngs[r], four rows
-/// at a time in lanes (`Rng4`: the same draws as row by row).
-pub fn draw_noisy_rows(rngs: &mut [Rng], x0: &[u8], marginal_f32: [f32; 2], out: &mut [u8]) {
-    let rows = rngs.len();
-    let length = x0.len() / rows.max(1);
-    let (low, high) = (F4::splat(marginal_f32[0]), F4::splat(marginal_f32[1]));
-    let mut r = 0;
-    while r + 4 <= rows {
-        let mut lanes = Rng4::load(&rngs[r..r + 4]);
-        let at = |i: usize, j: usize| (r + i) * length + j;
-        for j in 0..length {
-            let ones = M4::nonzero(&[x0[at(0, j)], x0[at(1, j)], x0[at(2, j)], x0[at(3, j)]]);
-            let bits = lanes.bernoulli(ones.select(high, low)).to_bits();
-            for (i, &bit) in bits.iter().enumerate() {
-                out[at(i, j)] = bit;
-            }
-        }
-        lanes.store(&mut rngs[r..r + 4]);
-        r += 4;
-    }
-    for (r, rng) in rngs.iter_mut().enumerate().skip(r) {
-        draw_noisy_row(rng, &x0[r * length..(r + 1) * length], marginal_f32, &mut out[r * length..(r + 1) * length]);
-    }
-}
-
-/// (q(x_t=1 | x0=0), q(x_t=1 | x0=1)) rounded to f32, the thresholds of `draw_noisy_row`.
-#[inline]
-pub fn marginal_thresholds(schedule: &Schedule, t: usize) -> [f32; 2] {
-    let c = schedule.c(t);
-    [bernoulli::marginal(0.0, c) as f32, bernoulli::marginal(1.0, c) as f32]
-}
-
 /// One estimate of the bound for every row of a batch and the gradient of their SUM.
 ///
 /// Noise: row r is example `example_offset + r` and draws from
@@ -465,6 +399,7 @@ pub fn marginal_thresholds(schedule: &Schedule, t: usize) -> [f32; 2] {
 /// - Sampled: t = 1 + below(T); then for j = 0..L: x_t[j] = bernoulli(q(x_t=1 | x0_j)).
 /// - Importance: if `history` is ready, u = uniform_f64() and t = the first t with
 ///   p_1 + ... + p_t > u (else t = 1 + below(T), as Sampled); then the L bits as above.
+///
 /// So a batch split over workers draws exactly the noise of the whole batch.
 ///
 /// Returns the sum over rows of (prior term + estimated sum of terms), bits; ADDS its gradient
@@ -667,6 +602,7 @@ mod tests {
     use super::test_network::LinearNetwork;
     use super::*;
     use crate::config::{Architecture, ScheduleKind};
+    use crate::kernel::reverse_probability;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
         ModelConfig {
@@ -683,24 +619,6 @@ mod tests {
     }
 
     const PARAMETERISATIONS: [Parameterisation; 2] = [Parameterisation::Direct, Parameterisation::X0];
-
-    #[test]
-    fn noisy_rows_drawn_four_at_a_time_equal_rows_drawn_one_by_one() {
-        let (rows, length) = (7, 9);
-        let x0: Vec<u8> = (0..rows * length).map(|i| (i % 4 == 1) as u8).collect();
-        let thresholds = [0.2f32, 0.7];
-        let mut alone: Vec<Rng> = (0..rows).map(|r| Rng::for_example(1, 2, r as u64)).collect();
-        let mut together = alone.clone();
-        let (mut want, mut got) = (vec![0u8; rows * length], vec![0u8; rows * length]);
-        for _ in 0..50 {
-            for r in 0..rows {
-                draw_noisy_row(&mut alone[r], &x0[r * length..(r + 1) * length], thresholds, &mut want[r * length..(r + 1) * length]);
-            }
-            draw_noisy_rows(&mut together, &x0, thresholds, &mut got);
-            assert_eq!(got, want);
-        }
-        assert_eq!(together, alone);
-    }
 
     #[test]
     fn direct_terms_in_f32_match_the_f64_terms() {

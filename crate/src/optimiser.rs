@@ -3,6 +3,7 @@
 //! schedules, and an exponential moving average (EMA) of the weights.
 
 use crate::elementary::{cos, powi};
+use crate::error::{CoreError, CoreResult};
 use crate::network::ParameterGroup;
 use crate::objective::ObjectiveKind;
 use serde::{Deserialize, Serialize};
@@ -16,10 +17,11 @@ pub enum LrSchedule {
     Cosine,
 }
 
-/// The training settings the core needs (JSON from TypeScript, snake_case; every field optional,
-/// defaults below).
+/// The training settings the core needs (JSON from TypeScript, snake_case). Every field is
+/// required: the defaults live in TypeScript's `DEFAULTS` only, so none can drift here (a missing
+/// field is a user error naming it; old checkpoint states are completed in checkpoint.rs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
     pub lr: f64,
     pub lr_schedule: LrSchedule,
@@ -41,6 +43,9 @@ pub struct TrainingConfig {
     pub objective: ObjectiveKind,
 }
 
+/// A baseline for unit tests only (not compiled into the library: production configs come whole
+/// from TypeScript).
+#[cfg(test)]
 impl Default for TrainingConfig {
     fn default() -> Self {
         TrainingConfig {
@@ -61,33 +66,33 @@ impl Default for TrainingConfig {
 }
 
 impl TrainingConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> CoreResult<()> {
         let finite_nonnegative = |name: &str, v: f64| {
             if v.is_finite() && v >= 0.0 {
                 Ok(())
             } else {
-                Err(format!("{name} must be a finite number >= 0, got {v}"))
+                Err(CoreError::User(format!("{name} must be a finite number >= 0, got {v}")))
             }
         };
         finite_nonnegative("lr", self.lr)?;
         finite_nonnegative("weight_decay", self.weight_decay)?;
         finite_nonnegative("clip_norm", self.clip_norm)?;
         if !(self.eps > 0.0 && self.eps.is_finite()) {
-            return Err(format!("eps must be > 0, got {}", self.eps));
+            return Err(CoreError::User(format!("eps must be > 0, got {}", self.eps)));
         }
         for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2), ("ema_decay", self.ema_decay)] {
             if !(0.0..1.0).contains(&v) {
-                return Err(format!("{name} must be in [0, 1), got {v}"));
+                return Err(CoreError::User(format!("{name} must be in [0, 1), got {v}")));
             }
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
-            return Err(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio));
+            return Err(CoreError::User(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio)));
         }
         if self.lr_schedule == LrSchedule::Cosine && self.total_steps <= self.warmup_steps {
-            return Err(format!(
+            return Err(CoreError::User(format!(
                 "the cosine schedule needs total_steps ({}) > warmup_steps ({})",
                 self.total_steps, self.warmup_steps
-            ));
+            )));
         }
         Ok(())
     }
@@ -234,15 +239,25 @@ mod tests {
     }
 
     #[test]
-    fn config_parses_snake_case_with_defaults_and_rejects_unknown_fields() {
-        let c: TrainingConfig = serde_json::from_str(r#"{"lr": 0.01, "lr_schedule": "cosine", "total_steps": 100, "objective": "full"}"#).unwrap();
+    fn config_parses_snake_case_requires_every_field_and_rejects_unknown_fields() {
+        let json = r#"{"lr": 0.01, "lr_schedule": "cosine", "warmup_steps": 0, "total_steps": 100, "min_lr_ratio": 0.1, "beta1": 0.9,
+            "beta2": 0.999, "eps": 1e-8, "weight_decay": 0, "clip_norm": 1, "ema_decay": 0, "objective": "full"}"#;
+        let c: TrainingConfig = serde_json::from_str(json).unwrap();
         assert_eq!(c.lr, 0.01);
         assert_eq!(c.lr_schedule, LrSchedule::Cosine);
         assert_eq!(c.objective, ObjectiveKind::Full);
         assert_eq!(c.beta2, 0.999);
         assert!(c.validate().is_ok());
-        assert!(serde_json::from_str::<TrainingConfig>(r#"{"learning_rate": 0.01}"#).is_err());
-        assert!(serde_json::from_str::<TrainingConfig>(r#"{"objective": "importance"}"#).is_ok());
+        // no field has a default of its own: each missing one is named
+        let full: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(full.len(), 12);
+        for field in full.keys() {
+            let mut partial = full.clone();
+            partial.remove(field);
+            let error = serde_json::from_value::<TrainingConfig>(serde_json::Value::Object(partial)).unwrap_err();
+            assert_eq!(error.to_string(), format!("missing field `{field}`"));
+        }
+        assert!(serde_json::from_str::<TrainingConfig>(&json.replace(r#""lr": 0.01"#, r#""learning_rate": 0.01"#)).is_err());
         let bad = TrainingConfig { lr_schedule: LrSchedule::Cosine, total_steps: 0, ..Default::default() };
         assert!(bad.validate().is_err());
         assert!(TrainingConfig { beta1: 1.0, ..Default::default() }.validate().is_err());

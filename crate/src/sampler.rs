@@ -12,12 +12,13 @@
 //! x_{t-1}[j] = bernoulli(f_j) (f rounded to f32). Every bit is drawn, known or not (known bits
 //! are overwritten afterwards), so the result does not depend on how sequences are batched.
 
-use crate::config::{ModelConfig, Parameterisation};
+use crate::config::ModelConfig;
+use crate::error::{CoreError, CoreResult};
+use crate::kernel::reverse_probabilities;
 use crate::network::ReverseNetwork;
-use crate::objective::sigmoid_pair;
 use crate::rng::{Rng, Rng4};
-use crate::simd::{self, F4};
-use crate::schedule::{PosteriorEntry, Schedule};
+use crate::schedule::Schedule;
+use crate::simd::F4;
 
 /// The `step` argument of `Rng::for_example` reserved for sampling streams.
 pub const SAMPLE_STREAM: u64 = u64::MAX - 1;
@@ -46,48 +47,6 @@ pub fn frame_times(timesteps: usize, record_every: usize) -> Vec<u32> {
         times.push(0);
     }
     times
-}
-
-/// probabilities[k] = f(x_t, t) for bit k, written as branch-free loops (selects on the bit instead
-/// of table indexing) so they can be vectorised. The direct kernel (and t = 1) is sigmoid(z) in f32
-/// lanes (`sigmoid_f32`, within 3 ulp of the f64 value rounded to f32); the x0 kernel is
-/// `reverse_probability` in f64, rounded to f32.
-pub fn reverse_probabilities(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: &[u8], logits: &[f32], probabilities: &mut [f32]) {
-    if parameterisation == Parameterisation::Direct || t == 1 {
-        let mut quads = probabilities.chunks_exact_mut(4);
-        let mut logit_quads = logits.chunks_exact(4);
-        for (f, z) in (&mut quads).zip(&mut logit_quads) {
-            sigmoid_f32(F4::load(z)).store(f); // f = sigmoid(z)
-        }
-        let (rest, logit_rest) = (quads.into_remainder(), logit_quads.remainder());
-        if !rest.is_empty() {
-            let mut z = [0.0f32; 4];
-            z[..rest.len()].copy_from_slice(logit_rest);
-            let f = sigmoid_f32(F4::load(&z)).to_array();
-            rest.copy_from_slice(&f[..rest.len()]);
-        }
-    } else {
-        // f = g·post(x0=1) + (1-g)·post(x0=0), posts chosen by the bit x_t
-        let (a_of_0, a_of_1) = (table[1][0].q1, table[1][1].q1);
-        let (b_of_0, b_of_1) = (table[0][0].q1, table[0][1].q1);
-        for ((f, &z), &x) in probabilities.iter_mut().zip(logits).zip(xt) {
-            let (g, h) = sigmoid_pair(z as f64);
-            let one = x != 0;
-            let a = if one { a_of_1 } else { a_of_0 };
-            let b = if one { b_of_1 } else { b_of_0 };
-            *f = (g * a + h * b) as f32;
-        }
-    }
-}
-
-/// sigmoid(z) = 1/(1 + e^-z) in f32 lanes, from e = e^-|z| (`simd::exp_nonpositive`): 1/(1+e) for
-/// z >= 0, e/(1+e) below, so nothing overflows or cancels.
-#[inline(always)]
-fn sigmoid_f32(z: F4) -> F4 {
-    let (zero, one) = (F4::splat(0.0), F4::splat(1.0));
-    let e = simd::exp_nonpositive(zero.sub(z.abs()));
-    let inverse = one.div(one.add(e));
-    z.ge(zero).select(inverse, e.mul(inverse))
 }
 
 /// x_{t-1} ~ B(f(x_t, t)): bit j of row r is rngs[r].bernoulli(probabilities[r·L + j]), bits of a
@@ -129,15 +88,15 @@ pub fn sample(
     seed: u64,
     record_every: usize,
     pattern: Option<&[u8]>,
-) -> Result<SampleResult, String> {
+) -> CoreResult<SampleResult> {
     let length = config.length;
     let t_max = schedule.timesteps;
     if let Some(p) = pattern {
         if p.len() != length && p.len() != n * length {
-            return Err(format!("pattern must have L = {length} or n·L = {} entries, got {}", n * length, p.len()));
+            return Err(CoreError::User(format!("pattern must have L = {length} or n·L = {} entries, got {}", n * length, p.len())));
         }
         if let Some(bad) = p.iter().find(|&&v| v > UNKNOWN) {
-            return Err(format!("pattern entries must be 0, 1 or 2 (unknown), got {bad}"));
+            return Err(CoreError::User(format!("pattern entries must be 0, 1 or 2 (unknown), got {bad}")));
         }
     }
     let times = frame_times(t_max, record_every);
@@ -210,47 +169,6 @@ pub fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batched_probabilities_match_the_per_bit_kernel() {
-        use crate::config::ScheduleKind;
-        use crate::objective::reverse_probability;
-        let schedule = Schedule::new(ScheduleKind::Paper, 20);
-        let logits: Vec<f32> = (0..40).map(|i| (i as f32 - 20.0) * 0.7).collect();
-        let xt: Vec<u8> = (0..40).map(|i| (i % 3 == 0) as u8).collect();
-        let mut out = vec![0.0f32; 40];
-        for p in [Parameterisation::Direct, Parameterisation::X0] {
-            for t in [1usize, 2, 11, 20] {
-                let table = schedule.posterior_table(t);
-                reverse_probabilities(p, table, t, &xt, &logits, &mut out);
-                for k in 0..40 {
-                    let want = reverse_probability(p, table, t, xt[k], logits[k] as f64).0 as f32;
-                    if p == Parameterisation::Direct || t == 1 {
-                        // the f32 sigmoid: within 3 ulp
-                        assert!((out[k].to_bits() as i64 - want.to_bits() as i64).abs() <= 3, "{p:?} t={t} z={}: {} vs {want}", logits[k], out[k]);
-                    } else {
-                        assert_eq!(out[k], want);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_f32_sigmoid_is_within_three_ulp_of_the_f64_one_down_to_the_smallest_normal_probability() {
-        let mut z = -87.0f32;
-        while z < 120.0 {
-            let zs = [z, z + 0.01, -z * 0.3, z * 0.001];
-            let got = sigmoid_f32(F4::load(&zs)).to_array();
-            for (g, &z) in got.iter().zip(&zs) {
-                let want = sigmoid_pair(z as f64).0 as f32;
-                assert!((g.to_bits() as i64 - want.to_bits() as i64).abs() <= 3, "z={z}: {g} vs {want}");
-            }
-            z += 0.173;
-        }
-        // below e^-87 the probability stays at ~1.6e-38 instead of going further towards 0
-        assert!(sigmoid_f32(F4::splat(-200.0)).to_array()[0] <= 1.7e-38);
-    }
 
     #[test]
     fn frame_times_include_both_ends() {

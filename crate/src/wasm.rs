@@ -1,25 +1,44 @@
 //! The thin wasm-bindgen layer: `RawModel` wraps `Model`; typed arrays cross the boundary once
-//! per call. Seeds are u64 (BigInt in JavaScript). Errors become JavaScript `Error`s.
+//! per call. Seeds are u64 (BigInt in JavaScript). A `CoreError` is thrown as a JavaScript
+//! `Error` whose `name` is "UserError" or "InternalError" and whose `message` is the one-line
+//! message (a panic traps instead: a `WebAssembly.RuntimeError`, an internal error too).
 //! Results with several parts come back as one Float64Array with a documented layout, or are
 //! kept in the RawModel and read with a second call (`last_*`).
 
-use crate::inpaint::InpaintMode;
-use crate::model::{Model, NamedTensor};
-use crate::optimiser::TrainingConfig;
 use crate::config::ModelConfig;
-use serde::{Deserialize, Serialize};
+use crate::error::{json_error, CoreError};
+use crate::evaluate::{self, BoundEstimate};
+use crate::inpaint::InpaintMode;
+use crate::model::Model;
+use crate::optimiser::TrainingConfig;
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-fn js_error(message: String) -> JsError {
-    JsError::new(&message)
+#[wasm_bindgen]
+extern "C" {
+    /// JavaScript's `Error` (imported so the thrown error can carry a `name`).
+    #[wasm_bindgen(js_name = Error)]
+    type JsErrorObject;
+
+    #[wasm_bindgen(constructor, js_class = "Error")]
+    fn new(message: &str) -> JsErrorObject;
+
+    #[wasm_bindgen(method, setter = name, js_class = "Error")]
+    fn set_name(this: &JsErrorObject, name: &str);
 }
 
-/// One entry of the tensor directory: data[offset .. offset + product(shape)].
-#[derive(Serialize, Deserialize)]
-struct TensorEntry {
-    name: String,
-    shape: Vec<usize>,
-    offset: usize,
+/// The JavaScript `Error` thrown for a `CoreError` (name "UserError" / "InternalError").
+fn js_error(error: CoreError) -> JsValue {
+    let thrown = JsErrorObject::new(error.message());
+    thrown.set_name(error.js_name());
+    thrown.into()
+}
+
+/// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence).
+fn bound_layout(estimate: &BoundEstimate) -> Vec<f64> {
+    let mut out = vec![estimate.mean, estimate.mc_stderr, estimate.sequence_stderr];
+    out.extend_from_slice(&estimate.per_sequence);
+    out
 }
 
 #[wasm_bindgen]
@@ -36,16 +55,16 @@ pub struct RawModel {
 impl RawModel {
     /// From the model and training configurations (JSON, snake_case) and a seed.
     #[wasm_bindgen(constructor)]
-    pub fn new(model_config_json: &str, training_config_json: &str, seed: u64) -> Result<RawModel, JsError> {
-        let model_config: ModelConfig = serde_json::from_str(model_config_json).map_err(|e| js_error(format!("invalid model config: {e}")))?;
-        let training_config: TrainingConfig = serde_json::from_str(training_config_json).map_err(|e| js_error(format!("invalid training config: {e}")))?;
+    pub fn new(model_config_json: &str, training_config_json: &str, seed: u64) -> Result<RawModel, JsValue> {
+        let model_config: ModelConfig = serde_json::from_str(model_config_json).map_err(|e| js_error(json_error("invalid model config", &e)))?;
+        let training_config: TrainingConfig = serde_json::from_str(training_config_json).map_err(|e| js_error(json_error("invalid training config", &e)))?;
         let model = Model::new(model_config, training_config, seed).map_err(js_error)?;
         Ok(RawModel { model, last_gradient: Vec::new(), scratch: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
     }
 
     /// A model from `state_json()` output; load its tensors next.
     #[wasm_bindgen(js_name = fromState)]
-    pub fn from_state(state_json: &str) -> Result<RawModel, JsError> {
+    pub fn from_state(state_json: &str) -> Result<RawModel, JsValue> {
         let model = Model::from_state_json(state_json).map_err(js_error)?;
         Ok(RawModel { model, last_gradient: Vec::new(), scratch: Vec::new(), last_frames: Vec::new(), last_frame_times: Vec::new() })
     }
@@ -62,7 +81,7 @@ impl RawModel {
 
     /// One training step: [loss_bits, grad_norm, lr].
     #[wasm_bindgen(js_name = trainStep)]
-    pub fn train_step(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsError> {
+    pub fn train_step(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsValue> {
         let r = self.model.train_step(x0, rows).map_err(js_error)?;
         Ok(vec![r.loss_bits, r.grad_norm, r.lr])
     }
@@ -70,7 +89,7 @@ impl RawModel {
     /// Gradient of the SUM over the shard's rows (examples example_offset.. of step `step`);
     /// returns the loss sum (bits); the gradient is read with `lastGradient()`.
     #[wasm_bindgen(js_name = computeGradient)]
-    pub fn compute_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<f64, JsError> {
+    pub fn compute_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<f64, JsValue> {
         let (loss, grad) = self.model.compute_gradient(x0, rows, example_offset, step).map_err(js_error)?;
         self.last_gradient.clear();
         self.last_gradient.extend_from_slice(grad);
@@ -85,7 +104,7 @@ impl RawModel {
     /// `computeGradient` without copying the gradient out: it stays in the model's gradient
     /// buffer, `parameterCount` f32 values at byte offset `gradientPointer()` of `wasmMemory()`.
     #[wasm_bindgen(js_name = computeGradientInPlace)]
-    pub fn compute_gradient_in_place(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<f64, JsError> {
+    pub fn compute_gradient_in_place(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> Result<f64, JsValue> {
         let (loss, _) = self.model.compute_gradient(x0, rows, example_offset, step).map_err(js_error)?;
         Ok(loss)
     }
@@ -111,10 +130,10 @@ impl RawModel {
 
     /// gradient[i] += scratch[i] for every i (f32 additions, element by element; vectorised).
     #[wasm_bindgen(js_name = addScratchToGradient)]
-    pub fn add_scratch_to_gradient(&mut self) -> Result<(), JsError> {
+    pub fn add_scratch_to_gradient(&mut self) -> Result<(), JsValue> {
         let gradient = self.model.gradient_mut();
         if self.scratch.len() != gradient.len() {
-            return Err(js_error("no gradient scratch buffer: call gradientScratchPointer first".into()));
+            return Err(js_error(CoreError::internal("no gradient scratch buffer: call gradientScratchPointer first")));
         }
         for (g, &s) in gradient.iter_mut().zip(&self.scratch) {
             *g += s;
@@ -125,7 +144,7 @@ impl RawModel {
     /// One optimiser step from the gradient sums written into the gradient buffer:
     /// [loss_bits, grad_norm, lr].
     #[wasm_bindgen(js_name = applyGradientInPlace)]
-    pub fn apply_gradient_in_place(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsError> {
+    pub fn apply_gradient_in_place(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsValue> {
         let r = self.model.apply_own_gradient(loss_sum_bits, total_rows).map_err(js_error)?;
         Ok(vec![r.loss_bits, r.grad_norm, r.lr])
     }
@@ -138,9 +157,9 @@ impl RawModel {
 
     /// Replaces the pending observations (flat [t, term, ...], as `pendingObservations`).
     #[wasm_bindgen(js_name = setPendingObservations)]
-    pub fn set_pending_observations(&mut self, flat: &[f64]) -> Result<(), JsError> {
+    pub fn set_pending_observations(&mut self, flat: &[f64]) -> Result<(), JsValue> {
         if flat.len() % 2 != 0 {
-            return Err(js_error("observations come in (t, term) pairs".into()));
+            return Err(js_error(CoreError::internal("observations come in (t, term) pairs")));
         }
         let observations = flat.chunks_exact(2).map(|p| (p[0] as u32, p[1])).collect();
         self.model.set_pending_observations(observations).map_err(js_error)
@@ -148,14 +167,14 @@ impl RawModel {
 
     /// One optimiser step from summed gradients: [loss_bits, grad_norm, lr].
     #[wasm_bindgen(js_name = applyGradient)]
-    pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsError> {
+    pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsValue> {
         let r = self.model.apply_gradient(grad_sum, loss_sum_bits, total_rows).map_err(js_error)?;
         Ok(vec![r.loss_bits, r.grad_norm, r.lr])
     }
 
     /// n samples (n × L bits); with record_every > 0 the frames are read with `lastFrames()`
     /// (frame-major, frames × n × L) and `lastFrameTimes()`.
-    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsError> {
+    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsValue> {
         let result = self.model.sample(n, seed, record_every).map_err(js_error)?;
         self.last_frames = result.frames;
         self.last_frame_times = result.frame_times;
@@ -164,7 +183,7 @@ impl RawModel {
 
     /// Sequences first..first+n of `sample(first + n, seed, record_every)`, laid out as `sample`'s.
     #[wasm_bindgen(js_name = sampleRange)]
-    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsError> {
+    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsValue> {
         let result = self.model.sample_range(first, n, seed, record_every).map_err(js_error)?;
         self.last_frames = result.frames;
         self.last_frame_times = result.frame_times;
@@ -173,7 +192,7 @@ impl RawModel {
 
     /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these rows).
     #[wasm_bindgen(js_name = inpaintRange)]
-    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsError> {
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsValue> {
         let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
         self.model.inpaint_range(pattern, first, n, seed, mode).map_err(js_error)
     }
@@ -181,7 +200,7 @@ impl RawModel {
     /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
     /// of the dataset: totals[i·repeats + r] (bits).
     #[wasm_bindgen(js_name = boundTotals)]
-    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, JsError> {
+    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, JsValue> {
         self.model.bound_totals(x0, rows, repeats, seed, first_index).map_err(js_error)
     }
 
@@ -197,23 +216,21 @@ impl RawModel {
 
     /// n completions of `pattern` (L or n·L entries: 0, 1, 2 = unknown). mode: "smc" (default;
     /// `particles` per completion, default 8) or "clamp" (the paper's §2.5), see inpaint.rs.
-    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsError> {
+    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsValue> {
         let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
         self.model.inpaint(pattern, n, seed, mode).map_err(js_error)
     }
 
     /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence).
     #[wasm_bindgen(js_name = evaluateBound)]
-    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> Result<Vec<f64>, JsError> {
-        let e = self.model.evaluate_bound(x0, rows, repeats, seed).map_err(js_error)?;
-        let mut out = vec![e.mean, e.mc_stderr, e.sequence_stderr];
-        out.extend_from_slice(&e.per_sequence);
-        Ok(out)
+    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> Result<Vec<f64>, JsValue> {
+        let estimate = self.model.evaluate_bound(x0, rows, repeats, seed).map_err(js_error)?;
+        Ok(bound_layout(&estimate))
     }
 
     /// [total probability mass of all 2^L sequences, -log2 p(x0) of each row...] (L <= 12).
     #[wasm_bindgen(js_name = exactNll)]
-    pub fn exact_nll(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsError> {
+    pub fn exact_nll(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsValue> {
         let e = self.model.exact_nll(x0, rows).map_err(js_error)?;
         let mut out = vec![e.total_mass];
         out.extend_from_slice(&e.nll_bits);
@@ -222,7 +239,7 @@ impl RawModel {
 
     /// Terms of given rows (x0, x_t, t): the per-row loss in bits; d(sum)/dθ via `lastGradient()`.
     #[wasm_bindgen(js_name = lossAndGradientGiven)]
-    pub fn loss_and_gradient_given(&mut self, x0: &[u8], xt: &[u8], t: &[u32]) -> Result<Vec<f64>, JsError> {
+    pub fn loss_and_gradient_given(&mut self, x0: &[u8], xt: &[u8], t: &[u32]) -> Result<Vec<f64>, JsValue> {
         let (result, grad) = self.model.loss_and_gradient_given(x0, xt, t).map_err(js_error)?;
         self.last_gradient = grad;
         Ok(result.row_loss_bits)
@@ -234,7 +251,7 @@ impl RawModel {
     }
 
     #[wasm_bindgen(js_name = setParameters)]
-    pub fn set_parameters(&mut self, values: &[f32]) -> Result<(), JsError> {
+    pub fn set_parameters(&mut self, values: &[f32]) -> Result<(), JsValue> {
         self.model.set_parameters(values).map_err(js_error)
     }
 
@@ -250,31 +267,8 @@ impl RawModel {
         serde_json::Value::Array(entries).to_string()
     }
 
-    /// Directory of all tensors (weights, optimiser moments, EMA): JSON [{name, shape, offset}]
-    /// into the array of `tensorData()`.
-    #[wasm_bindgen(js_name = tensorDirectory)]
-    pub fn tensor_directory(&self) -> String {
-        let mut offset = 0;
-        let entries: Vec<TensorEntry> = self
-            .model
-            .tensors()
-            .into_iter()
-            .map(|t| {
-                let entry = TensorEntry { name: t.name, shape: t.shape, offset };
-                offset += t.data.len();
-                entry
-            })
-            .collect();
-        serde_json::to_string(&entries).expect("the directory serialises")
-    }
-
-    /// All tensors' values, concatenated in `tensorDirectory()` order.
-    #[wasm_bindgen(js_name = tensorData)]
-    pub fn tensor_data(&self) -> Vec<f32> {
-        self.model.tensors().into_iter().flat_map(|t| t.data).collect()
-    }
-
-    /// Every tensor (names, shapes and order of `tensorDirectory()`) with the byte address of its
+    /// Every tensor (weights, optimiser moments, EMA; names and order of `Model::tensors`, see
+    /// checkpoint.rs) with its shape and the byte address of its
     /// values in `wasmMemory()`: JSON [{name, shape, pointer}]. A checkpoint is written from views
     /// on the model's own storage, and loaded into it (after `checkTensorDirectory`), without
     /// copies in the wasm memory. Views are valid until the next call into the core.
@@ -291,31 +285,18 @@ impl RawModel {
         serde_json::Value::Array(entries).to_string()
     }
 
-    /// Checks a checkpoint's tensor directory (JSON [{name, shape}]) as `loadTensors` does:
-    /// known names, matching shapes, every weight tensor present.
+    /// Checks a checkpoint's tensor directory (JSON [{name, shape}]): known names, matching
+    /// shapes, every weight tensor present (`Model::check_tensor_directory`).
     #[wasm_bindgen(js_name = checkTensorDirectory)]
-    pub fn check_tensor_directory(&self, directory_json: &str) -> Result<(), JsError> {
+    pub fn check_tensor_directory(&self, directory_json: &str) -> Result<(), JsValue> {
         #[derive(Deserialize)]
         struct Entry {
             name: String,
             shape: Vec<usize>,
         }
-        let entries: Vec<Entry> = serde_json::from_str(directory_json).map_err(|e| js_error(format!("invalid tensor directory: {e}")))?;
+        let entries: Vec<Entry> = serde_json::from_str(directory_json).map_err(|e| js_error(json_error("invalid tensor directory", &e)))?;
         let entries: Vec<(String, Vec<usize>)> = entries.into_iter().map(|e| (e.name, e.shape)).collect();
         self.model.check_tensor_directory(&entries).map_err(js_error)
-    }
-
-    /// Loads tensors from a directory (JSON as `tensorDirectory()`) and the concatenated data.
-    #[wasm_bindgen(js_name = loadTensors)]
-    pub fn load_tensors(&mut self, directory_json: &str, data: &[f32]) -> Result<(), JsError> {
-        let entries: Vec<TensorEntry> = serde_json::from_str(directory_json).map_err(|e| js_error(format!("invalid tensor directory: {e}")))?;
-        let mut tensors = Vec::with_capacity(entries.len());
-        for e in entries {
-            let len: usize = e.shape.iter().product();
-            let values = data.get(e.offset..e.offset + len).ok_or_else(|| js_error(format!("tensor '{}' runs past the data", e.name)))?;
-            tensors.push(NamedTensor { name: e.name, shape: e.shape, data: values.to_vec() });
-        }
-        self.model.load_tensors(&tensors).map_err(js_error)
     }
 
     /// Checkpoint metadata: format version, seed (string), step, configs, importance history.
@@ -323,6 +304,16 @@ impl RawModel {
     pub fn state_json(&self) -> String {
         self.model.state_json()
     }
+}
+
+/// `evaluate::summarise` of totals[i·repeats + r] (e.g. the `boundTotals` of all replicas):
+/// [mean, mc_stderr, sequence_stderr, per-sequence bound...], the layout of `evaluateBound`.
+#[wasm_bindgen(js_name = summariseBound)]
+pub fn summarise_bound(totals: &[f64], rows: usize, repeats: usize) -> Result<Vec<f64>, JsValue> {
+    if totals.len() != rows * repeats {
+        return Err(js_error(CoreError::Internal(format!("expected rows × repeats = {rows} × {repeats} totals, got {}", totals.len()))));
+    }
+    Ok(bound_layout(&evaluate::summarise(totals, rows, repeats)))
 }
 
 /// The module's linear memory (a `WebAssembly.Memory`), for views on `RawModel.gradientPointer()`.
