@@ -238,12 +238,12 @@ mod tests {
 
     #[test]
     fn kl_from_logit_matches_kl_and_is_finite_at_extremes() {
-        for &q in &[0.0, 1e-9, 0.25, 0.5, 0.9, 1.0] {
-            for &z in &[-30.0, -3.0, -0.5, 0.0, 0.7, 4.0, 30.0] {
+        for &q in &[0.0f64, 1e-9, 0.25, 0.5, 0.9, 1.0] {
+            for &z in &[-30.0f64, -3.0, -0.5, 0.0, 0.7, 4.0, 30.0] {
                 // ln p = -ln(1 + e^-z), ln(1-p) = -z - ln(1 + e^-z), by std
-                let (ln_p, ln_1mp) = (-(-z as f64).exp().ln_1p(), -z - (-z as f64).exp().ln_1p());
+                let (ln_p, ln_1mp) = (-(-z).exp().ln_1p(), -z - (-z).exp().ln_1p());
                 let t = |u: f64, ln_u_minus_ln_v: f64| if u == 0.0 { 0.0 } else { u * ln_u_minus_ln_v };
-                let expected = t(q, (q as f64).ln() - ln_p) + t(1.0 - q, (1.0 - q as f64).ln() - ln_1mp);
+                let expected = t(q, q.ln() - ln_p) + t(1.0 - q, (1.0 - q).ln() - ln_1mp);
                 let value = kl_from_logit(q, 1.0 - q, z);
                 assert!((value - expected).abs() <= 1e-12 * expected.max(1.0), "q={q} z={z}: {value} vs {expected}");
             }

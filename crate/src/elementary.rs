@@ -32,7 +32,7 @@ pub fn exp(x: f64) -> f64 {
     const HIGHEST: f64 = 709.0; // above: +inf
     const LOWEST: f64 = -708.396_418_532_264; // below: 0 (flushed)
     const SHIFTER: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
-    let clamped = if x > HIGHEST { HIGHEST } else if x < LOWEST { LOWEST } else { x };
+    let clamped = x.clamp(LOWEST, HIGHEST); // NaN stays NaN
     let shifted = clamped * LOG2_E + SHIFTER; // 1.5·2^52 + k, k = round(x/ln2)
     let k = shifted - SHIFTER;
     let r = (clamped - k * LN2_HI) - k * LN2_LO;

@@ -5,6 +5,9 @@
 //! the native build and the wasm build give bit-identical results. Also the f32 exp and
 //! ln(1 + e) the per-bit loops use.
 
+// Lane operations are explicit methods (`a.mul(b).add(c)`, in the order they round), not operators.
+#![allow(clippy::should_implement_trait)]
+
 pub use imp::{F4, M4, U4};
 
 /// ln 2 split so that k·LN2_HI is exact for |k| < 2^15 (Cody–Waite): LN2_HI has 9 significant bits.

@@ -98,7 +98,7 @@ fn kl_vectors() {
         let got = bernoulli::kl_probabilities(q, p);
         // 1 - q and 1 - p are rounded (error ~1e-16 absolute), which moves the second half of the
         // KL by about |p - q|·1e-16 (and by more relative to a complement near 0)
-        let complement_error = 4e-16 * (p - q).abs() / (1.0 - q.max(p)).max(1e-300).min(1.0);
+        let complement_error = 4e-16 * (p - q).abs() / (1.0 - q.max(p)).clamp(1e-300, 1.0);
         assert!((got - e).abs() <= 1e-12 * e + complement_error + 1e-280, "KL({q} || {p}) = {got}, expected {e}");
     }
     for k in v["logit"].as_array().unwrap() {

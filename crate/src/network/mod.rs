@@ -11,6 +11,7 @@ use crate::rng::Rng;
 pub mod circular;
 mod common;
 pub mod mlp;
+pub mod oracle;
 pub mod paper;
 
 /// One named parameter tensor inside the flat parameter vector.
@@ -23,6 +24,8 @@ pub struct ParameterGroup {
     pub decay: bool,
 }
 
+// a tensor's element count; no tensor is ever empty, so no `is_empty`
+#[allow(clippy::len_without_is_empty)]
 impl ParameterGroup {
     pub fn len(&self) -> usize {
         self.shape.iter().product()
