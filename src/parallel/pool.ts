@@ -25,11 +25,13 @@
  * value, so parameters agree to about 1e-6 after a few steps (tests/parallel.test.ts), and runs
  * with the same number of workers are bit-identical.
  */
+import { summariseBound as coreSummariseBound } from '../../pkg/bernoulli_diffusion_core.js';
 import { readSafetensorsHeader } from '../checkpoint.js';
 import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig, TrainStepReport } from '../model.js';
 import { META_STATE } from '../model.js';
 import { UserError } from '../errors.js';
 import type { AsyncTrainableModel } from '../training.js';
+import { init } from '../wasm.js';
 import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, Seed, SpawnWorker } from './protocol.js';
 
@@ -88,30 +90,13 @@ class WorkerChannel {
   }
 }
 
-/** The mean bound and both standard errors from totals[i·repeats + r] (as the core's `evaluate::summarise`). */
+/**
+ * The mean bound and both standard errors from totals[i·repeats + r]: the core's one definition
+ * (`evaluate::summarise`). Needs the wasm core loaded (`init()`, or any model created).
+ */
 export function summariseBound(totals: Float64Array, rows: number, repeats: number): BoundEvaluation {
-  const perSequence = new Float64Array(rows);
-  let withinVarianceSum = 0;
-  for (let i = 0; i < rows; i++) {
-    let sum = 0;
-    for (let r = 0; r < repeats; r++) sum += totals[i * repeats + r];
-    const mean = sum / repeats;
-    if (repeats > 1) {
-      let squares = 0;
-      for (let r = 0; r < repeats; r++) squares += (totals[i * repeats + r] - mean) * (totals[i * repeats + r] - mean);
-      withinVarianceSum += squares / (repeats - 1);
-    }
-    perSequence[i] = mean;
-  }
-  let sum = 0;
-  for (const v of perSequence) sum += v;
-  const boundBits = sum / rows;
-  // sqrt( sum_i s_i²/R ) / n  and  sd(per_sequence)/sqrt(n)
-  const stderr = repeats > 1 ? Math.sqrt(withinVarianceSum / repeats) / rows : Number.NaN;
-  let squares = 0;
-  for (const v of perSequence) squares += (v - boundBits) * (v - boundBits);
-  const sequenceStderr = rows > 1 ? Math.sqrt(squares / (rows - 1)) / Math.sqrt(rows) : Number.NaN;
-  return { boundBits, stderr, sequenceStderr, perSequence, repeats };
+  const out = coreSummariseBound(totals, rows, repeats);
+  return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats };
 }
 
 export class ParallelModel implements AsyncTrainableModel {
@@ -148,6 +133,7 @@ export class ParallelModel implements AsyncTrainableModel {
     if (workers === 0 && !local) throw new UserError('a pool needs at least one worker or a local model');
     const checkpoint = options.checkpoint ?? local?.toBytes();
     if (!checkpoint) throw new UserError('a pool needs a checkpoint or a local model to start its replicas from');
+    await init(options.wasm); // this thread summarises the bound with the core (`summariseBound`)
     const start = stateOf(checkpoint);
     const configs = local ? { model: local.modelConfig, training: local.trainingConfig } : start;
     const parameterCount = start.parameterCount;
