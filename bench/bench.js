@@ -73,7 +73,7 @@ async function loadPackage() {
 function paperConfigs(T, objective = 'full') {
   return {
     model: { length: L, T, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: H, layers: 2, time_embedding: 32, kernel: 0 },
-    training: { lr: 1e-3, lr_schedule: 'constant', warmup_steps: 0, total_steps: 1_000_000, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0, objective },
+    training: { lr: 1e-3, lr_schedule: 'constant', warmup_steps: 0, total_steps: 1_000_000, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0, objective },
   };
 }
 

@@ -85,6 +85,7 @@ export interface CoreTrainingConfig {
   lr_schedule: LrSchedule;
   warmup_steps: number;
   total_steps: number;
+  min_lr_ratio: number;
   beta1: number;
   beta2: number;
   eps: number;
@@ -528,7 +529,8 @@ export function coreModelConfig(model: ModelSection, length: number): CoreModelC
 
 export function coreTrainingConfig(training: TrainingSection, total: number): CoreTrainingConfig {
   const { lr, lr_schedule, warmup_steps, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
-  return { lr, lr_schedule, warmup_steps, total_steps: total, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
+  // min_lr_ratio: the value the core used to default to (bridge until it is a config key)
+  return { lr, lr_schedule, warmup_steps, total_steps: total, min_lr_ratio: 0.1, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
 }
 
 /** The resolved config as YAML (loadable again with --config): only one of steps/epochs, one of train/heartbeat. */

@@ -30,8 +30,11 @@ describe.runIf(built).each([
   ['x0', 'cosine'],
   ['x0', 'linear'],
 ] as [Parameterisation, ScheduleKind][])('wasm core vs reference (%s, %s schedule)', (parameterisation, scheduleKind) => {
-  const modelConfig = { length: L, T, schedule: scheduleKind, architecture: 'paper', parameterisation, hidden: H, layers: 2 };
-  const trainingConfig = { lr: 0.01, weight_decay: 0.01, clip_norm: 1, objective: 'full' };
+  const modelConfig = { length: L, T, schedule: scheduleKind, architecture: 'paper', parameterisation, hidden: H, layers: 2, time_embedding: 32, kernel: 0 };
+  const trainingConfig = {
+    ...{ lr: 0.01, lr_schedule: 'constant', warmup_steps: 0, total_steps: 0, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    ...{ weight_decay: 0.01, clip_norm: 1, ema_decay: 0, objective: 'full' },
+  };
   const settings = { lr: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01, clipNorm: 1 };
   const shape = { length: L, hidden: H, timesteps: T };
 
