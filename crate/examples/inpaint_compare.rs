@@ -15,13 +15,13 @@
 
 use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
 use bernoulli_diffusion_core::inpaint::{inpaint, InpaintMode};
+use bernoulli_diffusion_core::kernel::reverse_probabilities;
 use bernoulli_diffusion_core::model::Model;
 use bernoulli_diffusion_core::network::oracle::OracleNetwork;
 use bernoulli_diffusion_core::network::{build_network, ReverseNetwork};
 use bernoulli_diffusion_core::objective::ObjectiveKind;
 use bernoulli_diffusion_core::optimiser::{LrSchedule, TrainingConfig};
 use bernoulli_diffusion_core::rng::Rng;
-use bernoulli_diffusion_core::kernel::reverse_probabilities;
 use bernoulli_diffusion_core::sampler::UNKNOWN;
 use bernoulli_diffusion_core::schedule::Schedule;
 
@@ -167,8 +167,10 @@ fn main() {
     let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
     let data = heartbeats();
 
-    let (architecture, parameterisation, hidden, lr) = if paper { (Architecture::Paper, Parameterisation::Direct, 50, 1e-2) } else { (Architecture::Mlp, Parameterisation::X0, 128, 2e-3) };
-    let config = ModelConfig { length: L, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden, layers: 2, time_embedding: 32, kernel: 0 };
+    let (architecture, parameterisation, hidden, lr) =
+        if paper { (Architecture::Paper, Parameterisation::Direct, 50, 1e-2) } else { (Architecture::Mlp, Parameterisation::X0, 128, 2e-3) };
+    let config =
+        ModelConfig { length: L, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden, layers: 2, time_embedding: 32, kernel: 0 };
     if !paper {
         let mut oracle = OracleNetwork::new(&schedule, L, &data);
         report(&format!("oracle kernel, T = {timesteps}"), &mut oracle, &config, &schedule, n);

@@ -8,9 +8,9 @@
 //! missing EMA starts at the loaded weights. (The file container, safetensors with the state in
 //! its metadata, is written and read by the TypeScript side, src/checkpoint.ts.)
 
+use crate::config::ModelConfig;
 use crate::error::{json_error, CoreError, CoreResult};
 use crate::model::Model;
-use crate::config::ModelConfig;
 use crate::objective::ImportanceHistory;
 use crate::optimiser::TrainingConfig;
 use serde::{Deserialize, Serialize};
@@ -260,14 +260,24 @@ mod tests {
     fn checkpoint_round_trip_continues_identically() {
         let (length, timesteps) = (6, 8);
         let data = heartbeat(length, 3);
-        let training = TrainingConfig { ema_decay: 0.8, objective: ObjectiveKind::Importance, lr_schedule: LrSchedule::Cosine, warmup_steps: 2, total_steps: 40, weight_decay: 0.01, ..Default::default() };
+        let training = TrainingConfig {
+            ema_decay: 0.8,
+            objective: ObjectiveKind::Importance,
+            lr_schedule: LrSchedule::Cosine,
+            warmup_steps: 2,
+            total_steps: 40,
+            weight_decay: 0.01,
+            ..Default::default()
+        };
         let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), training, 12).unwrap();
         train(&mut model, &data, 15, 8);
         let state = model.state_json();
         let tensors = model.tensors();
         let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
         let first = &model.layout()[0].name;
-        assert!(names.contains(&first.as_str()) && names.contains(&format!("optimiser.m.{first}").as_str()) && names.contains(&format!("ema.{first}").as_str()));
+        assert!(
+            names.contains(&first.as_str()) && names.contains(&format!("optimiser.m.{first}").as_str()) && names.contains(&format!("ema.{first}").as_str())
+        );
         assert_eq!(tensors.len(), 4 * model.layout().len());
         let mut restored = Model::from_state_json(&state).unwrap();
         restored.load_tensors(&tensors).unwrap();
@@ -291,7 +301,14 @@ mod tests {
 
     /// A format-1 state as this build writes it, with its JSON object for editing.
     fn written_state() -> (Model, Value) {
-        let training = TrainingConfig { ema_decay: 0.5, objective: ObjectiveKind::Importance, lr_schedule: LrSchedule::Cosine, total_steps: 30, min_lr_ratio: 0.25, ..Default::default() };
+        let training = TrainingConfig {
+            ema_decay: 0.5,
+            objective: ObjectiveKind::Importance,
+            lr_schedule: LrSchedule::Cosine,
+            total_steps: 30,
+            min_lr_ratio: 0.25,
+            ..Default::default()
+        };
         let model = Model::new(model_config(Architecture::Circular, Parameterisation::X0, 6, 7), training, 3).unwrap();
         let value = serde_json::from_str(&model.state_json()).unwrap();
         (model, value)

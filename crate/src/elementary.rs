@@ -101,7 +101,8 @@ pub fn ln(x: f64) -> f64 {
     }
     if x < f64::MIN_POSITIVE {
         // subnormal: scale into the normal range first
-        return ln_normal(x * 18_014_398_509_481_984.0) - 54.0 * LN2_HI - 54.0 * LN2_LO; // ln(x·2^54) - 54 ln 2
+        return ln_normal(x * 18_014_398_509_481_984.0) - 54.0 * LN2_HI - 54.0 * LN2_LO;
+        // ln(x·2^54) - 54 ln 2
     }
     ln_normal(x)
 }

@@ -151,11 +151,7 @@ pub fn summarise(totals: &[f64], rows: usize, repeats: usize) -> BoundEstimate {
     // sqrt( sum_i s_i²/R ) / n
     let mc_stderr = if repeats > 1 { (within_variance_sum / repeats as f64).sqrt() / n } else { f64::NAN };
     // sd(per_sequence)/sqrt(n)
-    let sequence_stderr = if rows > 1 {
-        (per_sequence.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt()
-    } else {
-        f64::NAN
-    };
+    let sequence_stderr = if rows > 1 { (per_sequence.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt() } else { f64::NAN };
     BoundEstimate { per_sequence, mean, mc_stderr, sequence_stderr, repeats }
 }
 
@@ -253,7 +249,17 @@ mod tests {
     use crate::objective::test_network::LinearNetwork;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0 }
+        ModelConfig {
+            length,
+            timesteps,
+            schedule: ScheduleKind::Paper,
+            architecture: Architecture::Mlp,
+            parameterisation,
+            hidden: 8,
+            layers: 1,
+            time_embedding: 8,
+            kernel: 0,
+        }
     }
 
     /// All P phases of the heartbeat: bit i of phase k is 1 when i mod P = k.
@@ -302,7 +308,11 @@ mod tests {
                 (0..2)
                     .map(|j| {
                         let (f1, f0) = reverse_probability(p, schedule.posterior_table(t), t, x[j], logits[j] as f64);
-                        if y[j] == 1 { f1 } else { f0 }
+                        if y[j] == 1 {
+                            f1
+                        } else {
+                            f0
+                        }
                     })
                     .product()
             };

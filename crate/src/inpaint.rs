@@ -42,8 +42,8 @@
 use crate::config::{ModelConfig, Parameterisation};
 use crate::elementary::{exp, ln, softplus};
 use crate::error::{CoreError, CoreResult};
-use crate::network::ReverseNetwork;
 use crate::kernel::{reverse_probabilities, reverse_probability, sigmoid_pair};
+use crate::network::ReverseNetwork;
 use crate::rng::Rng;
 use crate::sampler::{self, SAMPLE_STREAM, UNKNOWN};
 use crate::schedule::Schedule;
@@ -158,7 +158,16 @@ fn systematic_ancestors(weights: &[f64], u: f64, ancestors: &mut [usize]) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn twisted_smc(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Schedule, first_index: u64, n: usize, seed: u64, pattern: &[u8], particles: usize) -> Vec<u8> {
+fn twisted_smc(
+    network: &mut dyn ReverseNetwork,
+    config: &ModelConfig,
+    schedule: &Schedule,
+    first_index: u64,
+    n: usize,
+    seed: u64,
+    pattern: &[u8],
+    particles: usize,
+) -> Vec<u8> {
     let length = config.length;
     let t_max = schedule.timesteps;
     let parameterisation = config.parameterisation;
@@ -263,7 +272,7 @@ fn twisted_smc(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule:
                     let xt = state[k];
                     let posterior = &table[y as usize][xt as usize];
                     let bit = rng.bernoulli(posterior.q1 as f32) as u8; // x_{t-1} ~ q(x_{t-1} | x_t, x0 = y)
-                    // w ← w · p_θ(x_{t-1} | x_t) / q(x_{t-1} | x_t, y), the model's f in f64
+                                                                        // w ← w · p_θ(x_{t-1} | x_t) / q(x_{t-1} | x_t, y), the model's f in f64
                     let (model_one, model_zero) = reverse_probability(parameterisation, table, t, xt, logits[k] as f64);
                     let (model, proposal) = if bit == 1 { (model_one, posterior.q1) } else { (model_zero, posterior.q0) };
                     log_weight[row] += ln(model.max(f64::MIN_POSITIVE)) - ln(proposal.max(f64::MIN_POSITIVE));
@@ -302,7 +311,17 @@ mod tests {
     use crate::objective::test_network::LinearNetwork;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0 }
+        ModelConfig {
+            length,
+            timesteps,
+            schedule: ScheduleKind::Paper,
+            architecture: Architecture::Mlp,
+            parameterisation,
+            hidden: 8,
+            layers: 1,
+            time_embedding: 8,
+            kernel: 0,
+        }
     }
 
     #[test]
@@ -333,7 +352,14 @@ mod tests {
 
     /// Largest |empirical - exact| over the completions of `pattern`, with the exact conditional
     /// p_θ(x0 | x0_K = y) ∝ p_θ(x0) from the forward algorithm over all 2^L states.
-    fn distance_to_exact_conditional(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Schedule, pattern: &[u8], n: usize, mode: InpaintMode) -> f64 {
+    fn distance_to_exact_conditional(
+        network: &mut dyn ReverseNetwork,
+        config: &ModelConfig,
+        schedule: &Schedule,
+        pattern: &[u8],
+        n: usize,
+        mode: InpaintMode,
+    ) -> f64 {
         let length = config.length;
         let states = 1usize << length;
         let all: Vec<u8> = (0..states).flat_map(|x| (0..length).map(move |j| ((x >> j) & 1) as u8)).collect();
@@ -370,7 +396,8 @@ mod tests {
                 eprintln!("{parameterisation:?} {pattern:?}: max |p̂ - p| with 256 particles {smc:.4}, clamp {clamp:.4}");
                 assert!(smc < 0.02, "{parameterisation:?} {pattern:?}: {smc}");
                 if pattern == rare {
-                    assert!(clamp > 0.1, "clamping is not the conditional: {clamp}"); // the check has teeth
+                    assert!(clamp > 0.1, "clamping is not the conditional: {clamp}");
+                    // the check has teeth
                 }
             }
         }
@@ -439,8 +466,10 @@ mod tests {
         use crate::optimiser::{LrSchedule, TrainingConfig};
         let (length, timesteps, n, steps, rows) = (20, 50, 300, 1500, 32);
         let (data, patterns) = heartbeats_and_patterns(n, 2, 12);
-        let config = ModelConfig { hidden: 64, layers: 2, time_embedding: 16, architecture: Architecture::Mlp, ..config(length, timesteps, Parameterisation::X0) };
-        let training = TrainingConfig { lr: 3e-3, lr_schedule: LrSchedule::Cosine, warmup_steps: 50, total_steps: steps, ema_decay: 0.99, ..Default::default() };
+        let config =
+            ModelConfig { hidden: 64, layers: 2, time_embedding: 16, architecture: Architecture::Mlp, ..config(length, timesteps, Parameterisation::X0) };
+        let training =
+            TrainingConfig { lr: 3e-3, lr_schedule: LrSchedule::Cosine, warmup_steps: 50, total_steps: steps, ema_decay: 0.99, ..Default::default() };
         let mut model = Model::new(config, training, 1).unwrap();
         let mut rng = Rng::new(2);
         for _ in 0..steps {

@@ -46,7 +46,14 @@ pub fn reverse_probability(parameterisation: Parameterisation, table: &[[Posteri
 /// of table indexing) so they can be vectorised. The direct kernel (and t = 1) is sigmoid(z) in f32
 /// lanes (`sigmoid_f32`, within 3 ulp of the f64 value rounded to f32); the x0 kernel is
 /// `reverse_probability` in f64, rounded to f32.
-pub fn reverse_probabilities(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: &[u8], logits: &[f32], probabilities: &mut [f32]) {
+pub fn reverse_probabilities(
+    parameterisation: Parameterisation,
+    table: &[[PosteriorEntry; 2]; 2],
+    t: usize,
+    xt: &[u8],
+    logits: &[f32],
+    probabilities: &mut [f32],
+) {
     if parameterisation == Parameterisation::Direct || t == 1 {
         let mut quads = probabilities.chunks_exact_mut(4);
         let mut logit_quads = logits.chunks_exact(4);

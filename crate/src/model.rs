@@ -304,10 +304,12 @@ pub(crate) mod testing {
     pub(crate) fn batch(data: &[u8], length: usize, rows: usize, step: u64) -> Vec<u8> {
         let count = data.len() / length;
         let mut rng = Rng::new(1000 + step);
-        (0..rows).flat_map(|_| {
-            let k = rng.below(count as u32) as usize;
-            data[k * length..(k + 1) * length].to_vec()
-        }).collect()
+        (0..rows)
+            .flat_map(|_| {
+                let k = rng.below(count as u32) as usize;
+                data[k * length..(k + 1) * length].to_vec()
+            })
+            .collect()
     }
 
     pub(crate) fn train(model: &mut Model, data: &[u8], steps: u64, rows: usize) -> StepReport {
@@ -343,7 +345,10 @@ mod tests {
             assert!((exact.total_mass - 1.0).abs() < 1e-6, "{architecture:?}: mass {}", exact.total_mass);
             let exact_mean = exact.nll_bits.iter().sum::<f64>() / 3.0;
             let bound = model.evaluate_bound(&data, 3, 200, 2).unwrap();
-            eprintln!("{architecture:?}/{parameterisation:?}/{objective:?}: bound {first:.3} -> {:.3} ± {:.3}, exact NLL {exact_mean:.3}", bound.mean, bound.mc_stderr);
+            eprintln!(
+                "{architecture:?}/{parameterisation:?}/{objective:?}: bound {first:.3} -> {:.3} ± {:.3}, exact NLL {exact_mean:.3}",
+                bound.mean, bound.mc_stderr
+            );
             assert!(bound.mean >= exact_mean - 3.0 * bound.mc_stderr, "{architecture:?}: bound {} ± {} < exact {exact_mean}", bound.mean, bound.mc_stderr);
             assert!(exact_mean >= 3f64.log2() - 1e-9);
             assert!(bound.mean < first, "{architecture:?}: training did not lower the bound ({first} -> {})", bound.mean);
@@ -357,7 +362,12 @@ mod tests {
         let (length, timesteps, rows) = (6, 10, 5);
         let data = heartbeat(length, 3);
         let x0 = batch(&data, length, rows, 0);
-        for (architecture, parameterisation) in [(Architecture::Paper, Parameterisation::Direct), (Architecture::Mlp, Parameterisation::X0), (Architecture::Circular, Parameterisation::X0), (Architecture::Mlp, Parameterisation::Direct)] {
+        for (architecture, parameterisation) in [
+            (Architecture::Paper, Parameterisation::Direct),
+            (Architecture::Mlp, Parameterisation::X0),
+            (Architecture::Circular, Parameterisation::X0),
+            (Architecture::Mlp, Parameterisation::Direct),
+        ] {
             for objective in [ObjectiveKind::Full, ObjectiveKind::Sampled] {
                 let training = TrainingConfig { objective, ..Default::default() };
                 let mut model = Model::new(model_config(architecture, parameterisation, length, timesteps), training, 21).unwrap();
@@ -386,7 +396,10 @@ mod tests {
                     }
                     let numeric = (up - down) / (2.0 * h as f64);
                     let analytic = grad[i] as f64;
-                    assert!((numeric - analytic).abs() <= 0.02 * analytic.abs() + 1e-3, "{architecture:?}/{parameterisation:?}/{objective:?} parameter {i}: {numeric} vs {analytic}");
+                    assert!(
+                        (numeric - analytic).abs() <= 0.02 * analytic.abs() + 1e-3,
+                        "{architecture:?}/{parameterisation:?}/{objective:?} parameter {i}: {numeric} vs {analytic}"
+                    );
                     checked += 1;
                     if checked == 12 {
                         break;
@@ -611,4 +624,3 @@ mod tests {
         assert!(model.apply_gradient(&[0.0; 3], 0.0, 1).is_err());
     }
 }
-

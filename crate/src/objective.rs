@@ -125,7 +125,9 @@ pub fn terms_and_dlogits(
             let n = CHUNK.min(end - start);
             let span = start..start + n;
             // per-bit terms first (a loop without a float reduction: it vectorises) ...
-            for ((((kl, dkl), &b0), &bt), &z) in kl_chunk[..n].iter_mut().zip(&mut dkl_chunk[..n]).zip(&x0[span.clone()]).zip(&xt[span.clone()]).zip(&logits[span.clone()]) {
+            for ((((kl, dkl), &b0), &bt), &z) in
+                kl_chunk[..n].iter_mut().zip(&mut dkl_chunk[..n]).zip(&x0[span.clone()]).zip(&xt[span.clone()]).zip(&logits[span.clone()])
+            {
                 (*kl, *dkl) = bit_term(parameterisation, table, tr, b0, bt, z as f64);
             }
             // ... then the sum in bit order and the scaled gradient
@@ -162,7 +164,8 @@ pub fn direct_terms_and_dlogits_f32(
     for r in 0..t.len() {
         let span = r * length..(r + 1) * length;
         let scale = (row_weights[r] * BITS_PER_NAT) as f32;
-        let nats = direct_row_f32(schedule.posterior_table(t[r] as usize), &x0[span.clone()], &xt[span.clone()], &logits[span.clone()], scale, &mut dlogits[span]);
+        let nats =
+            direct_row_f32(schedule.posterior_table(t[r] as usize), &x0[span.clone()], &xt[span.clone()], &logits[span.clone()], scale, &mut dlogits[span]);
         row_terms[r] = nats * BITS_PER_NAT;
     }
 }
@@ -171,7 +174,9 @@ pub fn direct_terms_and_dlogits_f32(
 /// dz[j] = scale · dKL/dz_j. Bits go four at a time; a last partial group is padded.
 fn direct_row_f32(table: &[[PosteriorEntry; 2]; 2], x0: &[u8], xt: &[u8], z: &[f32], scale: f32, dz: &mut [f32]) -> f64 {
     // per (x0, x_t): q1, q0 and q1 ln q1 + q0 ln q0, in f32 lanes
-    let lanes = |f: fn(&PosteriorEntry) -> f64| [[F4::splat(f(&table[0][0]) as f32), F4::splat(f(&table[0][1]) as f32)], [F4::splat(f(&table[1][0]) as f32), F4::splat(f(&table[1][1]) as f32)]];
+    let lanes = |f: fn(&PosteriorEntry) -> f64| {
+        [[F4::splat(f(&table[0][0]) as f32), F4::splat(f(&table[0][1]) as f32)], [F4::splat(f(&table[1][0]) as f32), F4::splat(f(&table[1][1]) as f32)]]
+    };
     let kernel = DirectKernel { q1: lanes(|e| e.q1), q0: lanes(|e| e.q0), negative_entropy: lanes(|e| e.negative_entropy), scale: F4::splat(scale) };
     let mut nats = 0.0f64;
     let length = z.len();
@@ -494,7 +499,18 @@ pub fn estimate_bound(
 
 /// `direct_terms_and_dlogits_f32` with the signature of `terms_and_dlogits`.
 #[allow(clippy::too_many_arguments)]
-fn direct_terms(_: Parameterisation, schedule: &Schedule, length: usize, x0: &[u8], xt: &[u8], t: &[u32], logits: &[f32], row_weights: &[f64], dlogits: &mut [f32], row_terms: &mut [f64]) {
+fn direct_terms(
+    _: Parameterisation,
+    schedule: &Schedule,
+    length: usize,
+    x0: &[u8],
+    xt: &[u8],
+    t: &[u32],
+    logits: &[f32],
+    row_weights: &[f64],
+    dlogits: &mut [f32],
+    row_terms: &mut [f64],
+) {
     direct_terms_and_dlogits_f32(schedule, length, x0, xt, t, logits, row_weights, dlogits, row_terms);
 }
 
@@ -632,7 +648,8 @@ mod tests {
             let x0: Vec<u8> = (0..rows * length).map(|_| rng.below(2) as u8).collect();
             let xt: Vec<u8> = (0..rows * length).map(|_| rng.below(2) as u8).collect();
             let t: Vec<u32> = (0..rows).map(|r| [1, 2, 30, 59, 60][r % 5]).collect();
-            let logits: Vec<f32> = (0..rows * length).map(|i| if i % 11 == 0 { 100.0 * (rng.uniform_f32() * 2.0 - 1.0) } else { 8.0 * (rng.uniform_f32() * 2.0 - 1.0) }).collect();
+            let logits: Vec<f32> =
+                (0..rows * length).map(|i| if i % 11 == 0 { 100.0 * (rng.uniform_f32() * 2.0 - 1.0) } else { 8.0 * (rng.uniform_f32() * 2.0 - 1.0) }).collect();
             let weights: Vec<f64> = (0..rows).map(|r| 1.0 + r as f64 / 7.0).collect();
             let (mut d64, mut d32) = (vec![0.0f32; rows * length], vec![0.0f32; rows * length]);
             let (mut r64, mut r32) = (vec![0.0f64; rows], vec![0.0f64; rows]);
@@ -732,7 +749,17 @@ mod tests {
     }
 
     /// The estimator's value (sum over rows) and gradient for a given network and step.
-    fn estimate(net: &mut LinearNetwork, config: &ModelConfig, schedule: &Schedule, kind: ObjectiveKind, history: Option<&ImportanceHistory>, x0: &[u8], rows: usize, step: u64, offset: u64) -> (f64, Vec<f32>) {
+    fn estimate(
+        net: &mut LinearNetwork,
+        config: &ModelConfig,
+        schedule: &Schedule,
+        kind: ObjectiveKind,
+        history: Option<&ImportanceHistory>,
+        x0: &[u8],
+        rows: usize,
+        step: u64,
+        offset: u64,
+    ) -> (f64, Vec<f32>) {
         let mut grad = vec![0.0f32; net.parameters.len()];
         let mut workspace = Workspace::default();
         let loss = estimate_bound(net, config, schedule, kind, history, x0, rows, 99, step, offset, &mut workspace, &mut grad);
@@ -824,7 +851,17 @@ mod tests {
         net.forward(&input, &t, &mut logits);
         for r in 0..rows {
             let expected: f64 = (0..length)
-                .map(|j| bit_term(Parameterisation::X0, schedule.posterior_table(t[r] as usize), t[r] as usize, x0[r * length + j], xt[r * length + j], logits[r * length + j] as f64).0)
+                .map(|j| {
+                    bit_term(
+                        Parameterisation::X0,
+                        schedule.posterior_table(t[r] as usize),
+                        t[r] as usize,
+                        x0[r * length + j],
+                        xt[r * length + j],
+                        logits[r * length + j] as f64,
+                    )
+                    .0
+                })
                 .sum::<f64>()
                 * BITS_PER_NAT;
             assert!((result.row_loss_bits[r] - expected).abs() < 1e-12);
@@ -850,7 +887,8 @@ mod tests {
             let steps = 3000;
             let mut stats = Vec::new();
             for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
-                let values: Vec<f64> = (0..steps).map(|s| estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, s, 0).0 / rows as f64).collect();
+                let values: Vec<f64> =
+                    (0..steps).map(|s| estimate(&mut net, &config, &schedule, kind, Some(&history), &x0, rows, s, 0).0 / rows as f64).collect();
                 let mean = values.iter().sum::<f64>() / steps as f64;
                 let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (steps - 1) as f64;
                 stats.push((mean, (variance / steps as f64).sqrt()));
@@ -871,7 +909,7 @@ mod tests {
         let mut p = Vec::new();
         history.probabilities(&mut p);
         assert_eq!(p, vec![1.0 / 3.0; 3]); // not ready: uniform
-        // ready once every bin has IMPORTANCE_MIN_COUNT terms; the mean is over those recorded
+                                           // ready once every bin has IMPORTANCE_MIN_COUNT terms; the mean is over those recorded
         for _ in 0..IMPORTANCE_MIN_COUNT {
             history.record(1, 2.0);
             history.record(2, 2.0);

@@ -89,10 +89,7 @@ impl TrainingConfig {
             return Err(CoreError::User(format!("min_lr_ratio must be in [0, 1], got {}", self.min_lr_ratio)));
         }
         if self.lr_schedule == LrSchedule::Cosine && self.total_steps <= self.warmup_steps {
-            return Err(CoreError::User(format!(
-                "the cosine schedule needs total_steps ({}) > warmup_steps ({})",
-                self.total_steps, self.warmup_steps
-            )));
+            return Err(CoreError::User(format!("the cosine schedule needs total_steps ({}) > warmup_steps ({})", self.total_steps, self.warmup_steps)));
         }
         Ok(())
     }

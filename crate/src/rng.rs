@@ -170,13 +170,7 @@ mod tests {
     fn splitmix64_reference_values() {
         // Published reference outputs of SplitMix64 for seed 1234567.
         let mut sm = SplitMix64::new(1234567);
-        let expected: [u64; 5] = [
-            6457827717110365317,
-            3203168211198807973,
-            9817491932198370423,
-            4593380528125082431,
-            16408922859458223821,
-        ];
+        let expected: [u64; 5] = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431, 16408922859458223821];
         for e in expected {
             assert_eq!(sm.next_u64(), e);
         }

@@ -192,7 +192,15 @@ impl RawModel {
 
     /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these rows).
     #[wasm_bindgen(js_name = inpaintRange)]
-    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsValue> {
+    pub fn inpaint_range(
+        &mut self,
+        pattern: &[u8],
+        first: u64,
+        n: usize,
+        seed: u64,
+        mode: Option<String>,
+        particles: Option<usize>,
+    ) -> Result<Vec<u8>, JsValue> {
         let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
         self.model.inpaint_range(pattern, first, n, seed, mode).map_err(js_error)
     }
@@ -258,12 +266,8 @@ impl RawModel {
     /// The parameter layout: JSON [{name, shape, offset, decay}].
     #[wasm_bindgen(js_name = layoutJson)]
     pub fn layout_json(&self) -> String {
-        let entries: Vec<serde_json::Value> = self
-            .model
-            .layout()
-            .iter()
-            .map(|g| serde_json::json!({ "name": g.name, "shape": g.shape, "offset": g.offset, "decay": g.decay }))
-            .collect();
+        let entries: Vec<serde_json::Value> =
+            self.model.layout().iter().map(|g| serde_json::json!({ "name": g.name, "shape": g.shape, "offset": g.offset, "decay": g.decay })).collect();
         serde_json::Value::Array(entries).to_string()
     }
 

@@ -255,7 +255,19 @@ impl ReverseNetwork for CircularNetwork {
             // m = (kb + τ_{i+1}) + conv(h_i): per-row bias gradient Σ_p dm, taps, and dh_i
             drow_bias.fill(0.0);
             let (head, tail) = grad.split_at_mut(kb);
-            linalg::circular_depthwise_backward(rows, l, c, kernel, &self.streams[i], &p[kw..], dm, &mut head[kw..][..kernel * c], drow_bias, dstream, &mut self.conv_scratch);
+            linalg::circular_depthwise_backward(
+                rows,
+                l,
+                c,
+                kernel,
+                &self.streams[i],
+                &p[kw..],
+                dm,
+                &mut head[kw..][..kernel * c],
+                drow_bias,
+                dstream,
+                &mut self.conv_scratch,
+            );
             for (r, db) in drow_bias.chunks_exact(c).enumerate() {
                 dtau[r * width + (i + 1) * c..r * width + (i + 2) * c].copy_from_slice(db);
                 for (g, &v) in tail[..c].iter_mut().zip(db) {
