@@ -37,6 +37,8 @@ export interface TrainingSection {
   lr: number;
   lr_schedule: LrSchedule;
   warmup_steps: number;
+  /** The cosine schedule's floor, as a fraction of lr. */
+  min_lr_ratio: number;
   beta1: number;
   beta2: number;
   eps: number;
@@ -79,12 +81,16 @@ export interface CoreModelConfig extends ModelSection {
   length: number;
 }
 
-/** What the wasm core takes (structurally the same as `TrainingConfig` in model.ts). */
+/**
+ * What the wasm core takes (structurally the same as `TrainingConfig` in model.ts): every field of
+ * the core's TrainingConfig (crate/src/optimiser.rs), which has no defaults of its own.
+ */
 export interface CoreTrainingConfig {
   lr: number;
   lr_schedule: LrSchedule;
   warmup_steps: number;
   total_steps: number;
+  min_lr_ratio: number;
   beta1: number;
   beta2: number;
   eps: number;
@@ -113,6 +119,7 @@ export const DEFAULTS: RunConfig = {
     lr: 0.002,
     lr_schedule: 'cosine',
     warmup_steps: 100,
+    min_lr_ratio: 0.1,
     beta1: 0.9,
     beta2: 0.999,
     eps: 1e-8,
@@ -174,6 +181,7 @@ const SCHEMA = section({
     lr: num(0, 10, { minOpen: true }),
     lr_schedule: oneOf('constant', 'cosine'),
     warmup_steps: int(0, 1e9),
+    min_lr_ratio: num(0, 1),
     beta1: num(0, 1, { maxOpen: true }),
     beta2: num(0, 1, { maxOpen: true }),
     eps: num(0, 1, { minOpen: true }),
@@ -527,8 +535,8 @@ export function coreModelConfig(model: ModelSection, length: number): CoreModelC
 }
 
 export function coreTrainingConfig(training: TrainingSection, total: number): CoreTrainingConfig {
-  const { lr, lr_schedule, warmup_steps, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
-  return { lr, lr_schedule, warmup_steps, total_steps: total, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
+  const { lr, lr_schedule, warmup_steps, min_lr_ratio, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
+  return { lr, lr_schedule, warmup_steps, total_steps: total, min_lr_ratio, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
 }
 
 /** The resolved config as YAML (loadable again with --config): only one of steps/epochs, one of train/heartbeat. */

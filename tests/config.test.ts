@@ -178,6 +178,7 @@ describe('config', () => {
       lr_schedule: 'cosine',
       warmup_steps: 100,
       total_steps: 123,
+      min_lr_ratio: 0.1,
       beta1: 0.9,
       beta2: 0.999,
       eps: 1e-8,

@@ -24,7 +24,7 @@ const MAIN = `
 import { DiffusionModel, ParallelModel, spawnWebWorker } from 'bernoulli-diffusion';
 const L = 10;
 const model = { length: L, T: 30, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: 16, layers: 2, time_embedding: 8, kernel: 0 };
-const training = { lr: 3e-3, lr_schedule: 'constant', warmup_steps: 0, total_steps: 10, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0.9, objective: 'full' };
+const training = { lr: 3e-3, lr_schedule: 'constant', warmup_steps: 0, total_steps: 10, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0.9, objective: 'full' };
 async function run() {
   const one = await DiffusionModel.create(model, training, 5);
   const pool = await ParallelModel.create({ spawn: spawnWebWorker, workers: 2, checkpoint: one.toBytes() });

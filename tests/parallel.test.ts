@@ -36,6 +36,7 @@ const trainingConfig = (objective: 'full' | 'sampled' | 'importance'): TrainingC
   lr_schedule: 'cosine',
   warmup_steps: 2,
   total_steps: 40,
+  min_lr_ratio: 0.1,
   beta1: 0.9,
   beta2: 0.999,
   eps: 1e-8,
