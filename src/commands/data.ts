@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { resolveConfig, valuesLayer } from '../config.js';
 import { formatSequences, heartbeatData } from '../data.js';
 import type { CommandContext } from './io.js';
-import { describeHeartbeat } from './run-files.js';
+import { describeHeartbeat } from '../run/data.js';
 
 interface HeartbeatArgs {
   length: number;

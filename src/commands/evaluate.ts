@@ -6,10 +6,13 @@
 import type { Argv, CommandModule } from 'yargs';
 import { perSequenceBreakdown, rowStrings } from '../data.js';
 import { UserError } from '../errors.js';
-import { evaluateModel, evaluateModelAsync } from '../training.js';
+import { type Evaluation, evaluateModel, evaluateModelAsync } from '../training.js';
 import type { CommandContext } from './io.js';
 import { POOL_MIN_EVALUATION_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
-import { boundText, count, defaultEvaluationData, integerFlag, loadCheckpoint, percent, readSequences, setOf, type NamedSequences } from './run-files.js';
+import { defaultEvaluationData, type NamedSequences, readSequences, setOf } from '../run/data.js';
+import { readCheckpoint } from '../run/load.js';
+import { integerFlag } from './flags.js';
+import { boundText, count, percent } from './text.js';
 
 /** Largest sequence length for the exact NLL (the forward algorithm runs over all 2^L states). */
 export const EXACT_MAX_LENGTH = 12;
@@ -45,7 +48,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
   const repeats = integerFlag('repeats', args.repeats, 1, 10_000);
   const seed = integerFlag('seed', args.seed, 0, 4_294_967_295);
   const requested = requestedWorkers(io, args.workers);
-  const checkpoint = await loadCheckpoint(io, args.checkpoint);
+  const checkpoint = await readCheckpoint(io, args.checkpoint);
   const { model } = checkpoint;
   try {
     if (args.exact && model.length > EXACT_MAX_LENGTH) {
@@ -81,7 +84,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
     const workers = workersFor(io, requested, work, POOL_MIN_EVALUATION_WORK);
     // A pool gives the same bound and samples as one thread (src/parallel/pool.ts), sooner.
     const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
-    let evaluation;
+    let evaluation: Evaluation;
     try {
       evaluation = pool ? await evaluateModelAsync(pool, options) : evaluateModel(model, options);
     } finally {

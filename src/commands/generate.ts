@@ -4,7 +4,8 @@ import { rowStrings } from '../data.js';
 import type { InpaintMode } from '../model.js';
 import { UserError } from '../errors.js';
 import type { CommandContext } from './io.js';
-import { integerFlag, loadCheckpoint, parseGivenPattern } from './run-files.js';
+import { readCheckpoint } from '../run/load.js';
+import { integerFlag, parseGivenPattern } from './flags.js';
 
 interface GenerateArgs {
   checkpoint: string;
@@ -37,7 +38,7 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
   if ((mode !== undefined || args.particles !== undefined) && args.given === undefined) throw new UserError('--inpaint-mode and --particles need --given');
   if (args.particles !== undefined && mode === 'clamp') throw new UserError('--particles: only with --inpaint-mode smc');
   const particles = args.particles === undefined ? undefined : integerFlag('particles', args.particles, 1, 4096);
-  const { model } = await loadCheckpoint(io, args.checkpoint);
+  const { model } = await readCheckpoint(io, args.checkpoint);
   try {
     const bits = args.given !== undefined ? model.inpaint(parseGivenPattern(args.given, model.length), n, { seed, mode: mode as InpaintMode | undefined, particles }) : model.sample(n, { seed }).samples;
     const lines = rowStrings({ length: model.length, rows: n, bits });

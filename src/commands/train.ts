@@ -23,10 +23,16 @@ import {
 import { sequenceSet } from '../data.js';
 import { UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
-import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
+import { drawRunPictures } from '../plots/run-pictures.js';
+import { runMetadata } from '../run/checkpoint.js';
+import { loadRunData, type RunData } from '../run/data.js';
+import { type LoadedCheckpoint, readCheckpoint } from '../run/load.js';
+import { type LoopState, RESULTS_FORMAT } from '../run/records.js';
+import { GRID_SIZE, loopSettings } from '../run/settings.js';
+import { runTraining, type Evaluation, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io } from './io.js';
+import { boundText, count, percent, proportionsText } from './text.js';
 import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
-import { boundText, count, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
 
 interface TrainArgs {
   config?: string;
@@ -54,7 +60,6 @@ interface TrainArgs {
 
 /** Flags that may be given with --resume (they do not change what the model computes). */
 const RESUMABLE_FLAGS = new Set(['checkpoint-every', 'eval-every', 'data', 'val']);
-const GRID_SIZE = 16;
 const SAMPLES_SHOWN = 8;
 const METRICS_FLUSH_MS = 5000;
 
@@ -133,7 +138,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
         throw new UserError(`--${flag} cannot be changed when resuming: the run continues with the configuration in its checkpoint`);
       }
     }
-    const loaded = await loadCheckpoint(io, args.resume);
+    const loaded = await readCheckpoint(io, args.resume);
     if (loaded.runConfig === undefined) {
       throw new UserError(`${args.resume}: has no run configuration in its metadata (it was not written by train), so it cannot be resumed`);
     }
@@ -258,8 +263,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   const trainSet = sequenceSet(data.train.data);
   const valSet = sequenceSet(data.val.data);
   const valName = data.val === data.train ? 'train' : 'val';
-  const checkpointBytes = (state: LoopState) =>
-    model.toBytes({ [META_RUN_CONFIG]: JSON.stringify(config), [META_LOOP_STATE]: JSON.stringify(state) });
+  const checkpointBytes = (state: LoopState) => model.toBytes(runMetadata(config, state));
 
   const progress = io.progress(total, { quiet: args.quiet });
   progress.log(
@@ -276,19 +280,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       model: pool ?? model,
       stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
       data: { train: data.train.data, val: data.val.data, trainSet, valSet },
-      settings: {
-        totalSteps: total,
-        batchSize: config.training.batch_size,
-        seed: config.training.seed,
-        logEvery: config.training.log_every,
-        evalEvery: config.training.eval_every,
-        evalRepeats: config.training.eval_repeats,
-        evalSequences: config.training.eval_sequences,
-        evalSamples: config.training.eval_samples,
-        gridSize: GRID_SIZE,
-        checkpointEvery: config.training.checkpoint_every,
-        earlyStopping: config.training.early_stopping,
-      },
+      settings: loopSettings(config, total),
       signal: io.interruptSignal(),
       now: () => io.now(),
       resumeState: resume?.loopState ?? (resume ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 } : undefined),
@@ -353,7 +345,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
 
   if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
     try {
-      await renderPictures(io, runDir, model);
+      await drawRunPictures(io, runDir, model);
     } catch (error) {
       io.note(`warning: could not draw the pictures: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
     }
@@ -395,42 +387,6 @@ function evaluationSummary(step: number, evaluation: Evaluation, metricsLines: s
     prop_other: evaluation.prop_other,
     distinct: evaluation.distinct,
   };
-}
-
-/** Number of reverse-process frames drawn for reverse_process.gif. */
-const REVERSE_FRAMES = 50;
-
-/** Draws the run's pictures and report.html into the run directory (plots, src/plots). */
-export async function renderPictures(io: Io, runDir: string, model: DiffusionModel): Promise<string[]> {
-  if (io.renderRunPictures === undefined) throw new UserError('drawing pictures is not available here');
-  const metricsSource = io.join(runDir, 'metrics.jsonl');
-  if (!(await io.exists(metricsSource))) throw new UserError(`${io.displayPath(metricsSource)}: no such file (is ${io.displayPath(runDir)} a run directory?)`);
-  const metricsText = await io.readText(metricsSource);
-  const configPath = io.join(runDir, 'config.yaml');
-  const configText = (await io.exists(configPath)) ? await io.readText(configPath) : '(config.yaml not found)';
-  const resultsPath = io.join(runDir, 'results.json');
-  let results: unknown = {};
-  if (await io.exists(resultsPath)) {
-    try {
-      results = JSON.parse(await io.readText(resultsPath));
-    } catch {
-      throw new UserError(`${io.displayPath(resultsPath)}: not valid JSON`);
-    }
-  }
-  const T = model.modelConfig.T;
-  const { frames } = model.sample(GRID_SIZE, { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
-  const drawn = await io.renderRunPictures(
-    {
-      metricsText,
-      metricsSource: io.displayPath(metricsSource),
-      reverseProcess: { frames, sequenceLength: model.length },
-      configText,
-      results,
-      title: `bernoulli-diffusion run ${io.basename(runDir)}`,
-    },
-    (name, bytes) => io.writeAtomic(io.join(runDir, name), bytes),
-  );
-  return drawn.written;
 }
 
 export function trainCommand(context: CommandContext): CommandModule<object, TrainArgs> {

@@ -25,10 +25,10 @@
  * value, so parameters agree to about 1e-6 after a few steps (tests/parallel.test.ts), and runs
  * with the same number of workers are bit-identical.
  */
-import { readSafetensorsHeader } from '../checkpoint.js';
-import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig, TrainStepReport } from '../model.js';
-import { META_STATE } from '../model.js';
-import { UserError } from '../errors.js';
+import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig } from '../model.js';
+import { InternalError, UserError } from '../errors.js';
+import { checkpointSummary } from '../run/checkpoint.js';
+import type { StepReport } from '../run/records.js';
 import type { AsyncTrainableModel } from '../training.js';
 import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, Seed, SpawnWorker } from './protocol.js';
@@ -66,7 +66,8 @@ class WorkerChannel {
       if (!waiter) return;
       this.pending.delete(reply.id);
       if (reply.ok) waiter.resolve(reply.result);
-      else waiter.reject(reply.userError ? new UserError(reply.message) : new Error(`worker ${index}: ${reply.message}`));
+      else if (reply.userError) waiter.reject(new UserError(reply.message));
+      else waiter.reject(reply.internalError ? new InternalError(`worker ${index}: ${reply.message}`) : new Error(`worker ${index}: ${reply.message}`));
     });
     worker.onError((error) => this.fail(error));
   }
@@ -148,7 +149,7 @@ export class ParallelModel implements AsyncTrainableModel {
     if (workers === 0 && !local) throw new UserError('a pool needs at least one worker or a local model');
     const checkpoint = options.checkpoint ?? local?.toBytes();
     if (!checkpoint) throw new UserError('a pool needs a checkpoint or a local model to start its replicas from');
-    const start = stateOf(checkpoint);
+    const start = checkpointSummary(checkpoint, 'pool checkpoint');
     const configs = local ? { model: local.modelConfig, training: local.trainingConfig } : start;
     const parameterCount = start.parameterCount;
     const step = start.step;
@@ -229,12 +230,12 @@ export class ParallelModel implements AsyncTrainableModel {
   }
 
   /** One optimiser step on a batch (rows × L bits), data-parallel over the replicas. */
-  async trainStep(batch: Uint8Array): Promise<TrainStepReport> {
+  async trainStep(batch: Uint8Array): Promise<StepReport> {
     const rows = this.rowsOf(batch, 'a training batch');
     return this.exclusive(() => this.trainStepNow(batch, rows), true);
   }
 
-  private async trainStepNow(batch: Uint8Array, rows: number): Promise<TrainStepReport> {
+  private async trainStepNow(batch: Uint8Array, rows: number): Promise<StepReport> {
     const L = this.length;
     const step = this.stepCount;
     const ranges = this.shards(rows);
@@ -281,7 +282,7 @@ export class ParallelModel implements AsyncTrainableModel {
     }
 
     let applying: Promise<ApplyResult>[];
-    let localReport: TrainStepReport | undefined;
+    let localReport: StepReport | undefined;
     if (this.shared) {
       applying = this.channels.map((channel) => channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, shards: used }));
       if (this.local) {
@@ -413,17 +414,4 @@ export class ParallelModel implements AsyncTrainableModel {
       }),
     );
   }
-}
-
-/** Configurations, step and parameter count of a checkpoint (from its header: no data copied). */
-function stateOf(checkpoint: Uint8Array): { model: ModelConfig; training: TrainingConfig; step: number; parameterCount: number } {
-  const { tensors, metadata } = readSafetensorsHeader(checkpoint, 'pool checkpoint');
-  const state = metadata[META_STATE];
-  if (state === undefined) throw new UserError(`pool checkpoint: not a bernoulli-diffusion checkpoint (its metadata has no '${META_STATE}')`);
-  const parsed = JSON.parse(state) as { model: ModelConfig; training: TrainingConfig; step: number };
-  let parameterCount = 0;
-  for (const [name, info] of tensors) {
-    if (!name.startsWith('optimiser.') && !name.startsWith('ema.')) parameterCount += info.shape.reduce((a, b) => a * b, 1);
-  }
-  return { model: parsed.model, training: parsed.training, step: parsed.step, parameterCount };
 }

@@ -3,7 +3,7 @@
  * requests in order. The environment-specific entry points are tiny: src/parallel/web-worker.ts
  * (Web Workers) and src/node/pool-worker.ts (Node worker_threads) only adapt the message port.
  */
-import { UserError } from '../errors.js';
+import { InternalError, UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { init } from '../wasm.js';
 import { sumShards, wasmAdder } from './gradients.js';
@@ -110,8 +110,9 @@ export function serveWorker(port: WorkerPort): void {
         reply = { id, ok: true, result: answer.result };
         transfer = answer.transfer ?? [];
       } catch (error) {
-        const text = error instanceof Error ? error.message : String(error);
-        reply = { id, ok: false, message: text, userError: error instanceof UserError };
+        const internalError = error instanceof InternalError;
+        const text = internalError ? error.detail : error instanceof Error ? error.message : String(error);
+        reply = { id, ok: false, message: text, userError: error instanceof UserError, internalError };
       }
       port.postMessage(reply, transfer);
     });

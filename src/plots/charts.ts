@@ -4,27 +4,10 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { UserError } from '../errors.js';
+import type { MetricRecord } from '../run/records.js';
 
-/** One line of metrics.jsonl. Evaluation points also carry the bound, the proportions and the grid. */
-export interface MetricRecord {
-  step: number;
-  epoch?: number;
-  /** Training loss (bits per sequence) of this step's minibatch. */
-  loss: number;
-  lr?: number;
-  /** Seconds since training started. */
-  elapsed?: number;
-  bound_bits?: number;
-  bound_stderr?: number;
-  /** Shares of generated samples: in the training data, in the held-out data, in neither. */
-  prop_train?: number;
-  prop_val?: number;
-  prop_other?: number;
-  distinct?: number;
-  /** The samples drawn from the same fixed starting noise at this point: one '0'/'1' string per sequence. */
-  grid?: string[];
-}
+// The record type and its reader live with the run's other records (src/run/records.ts).
+export { type MetricRecord, parseMetricsJsonl } from '../run/records.js';
 
 /** Records that are evaluation points (they have an evaluated bound or sample proportions). */
 export function evaluationPoints(records: readonly MetricRecord[]): MetricRecord[] {
@@ -293,31 +276,4 @@ function formatBits(bits: number): string {
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
-}
-
-/**
- * Parses metrics.jsonl text (one JSON object per line, blank lines ignored). A resumed run may log
- * a step twice: the later line wins, and records come back sorted by step. An unfinished last line
- * (a run killed mid-write) is dropped; any other bad line is an error naming the file and line.
- */
-export function parseMetricsJsonl(text: string, fileName = 'metrics.jsonl'): MetricRecord[] {
-  const lines = text.split('\n');
-  const byStep = new Map<number, MetricRecord>();
-  lines.forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '') return;
-    const unfinished = index === lines.length - 1; // no newline after it
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      if (unfinished) return;
-      throw new UserError(`${fileName}:${index + 1}: not valid JSON`);
-    }
-    const r = record as Partial<MetricRecord> | null;
-    if (r === null || typeof r !== 'object' || !isFiniteNumber(r.step) || !isFiniteNumber(r.loss))
-      throw new UserError(`${fileName}:${index + 1}: a metrics record needs numeric "step" and "loss"`);
-    byStep.set(r.step, r as MetricRecord);
-  });
-  return [...byStep.values()].sort((a, b) => a.step - b.step);
 }

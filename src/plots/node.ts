@@ -10,12 +10,12 @@ import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import * as vega from 'vega';
 import { UserError } from '../errors.js';
-import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from './bitgrid.js';
+import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid } from './bitgrid.js';
 import { chartFont, chartToSvg, evaluationPoints, lossChartSpec, parseMetricsJsonl, proportionsChartSpec, type MetricRecord } from './charts.js';
 import { dataUri, reportHtml, type ReportPicture } from './report.js';
+import type { RunPictureInputs, RunPicturesWritten, WriteFile } from '../run/records.js';
 
-/** Writes one output file, `name` relative to the run directory. */
-export type WriteFile = (name: string, data: Uint8Array | string) => Promise<void>;
+export type { RunPictureInputs, RunPicturesWritten, WriteFile } from '../run/records.js';
 
 /** Where Debian's fonts-dejavu-core puts the chart font. */
 const dejaVuDirectory = '/usr/share/fonts/truetype/dejavu';
@@ -94,29 +94,6 @@ export function rgbaToPng(width: number, height: number, rgba: Uint8Array): Uint
   const png = new PNG({ width, height });
   png.data.set(rgba);
   return PNG.sync.write(png);
-}
-
-/** What a run's pictures are drawn from. */
-export interface RunPictureInputs {
-  /** metrics.jsonl records, sorted by step. */
-  metrics: readonly MetricRecord[];
-  /** Samples from the same fixed noise at each evaluation point (default: the records' `grid`). */
-  evaluationGrids?: readonly EvaluationGrid[];
-  /** A batch of the reverse chain from t = T to 0 (from the model's sample with recordEvery); none: no reverse_process.gif. */
-  reverseProcess?: { frames: readonly ReverseFrame[]; sequenceLength: number };
-  /** The final samples for the report's grid (default: results.samples, else the last evaluation grid). */
-  finalSamples?: readonly string[];
-  configText: string;
-  results: unknown;
-  /** Heading of the report. */
-  title?: string;
-}
-
-export interface RunPicturesWritten {
-  /** File names written, in order. */
-  written: string[];
-  /** Pictures not drawn, with the reason (also listed in the report). */
-  missing: string[];
 }
 
 /** The samples grid of each evaluation point that has one. */
