@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Sets up (idempotent), then runs every test: Rust (cargo test) and TypeScript (vitest), and ends
+# Sets up (idempotent), then runs every check: lint (biome), Rust (cargo test) and TypeScript (vitest), and ends
 # with one line counting both: "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 export PATH="$HOME/.cargo/bin:$PATH"
 mkdir -p test-output
+
+echo "== lint =="
+npx biome ci .
+lint_status=$?
 
 echo "== cargo test =="
 cargo test --release --workspace 2>&1 | tee test-output/cargo.log
@@ -24,6 +28,11 @@ read -r ts_passed ts_failed < <(node -e '
 echo "rust: $rust_passed passed, $rust_failed failed; typescript: $ts_passed passed, $ts_failed failed"
 failed=$((rust_failed + ts_failed))
 status=0
+if [ "$lint_status" -ne 0 ]; then
+  echo "lint: failed (counted as one failure; npx biome check --write . fixes the formatting)"
+  status=1
+  failed=$((failed + 1))
+fi
 if [ "$cargo_status" -ne 0 ] || [ "$vitest_status" -ne 0 ]; then
   status=1
   [ "$failed" -gt 0 ] || failed=1 # a runner failed without counting a test (e.g. a build error)

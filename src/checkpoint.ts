@@ -85,7 +85,7 @@ export function encodeSafetensors(tensors: TensorToEncode[], metadata: Record<st
   for (const tensor of tensors) {
     const { name, dtype, shape, data } = tensor;
     if (name === '' || name === '__metadata__') throw new Error(`invalid tensor name ${JSON.stringify(name)}`);
-    if (Object.prototype.hasOwnProperty.call(header, name)) throw new Error(`duplicate tensor name ${name}`);
+    if (Object.hasOwn(header, name)) throw new Error(`duplicate tensor name ${name}`);
     const size = DTYPE_SIZES[dtype];
     if (size === undefined) throw new Error(`tensor ${name}: unsupported dtype ${String(dtype)}`);
     if (!(data instanceof ARRAY_TYPES[dtype])) {
@@ -177,7 +177,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, source: string): Safete
     const extra = Object.keys(rest);
     if (extra.length > 0) fail(`tensor ${name}: unexpected field ${extra[0]}`);
     if (typeof dtype !== 'string') fail(`tensor ${name}: dtype missing`);
-    if (!Object.prototype.hasOwnProperty.call(DTYPE_SIZES, dtype as string)) {
+    if (!Object.hasOwn(DTYPE_SIZES, dtype as string)) {
       fail(`tensor ${name}: dtype ${String(dtype)} is not one of ${Object.keys(DTYPE_SIZES).join(', ')}`);
     }
     if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {

@@ -242,7 +242,7 @@ function describe(value: unknown): string {
 function specAt(path: string): Spec | undefined {
   let spec: Spec = SCHEMA;
   for (const part of path.split('.')) {
-    if (spec.kind !== 'section' || !Object.prototype.hasOwnProperty.call(spec.keys, part)) return undefined;
+    if (spec.kind !== 'section' || !Object.hasOwn(spec.keys, part)) return undefined;
     spec = spec.keys[part];
   }
   return spec;
@@ -299,7 +299,7 @@ export function parseConfigYaml(text: string, source: string, baseDir?: string):
       }
       const childPath = path ? `${path}.${key}` : String(key);
       const childSpec = spec.keys[String(key)];
-      if (!Object.prototype.hasOwnProperty.call(spec.keys, String(key))) {
+      if (!Object.hasOwn(spec.keys, String(key))) {
         throw new UserError(`${source}:${line}: ${unknownKeyMessage(childPath, Object.keys(spec.keys))}`);
       }
       if (childSpec.kind === 'section') {
