@@ -183,11 +183,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, source: string): Safete
     if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
       fail(`tensor ${name}: shape is not a list of non-negative integers`);
     }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((value) => Number.isSafeInteger(value) && value >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((value) => Number.isSafeInteger(value) && value >= 0)) {
       fail(`tensor ${name}: data_offsets is not a pair of non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
@@ -219,10 +215,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, source: string): Safete
 }
 
 /** Decodes and validates a safetensors file; tensor data is copied into fresh typed arrays. */
-export function decodeSafetensors(
-  bytes: Uint8Array,
-  source: string,
-): { tensors: Map<string, DecodedTensor>; metadata: Record<string, string> } {
+export function decodeSafetensors(bytes: Uint8Array, source: string): { tensors: Map<string, DecodedTensor>; metadata: Record<string, string> } {
   const header = readSafetensorsHeader(bytes, source);
   const tensors = new Map<string, DecodedTensor>();
   for (const [name, info] of header.tensors) {

@@ -275,8 +275,7 @@ function unknownKeyMessage(path: string, known: string[]): string {
 export function parseConfigYaml(text: string, source: string, baseDir?: string): Layer {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const lineOf = (node: { range?: [number, number, number] | null } | null | undefined): number =>
-    node?.range ? lineCounter.linePos(node.range[0]).line : 1;
+  const lineOf = (node: { range?: [number, number, number] | null } | null | undefined): number => (node?.range ? lineCounter.linePos(node.range[0]).line : 1);
   if (doc.errors.length > 0) {
     const error = doc.errors[0];
     const line = error.linePos?.[0]?.line ?? lineCounter.linePos(error.pos[0]).line;
@@ -448,7 +447,8 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
       specAt(key)?.kind === 'section'
         ? layer.sections.has(key) || [...layer.leaves.keys()].some((k) => k.startsWith(`${key}.`))
         : layer.leaves.has(key) && layer.leaves.get(key)!.value !== null;
-    const whereSet = (key: string) => layer.leaves.get(key)?.origin ?? layer.sections.get(key) ?? [...layer.leaves.entries()].find(([k]) => k.startsWith(`${key}.`))![1].origin;
+    const whereSet = (key: string) =>
+      layer.leaves.get(key)?.origin ?? layer.sections.get(key) ?? [...layer.leaves.entries()].find(([k]) => k.startsWith(`${key}.`))![1].origin;
     for (const [a, b] of exclusive) {
       if (sets(a) && sets(b)) {
         const origin = whereSet(b);
@@ -499,10 +499,18 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
       if (heartbeat[key] === undefined) heartbeat[key] = DEFAULTS.data.heartbeat![key];
     }
     if (heartbeat.period > heartbeat.length) {
-      throw located(origin('data.heartbeat.period'), 'data.heartbeat.period', `out of range: the period (${heartbeat.period}) must not exceed the length (${heartbeat.length})`);
+      throw located(
+        origin('data.heartbeat.period'),
+        'data.heartbeat.period',
+        `out of range: the period (${heartbeat.period}) must not exceed the length (${heartbeat.length})`,
+      );
     }
     if (heartbeat.holdout >= heartbeat.period) {
-      throw located(origin('data.heartbeat.holdout'), 'data.heartbeat.holdout', `out of range: must be less than the period (${heartbeat.period}), got ${heartbeat.holdout}`);
+      throw located(
+        origin('data.heartbeat.holdout'),
+        'data.heartbeat.holdout',
+        `out of range: must be less than the period (${heartbeat.period}), got ${heartbeat.holdout}`,
+      );
     }
     data.heartbeat = heartbeat;
   }

@@ -18,8 +18,7 @@ export function isUserError(error: unknown): error is UserError {
 }
 
 /** What an internal error's message ends with: how to report it. */
-export const HOW_TO_REPORT =
-  'this is a bug in bernoulli-diffusion: please report it with the command line, the package version and the files it read';
+export const HOW_TO_REPORT = 'this is a bug in bernoulli-diffusion: please report it with the command line, the package version and the files it read';
 
 export class InternalError extends Error {
   readonly exitCode = 70;

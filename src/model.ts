@@ -216,7 +216,11 @@ export class DiffusionModel {
    */
   gradientView(): Float32Array {
     const memory = wasmMemory() as WebAssembly.Memory;
-    return new Float32Array(memory.buffer, this.call('gradient', (raw) => raw.gradientPointer()), this.parameterCount);
+    return new Float32Array(
+      memory.buffer,
+      this.call('gradient', (raw) => raw.gradientPointer()),
+      this.parameterCount,
+    );
   }
 
   /**
@@ -352,11 +356,14 @@ export class DiffusionModel {
       name,
       dtype: 'F32',
       shape,
-      data: new Float32Array(memory, pointer, shape.reduce((a, b) => a * b, 1)),
+      data: new Float32Array(
+        memory,
+        pointer,
+        shape.reduce((a, b) => a * b, 1),
+      ),
     }));
     return encodeSafetensors(tensors, { ...metadata, [META_FORMAT]: CHECKPOINT_FORMAT, [META_STATE]: stateJson });
   }
-
 
   /** Releases the wasm memory; the model cannot be used afterwards. */
   free(): void {

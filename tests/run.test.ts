@@ -6,7 +6,18 @@ import { describe, expect, it } from 'vitest';
 import { encodeSafetensors } from '../src/checkpoint.js';
 import { coreModelConfig, coreTrainingConfig, DEFAULTS, resolveConfig, valuesLayer } from '../src/config.js';
 import { fromWasmError, HOW_TO_REPORT, InternalError, UserError } from '../src/errors.js';
-import { checkpointSummary, isWeightTensor, loopStateOf, META_LOOP_STATE, META_RUN_CONFIG, modelStateOf, runConfigOf, runMetadata, runMetadataOf, standInFor } from '../src/run/checkpoint.js';
+import {
+  checkpointSummary,
+  isWeightTensor,
+  loopStateOf,
+  META_LOOP_STATE,
+  META_RUN_CONFIG,
+  modelStateOf,
+  runConfigOf,
+  runMetadata,
+  runMetadataOf,
+  standInFor,
+} from '../src/run/checkpoint.js';
 import { loopSettings } from '../src/run/settings.js';
 
 /** The serde field names of `pub struct NAME { … }` in a Rust source file (renames applied). */
@@ -95,7 +106,9 @@ describe('what a checkpoint holds', () => {
   });
 
   it('names the file when the model state is missing or corrupt', () => {
-    expect(() => checkpointSummary(file({}), 'c.safetensors')).toThrow("c.safetensors: not a bernoulli-diffusion checkpoint (its metadata has no 'model_state')");
+    expect(() => checkpointSummary(file({}), 'c.safetensors')).toThrow(
+      "c.safetensors: not a bernoulli-diffusion checkpoint (its metadata has no 'model_state')",
+    );
     expect(() => modelStateOf({ format: 'bernoulli-diffusion', model_state: '{' }, 'c')).toThrow("c: corrupt checkpoint metadata ('model_state' is not JSON)");
   });
 
@@ -115,7 +128,9 @@ describe('what a checkpoint holds', () => {
     expect(runMetadataOf({ ...metadata, format: 'x', other: 'y' })).toEqual(metadata);
     expect(Object.keys(runMetadata(config))).toEqual([META_RUN_CONFIG]);
     expect(loopStateOf({}, 'c')).toBeUndefined();
-    expect(() => loopStateOf({ [META_LOOP_STATE]: '{"step": -1}' }, 'c.safetensors')).toThrow('c.safetensors: the loop state in the checkpoint metadata is malformed');
+    expect(() => loopStateOf({ [META_LOOP_STATE]: '{"step": -1}' }, 'c.safetensors')).toThrow(
+      'c.safetensors: the loop state in the checkpoint metadata is malformed',
+    );
   });
 });
 

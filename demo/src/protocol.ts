@@ -5,9 +5,7 @@
  */
 import type { run, training } from 'bernoulli-diffusion';
 
-export type DataSource =
-  | { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number }
-  | { kind: 'text'; text: string; name: string };
+export type DataSource = { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number } | { kind: 'text'; text: string; name: string };
 
 export interface DataSummary {
   length: number;

@@ -7,7 +7,6 @@ import { commands, isInternalError, isUserError, training, UserError } from 'ber
 
 const BAR_WIDTH = 30;
 
-
 /** The line a terminal's progress bar shows: " ████░░░░ 40% | step 120/300 | loss 3.123 bits/seq | 210.0 steps/s | ETA 1s". */
 export function progressBarLine(update: training.ProgressUpdate): string {
   const share = update.total > 0 ? Math.min(1, Math.max(0, update.step / update.total)) : 1;

@@ -6,7 +6,18 @@
 import yargs from 'yargs/browser';
 import { commands, config, data, DiffusionModel, init, isUserError, run, training, UserError } from 'bernoulli-diffusion';
 import { progressBarLine, runCommandLine } from './terminal.js';
-import type { DataSource, DataSummary, EvaluationSummary, ModelInfo, Operations, Request, SampleRow, StopMessage, WorkerEvent, WorkerMessage } from './protocol.js';
+import type {
+  DataSource,
+  DataSummary,
+  EvaluationSummary,
+  ModelInfo,
+  Operations,
+  Request,
+  SampleRow,
+  StopMessage,
+  WorkerEvent,
+  WorkerMessage,
+} from './protocol.js';
 
 /** Where the page's own training leaves its model among the in-page files. */
 const TRAINED_MODEL_PATH = '/demo.safetensors';
@@ -46,7 +57,8 @@ function post(message: WorkerMessage): void {
 
 /** A whole number from a form field, within limits; otherwise a message naming the field. */
 function whole(field: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new UserError(`${field}: expected a whole number from ${min} to ${max}, got ${Number.isNaN(value) ? 'nothing' : value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UserError(`${field}: expected a whole number from ${min} to ${max}, got ${Number.isNaN(value) ? 'nothing' : value}`);
   return value;
 }
 
@@ -102,8 +114,14 @@ function loadData(source: DataSource): DataSummary {
   if (source.kind === 'heartbeat') {
     // Validated exactly as the config's data.heartbeat is.
     const layer = config.valuesLayer(
-      { 'data.heartbeat.length': source.length, 'data.heartbeat.period': source.period, 'data.heartbeat.holdout': source.holdout, 'data.heartbeat.count': source.count },
-      (key) => `the field "${({ 'data.heartbeat.length': 'length L', 'data.heartbeat.period': 'period P', 'data.heartbeat.holdout': 'held out K' } as Record<string, string>)[key] ?? key}"`,
+      {
+        'data.heartbeat.length': source.length,
+        'data.heartbeat.period': source.period,
+        'data.heartbeat.holdout': source.holdout,
+        'data.heartbeat.count': source.count,
+      },
+      (key) =>
+        `the field "${({ 'data.heartbeat.length': 'length L', 'data.heartbeat.period': 'period P', 'data.heartbeat.holdout': 'held out K' } as Record<string, string>)[key] ?? key}"`,
     );
     const spec = config.resolveConfig([layer]).config.data.heartbeat!;
     const made = data.heartbeatData(spec);
@@ -119,7 +137,8 @@ function loadData(source: DataSource): DataSummary {
     trainSource = valSource = source.name;
     section = { train: '/data/train.txt' };
   }
-  if (train.length > config.MAX_LENGTH) throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${config.MAX_LENGTH}-bit limit`);
+  if (train.length > config.MAX_LENGTH)
+    throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${config.MAX_LENGTH}-bit limit`);
   // The command box sees the same data as files.
   files.setFile('/data/train.txt', data.formatSequences(train, [`${trainSource} (${train.rows} sequences)`]));
   files.setFile('/data/val.txt', data.formatSequences(val, [`${valSource} (${val.rows} sequences)`]));
@@ -176,7 +195,8 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     // No early stopping in the page (so the stored config says so, and a resumed run does the same).
     'training.early_stopping': 0,
     // Short runs are the point here: warm up over a tenth of them (the CLI's default is 100 steps).
-    'training.warmup_steps': Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(config.DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
+    'training.warmup_steps':
+      Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(config.DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
   };
   if (dataset.section.heartbeat) {
     for (const [key, value] of Object.entries(dataset.section.heartbeat)) values[`data.heartbeat.${key}`] = value;
@@ -302,7 +322,10 @@ async function handle(request: Request, emit: (event: WorkerEvent) => void): Pro
       return evaluate(request);
     case 'checkpoint': {
       const current = requireModel();
-      return { bytes: current.toBytes(modelMetadata), name: `bernoulli-diffusion-${current.modelConfig.architecture}-T${current.modelConfig.T}-step${current.step}.safetensors` };
+      return {
+        bytes: current.toBytes(modelMetadata),
+        name: `bernoulli-diffusion-${current.modelConfig.architecture}-T${current.modelConfig.T}-step${current.step}.safetensors`,
+      };
     }
     case 'loadCheckpoint': {
       const path = `/${request.name.replace(/^.*[/\\]/, '')}`;
@@ -345,4 +368,6 @@ self.onmessage = (message: MessageEvent<Request | StopMessage>) => {
 // Instantiate the wasm core before saying ready (its URL comes from the bundler).
 init()
   .then(() => post({ kind: 'ready' }))
-  .catch((error: unknown) => post({ kind: 'error', id: 0, message: `could not load the WebAssembly core: ${error instanceof Error ? error.message : String(error)}` }));
+  .catch((error: unknown) =>
+    post({ kind: 'error', id: 0, message: `could not load the WebAssembly core: ${error instanceof Error ? error.message : String(error)}` }),
+  );

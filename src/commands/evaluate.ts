@@ -37,10 +37,18 @@ function builder(yargs: Argv): Argv<EvaluateArgs> {
     .option('train', { type: 'string', describe: 'training data, to tell memorised samples from new ones', defaultDescription: "the run's training data" })
     .option('samples', { type: 'number', default: 200, describe: 'samples to draw' })
     .option('repeats', { type: 'number', default: 4, describe: 'Monte-Carlo repeats of the bound per sequence' })
-    .option('exact', { type: 'boolean', default: false, describe: `also the exact NLL by the forward algorithm (sequences of at most ${EXACT_MAX_LENGTH} bits)` })
+    .option('exact', {
+      type: 'boolean',
+      default: false,
+      describe: `also the exact NLL by the forward algorithm (sequences of at most ${EXACT_MAX_LENGTH} bits)`,
+    })
     .option('seed', { type: 'number', default: 0, describe: 'random seed of the noise and the samples' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of a table' })
-    .option('workers', { type: 'number', describe: 'workers sharing the bound and the samples (1: this thread only; the results are the same)', defaultDescription: 'all cores for big evaluations, else 1' }) as unknown as Argv<EvaluateArgs>;
+    .option('workers', {
+      type: 'number',
+      describe: 'workers sharing the bound and the samples (1: this thread only; the results are the same)',
+      defaultDescription: 'all cores for big evaluations, else 1',
+    }) as unknown as Argv<EvaluateArgs>;
 }
 
 async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void> {
@@ -133,5 +141,10 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
 }
 
 export function evaluateCommand(context: CommandContext): CommandModule<object, EvaluateArgs> {
-  return { command: 'evaluate <checkpoint>', describe: 'the bound on data, sample proportions, and the exact NLL for short sequences', builder, handler: (args) => handler(context, args) };
+  return {
+    command: 'evaluate <checkpoint>',
+    describe: 'the bound on data, sample proportions, and the exact NLL for short sequences',
+    builder,
+    handler: (args) => handler(context, args),
+  };
 }

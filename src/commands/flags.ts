@@ -15,7 +15,8 @@ export function parseGivenPattern(pattern: string, length: number): Uint8Array {
 
 /** Checks a non-negative integer flag (yargs gives NaN for text). */
 export function integerFlag(name: string, value: number, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw new UserError(`--${name}: expected an integer, got ${Number.isNaN(value) ? 'something that is not a number' : value}`);
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    throw new UserError(`--${name}: expected an integer, got ${Number.isNaN(value) ? 'something that is not a number' : value}`);
   if (value < min || value > max) throw new UserError(`--${name}: out of range: must be >= ${min} and <= ${max}, got ${value}`);
   return value;
 }

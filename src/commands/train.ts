@@ -66,7 +66,9 @@ const METRICS_FLUSH_MS = 5000;
 function builder(yargs: Argv): Argv<TrainArgs> {
   const d = DEFAULTS;
   return yargs
-    .usage('$0 train [options]\n\nTrain a Bernoulli diffusion model. With no options: the built-in heartbeat data (L = 20, P = 5, all 5 phases) and the built-in config; the run goes to results/<name>/.')
+    .usage(
+      '$0 train [options]\n\nTrain a Bernoulli diffusion model. With no options: the built-in heartbeat data (L = 20, P = 5, all 5 phases) and the built-in config; the run goes to results/<name>/.',
+    )
     .option('config', { type: 'string', describe: 'YAML config file (every key is explained in config.example.yaml)', defaultDescription: 'built-in defaults' })
     .option('data', { type: 'string', describe: 'training data: one sequence of 0/1 per line', defaultDescription: 'built-in heartbeat data' })
     .option('val', { type: 'string', describe: 'validation data (same format)', defaultDescription: 'heartbeat: held-out phases; a file: itself' })
@@ -83,9 +85,21 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('hidden', { type: 'number', describe: 'hidden width (mlp, paper) or channels per position (circular)', defaultDescription: String(d.model.hidden) })
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
-    .option('early-stopping', { type: 'number', describe: 'stop after N evaluations without a better validation bound, keeping the best model (0: off)', defaultDescription: String(d.training.early_stopping) })
-    .option('checkpoint-every', { type: 'number', describe: 'checkpoint every N steps (0: at the end only)', defaultDescription: String(d.training.checkpoint_every) })
-    .option('workers', { type: 'number', describe: 'workers sharing every step, data-parallel (1: this thread only)', defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1' })
+    .option('early-stopping', {
+      type: 'number',
+      describe: 'stop after N evaluations without a better validation bound, keeping the best model (0: off)',
+      defaultDescription: String(d.training.early_stopping),
+    })
+    .option('checkpoint-every', {
+      type: 'number',
+      describe: 'checkpoint every N steps (0: at the end only)',
+      defaultDescription: String(d.training.checkpoint_every),
+    })
+    .option('workers', {
+      type: 'number',
+      describe: 'workers sharing every step, data-parallel (1: this thread only)',
+      defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1',
+    })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })
     .option('plots', { type: 'boolean', default: true, describe: 'draw the pictures and report.html at the end (--no-plots: skip)' })
     .conflicts('steps', 'epochs') as unknown as Argv<TrainArgs>;
@@ -162,10 +176,13 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   } else {
     const out = io.resolve(args.out ?? 'results');
     if (args.name !== undefined) {
-      if (args.name.trim() === '' || /[/\\]/.test(args.name)) throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
+      if (args.name.trim() === '' || /[/\\]/.test(args.name))
+        throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
       runDir = io.join(out, args.name);
       if (await io.exists(io.join(runDir, 'config.yaml'))) {
-        throw new UserError(`${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`);
+        throw new UserError(
+          `${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`,
+        );
       }
     } else {
       const base = timestampName(io.now());
@@ -187,11 +204,19 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     if (config.training.lr_schedule === 'cosine' && warmup >= total) {
       // The default warm-up would not fit a short run: shorten it; a warm-up the user chose is an error.
       if (resolved.origin('training.warmup_steps') !== 'default') {
-        throw located(resolved.origin('training.warmup_steps'), 'training.warmup_steps', `out of range: must be less than the run's ${total} steps with the cosine schedule, got ${warmup}`);
+        throw located(
+          resolved.origin('training.warmup_steps'),
+          'training.warmup_steps',
+          `out of range: must be less than the run's ${total} steps with the cosine schedule, got ${warmup}`,
+        );
       }
       config.training.warmup_steps = Math.floor(total / 10);
     }
-    model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
+    model = await DiffusionModel.create(
+      coreModelConfig(config.model, data.train.data.length),
+      coreTrainingConfig(config.training, total),
+      config.training.seed,
+    );
   }
 
   const workers = trainingWorkers(io, requested, config, model.length);
@@ -356,14 +381,20 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
       io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
     }
-    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`);
+    io.print(
+      `bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`,
+    );
     io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
   }
   if (outcome.stopped === 'early_stopping') {
-    io.print(`stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`);
+    io.print(
+      `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`,
+    );
   }
   if (outcome.stopped === 'interrupted') {
-    io.print(`interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`);
+    io.print(
+      `interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`,
+    );
     context.setExitCode(130);
   }
   io.print(`run: ${io.displayPath(runDir)}`);

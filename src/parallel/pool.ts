@@ -153,7 +153,7 @@ export class ParallelModel implements AsyncTrainableModel {
     const configs = local ? { model: local.modelConfig, training: local.trainingConfig } : start;
     const parameterCount = start.parameterCount;
     const step = start.step;
-    if (local && (local.parameterCount !== parameterCount || local.step !== step)) throw new Error('the checkpoint is not the local model\'s state');
+    if (local && (local.parameterCount !== parameterCount || local.step !== step)) throw new Error("the checkpoint is not the local model's state");
     const shared = (options.shared ?? true) && typeof SharedArrayBuffer !== 'undefined';
     const replicas = workers + (local ? 1 : 0);
     const slots = shared ? new SharedArrayBuffer(4 * parameterCount * replicas) : undefined;
@@ -168,7 +168,7 @@ export class ParallelModel implements AsyncTrainableModel {
         }),
       );
       for (const answer of answers) {
-        if (answer.step !== step || answer.parameterCount !== parameterCount) throw new Error('a replica did not start from the checkpoint\'s state');
+        if (answer.step !== step || answer.parameterCount !== parameterCount) throw new Error("a replica did not start from the checkpoint's state");
       }
       const pool = new ParallelModel(channels, local, configs, parameterCount, step, shared);
       if (slots) {
@@ -288,7 +288,12 @@ export class ParallelModel implements AsyncTrainableModel {
       if (this.local) {
         if (observations) this.local.setPendingObservations(observations);
         const add = wasmAdder(this.local); // may allocate the scratch buffer: views after it
-        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]), used.indexOf(0), add); // it holds shard 0
+        sumShards(
+          this.local.gradientView(),
+          used.map((k) => this.slotViews[k]),
+          used.indexOf(0),
+          add,
+        ); // it holds shard 0
         localReport = this.local.applyGradientInPlace(lossSum, rows);
       }
     } else {
@@ -323,8 +328,10 @@ export class ParallelModel implements AsyncTrainableModel {
     return this.exclusive(async () => {
       const seed = opts.seed ?? 0;
       const recordEvery = opts.recordEvery ?? 0;
-      const parts = await this.spread<SampleRangeResult>(n, (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery }), (start, count) =>
-        this.local!.sampleRange(start, count, { seed, recordEvery }),
+      const parts = await this.spread<SampleRangeResult>(
+        n,
+        (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery }),
+        (start, count) => this.local!.sampleRange(start, count, { seed, recordEvery }),
       );
       const L = this.length;
       const samples = new Uint8Array(n * L);
@@ -346,8 +353,10 @@ export class ParallelModel implements AsyncTrainableModel {
     if (pattern.length !== this.length) throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
     return this.exclusive(async () => {
       const options: InpaintOptions = { ...opts, seed: opts.seed ?? 0 };
-      const parts = await this.spread<Uint8Array>(n, (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, options }), (start, count) =>
-        this.local!.inpaintRange(pattern, start, count, options),
+      const parts = await this.spread<Uint8Array>(
+        n,
+        (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, options }),
+        (start, count) => this.local!.inpaintRange(pattern, start, count, options),
       );
       const out = new Uint8Array(n * this.length);
       parts.forEach(({ start, value }) => out.set(value, start * this.length));
@@ -374,7 +383,11 @@ export class ParallelModel implements AsyncTrainableModel {
   }
 
   /** Runs a ranged request on every replica with a non-empty share of n items, the local one here. */
-  private async spread<T>(n: number, request: (start: number, count: number) => Request, localCall: (start: number, count: number) => T): Promise<{ start: number; value: T }[]> {
+  private async spread<T>(
+    n: number,
+    request: (start: number, count: number) => Request,
+    localCall: (start: number, count: number) => T,
+  ): Promise<{ start: number; value: T }[]> {
     const ranges = this.shards(n);
     const offset = this.local ? 1 : 0;
     const remote = this.channels.map(async (channel, k) => {

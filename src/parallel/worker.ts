@@ -65,7 +65,12 @@ export function serveWorker(port: WorkerPort): void {
           const shards = request.shards ?? [];
           const add = wasmAdder(m); // may allocate the scratch buffer: views after it
           // the gradient buffer still holds this replica's own shard (slot `slot`)
-          sumShards(m.gradientView(), shards.map((k) => slots[k]), shards.indexOf(slot), add);
+          sumShards(
+            m.gradientView(),
+            shards.map((k) => slots[k]),
+            shards.indexOf(slot),
+            add,
+          );
         }
         const report = m.applyGradientInPlace(request.lossSum, request.totalRows);
         const result: ApplyResult = { ...report, buffer: request.buffer };

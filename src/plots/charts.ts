@@ -142,7 +142,10 @@ const lossSeries = {
 export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize = {}): TopLevelSpec {
   const logged = records.filter((r) => isFiniteNumber(r.loss));
   const window = smoothingWindow(logged.length);
-  const smooth = movingAverage(logged.map((r) => r.loss), window);
+  const smooth = movingAverage(
+    logged.map((r) => r.loss),
+    window,
+  );
   const rows: { step: number; bits: number; series: string; low?: number; high?: number }[] = [];
   for (const i of thinIndices(logged.length, 1500)) {
     rows.push({ step: logged[i].step, bits: logged[i].loss, series: lossSeries.raw });
@@ -157,7 +160,9 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
   const logY = !cut && wantsLogScale(rows.map((r) => r.bits));
   if (logY) for (const r of rows) if (r.low !== undefined) r.low = Math.max(r.low, r.bits / 10); // keep bars on the log axis
   // Values above a cut axis: a mark on the top edge at their step.
-  const above = cut ? rows.filter((r) => r.series !== lossSeries.smooth && (r.high ?? r.bits) > cut.domain[1]).map((r) => ({ step: r.step, bits: cut.domain[1] })) : [];
+  const above = cut
+    ? rows.filter((r) => r.series !== lossSeries.smooth && (r.high ?? r.bits) > cut.domain[1]).map((r) => ({ step: r.step, bits: cut.domain[1] }))
+    : [];
 
   const domain = [lossSeries.raw, lossSeries.smooth, lossSeries.bound];
   const colour = {
@@ -178,7 +183,9 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
   const subtitle = final
     ? `final bound ${final.bound_bits!.toFixed(2)} bits/sequence at step ${final.step}; the training loss is a noisy estimate of the same bound`
     : 'training loss per minibatch (an estimate of the bound on the negative log-likelihood)';
-  const cutNote = cut && `y axis cut at ${formatBits(cut.domain[1])} bits, the range of the run after step ${cut.warmupEnd}; ▲ marks values above it (up to ${formatBits(cut.highest)})`;
+  const cutNote =
+    cut &&
+    `y axis cut at ${formatBits(cut.domain[1])} bits, the range of the run after step ${cut.warmupEnd}; ▲ marks values above it (up to ${formatBits(cut.highest)})`;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'Training loss and evaluated bound', subtitle: cutNote ? [subtitle, cutNote] : subtitle },
@@ -199,7 +206,13 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
         encoding: { x, y, color: colour },
       },
       ...(above.length > 0
-        ? [{ data: { values: above }, mark: { type: 'point', shape: 'triangle-up', filled: true, size: 30, color: chartColours.grey, yOffset: 4 }, encoding: { x, y } }]
+        ? [
+            {
+              data: { values: above },
+              mark: { type: 'point', shape: 'triangle-up', filled: true, size: 30, color: chartColours.grey, yOffset: 4 },
+              encoding: { x, y },
+            },
+          ]
         : []),
     ],
     config: baseConfig,

@@ -60,7 +60,10 @@ export async function defaultEvaluationData(io: TextFiles, config: RunConfig): P
   const heartbeat = config.data.heartbeat;
   if (heartbeat !== undefined && config.data.val === undefined) {
     const phases = Array.from({ length: heartbeat.period }, (_, p) => p);
-    return { data: { data: heartbeatPhases(heartbeat.length, heartbeat.period), source: `built-in ${describeHeartbeat(heartbeat, phases)}` }, train: runData.train };
+    return {
+      data: { data: heartbeatPhases(heartbeat.length, heartbeat.period), source: `built-in ${describeHeartbeat(heartbeat, phases)}` },
+      train: runData.train,
+    };
   }
   return { data: runData.val, train: runData.train };
 }
