@@ -73,7 +73,20 @@ async function loadPackage() {
 function paperConfigs(T, objective = 'full') {
   return {
     model: { length: L, T, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: H, layers: 2, time_embedding: 32, kernel: 0 },
-    training: { lr: 1e-3, lr_schedule: 'constant', warmup_steps: 0, total_steps: 1_000_000, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0, objective },
+    training: {
+      lr: 1e-3,
+      lr_schedule: 'constant',
+      warmup_steps: 0,
+      total_steps: 1_000_000,
+      min_lr_ratio: 0.1,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weight_decay: 0,
+      clip_norm: 1,
+      ema_decay: 0,
+      objective,
+    },
   };
 }
 
@@ -224,7 +237,9 @@ async function runChild(spec) {
 
 function runInChild(spec) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -261,7 +276,14 @@ async function main() {
     ['sample_b1024.wasm_all', { kind: 'sample-wasm', n: 1024, T, workers: cores, repeats }],
     ['sample_b1024.plain_ts', { kind: 'sample-reference', n: 1024, T, repeats, seconds: s(3) }],
     ['cli_train_default', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100', '--no-plots'] : ['--steps', '300'] }],
-    ['cli_train_paper', { kind: 'cli-train', config: PAPER_CONFIG_YAML, extra: ['--steps', quick ? '2' : '10', '--eval-every', '0', ...(quick ? ['--T', '100', '--no-plots'] : [])] }],
+    [
+      'cli_train_paper',
+      {
+        kind: 'cli-train',
+        config: PAPER_CONFIG_YAML,
+        extra: ['--steps', quick ? '2' : '10', '--eval-every', '0', ...(quick ? ['--T', '100', '--no-plots'] : [])],
+      },
+    ],
   ].filter(([name]) => !only || only.has(name) || only.has(name.split('.')[0]));
 
   const startedAt = new Date().toISOString();
@@ -275,7 +297,9 @@ async function main() {
     results[name] = await runInChild(spec);
     // other programs on the machine take cores from the measurement: keep the 1-minute load
     results[name].load_average = Number(((loadBefore + loadavg()[0]) / 2).toFixed(2));
-    process.stderr.write(` ${results[name].error ?? `${format(results[name].value)} ${results[name].unit}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(
+      ` ${results[name].error ?? `${format(results[name].value)} ${results[name].unit}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`,
+    );
   }
   const peak = results.peak_gflops?.value;
   // derived figures
@@ -325,7 +349,16 @@ function printTable(report) {
   const rows = [['figure', 'value', 'unit', 'GFLOP/s', 'of peak', 'RSS MB', 'load']];
   for (const [name, r] of Object.entries(report.results)) {
     if (r.error) rows.push([name, 'error', r.error.slice(0, 60), '', '', '', '']);
-    else rows.push([name, format(r.value), r.unit, r.gflops ? r.gflops.toFixed(1) : '', r.ratioToPeak ? `${(100 * r.ratioToPeak).toFixed(0)}%` : '', r.rssMb.toFixed(0), r.load_average.toFixed(1)]);
+    else
+      rows.push([
+        name,
+        format(r.value),
+        r.unit,
+        r.gflops ? r.gflops.toFixed(1) : '',
+        r.ratioToPeak ? `${(100 * r.ratioToPeak).toFixed(0)}%` : '',
+        r.rssMb.toFixed(0),
+        r.load_average.toFixed(1),
+      ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
   const line = (row) => row.map((cell, c) => (c === 0 || c === 2 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  ');
@@ -335,7 +368,9 @@ function printTable(report) {
   console.log('');
   for (const [name, value] of Object.entries(report.ratios)) if (value !== undefined) console.log(`${name.padEnd(44)} ${value.toFixed(2)}x`);
   const m = report.machine;
-  console.log(`\n${m.cores} cores (${m.cpu}), Node ${m.node}, load average at start ${m.load_average_at_start.join(' ')}; T = ${report.settings.T}${report.quick ? ' (quick run: not the benchmark)' : ''}; ${report.seconds} s`);
+  console.log(
+    `\n${m.cores} cores (${m.cpu}), Node ${m.node}, load average at start ${m.load_average_at_start.join(' ')}; T = ${report.settings.T}${report.quick ? ' (quick run: not the benchmark)' : ''}; ${report.seconds} s`,
+  );
   console.log('load: the 1-minute load average around each configuration (above the core count, other programs shared the cores)');
 }
 

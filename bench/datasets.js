@@ -169,8 +169,7 @@ function twoHeartbeats64() {
   // First half: a 1 every 4 bits (phase a of 4); second half: a 1 every 8 bits (phase b of 8).
   const make = (a, b) => heartbeat(half, 4, a) + heartbeat(half, 8, b);
   const heldOut = (a, b) => (a + b) % 4 === 0; // 8 of the 32 pairs; every a and every b still occur in train
-  const rule = (bits) =>
-    bits.length === length && heartbeatPhase(bits.slice(0, half), 4) >= 0 && heartbeatPhase(bits.slice(half), 8) >= 0;
+  const rule = (bits) => bits.length === length && heartbeatPhase(bits.slice(0, half), 4) >= 0 && heartbeatPhase(bits.slice(half), 8) >= 0;
   const train = [];
   const val = [];
   for (let a = 0; a < 4; a++) for (let b = 0; b < 8; b++) (heldOut(a, b) ? val : train).push(make(a, b));
@@ -187,15 +186,7 @@ function twoHeartbeats64() {
 /** The rule-based data sets, the same on every call. */
 export function ruleDatasets() {
   const random = makeRandom(SEED);
-  return [
-    parity12(random),
-    weight16(random),
-    block32(),
-    heartbeat24(),
-    palindrome16(random),
-    noAdjacent16(random),
-    twoHeartbeats64(),
-  ];
+  return [parity12(random), weight16(random), block32(), heartbeat24(), palindrome16(random), noAdjacent16(random), twoHeartbeats64()];
 }
 
 /**

@@ -35,7 +35,12 @@ function build() {
     env.PATH = `/usr/bin:${env.PATH}`;
     env.RUSTC_BOOTSTRAP = '1';
     const linker = ['wasm-ld-19', 'wasm-ld'].find((l) => {
-      try { execFileSync('sh', ['-c', `command -v ${l}`]); return true; } catch { return false; }
+      try {
+        execFileSync('sh', ['-c', `command -v ${l}`]);
+        return true;
+      } catch {
+        return false;
+      }
     });
     if (!linker) throw new Error('no wasm-ld found (apt-get install lld-19)');
     env.RUSTFLAGS = `-C target-feature=+simd128 -C linker=${linker}`;
@@ -49,14 +54,26 @@ build();
 const { instance } = await WebAssembly.instantiate(fs.readFileSync(wasmPath), {});
 const w = instance.exports;
 
-const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 /** Best CPU time (ms) of one call of fn, over 5 runs of at least 40 ms. */
 function time(fn) {
   fn();
   let reps = 1;
-  for (;;) { const t0 = cpuMs(); for (let i = 0; i < reps; i++) fn(); if (cpuMs() - t0 >= 40) break; reps *= 2; }
+  for (;;) {
+    const t0 = cpuMs();
+    for (let i = 0; i < reps; i++) fn();
+    if (cpuMs() - t0 >= 40) break;
+    reps *= 2;
+  }
   let best = Infinity;
-  for (let run = 0; run < 5; run++) { const t0 = cpuMs(); for (let i = 0; i < reps; i++) fn(); best = Math.min(best, (cpuMs() - t0) / reps); }
+  for (let run = 0; run < 5; run++) {
+    const t0 = cpuMs();
+    for (let i = 0; i < reps; i++) fn();
+    best = Math.min(best, (cpuMs() - t0) / reps);
+  }
   return best;
 }
 
@@ -72,12 +89,20 @@ function buffer(n) {
 const EPILOGUE = { set: 0, add: 1, bias: 2, 'bias+relu': 3, mask: 4 };
 /** One product C (m×n) from A (m×k) and B (k×n); at/bt: stored transposed. */
 function gemm(name, m, k, n, { at = 0, bt = 0, epilogue = 'set' } = {}) {
-  const a = buffer(m * k), b = buffer(k * n), c = buffer(m * n), aux = buffer(m * n);
+  const a = buffer(m * k),
+    b = buffer(k * n),
+    c = buffer(m * n),
+    aux = buffer(m * n);
   const ms = time(() => w.gemm(m, k, n, a, at, b, bt, c, EPILOGUE[epilogue], aux, 1));
   return { name, shape: `${m}x${k}x${n}`, flops: 2 * m * k * n, ms };
 }
 function conv(name, rows, l, c, kernel, backward) {
-  const h = buffer(rows * l * c), taps = buffer(kernel * c), bias = buffer(rows * c), m = buffer(rows * l * c), dh = buffer(rows * l * c), dt = buffer(kernel * c);
+  const h = buffer(rows * l * c),
+    taps = buffer(kernel * c),
+    bias = buffer(rows * c),
+    m = buffer(rows * l * c),
+    dh = buffer(rows * l * c),
+    dt = buffer(kernel * c);
   const ms = time(() => w.conv(rows, l, c, kernel, h, taps, bias, m, dh, dt, backward, 1));
   return { name, shape: `${rows}x${l}x${c}, K=${kernel}`, flops: 2 * rows * l * c * kernel * (backward ? 2 : 1), ms };
 }
@@ -108,18 +133,22 @@ const sections = [
   ['paper, L=20, H=50, batch 64 (one t)', paperStep(64)],
   ['mlp block, H=128, 256 rows', mlpBlock(256, 128)],
   ['mlp block, H=64, 256 rows', mlpBlock(256, 64)],
-  ['circular conv, 256 rows, L=20, C=32', [conv('fwd', 256, 20, 32, 20, 0), conv('bwd', 256, 20, 32, 20, 1), conv('fwd K=5', 256, 20, 32, 5, 0), conv('bwd K=5', 256, 20, 32, 5, 1)]],
+  [
+    'circular conv, 256 rows, L=20, C=32',
+    [conv('fwd', 256, 20, 32, 20, 0), conv('bwd', 256, 20, 32, 20, 1), conv('fwd K=5', 256, 20, 32, 5, 0), conv('bwd K=5', 256, 20, 32, 5, 1)],
+  ],
 ];
 
 const results = { peak_gflops: peakGflops, sections: [] };
 console.log(`peak (f32x4 mul+add, one core): ${peakGflops.toFixed(1)} GFLOP/s\n`);
 for (const [title, rows] of sections) {
-  const flops = rows.reduce((s, r) => s + r.flops, 0), ms = rows.reduce((s, r) => s + r.ms, 0);
+  const flops = rows.reduce((s, r) => s + r.flops, 0),
+    ms = rows.reduce((s, r) => s + r.ms, 0);
   const total = flops / ms / 1e6;
-  console.log(`${title}: ${total.toFixed(1)} GFLOP/s, ${(100 * total / peakGflops).toFixed(0)}% of peak`);
+  console.log(`${title}: ${total.toFixed(1)} GFLOP/s, ${((100 * total) / peakGflops).toFixed(0)}% of peak`);
   for (const r of rows) {
     const g = r.flops / r.ms / 1e6;
-    console.log(`  ${r.name.padEnd(36)} ${r.shape.padEnd(20)} ${g.toFixed(1).padStart(5)} GFLOP/s ${(100 * g / peakGflops).toFixed(0).padStart(3)}%`);
+    console.log(`  ${r.name.padEnd(36)} ${r.shape.padEnd(20)} ${g.toFixed(1).padStart(5)} GFLOP/s ${((100 * g) / peakGflops).toFixed(0).padStart(3)}%`);
   }
   results.sections.push({ title, gflops: total, ratio: total / peakGflops, kernels: rows.map((r) => ({ ...r, gflops: r.flops / r.ms / 1e6 })) });
 }

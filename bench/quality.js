@@ -129,13 +129,19 @@ if (only.includes('default')) {
   const run = train('default', []);
   const ev = evaluate(run.model, ['--repeats', size(200, 8), '--samples', size(10000, 500)]);
   const m = { ...heartbeatMetrics(ev.result), train_seconds: run.trainSeconds, wall_seconds: run.wallSeconds };
-  record('default', 'train (defaults, T = 2000)', m, [
-    ['bound <= 2.35', m.bound_bits <= 2.35],
-    ['stderr <= 0.005', m.bound_stderr <= 0.005],
-    ['valid >= 99.5%', m.valid_share >= 0.995],
-    ['each phase 20% ± 2%', m.phase_share_min >= 0.18 && m.phase_share_max <= 0.22],
-    ['training <= 60 s', m.train_seconds <= 60],
-  ], [run.command, ev.command]);
+  record(
+    'default',
+    'train (defaults, T = 2000)',
+    m,
+    [
+      ['bound <= 2.35', m.bound_bits <= 2.35],
+      ['stderr <= 0.005', m.bound_stderr <= 0.005],
+      ['valid >= 99.5%', m.valid_share >= 0.995],
+      ['each phase 20% ± 2%', m.phase_share_min >= 0.18 && m.phase_share_max <= 0.22],
+      ['training <= 60 s', m.train_seconds <= 60],
+    ],
+    [run.command, ev.command],
+  );
 }
 
 // ---- target 2: T = 100 -------------------------------------------------------------------------
@@ -165,20 +171,35 @@ if (only.includes('holdout')) {
       samples: ev.result.samples,
       train_seconds: run.trainSeconds,
     };
-    const targets = name === 'holdout-circular'
-      ? [['unseen phase >= 10%', m.unseen_share >= 0.1], ['bound on it <= 4', m.bound_bits <= 4], ['valid >= 99.5%', m.valid_share >= 0.995]]
-      : [];
+    const targets =
+      name === 'holdout-circular'
+        ? [
+            ['unseen phase >= 10%', m.unseen_share >= 0.1],
+            ['bound on it <= 4', m.bound_bits <= 4],
+            ['valid >= 99.5%', m.valid_share >= 0.995],
+          ]
+        : [];
     record('holdout', label, m, targets, [shown(dataCommand), run.command, ev.command]);
   }
 }
 
 // ---- target 4: rule-based data sets ------------------------------------------------------------
-for (const [group, archArgs] of [['rules', []], ['rules-circular', ['--arch', 'circular', '--hidden', '32']]]) {
+for (const [group, archArgs] of [
+  ['rules', []],
+  ['rules-circular', ['--arch', 'circular', '--hidden', '32']],
+]) {
   if (!only.includes(group)) continue;
   for (const dataset of ruleDatasets()) {
     const dir = join('rules', dataset.name);
     writeDataset(dataset, join(work, dir));
-    const run = train(`${group}-${dataset.name}`, ['--data', `${dir}/train.txt`, '--val', `${dir}/val.txt`, ...archArgs, ...(quick ? ['--steps', steps(4000)] : [])]);
+    const run = train(`${group}-${dataset.name}`, [
+      '--data',
+      `${dir}/train.txt`,
+      '--val',
+      `${dir}/val.txt`,
+      ...archArgs,
+      ...(quick ? ['--steps', steps(4000)] : []),
+    ]);
     // About 512 Monte-Carlo chains in all, at least 2 per sequence (for a standard error).
     const repeats = Math.max(2, Math.ceil((quick ? 32 : 512) / dataset.val.length));
     const ev = evaluate(run.model, ['--data', `${dir}/val.txt`, '--repeats', String(repeats), '--samples', '1']);
@@ -192,7 +213,13 @@ for (const [group, archArgs] of [['rules', []], ['rules-circular', ['--arch', 'c
       ...score,
       train_seconds: run.trainSeconds,
     };
-    record(group, `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`, m, [], [run.command, ev.command, drawn.command]);
+    record(
+      group,
+      `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`,
+      m,
+      [],
+      [run.command, ev.command, drawn.command],
+    );
   }
 }
 
@@ -224,11 +251,24 @@ function printTable(tableRows) {
       `${fixed(r.bound_bits, 4)} ± ${fixed(r.bound_stderr, 4)}`,
       samplesText(r),
       fixed(r.train_seconds, 1),
-      r.targets.length === 0 ? '' : r.targets.every((t) => t.met) ? 'all met' : `not met: ${r.targets.filter((t) => !t.met).map((t) => t.name).join('; ')}`,
+      r.targets.length === 0
+        ? ''
+        : r.targets.every((t) => t.met)
+          ? 'all met'
+          : `not met: ${r.targets
+              .filter((t) => !t.met)
+              .map((t) => t.name)
+              .join('; ')}`,
     ]),
   ];
   const widths = table[0].map((_, c) => Math.max(...table.map((line) => line[c].length)));
-  for (const line of table) console.log(line.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+  for (const line of table)
+    console.log(
+      line
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 console.log('');
 printTable(rows);
@@ -243,7 +283,7 @@ const output = {
 if (!quick) {
   // --only: the other groups' rows of an earlier run are kept (each row says when it was measured).
   const path = join(ROOT, 'bench', 'quality.json');
-  const earlier = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')).rows ?? [] : [];
+  const earlier = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')).rows ?? []) : [];
   output.rows = [...earlier.filter((row) => !only.includes(row.group)), ...rows].sort((a, b) => GROUPS.indexOf(a.group) - GROUPS.indexOf(b.group));
   writeFileSync(path, JSON.stringify(output, null, 2) + '\n');
   console.log('\nwrote bench/quality.json');

@@ -16,9 +16,7 @@ function loadReference() {
 
 async function loadReferenceModules() {
   const [network, objective, rng, schedule, sampler] = await Promise.all(
-    ['paper-network.ts', 'objective.ts', 'rng.ts', 'schedule.ts', 'sampler.ts'].map((file) =>
-      tsImport(`../src/reference/${file}`, import.meta.url),
-    ),
+    ['paper-network.ts', 'objective.ts', 'rng.ts', 'schedule.ts', 'sampler.ts'].map((file) => tsImport(`../src/reference/${file}`, import.meta.url)),
   );
   return { ...network, ...objective, ...rng, ...schedule, ...sampler };
 }

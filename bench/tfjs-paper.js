@@ -79,7 +79,10 @@ function posterior(x0, xt, bt, cPrev) {
 /** Σ q ln q + (1-q) ln(1-q) (0 at q in {0,1}): the parameter-free part of the KL, nats. */
 function negativeEntropySum(q) {
   const tiny = 1e-30;
-  return q.mul(tf.log(tf.maximum(q, tiny))).add(tf.sub(1, q).mul(tf.log(tf.maximum(tf.sub(1, q), tiny)))).sum();
+  return q
+    .mul(tf.log(tf.maximum(q, tiny)))
+    .add(tf.sub(1, q).mul(tf.log(tf.maximum(tf.sub(1, q), tiny))))
+    .sum();
 }
 
 export class TfjsPaperModel {
@@ -97,8 +100,12 @@ export class TfjsPaperModel {
     this.T = T;
     this.k = chooseChunk(T, batch, options.maxRowsPerChunk);
     this.optimiser = {
-      lr: options.lr ?? 1e-3, beta1: options.beta1 ?? 0.9, beta2: options.beta2 ?? 0.999,
-      epsilon: options.epsilon ?? 1e-8, weightDecay: options.weightDecay ?? 0, clipNorm: options.clipNorm ?? 1,
+      lr: options.lr ?? 1e-3,
+      beta1: options.beta1 ?? 0.9,
+      beta2: options.beta2 ?? 0.999,
+      epsilon: options.epsilon ?? 1e-8,
+      weightDecay: options.weightDecay ?? 0,
+      clipNorm: options.clipNorm ?? 1,
     };
     this.step = 0;
     this.schedule = scheduleTensors(T, this.k);
@@ -153,7 +160,11 @@ export class TfjsPaperModel {
       const { value, grads } = tf.variableGrads(() => {
         const z = this.logits(xt, chunk);
         // KL(q || sigmoid(z)) = softplus(z) - q z + [q ln q + (1-q) ln(1-q)]
-        return tf.softplus(z).sub(q.mul(z)).sum().mul(LOG2E * scale);
+        return tf
+          .softplus(z)
+          .sub(q.mul(z))
+          .sum()
+          .mul(LOG2E * scale);
       }, variables);
       return { loss: value.add(constantPart), grads };
     });
@@ -244,15 +255,21 @@ export class TfjsPaperModel {
   tensors() {
     const out = {};
     for (const v of this.shared) out[v.name.slice(this.prefix.length)] = v.dataSync().slice();
-    out['readout.weight'] = tf.tidy(() => tf.concat(this.readoutW, 0)).dataSync().slice();
-    out['readout.bias'] = tf.tidy(() => tf.concat(this.readoutB, 0)).dataSync().slice();
+    out['readout.weight'] = tf
+      .tidy(() => tf.concat(this.readoutW, 0))
+      .dataSync()
+      .slice();
+    out['readout.bias'] = tf
+      .tidy(() => tf.concat(this.readoutB, 0))
+      .dataSync()
+      .slice();
     return out;
   }
 
   dispose() {
     for (const v of [...this.shared, ...this.readoutW, ...this.readoutB]) v.dispose();
-    for (const m of this.moments.values()) if (m) (m.m.dispose(), m.v.dispose());
-    for (const s of this.schedule) (s.bt.dispose(), s.ct.dispose(), s.cPrev.dispose());
+    for (const m of this.moments.values()) if (m) m.m.dispose(), m.v.dispose();
+    for (const s of this.schedule) s.bt.dispose(), s.ct.dispose(), s.cPrev.dispose();
   }
 }
 

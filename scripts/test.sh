@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up (idempotent), then runs the linters and every test: Rust (cargo test) and TypeScript
-# (vitest), and ends with one line counting both: "N passed, M failed" (a failed lint counts as one).
+# Sets up (idempotent), then runs the linters (rustfmt, clippy, biome) and every test: Rust (cargo test)
+# and TypeScript (vitest), and ends with one line counting both: "N passed, M failed" (each failed lint counts as one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -9,9 +9,10 @@ mkdir -p test-output
 
 echo "== lint =="
 lint_failed=0
-lint() { "$@" || { echo "lint failed: $*"; lint_failed=$((lint_failed + 1)); }; }
+lint() { "$@" || { echo "lint failed: $* (cargo fmt --all / npx biome check --write . fix the formatting)"; lint_failed=$((lint_failed + 1)); }; }
 lint cargo fmt --all --check
 lint cargo clippy --workspace --all-targets -- -D warnings
+lint npx biome ci .
 
 echo "== cargo test =="
 cargo test --release --workspace 2>&1 | tee test-output/cargo.log
@@ -28,9 +29,9 @@ read -r ts_passed ts_failed < <(node -e '
   console.log(r.numPassedTests, r.numFailedTests + unrun);
 ' 2>/dev/null || echo "0 1")
 echo "rust: $rust_passed passed, $rust_failed failed; typescript: $ts_passed passed, $ts_failed failed"
-[ "$lint_failed" -eq 0 ] || echo "lint: $lint_failed failed"
 failed=$((rust_failed + ts_failed))
 status=0
+[ "$lint_failed" -eq 0 ] || echo "lint: $lint_failed failed"
 if [ "$cargo_status" -ne 0 ] || [ "$vitest_status" -ne 0 ]; then
   status=1
   [ "$failed" -gt 0 ] || failed=1 # a runner failed without counting a test (e.g. a build error)

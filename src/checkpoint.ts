@@ -85,7 +85,7 @@ export function encodeSafetensors(tensors: TensorToEncode[], metadata: Record<st
   for (const tensor of tensors) {
     const { name, dtype, shape, data } = tensor;
     if (name === '' || name === '__metadata__') throw new Error(`invalid tensor name ${JSON.stringify(name)}`);
-    if (Object.prototype.hasOwnProperty.call(header, name)) throw new Error(`duplicate tensor name ${name}`);
+    if (Object.hasOwn(header, name)) throw new Error(`duplicate tensor name ${name}`);
     const size = DTYPE_SIZES[dtype];
     if (size === undefined) throw new Error(`tensor ${name}: unsupported dtype ${String(dtype)}`);
     if (!(data instanceof ARRAY_TYPES[dtype])) {
@@ -177,17 +177,13 @@ export function readSafetensorsHeader(bytes: Uint8Array, source: string): Safete
     const extra = Object.keys(rest);
     if (extra.length > 0) fail(`tensor ${name}: unexpected field ${extra[0]}`);
     if (typeof dtype !== 'string') fail(`tensor ${name}: dtype missing`);
-    if (!Object.prototype.hasOwnProperty.call(DTYPE_SIZES, dtype as string)) {
+    if (!Object.hasOwn(DTYPE_SIZES, dtype as string)) {
       fail(`tensor ${name}: dtype ${String(dtype)} is not one of ${Object.keys(DTYPE_SIZES).join(', ')}`);
     }
     if (!Array.isArray(shape) || !shape.every((dim) => Number.isSafeInteger(dim) && dim >= 0)) {
       fail(`tensor ${name}: shape is not a list of non-negative integers`);
     }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((value) => Number.isSafeInteger(value) && value >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((value) => Number.isSafeInteger(value) && value >= 0)) {
       fail(`tensor ${name}: data_offsets is not a pair of non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
@@ -219,10 +215,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, source: string): Safete
 }
 
 /** Decodes and validates a safetensors file; tensor data is copied into fresh typed arrays. */
-export function decodeSafetensors(
-  bytes: Uint8Array,
-  source: string,
-): { tensors: Map<string, DecodedTensor>; metadata: Record<string, string> } {
+export function decodeSafetensors(bytes: Uint8Array, source: string): { tensors: Map<string, DecodedTensor>; metadata: Record<string, string> } {
   const header = readSafetensorsHeader(bytes, source);
   const tensors = new Map<string, DecodedTensor>();
   for (const [name, info] of header.tensors) {

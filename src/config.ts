@@ -37,6 +37,8 @@ export interface TrainingSection {
   lr: number;
   lr_schedule: LrSchedule;
   warmup_steps: number;
+  /** The cosine schedule's floor, as a fraction of lr. */
+  min_lr_ratio: number;
   beta1: number;
   beta2: number;
   eps: number;
@@ -79,7 +81,10 @@ export interface CoreModelConfig extends ModelSection {
   length: number;
 }
 
-/** What the wasm core takes (structurally the same as `TrainingConfig` in model.ts). */
+/**
+ * What the wasm core takes (structurally the same as `TrainingConfig` in model.ts): every field of
+ * the core's TrainingConfig (crate/src/optimiser.rs), which has no defaults of its own.
+ */
 export interface CoreTrainingConfig {
   lr: number;
   lr_schedule: LrSchedule;
@@ -114,6 +119,7 @@ export const DEFAULTS: RunConfig = {
     lr: 0.002,
     lr_schedule: 'cosine',
     warmup_steps: 100,
+    min_lr_ratio: 0.1,
     beta1: 0.9,
     beta2: 0.999,
     eps: 1e-8,
@@ -175,6 +181,7 @@ const SCHEMA = section({
     lr: num(0, 10, { minOpen: true }),
     lr_schedule: oneOf('constant', 'cosine'),
     warmup_steps: int(0, 1e9),
+    min_lr_ratio: num(0, 1),
     beta1: num(0, 1, { maxOpen: true }),
     beta2: num(0, 1, { maxOpen: true }),
     eps: num(0, 1, { minOpen: true }),
@@ -235,7 +242,7 @@ function describe(value: unknown): string {
 function specAt(path: string): Spec | undefined {
   let spec: Spec = SCHEMA;
   for (const part of path.split('.')) {
-    if (spec.kind !== 'section' || !Object.prototype.hasOwnProperty.call(spec.keys, part)) return undefined;
+    if (spec.kind !== 'section' || !Object.hasOwn(spec.keys, part)) return undefined;
     spec = spec.keys[part];
   }
   return spec;
@@ -268,8 +275,7 @@ function unknownKeyMessage(path: string, known: string[]): string {
 export function parseConfigYaml(text: string, source: string, baseDir?: string): Layer {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const lineOf = (node: { range?: [number, number, number] | null } | null | undefined): number =>
-    node?.range ? lineCounter.linePos(node.range[0]).line : 1;
+  const lineOf = (node: { range?: [number, number, number] | null } | null | undefined): number => (node?.range ? lineCounter.linePos(node.range[0]).line : 1);
   if (doc.errors.length > 0) {
     const error = doc.errors[0];
     const line = error.linePos?.[0]?.line ?? lineCounter.linePos(error.pos[0]).line;
@@ -292,7 +298,7 @@ export function parseConfigYaml(text: string, source: string, baseDir?: string):
       }
       const childPath = path ? `${path}.${key}` : String(key);
       const childSpec = spec.keys[String(key)];
-      if (!Object.prototype.hasOwnProperty.call(spec.keys, String(key))) {
+      if (!Object.hasOwn(spec.keys, String(key))) {
         throw new UserError(`${source}:${line}: ${unknownKeyMessage(childPath, Object.keys(spec.keys))}`);
       }
       if (childSpec.kind === 'section') {
@@ -441,7 +447,8 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
       specAt(key)?.kind === 'section'
         ? layer.sections.has(key) || [...layer.leaves.keys()].some((k) => k.startsWith(`${key}.`))
         : layer.leaves.has(key) && layer.leaves.get(key)!.value !== null;
-    const whereSet = (key: string) => layer.leaves.get(key)?.origin ?? layer.sections.get(key) ?? [...layer.leaves.entries()].find(([k]) => k.startsWith(`${key}.`))![1].origin;
+    const whereSet = (key: string) =>
+      layer.leaves.get(key)?.origin ?? layer.sections.get(key) ?? [...layer.leaves.entries()].find(([k]) => k.startsWith(`${key}.`))![1].origin;
     for (const [a, b] of exclusive) {
       if (sets(a) && sets(b)) {
         const origin = whereSet(b);
@@ -492,10 +499,18 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
       if (heartbeat[key] === undefined) heartbeat[key] = DEFAULTS.data.heartbeat![key];
     }
     if (heartbeat.period > heartbeat.length) {
-      throw located(origin('data.heartbeat.period'), 'data.heartbeat.period', `out of range: the period (${heartbeat.period}) must not exceed the length (${heartbeat.length})`);
+      throw located(
+        origin('data.heartbeat.period'),
+        'data.heartbeat.period',
+        `out of range: the period (${heartbeat.period}) must not exceed the length (${heartbeat.length})`,
+      );
     }
     if (heartbeat.holdout >= heartbeat.period) {
-      throw located(origin('data.heartbeat.holdout'), 'data.heartbeat.holdout', `out of range: must be less than the period (${heartbeat.period}), got ${heartbeat.holdout}`);
+      throw located(
+        origin('data.heartbeat.holdout'),
+        'data.heartbeat.holdout',
+        `out of range: must be less than the period (${heartbeat.period}), got ${heartbeat.holdout}`,
+      );
     }
     data.heartbeat = heartbeat;
   }
@@ -528,9 +543,8 @@ export function coreModelConfig(model: ModelSection, length: number): CoreModelC
 }
 
 export function coreTrainingConfig(training: TrainingSection, total: number): CoreTrainingConfig {
-  const { lr, lr_schedule, warmup_steps, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
-  // min_lr_ratio: the value the core used to default to (bridge until it is a config key)
-  return { lr, lr_schedule, warmup_steps, total_steps: total, min_lr_ratio: 0.1, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
+  const { lr, lr_schedule, warmup_steps, min_lr_ratio, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
+  return { lr, lr_schedule, warmup_steps, total_steps: total, min_lr_ratio, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };
 }
 
 /** The resolved config as YAML (loadable again with --config): only one of steps/epochs, one of train/heartbeat. */

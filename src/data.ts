@@ -38,7 +38,10 @@ function stack(length: number, sequences: Uint8Array[]): Sequences {
 /** All P heartbeats of the given length and period, one per phase 0..P-1 (each once). */
 export function heartbeatPhases(length: number, period: number, phases?: number[]): Sequences {
   const which = phases ?? Array.from({ length: period }, (_, phase) => phase);
-  return stack(length, which.map((phase) => heartbeatSequence(length, period, phase)));
+  return stack(
+    length,
+    which.map((phase) => heartbeatSequence(length, period, phase)),
+  );
 }
 
 /**
@@ -57,7 +60,10 @@ export function heartbeatData(spec: HeartbeatSpec): { train: Sequences; val: Seq
   const heldOut = Array.from({ length: holdout }, (_, k) => period - holdout + k);
   const valPhases = holdout > 0 ? heldOut : trainPhases;
   const patterns = trainPhases.map((phase) => heartbeatSequence(length, period, phase));
-  const train = stack(length, Array.from({ length: count }, (_, row) => patterns[row % patterns.length]));
+  const train = stack(
+    length,
+    Array.from({ length: count }, (_, row) => patterns[row % patterns.length]),
+  );
   return { train, val: heartbeatPhases(length, period, valPhases), trainPhases, valPhases };
 }
 
@@ -148,7 +154,12 @@ export function parseSequences(text: string, source: string): Sequences {
 /** The data-file form: optional '#' comment lines, then one line of 0/1 per sequence. */
 export function formatSequences(data: Sequences, comments: string[] = []): string {
   const header = comments.map((comment) => `# ${comment}\n`).join('');
-  return header + rowStrings(data).map((line) => `${line}\n`).join('');
+  return (
+    header +
+    rowStrings(data)
+      .map((line) => `${line}\n`)
+      .join('')
+  );
 }
 
 export interface SampleProportions {
@@ -200,7 +211,8 @@ export function perSequenceBreakdown(dataLines: string[], boundPerSequence: Arra
   for (const [row, line] of dataLines.entries()) {
     const rows = rowsOf.get(line);
     if (rows) rows.push(row);
-    else if (rowsOf.size === PER_SEQUENCE_MAX) return undefined; // one distinct sequence too many
+    else if (rowsOf.size === PER_SEQUENCE_MAX)
+      return undefined; // one distinct sequence too many
     else rowsOf.set(line, [row]);
   }
   const sampleCounts = new Map<string, number>();

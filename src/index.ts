@@ -15,11 +15,13 @@ export {
   type InpaintMode,
   type InpaintOptions,
 } from './model.js';
-export { UserError, isUserError } from './errors.js';
+export { UserError, isUserError, InternalError, isInternalError } from './errors.js';
 export * as config from './config.js';
 export * as data from './data.js';
 export * as checkpoint from './checkpoint.js';
 export * as training from './training.js';
+// The run: checkpoint contents and loading, loop settings from a config, the records a run writes.
+export * as run from './run/index.js';
 export * as charts from './plots/charts.js';
 export * as bitgrid from './plots/bitgrid.js';
 export * as report from './plots/report.js';

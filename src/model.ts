@@ -6,24 +6,16 @@
 import { RawModel, wasmMemory } from '../pkg/bernoulli_diffusion_core.js';
 import { encodeSafetensors, readSafetensorsHeader, type TensorToEncode } from './checkpoint.js';
 import type { CoreModelConfig, CoreTrainingConfig } from './config.js';
-import { UserError } from './errors.js';
+import { fromWasmError, UserError } from './errors.js';
+import { CHECKPOINT_FORMAT, META_FORMAT, META_STATE, modelStateOf, standInFor } from './run/checkpoint.js';
+import type { StepReport } from './run/records.js';
 import { init } from './wasm.js';
 
 export type ModelConfig = CoreModelConfig;
 export type TrainingConfig = CoreTrainingConfig;
 
-/** Metadata keys this class writes into a checkpoint (callers may add their own). */
-export const CHECKPOINT_FORMAT = 'bernoulli-diffusion';
-export const META_FORMAT = 'format';
-export const META_STATE = 'model_state';
-
-export interface TrainStepReport {
-  /** The batch mean of the estimated bound, bits per sequence. */
-  loss: number;
-  /** Global norm of the mean gradient before clipping. */
-  gradNorm: number;
-  lr: number;
-}
+/** What a training step reports: the run's `StepReport` (src/run/records.ts), under its older name. */
+export type TrainStepReport = StepReport;
 
 export interface SampleResult {
   samples: Uint8Array;
@@ -91,13 +83,15 @@ function toSeed(seed: number | bigint, what = 'seed'): bigint {
   return BigInt(seed);
 }
 
-/** Runs a core call, turning its errors (JS Error from a Rust Err) into UserError messages. */
-function core<T>(what: string, call: () => T): T {
+/**
+ * Runs a call into the wasm core: every RawModel call goes through here, so that what it throws
+ * becomes a UserError (bad input) or an InternalError (a bug, a trap) named for `what`.
+ */
+function wasmCall<T>(what: string, call: () => T): T {
   try {
     return call();
   } catch (error) {
-    if (error instanceof UserError) throw error;
-    throw new UserError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    throw fromWasmError(error, what);
   }
 }
 
@@ -115,7 +109,7 @@ export class DiffusionModel {
   /** A freshly initialised model (weights drawn from `seed`). */
   static async create(model: ModelConfig, training: TrainingConfig, seed: number | bigint): Promise<DiffusionModel> {
     await init();
-    const raw = core('invalid model', () => new RawModel(JSON.stringify(model), JSON.stringify(training), toSeed(seed)));
+    const raw = wasmCall('invalid model', () => new RawModel(JSON.stringify(model), JSON.stringify(training), toSeed(seed)));
     return new DiffusionModel(raw, { ...model }, { ...training });
   }
 
@@ -123,51 +117,48 @@ export class DiffusionModel {
   static async fromBytes(bytes: Uint8Array, source = 'checkpoint'): Promise<DiffusionModel> {
     await init();
     const header = readSafetensorsHeader(bytes, source);
-    const state = header.metadata[META_STATE];
-    if (header.metadata[META_FORMAT] !== CHECKPOINT_FORMAT || state === undefined) {
-      throw new UserError(`${source}: not a bernoulli-diffusion checkpoint (its metadata has no '${META_STATE}')`);
-    }
-    let parsed: { model: ModelConfig; training: TrainingConfig };
-    try {
-      parsed = JSON.parse(state);
-    } catch {
-      throw new UserError(`${source}: corrupt checkpoint metadata ('${META_STATE}' is not JSON)`);
-    }
-    const raw = core(source, () => RawModel.fromState(state));
+    const state = modelStateOf(header.metadata, source);
+    const raw = wasmCall(source, () => RawModel.fromState(state.json));
     try {
       for (const [name, info] of header.tensors) {
         if (info.dtype !== 'F32') throw new UserError(`${source}: tensor '${name}' has dtype ${info.dtype}, expected F32`);
       }
       const directory = [...header.tensors].map(([name, info]) => ({ name, shape: info.shape }));
-      core(source, () => raw.checkTensorDirectory(JSON.stringify(directory)));
+      wasmCall(source, () => raw.checkTensorDirectory(JSON.stringify(directory)));
       // The file's little-endian f32 bytes go straight into the model's storage (the wasm memory
       // is little-endian too), with no copy in between.
-      const targets: { name: string; shape: number[]; pointer: number }[] = JSON.parse(raw.tensorPointers());
+      const targets: { name: string; shape: number[]; pointer: number }[] = JSON.parse(wasmCall(source, () => raw.tensorPointers()));
       const memory = (wasmMemory() as WebAssembly.Memory).buffer; // after the last call into the core
       const bytesOf = (name: string): Uint8Array | undefined => {
         const info = header.tensors.get(name);
         return info && bytes.subarray(header.dataStart + info.dataOffsets[0], header.dataStart + info.dataOffsets[1]);
       };
       for (const { name, shape, pointer } of targets) {
-        // a missing EMA starts at the weights; missing optimiser moments keep their initial zeros
-        const values = bytesOf(name) ?? (name.startsWith('ema.') ? bytesOf(name.slice('ema.'.length)) : undefined);
+        const standIn = standInFor(name); // a missing EMA starts at the weights; missing moments stay zero
+        const values = bytesOf(name) ?? (standIn === undefined ? undefined : bytesOf(standIn));
         if (values) new Uint8Array(memory, pointer, 4 * shape.reduce((a, b) => a * b, 1)).set(values);
       }
     } catch (error) {
-      raw.free();
+      try {
+        raw.free();
+      } catch {
+        // the first error is the one to report
+      }
       throw error;
     }
-    return new DiffusionModel(raw, parsed.model, parsed.training);
+    return new DiffusionModel(raw, state.model, state.training);
   }
 
-  private get core(): RawModel {
-    if (!this.raw) throw new Error('this DiffusionModel was freed');
-    return this.raw;
+  /** A call into this model's core (see `wasmCall`). */
+  private call<T>(what: string, body: (raw: RawModel) => T): T {
+    const raw = this.raw;
+    if (!raw) throw new Error('this DiffusionModel was freed');
+    return wasmCall(what, () => body(raw));
   }
 
   /** Optimiser steps taken so far. */
   get step(): number {
-    return Number(this.core.step);
+    return Number(this.call('step', (raw) => raw.step));
   }
 
   /** L, the bits per sequence. */
@@ -176,7 +167,7 @@ export class DiffusionModel {
   }
 
   get parameterCount(): number {
-    return this.core.parameterCount;
+    return this.call('parameter count', (raw) => raw.parameterCount);
   }
 
   private rows(bits: Uint8Array, what: string): number {
@@ -190,7 +181,7 @@ export class DiffusionModel {
   /** One optimiser step on a batch (rows × L bits). */
   trainStep(batch: Uint8Array): TrainStepReport {
     const rows = this.rows(batch, 'a training batch');
-    const [loss, gradNorm, lr] = core('training step', () => this.core.trainStep(batch, rows));
+    const [loss, gradNorm, lr] = this.call('training step', (raw) => raw.trainStep(batch, rows));
     return { loss, gradNorm, lr };
   }
 
@@ -200,13 +191,13 @@ export class DiffusionModel {
    */
   computeGradient(batch: Uint8Array, exampleOffset: number, step: number): { lossSum: number; gradient: Float32Array } {
     const rows = this.rows(batch, 'a training batch');
-    const lossSum = core('gradient', () => this.core.computeGradient(batch, rows, BigInt(exampleOffset), BigInt(step)));
-    return { lossSum, gradient: this.core.lastGradient() };
+    const lossSum = this.call('gradient', (raw) => raw.computeGradient(batch, rows, BigInt(exampleOffset), BigInt(step)));
+    return { lossSum, gradient: this.call('gradient', (raw) => raw.lastGradient()) };
   }
 
   /** One optimiser step from gradient and loss sums over `totalRows` examples. */
   applyGradient(gradientSum: Float32Array, lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradient(gradientSum, lossSum, totalRows));
+    const [loss, gradNorm, lr] = this.call('optimiser step', (raw) => raw.applyGradient(gradientSum, lossSum, totalRows));
     return { loss, gradNorm, lr };
   }
 
@@ -216,7 +207,7 @@ export class DiffusionModel {
    */
   computeGradientInPlace(batch: Uint8Array, exampleOffset: number, step: number): number {
     const rows = this.rows(batch, 'a training batch');
-    return core('gradient', () => this.core.computeGradientInPlace(batch, rows, BigInt(exampleOffset), BigInt(step)));
+    return this.call('gradient', (raw) => raw.computeGradientInPlace(batch, rows, BigInt(exampleOffset), BigInt(step)));
   }
 
   /**
@@ -225,7 +216,11 @@ export class DiffusionModel {
    */
   gradientView(): Float32Array {
     const memory = wasmMemory() as WebAssembly.Memory;
-    return new Float32Array(memory.buffer, this.core.gradientPointer(), this.parameterCount);
+    return new Float32Array(
+      memory.buffer,
+      this.call('gradient', (raw) => raw.gradientPointer()),
+      this.parameterCount,
+    );
   }
 
   /**
@@ -234,35 +229,35 @@ export class DiffusionModel {
    * it with `addScratchToGradient()` (vectorised f32 additions, the same results as in JavaScript).
    */
   gradientScratchView(): Float32Array {
-    const pointer = this.core.gradientScratchPointer();
+    const pointer = this.call('gradient', (raw) => raw.gradientScratchPointer());
     return new Float32Array((wasmMemory() as WebAssembly.Memory).buffer, pointer, this.parameterCount);
   }
 
   /** gradient[i] += scratch[i] for every i (see `gradientScratchView`). */
   addScratchToGradient(): void {
-    core('gradient', () => this.core.addScratchToGradient());
+    this.call('gradient', (raw) => raw.addScratchToGradient());
   }
 
   /** One optimiser step from the gradient sums written into `gradientView()`. */
   applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows));
+    const [loss, gradNorm, lr] = this.call('optimiser step', (raw) => raw.applyGradientInPlace(lossSum, totalRows));
     return { loss, gradNorm, lr };
   }
 
   /** Importance objective: the (t, term) observations of this step's shards so far, flat [t, term, ...]. */
   pendingObservations(): Float64Array {
-    return this.core.pendingObservations();
+    return this.call('observations', (raw) => raw.pendingObservations());
   }
 
   /** Replaces the pending observations (a pool gives every replica those of all shards, in order). */
   setPendingObservations(flat: Float64Array): void {
-    core('observations', () => this.core.setPendingObservations(flat));
+    this.call('observations', (raw) => raw.setPendingObservations(flat));
   }
 
   /** Sequences first..first+n of `sample(first + n, opts)` (same seed), for a pool of workers. */
   sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
-    const samples = core('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
+    const samples = this.call('sampling', (raw) => raw.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
     return { samples, frames: recordEvery > 0 ? this.recordedFrames(n) : [] };
   }
 
@@ -272,7 +267,7 @@ export class DiffusionModel {
       throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
     }
     const [mode, particles] = inpaintMode(opts);
-    return core('inpainting', () => this.core.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0), mode, particles));
+    return this.call('inpainting', (raw) => raw.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0), mode, particles));
   }
 
   /**
@@ -282,22 +277,22 @@ export class DiffusionModel {
   boundTotals(data: Uint8Array, firstIndex: number, opts: { repeats?: number; seed?: number | bigint } = {}): Float64Array {
     const rows = this.rows(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
-    return core('evaluation', () => this.core.boundTotals(data, rows, repeats, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
+    return this.call('evaluation', (raw) => raw.boundTotals(data, rows, repeats, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
   }
 
   /** n sequences from the reverse chain x_T ~ B(0.5) → x_0, optionally with frames every k steps. */
   sample(n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
-    const samples = core('sampling', () => this.core.sample(n, toSeed(opts.seed ?? 0), recordEvery));
+    const samples = this.call('sampling', (raw) => raw.sample(n, toSeed(opts.seed ?? 0), recordEvery));
     return { samples, frames: recordEvery > 0 ? this.recordedFrames(n) : [] };
   }
 
   /** The frames the last sampling call recorded, for its n sequences (the core keeps them frame-major). */
   private recordedFrames(n: number): SampleResult['frames'] {
-    const all = this.core.lastFrames();
+    const all = this.call('sampling', (raw) => raw.lastFrames());
     const size = n * this.length;
     const frames: SampleResult['frames'] = [];
-    this.core.lastFrameTimes().forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
+    this.call('sampling', (raw) => raw.lastFrameTimes()).forEach((t, k) => frames.push({ t, bits: all.slice(k * size, (k + 1) * size) }));
     return frames;
   }
 
@@ -310,21 +305,21 @@ export class DiffusionModel {
       throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
     }
     const [mode, particles] = inpaintMode(opts);
-    return core('inpainting', () => this.core.inpaint(pattern, n, toSeed(opts.seed ?? 0), mode, particles));
+    return this.call('inpainting', (raw) => raw.inpaint(pattern, n, toSeed(opts.seed ?? 0), mode, particles));
   }
 
   /** The negative log-likelihood bound (full sum over t, `repeats` Monte-Carlo draws of x_t). */
   evaluate(data: Uint8Array, opts: { repeats?: number; seed?: number | bigint } = {}): BoundEvaluation {
     const rows = this.rows(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
-    const out = core('evaluation', () => this.core.evaluateBound(data, rows, repeats, toSeed(opts.seed ?? 0)));
+    const out = this.call('evaluation', (raw) => raw.evaluateBound(data, rows, repeats, toSeed(opts.seed ?? 0)));
     return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats };
   }
 
   /** Exact -log2 p(x0) by the forward algorithm over all 2^L states (L <= 12). */
   exactNll(data: Uint8Array): ExactLikelihood {
     const rows = this.rows(data, 'data');
-    const out = core('exact likelihood', () => this.core.exactNll(data, rows));
+    const out = this.call('exact likelihood', (raw) => raw.exactNll(data, rows));
     const perSequence = out.slice(1);
     const meanBits = perSequence.reduce((s, v) => s + v, 0) / rows;
     return { meanBits, perSequence, totalMass: out[0] };
@@ -332,44 +327,48 @@ export class DiffusionModel {
 
   /** The bound's per-row terms (bits) and the gradient of their sum, for given (x0, x_t, t). */
   lossAndGradientGiven(x0: Uint8Array, xt: Uint8Array, t: Uint32Array): { rowLoss: Float64Array; gradient: Float32Array } {
-    const rowLoss = core('loss', () => this.core.lossAndGradientGiven(x0, xt, t));
-    return { rowLoss, gradient: this.core.lastGradient() };
+    const rowLoss = this.call('loss', (raw) => raw.lossAndGradientGiven(x0, xt, t));
+    return { rowLoss, gradient: this.call('loss', (raw) => raw.lastGradient()) };
   }
 
   /** The parameter tensors, in the order of `parameters()`. */
   layout(): LayoutEntry[] {
-    return JSON.parse(this.core.layoutJson());
+    return JSON.parse(this.call('layout', (raw) => raw.layoutJson()));
   }
 
   /** Current (not EMA) weights, flat in layout order. */
   parameters(): Float32Array {
-    return this.core.parameters();
+    return this.call('parameters', (raw) => raw.parameters());
   }
 
   setParameters(values: Float32Array): void {
-    core('parameters', () => this.core.setParameters(values));
+    this.call('parameters', (raw) => raw.setParameters(values));
   }
 
   /** A safetensors checkpoint: weights, optimiser moments, EMA, and the state (step, seed, configs). */
   toBytes(metadata: Record<string, string> = {}): Uint8Array {
-    const stateJson = this.core.stateJson();
+    const stateJson = this.call('checkpoint', (raw) => raw.stateJson());
     // Views on the model's own storage (valid until the next call into the core): no copies
     // besides the checkpoint's bytes themselves.
-    const entries: { name: string; shape: number[]; pointer: number }[] = JSON.parse(this.core.tensorPointers());
+    const entries: { name: string; shape: number[]; pointer: number }[] = JSON.parse(this.call('checkpoint', (raw) => raw.tensorPointers()));
     const memory = (wasmMemory() as WebAssembly.Memory).buffer;
     const tensors: TensorToEncode[] = entries.map(({ name, shape, pointer }) => ({
       name,
       dtype: 'F32',
       shape,
-      data: new Float32Array(memory, pointer, shape.reduce((a, b) => a * b, 1)),
+      data: new Float32Array(
+        memory,
+        pointer,
+        shape.reduce((a, b) => a * b, 1),
+      ),
     }));
     return encodeSafetensors(tensors, { ...metadata, [META_FORMAT]: CHECKPOINT_FORMAT, [META_STATE]: stateJson });
   }
 
-
   /** Releases the wasm memory; the model cannot be used afterwards. */
   free(): void {
-    this.raw?.free();
+    const raw = this.raw;
     this.raw = undefined;
+    if (raw) wasmCall('freeing the model', () => raw.free());
   }
 }

@@ -11,13 +11,12 @@
  */
 import { rowString, sampleProportions, type SampleProportions, type Sequences } from './data.js';
 import type { BoundEvaluation, DiffusionModel } from './model.js';
+import type { LoopState, MetricRecord, StepReport } from './run/records.js';
 
-/** What a training step reports (bits per sequence, the gradient's global norm, the learning rate used). */
-export interface StepReport {
-  loss: number;
-  gradNorm: number;
-  lr: number;
-}
+// The records of a run are defined in src/run/records.ts.
+export type { LoopState, MetricRecord, StepReport } from './run/records.js';
+/** The older name of `MetricRecord` (one line of metrics.jsonl). */
+export type MetricsRecord = MetricRecord;
 
 /**
  * One optimiser step on a batch (rows × L bits). This is the one place the loop calls into the
@@ -62,16 +61,6 @@ export interface LoopSettings {
   earlyStopping: number;
 }
 
-/** Loop state that survives a resume (stored in checkpoint metadata). */
-export interface LoopState {
-  step: number;
-  bestStep: number | null;
-  bestBoundBits: number | null;
-  evalsSinceBest: number;
-  /** Seconds of training wall time before this session. */
-  elapsedSeconds: number;
-}
-
 export interface Evaluation extends SampleProportions {
   bound_bits: number;
   /** Monte-Carlo standard error of bound_bits for these sequences. */
@@ -86,28 +75,6 @@ export interface Evaluation extends SampleProportions {
   sampleLines: string[];
   /** The bound of each data row, bits (same order as the data). */
   boundPerSequence: Float64Array;
-}
-
-/** One line of metrics.jsonl. Evaluation points add the bound, the sample proportions and the grid. */
-export interface MetricsRecord {
-  step: number;
-  /** Passes over the training data so far (fractional). */
-  epoch: number;
-  /** Training loss in bits per sequence, averaged over the steps since the previous record. */
-  loss: number;
-  grad_norm: number;
-  lr: number;
-  /** Seconds of training wall time since the run started (across resumes). */
-  elapsed: number;
-  bound_bits?: number;
-  bound_stderr?: number;
-  prop_train?: number;
-  /** Share of samples in the validation data but not in the training data. */
-  prop_val?: number;
-  prop_other?: number;
-  distinct?: number;
-  /** Samples from the same fixed starting noise at every evaluation point. */
-  grid?: string[];
 }
 
 export interface ProgressUpdate {
@@ -125,7 +92,7 @@ export interface ProgressUpdate {
 export type CheckpointReason = 'periodic' | 'interrupted' | 'final';
 
 export interface TrainingHooks {
-  onRecord?(record: MetricsRecord): void | Promise<void>;
+  onRecord?(record: MetricRecord): void | Promise<void>;
   onEvaluation?(step: number, evaluation: Evaluation): void | Promise<void>;
   /** A new best validation bound (only with early stopping): save the model as the best one. */
   onBest?(state: LoopState): void | Promise<void>;
@@ -398,7 +365,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
     const last = step === settings.totalSteps;
     const evalPoint = last || (settings.evalEvery > 0 && step % settings.evalEvery === 0);
     if (evalPoint || step % settings.logEvery === 0) {
-      const record: MetricsRecord = {
+      const record: MetricRecord = {
         step,
         epoch: Number(sampler.epochAfter(step).toFixed(4)),
         loss: windowLoss / windowSteps,

@@ -77,7 +77,9 @@ async function ensureDist(): Promise<void> {
   const index = join(repository, 'dist', 'index.js');
   if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(join(repository, 'src'))) return;
   // Type errors are `npm run typecheck`'s business; tsc writes the JavaScript regardless.
-  await promisify(execFile)(process.execPath, [join(repository, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: repository }).catch(() => {});
+  await promisify(execFile)(process.execPath, [join(repository, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: repository,
+  }).catch(() => {});
   if (!existsSync(index)) throw new Error('tsc -p tsconfig.build.json wrote no dist/index.js');
 }
 
@@ -93,7 +95,12 @@ describe('a minimal vite app that imports the package by name', () => {
     mkdirSync(join(app, 'node_modules'));
     symlinkSync(repository, join(app, 'node_modules', 'bernoulli-diffusion'), 'dir');
     output = join(app, 'dist');
-    await build({ configFile: false, root: app, logLevel: 'warn', build: { outDir: output, target: 'es2022', chunkSizeWarningLimit: 4000, rolldownOptions: { checks: { bundlerTimings: false } } } });
+    await build({
+      configFile: false,
+      root: app,
+      logLevel: 'warn',
+      build: { outDir: output, target: 'es2022', chunkSizeWarningLimit: 4000, rolldownOptions: { checks: { bundlerTimings: false } } },
+    });
   });
 
   afterAll(() => {
@@ -105,7 +112,10 @@ describe('a minimal vite app that imports the package by name', () => {
     const wasm = assets.filter((name) => name.endsWith('.wasm'));
     expect(wasm).toHaveLength(1);
     expect(readFileSync(join(output, 'assets', wasm[0]))).toEqual(readFileSync(join(repository, 'pkg', 'bernoulli_diffusion_core_bg.wasm')));
-    const code = assets.filter((name) => name.endsWith('.js')).map((name) => readFileSync(join(output, 'assets', name), 'utf8')).join('\n');
+    const code = assets
+      .filter((name) => name.endsWith('.js'))
+      .map((name) => readFileSync(join(output, 'assets', name), 'utf8'))
+      .join('\n');
     expect(code).not.toContain('__vite-browser-external');
     expect(code).toContain(wasm[0]); // the glue's new URL('…_bg.wasm', import.meta.url), rewritten to the asset
   });

@@ -112,7 +112,9 @@ describe.skipIf(!haveChromium)(title, () => {
       requestAnimationFrame(watch);
     });
     await page.click('#train');
-    await page.waitForFunction(() => ['done', 'error', 'stopped'].includes(document.getElementById('train-status')!.dataset.state ?? ''), null, { timeout: 90_000 });
+    await page.waitForFunction(() => ['done', 'error', 'stopped'].includes(document.getElementById('train-status')!.dataset.state ?? ''), null, {
+      timeout: 90_000,
+    });
     expect(await page.getAttribute('#train-status', 'data-state')).toBe('done');
     expect(await page.textContent('#train-status')).toMatch(/trained at step 400; bound [\d.]+ ± [\d.]+ bits\/sequence at step 400/);
     const framesWithProgress = await page.evaluate(() => (window as unknown as { progressSeen: Set<string> }).progressSeen.size);
@@ -192,7 +194,11 @@ describe.skipIf(!haveChromium)(title, () => {
   it('loads a checkpoint written by the CLI, and `generate` in the command box prints what the terminal prints', async () => {
     const cli = join(repository, 'bin', 'bernoulli-diffusion.js');
     const env = { ...process.env, BERNOULLI_DIFFUSION_FROM_SOURCE: '1' }; // the current source, not an older dist/
-    await run(process.execPath, [cli, 'train', '--T', '40', '--steps', '400', '--lr', '0.005', '--eval-every', '0', '--out', workDir, '--name', 'cli', '--no-plots', '--quiet'], { cwd: workDir, env });
+    await run(
+      process.execPath,
+      [cli, 'train', '--T', '40', '--steps', '400', '--lr', '0.005', '--eval-every', '0', '--out', workDir, '--name', 'cli', '--no-plots', '--quiet'],
+      { cwd: workDir, env },
+    );
     const checkpoint = join(workDir, 'cli', 'model.safetensors');
     const terminal = await run(process.execPath, [cli, 'generate', checkpoint, '-n', '8', '--seed', '3'], { cwd: workDir, env });
     const expected = terminal.stdout.trim().split('\n');
@@ -224,7 +230,9 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(trained.lines.some((line) => line.kind === 'progress' && /step 300\/300/.test(line.text))).toBe(true);
     expect(texts.at(-1)).toBe('run: runs/small');
     const files = await page.$$eval('#files tr td:first-child', (cells) => cells.map((cell) => cell.textContent));
-    expect(files).toEqual(expect.arrayContaining(['runs/small/model.safetensors', 'runs/small/metrics.jsonl', 'runs/small/config.yaml', 'runs/small/results.json']));
+    expect(files).toEqual(
+      expect.arrayContaining(['runs/small/model.safetensors', 'runs/small/metrics.jsonl', 'runs/small/config.yaml', 'runs/small/results.json']),
+    );
 
     const evaluated = await command(page, 'evaluate runs/small/model.safetensors --exact --json');
     expect(evaluated.code).toBe(0);
@@ -275,7 +283,12 @@ describe.skipIf(!haveChromium)(title, () => {
     await page.click('#use-data');
     await page.waitForFunction(() => document.getElementById('data-summary')!.textContent!.includes('mine.txt'));
     expect(await page.textContent('#data-summary p')).toBe('4 training sequences of 8 bits (mine.txt); validated on the same data.');
-    expect(await page.$$eval('#data-summary .row', (rows) => rows.map((row) => (row as HTMLElement).dataset.bits))).toEqual(['10001000', '01000100', '00100010', '00010001']);
+    expect(await page.$$eval('#data-summary .row', (rows) => rows.map((row) => (row as HTMLElement).dataset.bits))).toEqual([
+      '10001000',
+      '01000100',
+      '00100010',
+      '00010001',
+    ]);
 
     await page.fill('#data-text', '0101\n0110\n01x1\n');
     await page.click('#use-data');
@@ -305,7 +318,9 @@ describe.skipIf(!haveChromium)(title, () => {
     await page.waitForFunction((n) => Number(document.getElementById('terminal')!.dataset.runs) === n, runs + 1, { timeout: 30_000 });
     expect(await page.getAttribute('#terminal', 'data-exit-code')).toBe('130');
     const lines = await page.$$eval('#terminal .line', (all) => all.slice(-3).map((line) => line.textContent ?? ''));
-    const interrupted = /^interrupted at step (\d+); continue with: bernoulli-diffusion train --resume (runs\/long\/checkpoints\/step-\d+\.safetensors)$/.exec(lines[0]);
+    const interrupted = /^interrupted at step (\d+); continue with: bernoulli-diffusion train --resume (runs\/long\/checkpoints\/step-\d+\.safetensors)$/.exec(
+      lines[0],
+    );
     expect(interrupted, lines.join('\n')).not.toBeNull();
     expect(lines.slice(1)).toEqual(['run: runs/long', '(exit code 130)']);
     const files = await page.$$eval('#files tr td:first-child', (cells) => cells.map((cell) => cell.textContent));

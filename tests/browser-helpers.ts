@@ -12,12 +12,26 @@ export const haveChromium = existsSync(chromiumPath);
 export const missingChromium = `SKIPPED: ${chromiumPath} not found (scripts/setup.sh installs Debian's chromium)`;
 
 /** Headless, no sandbox, no GPU, and none of Chromium's own traffic (this machine's network is closed). */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** Chromium with a fresh user-data-dir of its own; `close` also removes that folder. */
 export async function launchChromium(viewport = { width: 1400, height: 1000 }): Promise<{ browser: BrowserContext; close: () => Promise<void> }> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'bd-chromium-'));
-  const browser = await chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath, headless: true, viewport, acceptDownloads: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport,
+    acceptDownloads: true,
+    args: CHROMIUM_ARGS,
+  });
   return {
     browser,
     close: async () => {

@@ -16,7 +16,7 @@ describe('splitCommandLine', () => {
     expect(splitCommandLine('train --name "my run" --out a\\ b')).toEqual(['train', '--name', 'my run', '--out', 'a b']);
     expect(splitCommandLine('x "say \\"hi\\" \\\\" \'\' y')).toEqual(['x', 'say "hi" \\', '', 'y']);
     expect(splitCommandLine('pre"fix"\'ed\'')).toEqual(['prefixed']);
-    expect(splitCommandLine("'a \"b\" \\c'")).toEqual(['a "b" \\c']); // nothing is special inside '…'
+    expect(splitCommandLine('\'a "b" \\c\'')).toEqual(['a "b" \\c']); // nothing is special inside '…'
     expect(splitCommandLine('')).toEqual([]);
   });
 
@@ -48,7 +48,10 @@ describe('runCommandLine', () => {
     for (const prefix of ['', 'bernoulli-diffusion ']) {
       const { io, out, err } = memoryIo();
       expect(await runCommandLine(yargs, `${prefix}data heartbeat --length 8 --period 4 --holdout 1 --out 'hb data'`, io)).toBe(0);
-      expect(out).toEqual(['wrote hb data/train.txt (1000 sequences; heartbeat L=8 P=4, phases 0-2)', 'wrote hb data/val.txt (1 sequence; heartbeat L=8 P=4, phase 3)']);
+      expect(out).toEqual([
+        'wrote hb data/train.txt (1000 sequences; heartbeat L=8 P=4, phases 0-2)',
+        'wrote hb data/val.txt (1 sequence; heartbeat L=8 P=4, phase 3)',
+      ]);
       expect(err).toEqual([]);
       expect(data.parseSequences(io.getText('hb data/val.txt')!, 'val.txt').bits).toEqual(Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 1));
     }

@@ -41,7 +41,7 @@ function decodeError(bytes: Uint8Array): UserError {
 
 describe('safetensors encode/decode', () => {
   it('round-trips every dtype, shape and value bit for bit, with metadata', () => {
-    const metadata = { format: 'bernoulli-diffusion/1', config: '{"T": 2000}', 'ünïcode': 'ok ✓' };
+    const metadata = { format: 'bernoulli-diffusion/1', config: '{"T": 2000}', ünïcode: 'ok ✓' };
     const bytes = encodeSafetensors(sampleTensors(), metadata);
     const decoded = decodeSafetensors(bytes, 'mem');
     expect(decoded.metadata).toEqual(metadata);
@@ -153,11 +153,7 @@ describe('safetensors validation: one line naming the file', () => {
       [{ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4], extra: 1 } }, four, /unexpected field extra/],
       [{ x: { dtype: 'U8', shape: [2], data_offsets: [2, 4] } }, four, /gap of 2 bytes before tensor x/],
       [{ x: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, four, /2 bytes after the last tensor/],
-      [
-        { x: { dtype: 'U8', shape: [3], data_offsets: [0, 3] }, y: { dtype: 'U8', shape: [3], data_offsets: [1, 4] } },
-        four,
-        /overlaps/,
-      ],
+      [{ x: { dtype: 'U8', shape: [3], data_offsets: [0, 3] }, y: { dtype: 'U8', shape: [3], data_offsets: [1, 4] } }, four, /overlaps/],
     ];
     for (const [header, data, pattern] of cases) {
       expect(decodeError(rawFile(header, data)).message).toMatch(pattern);

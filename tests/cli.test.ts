@@ -87,10 +87,32 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
   it('--help on every command lists its flags with a description and the default', () => {
     const expectations: [string[], string[]][] = [
       [[], ['train', 'generate', 'evaluate', 'data', 'plot']],
-      [['train'], ['--config', '--data', '--val', '--out', '--name', '--seed', '--resume', '-T', '--epochs', '--steps', '--lr', '--batch-size', '--arch', '--checkpoint-every', '--quiet']],
+      [
+        ['train'],
+        [
+          '--config',
+          '--data',
+          '--val',
+          '--out',
+          '--name',
+          '--seed',
+          '--resume',
+          '-T',
+          '--epochs',
+          '--steps',
+          '--lr',
+          '--batch-size',
+          '--arch',
+          '--checkpoint-every',
+          '--quiet',
+        ],
+      ],
       [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--seed', '--json']],
       [['evaluate'], ['--data', '--train', '--samples', '--repeats', '--exact', '--seed', '--json']],
-      [['data', 'heartbeat'], ['--length', '--period', '--holdout', '--out']],
+      [
+        ['data', 'heartbeat'],
+        ['--length', '--period', '--holdout', '--out'],
+      ],
       [['plot'], ['run']],
     ];
     for (const [command, flags] of expectations) {
@@ -128,7 +150,10 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
 
     expect(readdirSync(runDir).sort()).toEqual(['checkpoints', 'config.yaml', 'metrics.jsonl', 'model.safetensors', 'results.json']);
     expect(readdirSync(join(runDir, 'checkpoints')).sort()).toEqual(['step-20.safetensors', 'step-40.safetensors']);
-    const records = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const records = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(records.map((r) => r.step)).toEqual([5, 10, 15, 20, 25, 30, 35, 40]);
     for (const record of records) {
       for (const key of ['step', 'epoch', 'loss', 'lr', 'elapsed']) expect(typeof record[key], key).toBe('number');
@@ -196,9 +221,15 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(cli(work, ['generate', model, '-n', '20', '--given', pattern, '--inpaint-mode', 'clamp', '--seed', '1']).stdout).toBe(clamp.stdout);
     expect(cli(work, ['generate', model, '-n', '20', '--given', pattern, '--inpaint-mode', 'smc', '--seed', '1']).stdout).toBe(given.stdout); // smc is the default
     expect(clamp.stdout).not.toBe(given.stdout);
-    expectUserError(cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'delta']), /^error: --inpaint-mode: expected 'smc' or 'clamp', got 'delta'$/);
+    expectUserError(
+      cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'delta']),
+      /^error: --inpaint-mode: expected 'smc' or 'clamp', got 'delta'$/,
+    );
     expectUserError(cli(work, ['generate', model, '--inpaint-mode', 'clamp']), /^error: --inpaint-mode and --particles need --given$/);
-    expectUserError(cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'clamp', '--particles', '4']), /^error: --particles: only with --inpaint-mode smc$/);
+    expectUserError(
+      cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'clamp', '--particles', '4']),
+      /^error: --particles: only with --inpaint-mode smc$/,
+    );
     expectUserError(cli(work, ['generate', model, '--given', pattern, '--particles', '0']), /^error: --particles: out of range/);
     expectUserError(cli(work, ['generate', model, '--given', '1?0']), /^error: --given has 3 characters but the model's sequences have 20 bits$/);
     expectUserError(cli(work, ['generate', model, '--given', '1?0x????????????????']), /^error: --given: character 4 is "x"; use 0 and 1/);
@@ -265,7 +296,10 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expectUserError(train('--config', 'bad-range.yaml'), /^error: bad-range\.yaml:2: model\.T: out of range: must be >= 1 and <= 100000, got 0$/);
     expectUserError(train('--config', 'bad-yaml.yaml'), /^error: bad-yaml\.yaml:\d+: YAML syntax error/);
     expectUserError(train('--config', 'nope.yaml'), /^error: cannot read nope\.yaml: no such file/);
-    expectUserError(train('--config', 'long-warmup.yaml', '--steps', '100'), /^error: long-warmup\.yaml:2: training\.warmup_steps: out of range: must be less than the run's 100 steps/);
+    expectUserError(
+      train('--config', 'long-warmup.yaml', '--steps', '100'),
+      /^error: long-warmup\.yaml:2: training\.warmup_steps: out of range: must be less than the run's 100 steps/,
+    );
     expectUserError(train('--lr', '-1'), /^error: --lr: out of range: must be > 0 and <= 10, got -1$/);
     expectUserError(train('--lr', 'fast'), /^error: --lr: expected a number/);
     expectUserError(train('--arch', 'transformer'), /^error: --arch: expected one of mlp, paper, circular/);
@@ -286,30 +320,54 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expectUserError(cli(work, ['fly']), /Unknown argument: fly/);
     expectUserError(cli(work, ['generate']), /Not enough non-option arguments/);
     expectUserError(cli(work, ['train', '--name', 'basic', ...tiny]), /already holds a run/);
-    expectUserError(cli(work, ['train', '--resume', join(work, 'results', 'basic', 'checkpoints', 'step-20.safetensors'), '--lr', '0.1']), /^error: --lr cannot be changed when resuming/);
+    expectUserError(
+      cli(work, ['train', '--resume', join(work, 'results', 'basic', 'checkpoints', 'step-20.safetensors'), '--lr', '0.1']),
+      /^error: --lr cannot be changed when resuming/,
+    );
   });
 
   it('a run resumed from a checkpoint ends with the same weights, bit for bit, as the uninterrupted run', () => {
     const full = cli(work, ['train', '--config', 'tiny.yaml', '--steps', '60', '--name', 'full', '--seed', '5', ...tiny]);
     expect(full.status, full.stderr).toBe(0);
-    const resumed = cli(work, ['train', '--resume', join(work, 'results', 'full', 'checkpoints', 'step-20.safetensors'), '--name', 'resumed', '--quiet', '--no-plots']);
+    const resumed = cli(work, [
+      'train',
+      '--resume',
+      join(work, 'results', 'full', 'checkpoints', 'step-20.safetensors'),
+      '--name',
+      'resumed',
+      '--quiet',
+      '--no-plots',
+    ]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(lastLine(resumed.stdout)).toBe('run: results/resumed');
     expectSameModel(join(work, 'results', 'full', 'model.safetensors'), join(work, 'results', 'resumed', 'model.safetensors'));
-    expectSameModel(join(work, 'results', 'full', 'checkpoints', 'step-40.safetensors'), join(work, 'results', 'resumed', 'checkpoints', 'step-40.safetensors'));
+    expectSameModel(
+      join(work, 'results', 'full', 'checkpoints', 'step-40.safetensors'),
+      join(work, 'results', 'resumed', 'checkpoints', 'step-40.safetensors'),
+    );
     // the resumed run carries the history before the checkpoint, and the same losses after it
-    const steps = (run: string) => readFileSync(join(work, 'results', run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const steps = (run: string) =>
+      readFileSync(join(work, 'results', run, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
     expect(steps('resumed').map((r) => [r.step, r.loss, r.bound_bits])).toEqual(steps('full').map((r) => [r.step, r.loss, r.bound_bits]));
   });
 
   it('with early stopping, model.safetensors is the best evaluated model', () => {
-    writeFileSync(join(work, 'early.yaml'), 'model:\n  hidden: 16\n  layers: 1\n  time_embedding: 8\ntraining:\n  eval_every: 5\n  eval_samples: 10\n  early_stopping: 2\n  warmup_steps: 5\n  checkpoint_every: 0\n  ema_decay: 0\n  lr: 0.05\n  lr_schedule: constant\n');
+    writeFileSync(
+      join(work, 'early.yaml'),
+      'model:\n  hidden: 16\n  layers: 1\n  time_embedding: 8\ntraining:\n  eval_every: 5\n  eval_samples: 10\n  early_stopping: 2\n  warmup_steps: 5\n  checkpoint_every: 0\n  ema_decay: 0\n  lr: 0.05\n  lr_schedule: constant\n',
+    );
     // A large constant learning rate without averaging: the bound jumps about, so the run stops early.
     const result = cli(work, ['train', '--config', 'early.yaml', '--steps', '300', '--name', 'early', ...tiny]);
     expect(result.status, result.stderr).toBe(0);
     const runDir = join(work, 'results', 'early');
     const results = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8'));
-    const records = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const records = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const evaluated = records.filter((r) => r.bound_bits !== undefined);
     const best = evaluated.reduce((a, b) => (b.bound_bits < a.bound_bits ? b : a));
     expect(results.best).toEqual({ step: best.step, bound_bits: best.bound_bits });
@@ -319,10 +377,15 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(results.stopped).toBe('early_stopping');
     expect(evaluated.at(-1).step).toBe(best.step + 10); // two evaluations without improvement
     expect(results.step).toBe(best.step + 10);
-    expect(result.stdout).toContain(`stopped early at step ${best.step + 10}: no better bound in 2 evaluations; model.safetensors is the best, from step ${best.step}`);
+    expect(result.stdout).toContain(
+      `stopped early at step ${best.step + 10}: no better bound in 2 evaluations; model.safetensors is the best, from step ${best.step}`,
+    );
   });
 
-  function startCli(args: string[], extraEnv: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; waitFor: (text: string) => Promise<void>; exit: Promise<number | null> } {
+  function startCli(
+    args: string[],
+    extraEnv: Record<string, string>,
+  ): { child: ChildProcess; stdout: () => string; stderr: () => string; waitFor: (text: string) => Promise<void>; exit: Promise<number | null> } {
     const child = spawn(process.execPath, [bin, ...args], { cwd: work, env: { ...env, ...extraEnv } });
     let out = '';
     let err = '';
@@ -359,7 +422,9 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(await run.exit).toBe(130);
     const runDir = join(work, 'results', 'interrupted');
     const checkpoint = join(runDir, 'checkpoints', 'step-20.safetensors');
-    expect(run.stdout()).toContain('interrupted at step 20; continue with: bernoulli-diffusion train --resume results/interrupted/checkpoints/step-20.safetensors');
+    expect(run.stdout()).toContain(
+      'interrupted at step 20; continue with: bernoulli-diffusion train --resume results/interrupted/checkpoints/step-20.safetensors',
+    );
     expect(lastLine(run.stdout())).toBe('run: results/interrupted');
     expect(JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')).stopped).toBe('interrupted');
     expect(existsSync(join(runDir, 'model.safetensors'))).toBe(false);
@@ -368,7 +433,11 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(lastLine(resumed.stdout)).toBe('run: results/interrupted');
     expectSameModel(join(work, 'results', 'full', 'model.safetensors'), join(runDir, 'model.safetensors'));
-    const records = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const records = (dir: string) =>
+      readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
     expect(records(runDir).map((r) => [r.step, r.loss])).toEqual(records(join(work, 'results', 'full')).map((r) => [r.step, r.loss]));
   });
 
@@ -407,7 +476,11 @@ describe.skipIf(skipReason !== '' || !existsSync(join(root, 'dist', 'node', 'cli
   it('runs from dist without tsx', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'bd-dist-'));
     mkdirSync(join(cwd, 'x'));
-    const result = spawnSync(process.execPath, [bin, 'data', 'heartbeat', '--out', 'x', '--count', '5'], { cwd, encoding: 'utf8', env: { ...process.env, BERNOULLI_DIFFUSION_FROM_SOURCE: '' } });
+    const result = spawnSync(process.execPath, [bin, 'data', 'heartbeat', '--out', 'x', '--count', '5'], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, BERNOULLI_DIFFUSION_FROM_SOURCE: '' },
+    });
     expect(result.status, result.stderr).toBe(0);
     expect(readFileSync(join(cwd, 'x', 'train.txt'), 'utf8')).toMatch(/^# heartbeat L=20 P=5/);
   });

@@ -74,7 +74,26 @@ describe('commands on in-memory files', () => {
 
   it.skipIf(modelMissing.length > 0)('train, generate and evaluate run in memory', async () => {
     const io = new MemoryIo({ files: { 'train.txt': '1010\n0101\n' } });
-    const args = ['train', '--data', 'train.txt', '--T', '6', '--steps', '12', '--batch-size', '4', '--eval-every', '6', '--early-stopping', '0', '--checkpoint-every', '6', '--name', 'm', '--no-plots'];
+    const args = [
+      'train',
+      '--data',
+      'train.txt',
+      '--T',
+      '6',
+      '--steps',
+      '12',
+      '--batch-size',
+      '4',
+      '--eval-every',
+      '6',
+      '--early-stopping',
+      '0',
+      '--checkpoint-every',
+      '6',
+      '--name',
+      'm',
+      '--no-plots',
+    ];
     expect(await runCli(yargs, args, io)).toBe(0);
     expect(io.output.at(-1)).toBe('run: results/m');
     const files = [...io.files.keys()].filter((path) => path.startsWith('/results/m/')).sort();
@@ -96,10 +115,14 @@ describe('commands on in-memory files', () => {
     expect(await runCli(yargs, ['generate', 'model.safetensors', '-n', '3', '--given', '1??1', '--inpaint-mode', 'clamp', '--seed', '2'], clamped)).toBe(0);
     expect(clamped.output).toHaveLength(3);
     for (const line of clamped.output) expect(line).toMatch(/^1[01]{2}1$/);
-    expect(await userError(runCli(yargs, ['generate', 'model.safetensors', '--given', '1??1', '--inpaint-mode', 'x'], clamped))).toBe("--inpaint-mode: expected 'smc' or 'clamp', got 'x'");
+    expect(await userError(runCli(yargs, ['generate', 'model.safetensors', '--given', '1??1', '--inpaint-mode', 'x'], clamped))).toBe(
+      "--inpaint-mode: expected 'smc' or 'clamp', got 'x'",
+    );
 
     const evaluate = new MemoryIo({ files: { 'model.safetensors': io.files.get('/results/m/model.safetensors')!, 'd.txt': '1010\n' } });
-    expect(await runCli(yargs, ['evaluate', 'model.safetensors', '--data', 'd.txt', '--train', 'd.txt', '--samples', '5', '--exact', '--json'], evaluate)).toBe(0);
+    expect(await runCli(yargs, ['evaluate', 'model.safetensors', '--data', 'd.txt', '--train', 'd.txt', '--samples', '5', '--exact', '--json'], evaluate)).toBe(
+      0,
+    );
     const result = JSON.parse(evaluate.output[0]);
     expect(result).toMatchObject({ n_data: 1, samples: 5, data: 'd.txt' });
     expect(typeof result.exact_nll_bits).toBe('number');
@@ -117,6 +140,8 @@ describe('commands on in-memory files', () => {
     const results = JSON.parse(io.getText('results/i/results.json')!);
     expect(results.stopped).toBe('interrupted');
     expect(io.files.has(`/results/i/checkpoints/step-${results.step}.safetensors`)).toBe(true);
-    expect(io.output.at(-2)).toBe(`interrupted at step ${results.step}; continue with: bernoulli-diffusion train --resume results/i/checkpoints/step-${results.step}.safetensors`);
+    expect(io.output.at(-2)).toBe(
+      `interrupted at step ${results.step}; continue with: bernoulli-diffusion train --resume results/i/checkpoints/step-${results.step}.safetensors`,
+    );
   });
 });

@@ -41,14 +41,7 @@ describe('config', () => {
     const layer = parseConfigYaml(text, 'config.example.yaml');
     expect(resolveConfig([layer]).config).toEqual(DEFAULTS);
     // every key of every section appears in the file (set, or commented out for the exclusive ones)
-    const keys = [
-      ...Object.keys(DEFAULTS.model),
-      ...Object.keys(DEFAULTS.training),
-      'train',
-      'val',
-      'heartbeat',
-      ...Object.keys(DEFAULTS.data.heartbeat!),
-    ];
+    const keys = [...Object.keys(DEFAULTS.model), ...Object.keys(DEFAULTS.training), 'train', 'val', 'heartbeat', ...Object.keys(DEFAULTS.data.heartbeat!)];
     for (const key of keys) expect(text).toMatch(new RegExp(`^\\s*#?\\s*${key}:`, 'm'));
   });
 
@@ -83,7 +76,9 @@ describe('config', () => {
     expect(flagSteps).toMatchObject({ steps: 7, epochs: null });
     expect(totalSteps(flagSteps, 100)).toBe(7);
     expect(yamlError('training:\n  steps: 5\n  epochs: 2\n')).toBe('run.yaml:3: give one of training.steps and training.epochs, not both');
-    expect(errorOf(() => resolveConfig([flagsLayer({ steps: 5, epochs: 2 })]))).toBe('--steps and --epochs: give one of training.steps and training.epochs, not both');
+    expect(errorOf(() => resolveConfig([flagsLayer({ steps: 5, epochs: 2 })]))).toBe(
+      '--steps and --epochs: give one of training.steps and training.epochs, not both',
+    );
     expect(resolveYaml('data:\n  train: a.txt\n').data).toEqual({ train: '/cfg/a.txt' });
     expect(resolveYaml('data:\n  heartbeat:\n    period: 4\n').data).toEqual({ heartbeat: { length: 20, period: 4, holdout: 0, count: 1000 } });
     expect(yamlError('data:\n  train: a.txt\n  heartbeat:\n    period: 4\n')).toBe('run.yaml:3: give one of data.train and data.heartbeat, not both');
@@ -114,7 +109,9 @@ describe('config', () => {
     expect(yamlError('data:\n  heartbeat:\n    period: 30\n')).toBe(
       'run.yaml:3: data.heartbeat.period: out of range: the period (30) must not exceed the length (20)',
     );
-    expect(yamlError('data:\n  heartbeat:\n    holdout: 5\n')).toBe('run.yaml:3: data.heartbeat.holdout: out of range: must be less than the period (5), got 5');
+    expect(yamlError('data:\n  heartbeat:\n    holdout: 5\n')).toBe(
+      'run.yaml:3: data.heartbeat.holdout: out of range: must be less than the period (5), got 5',
+    );
     expect(yamlError('training:\n  early_stopping: 3\n  eval_every: 0\n')).toBe(
       'run.yaml:2: training.early_stopping: early stopping needs evaluations: set training.eval_every > 0',
     );

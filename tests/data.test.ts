@@ -127,7 +127,19 @@ describe('per-sequence breakdown', () => {
 
   it('is left out for data with more than PER_SEQUENCE_MAX distinct sequences', () => {
     const many = Array.from({ length: PER_SEQUENCE_MAX + 1 }, (_, k) => k.toString(2).padStart(8, '0'));
-    expect(perSequenceBreakdown(many, many.map(() => 1), [])).toBeUndefined();
-    expect(perSequenceBreakdown(many.slice(1), many.slice(1).map(() => 1), [])).toHaveLength(PER_SEQUENCE_MAX);
+    expect(
+      perSequenceBreakdown(
+        many,
+        many.map(() => 1),
+        [],
+      ),
+    ).toBeUndefined();
+    expect(
+      perSequenceBreakdown(
+        many.slice(1),
+        many.slice(1).map(() => 1),
+        [],
+      ),
+    ).toHaveLength(PER_SEQUENCE_MAX);
   });
 });

@@ -31,7 +31,20 @@ describe('the wasm build', () => {
     await Promise.all([init(), init(), init()]);
     const model = await DiffusionModel.create(
       { length: 6, T: 10, schedule: 'paper', architecture: 'mlp', parameterisation: 'x0', hidden: 8, layers: 1, time_embedding: 4, kernel: 0 },
-      { lr: 0.01, lr_schedule: 'constant', warmup_steps: 0, total_steps: 10, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, clip_norm: 1, ema_decay: 0, objective: 'sampled' },
+      {
+        lr: 0.01,
+        lr_schedule: 'constant',
+        warmup_steps: 0,
+        total_steps: 10,
+        min_lr_ratio: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0,
+        clip_norm: 1,
+        ema_decay: 0,
+        objective: 'sampled',
+      },
       1,
     );
     await init();

@@ -190,7 +190,19 @@ describe('data-parallel training', () => {
     const outcome = await runTraining({
       model: p,
       data: { train: data.train, val: data.val, trainSet: sequenceSet(data.train), valSet: sequenceSet(data.val) },
-      settings: { totalSteps: 6, batchSize: 8, seed: 3, logEvery: 2, evalEvery: 3, evalRepeats: 2, evalSequences: 0, evalSamples: 5, gridSize: 4, checkpointEvery: 0, earlyStopping: 0 },
+      settings: {
+        totalSteps: 6,
+        batchSize: 8,
+        seed: 3,
+        logEvery: 2,
+        evalEvery: 3,
+        evalRepeats: 2,
+        evalSequences: 0,
+        evalSamples: 5,
+        gridSize: 4,
+        checkpointEvery: 0,
+        earlyStopping: 0,
+      },
       now: () => (clock += 1),
       stepFunction: (batch) => p.trainStep(batch),
       yieldToEventLoop: async () => {},
@@ -219,7 +231,10 @@ describe('sampling and evaluation over the pool', () => {
     got.frames.forEach((f, k) => expect(f.bits).toEqual(want.frames[k].bits));
     const pattern = Uint8Array.from({ length: L }, (_, i) => (i % 3 === 0 ? i % 2 : 2));
     expect(await p.inpaint(pattern, 9, { seed: 2 })).toEqual(one.inpaint(pattern, 9, { seed: 2 }));
-    for (const options of [{ seed: 4, mode: 'clamp' as const }, { seed: 4, mode: 'smc' as const, particles: 3 }]) {
+    for (const options of [
+      { seed: 4, mode: 'clamp' as const },
+      { seed: 4, mode: 'smc' as const, particles: 3 },
+    ]) {
       expect(await p.inpaint(pattern, 7, options)).toEqual(one.inpaint(pattern, 7, options));
     }
     const data = batchOf(7, 3);
@@ -256,7 +271,11 @@ describe('train and evaluate --workers', () => {
       const common = ['train', '--T', '20', '--steps', '12', '--eval-every', '0', '--no-plots', '--quiet', '--out', work];
       expect(await quietly([...common, '--name', 'one', '--workers', '1'])).toBe(0);
       expect(await quietly([...common, '--name', 'two', '--workers', '2'])).toBe(0);
-      const records = (name: string) => readFileSync(join(work, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+      const records = (name: string) =>
+        readFileSync(join(work, name, 'metrics.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line));
       const [one, two] = [records('one'), records('two')];
       expect(two.map((r) => r.step)).toEqual(one.map((r) => r.step));
       one.forEach((r, k) => expect(Math.abs(two[k].loss - r.loss)).toBeLessThan(1e-4 * r.loss));
@@ -267,7 +286,9 @@ describe('train and evaluate --workers', () => {
         const write = process.stdout.write;
         process.stdout.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stdout.write;
         try {
-          expect(await runCli(yargs, ['evaluate', join(work, 'one', 'model.safetensors'), '--json', '--repeats', '3', '--samples', '30', '--workers', workers], io)).toBe(0);
+          expect(
+            await runCli(yargs, ['evaluate', join(work, 'one', 'model.safetensors'), '--json', '--repeats', '3', '--samples', '30', '--workers', workers], io),
+          ).toBe(0);
         } finally {
           process.stdout.write = write;
         }

@@ -51,7 +51,8 @@ describe('chart text under Node', () => {
   });
 
   it('draws text into PNGs (a font is installed and found)', () => {
-    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="30"><text x="4" y="22" font-size="18" font-family="DejaVu Sans">Bits 123</text></svg>';
+    const svg =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="30"><text x="4" y="22" font-size="18" font-family="DejaVu Sans">Bits 123</text></svg>';
     const png = PNG.sync.read(Buffer.from(svgToPng(svg, 1)));
     expect([png.width, png.height]).toEqual([120, 30]);
     let dark = 0;

@@ -99,7 +99,12 @@ describe('bit grids', () => {
       [...line].forEach((c, i) => {
         const x = layout.gridLeft + i * 17;
         const y = layout.gridTop + r * 17;
-        for (const [dx, dy] of [[0, 0], [15, 15], [8, 8]]) expect(at(x + dx, y + dy)).toBe(c === '1' ? paletteIndex.one : paletteIndex.zero);
+        for (const [dx, dy] of [
+          [0, 0],
+          [15, 15],
+          [8, 8],
+        ])
+          expect(at(x + dx, y + dy)).toBe(c === '1' ? paletteIndex.one : paletteIndex.zero);
         if (i === 0) expect(at(x + 16, y + 8)).toBe(paletteIndex.background); // the gap between squares
       }),
     );
@@ -181,7 +186,10 @@ describe('chart helpers', () => {
   it('parses metrics.jsonl: resumed steps overwrite, an unfinished last line is dropped, bad lines are named', () => {
     const text = ['{"step":2,"loss":5}', '', '{"step":1,"loss":9}', '{"step":2,"loss":4,"bound_bits":4.5}', '{"step":3,"lo'].join('\n');
     const records = parseMetricsJsonl(text);
-    expect(records.map((r) => [r.step, r.loss])).toEqual([[1, 9], [2, 4]]);
+    expect(records.map((r) => [r.step, r.loss])).toEqual([
+      [1, 9],
+      [2, 4],
+    ]);
     expect(evaluationPoints(records).map((r) => r.step)).toEqual([2]);
     expect(() => parseMetricsJsonl('{"step":1,"loss":2}\n{oops\n{"step":2,"loss":1}\n', 'run/metrics.jsonl')).toThrow(UserError);
     expect(() => parseMetricsJsonl('{"step":1,"loss":2}\n{oops\n', 'run/metrics.jsonl')).toThrow('run/metrics.jsonl:2: not valid JSON');
@@ -278,7 +286,11 @@ describe('report', () => {
     expect(uri.startsWith('data:image/png;base64,')).toBe(true);
     expect(Uint8Array.from(atob(uri.slice(22)), (c) => c.charCodeAt(0))).toEqual(bytes);
     expect(dataUri('é', 'text/plain')).toBe(`data:text/plain;base64,${btoa('\xc3\xa9')}`);
-    expect(flattenForTable({ a: 1, b: { c: 'x', d: [1, 2] } })).toEqual([['a', 1], ['b.c', 'x'], ['b.d', [1, 2]]]);
+    expect(flattenForTable({ a: 1, b: { c: 'x', d: [1, 2] } })).toEqual([
+      ['a', 1],
+      ['b.c', 'x'],
+      ['b.d', [1, 2]],
+    ]);
     expect(formatValue(1 / 3)).toBe('0.333333');
     expect(formatValue(Array.from({ length: 40 }, () => 'abc'))).toBe('(40 items)');
   });

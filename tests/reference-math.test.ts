@@ -3,7 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import { kl, klFromLogit, klProbabilities, marginal, negativeEntropy, posterior } from '../src/reference/bernoulli.js';
 import {
-  AdamW, bitTerm, estimateBound, lossAndGradientGiven, lossGiven, marginalThresholds, priorTermBits, ReferenceTrainer,
+  AdamW,
+  bitTerm,
+  estimateBound,
+  lossAndGradientGiven,
+  lossGiven,
+  marginalThresholds,
+  priorTermBits,
+  ReferenceTrainer,
   type Parameterisation,
 } from '../src/reference/objective.js';
 import { PaperNetwork, paperLayout, parameterCount } from '../src/reference/paper-network.js';
@@ -172,12 +179,23 @@ describe('reference paper network', () => {
 
   it('lays out the named tensors contiguously in the Rust order (any number of layers)', () => {
     expect(paperLayout(shape).map((g) => [g.name, g.shape])).toEqual([
-      ['shared.0.weight', [5, 4]], ['shared.0.bias', [4]], ['shared.1.weight', [4, 4]], ['shared.1.bias', [4]],
-      ['readout.weight', [6, 4, 5]], ['readout.bias', [6, 5]],
+      ['shared.0.weight', [5, 4]],
+      ['shared.0.bias', [4]],
+      ['shared.1.weight', [4, 4]],
+      ['shared.1.bias', [4]],
+      ['readout.weight', [6, 4, 5]],
+      ['readout.bias', [6, 5]],
     ]);
     expect(parameterCount(paperLayout(shape))).toBe(20 + 4 + 16 + 4 + 120 + 30);
     expect(paperLayout({ ...shape, layers: 3 }).map((g) => g.name)).toEqual([
-      'shared.0.weight', 'shared.0.bias', 'shared.1.weight', 'shared.1.bias', 'shared.2.weight', 'shared.2.bias', 'readout.weight', 'readout.bias',
+      'shared.0.weight',
+      'shared.0.bias',
+      'shared.1.weight',
+      'shared.1.bias',
+      'shared.2.weight',
+      'shared.2.bias',
+      'readout.weight',
+      'readout.bias',
     ]);
     expect(parameterCount(paperLayout({ length: 20, hidden: 50, timesteps: 2000 }))).toBe(1000 + 50 + 2500 + 50 + 2_000_000 + 40_000);
   });
@@ -196,8 +214,13 @@ describe('reference paper network', () => {
     const net = new PaperNetwork(shape, new Rng(1));
     const p = net.parameters;
     for (let i = 0; i < p.length; i++) if (p[i] === 0) p[i] = 0.1 * Math.sin(i); // non-zero biases
-    const [W0, b0, W1, b1, R, rb] = ['shared.0.weight', 'shared.0.bias', 'shared.1.weight', 'shared.1.bias', 'readout.weight', 'readout.bias'].map((n) => net.tensor(n));
-    const xs = [[1, 0, 1, 1, 0], [0, 0, 0, 1, 1]];
+    const [W0, b0, W1, b1, R, rb] = ['shared.0.weight', 'shared.0.bias', 'shared.1.weight', 'shared.1.bias', 'readout.weight', 'readout.bias'].map((n) =>
+      net.tensor(n),
+    );
+    const xs = [
+      [1, 0, 1, 1, 0],
+      [0, 0, 0, 1, 1],
+    ];
     const ts = [4, 1];
     const logits = new Float32Array(10);
     net.forward(xs.flat(), ts, 2, logits);
@@ -340,7 +363,12 @@ describe('reference training and sampling', () => {
   it('training lowers the full-sum bound on a fixed batch', () => {
     const shape = { length: 6, hidden: 8, timesteps: 5 };
     const trainer = new ReferenceTrainer(new PaperNetwork(shape, new Rng(1)), paperSchedule(5), 'x0', 3, {
-      lr: 0.02, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, clipNorm: 0,
+      lr: 0.02,
+      beta1: 0.9,
+      beta2: 0.999,
+      epsilon: 1e-8,
+      weightDecay: 0,
+      clipNorm: 0,
     });
     const x0 = Uint8Array.from([1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1]);
     const first = trainer.trainStep(x0, 2).lossBits;

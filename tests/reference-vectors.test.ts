@@ -58,11 +58,15 @@ describe('reference against tests/vectors', () => {
       const got = klProbabilities(k.q, k.p);
       // 1 - q and 1 - p are rounded (~1e-16 absolute); that moves the second half by about |p - q|·1e-16
       const complementError = (4e-16 * Math.abs(k.p - k.q)) / Math.min(Math.max(1 - Math.max(k.q, k.p), 1e-300), 1);
-      expect(Math.abs(got - k.kl_nats), `KL(${k.q} || ${k.p}) = ${got}, expected ${k.kl_nats}`).toBeLessThanOrEqual(1e-12 * k.kl_nats + complementError + 1e-280);
+      expect(Math.abs(got - k.kl_nats), `KL(${k.q} || ${k.p}) = ${got}, expected ${k.kl_nats}`).toBeLessThanOrEqual(
+        1e-12 * k.kl_nats + complementError + 1e-280,
+      );
     }
     for (const k of v.logit) {
       const got = klFromLogit(k.q, 1 - k.q, k.z);
-      expect(Math.abs(got - k.kl_nats), `KL(${k.q} || sigmoid(${k.z})) = ${got}, expected ${k.kl_nats}`).toBeLessThanOrEqual(1e-12 * Math.abs(k.kl_nats) + 1e-15);
+      expect(Math.abs(got - k.kl_nats), `KL(${k.q} || sigmoid(${k.z})) = ${got}, expected ${k.kl_nats}`).toBeLessThanOrEqual(
+        1e-12 * Math.abs(k.kl_nats) + 1e-15,
+      );
     }
   });
 });

@@ -36,7 +36,7 @@ class FakeModel implements TrainableModel {
   }
   sample(n: number, opts?: { seed?: number }) {
     const samples = new Uint8Array(n * this.length);
-    for (let i = 0; i < samples.length; i++) samples[i] = ((opts?.seed ?? 0) >> i % 7) & 1;
+    for (let i = 0; i < samples.length; i++) samples[i] = ((opts?.seed ?? 0) >> (i % 7)) & 1;
     return { samples, frames: [] };
   }
   evaluate(data: Uint8Array) {
@@ -121,7 +121,11 @@ describe('batch order', () => {
 describe('training loop', () => {
   it('evaluates the bound on at most evalSequences validation rows', async () => {
     const wide: TrainingData = { ...data, val: heartbeat.train, valSet: sequenceSet(heartbeat.train) }; // 12 rows
-    for (const [evalSequences, rows] of [[0, 12], [5, 5], [40, 12]]) {
+    for (const [evalSequences, rows] of [
+      [0, 12],
+      [5, 5],
+      [40, 12],
+    ]) {
       const outcome = await runTraining({ model: new FakeModel(10), data: wide, settings: settings({ evalSequences }), now, yieldToEventLoop: noYield });
       expect(outcome.lastEvaluation!.evaluation.n_data).toBe(rows);
       expect(outcome.lastEvaluation!.evaluation.boundPerSequence).toHaveLength(rows);

@@ -4,7 +4,18 @@
  * the package's own chart definitions (vega-lite specs rendered by vega).
  */
 import { charts } from 'bernoulli-diffusion';
-import type { DataSource, DataSummary, EvaluationSummary, ModelInfo, OperationName, Operations, SampleRow, TrainSettings, WorkerEvent, WorkerMessage } from './protocol.js';
+import type {
+  DataSource,
+  DataSummary,
+  EvaluationSummary,
+  ModelInfo,
+  OperationName,
+  Operations,
+  SampleRow,
+  TrainSettings,
+  WorkerEvent,
+  WorkerMessage,
+} from './protocol.js';
 
 // ---- the worker ---------------------------------------------------------------------------------
 
@@ -82,7 +93,7 @@ function showStatus(text: string, kind: 'info' | 'error' = 'info'): void {
 function refreshControls(): void {
   const idle = state.ready && state.busy === null;
   const haveModel = state.model !== null;
-  document.body.dataset.state = !state.ready ? 'loading' : state.busy ?? 'ready';
+  document.body.dataset.state = !state.ready ? 'loading' : (state.busy ?? 'ready');
   element<HTMLButtonElement>('use-data').disabled = !idle;
   element<HTMLButtonElement>('train').disabled = !idle || state.data === null;
   element<HTMLButtonElement>('stop-training').disabled = state.busy !== 'training';
@@ -334,7 +345,8 @@ async function train(): Promise<void> {
     return;
   }
   const last = charts.evaluationPoints(state.records).at(-1);
-  const bound = last?.bound_bits !== undefined ? `; bound ${last.bound_bits.toFixed(3)} ± ${(last.bound_stderr ?? 0).toFixed(3)} bits/sequence at step ${last.step}` : '';
+  const bound =
+    last?.bound_bits !== undefined ? `; bound ${last.bound_bits.toFixed(3)} ± ${(last.bound_stderr ?? 0).toFixed(3)} bits/sequence at step ${last.step}` : '';
   const stopped = outcome.stopped === 'interrupted';
   setTrainStatus(`${stopped ? 'stopped' : 'trained'} at step ${outcome.info.step}${bound}`, stopped ? 'stopped' : 'done');
   showStatus(`model ready (also in the in-page files as demo.safetensors)`);
@@ -403,7 +415,8 @@ async function runCommand(line: string): Promise<void> {
     call('command', { line, columns: terminalColumns() }, (event) => {
       if (event.type === 'stdout' || event.type === 'stderr') terminalLine(event.line, event.type);
       else if (event.type === 'progressLine') {
-        if (event.text === null) progressLine = undefined; // the bar stays, like in a terminal
+        if (event.text === null)
+          progressLine = undefined; // the bar stays, like in a terminal
         else if (progressLine) progressLine.textContent = event.text;
         else progressLine = terminalLine(event.text, 'progress');
       }
@@ -506,7 +519,11 @@ element('inpaint').addEventListener('click', () =>
 element('clear-pattern').addEventListener('click', () => resetPattern(state.pattern.length));
 element('evaluate').addEventListener('click', () =>
   withWorker('task', async () => {
-    const result: EvaluationSummary = await call('evaluate', { repeats: numberField('eval-repeats'), samples: numberField('eval-samples'), seed: numberField('eval-seed') });
+    const result: EvaluationSummary = await call('evaluate', {
+      repeats: numberField('eval-repeats'),
+      samples: numberField('eval-samples'),
+      seed: numberField('eval-seed'),
+    });
     const box = element('evaluation');
     box.dataset.boundBits = String(result.boundBits);
     box.innerHTML = '';
@@ -542,7 +559,9 @@ element('add-file').addEventListener('change', async () => {
   const input = element<HTMLInputElement>('add-file');
   const file = input.files?.[0];
   if (!file) return;
-  await call('writeFile', { path: `/${file.name}`, bytes: new Uint8Array(await file.arrayBuffer()) }).catch((error: Error) => showStatus(error.message, 'error'));
+  await call('writeFile', { path: `/${file.name}`, bytes: new Uint8Array(await file.arrayBuffer()) }).catch((error: Error) =>
+    showStatus(error.message, 'error'),
+  );
   input.value = '';
 });
 element('command-form').addEventListener('submit', (event) => {

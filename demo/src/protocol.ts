@@ -3,11 +3,9 @@
  * (worker.ts). Every request carries an id; the worker answers it once with a result or an error,
  * and may send events for it before (training records, progress, a command's output lines).
  */
-import type { training } from 'bernoulli-diffusion';
+import type { run, training } from 'bernoulli-diffusion';
 
-export type DataSource =
-  | { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number }
-  | { kind: 'text'; text: string; name: string };
+export type DataSource = { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number } | { kind: 'text'; text: string; name: string };
 
 export interface DataSummary {
   length: number;
@@ -91,7 +89,7 @@ export interface StopMessage {
 }
 
 export type WorkerEvent =
-  | { type: 'record'; record: training.MetricsRecord; grid: SampleRow[] | null }
+  | { type: 'record'; record: run.MetricRecord; grid: SampleRow[] | null }
   | { type: 'progress'; update: training.ProgressUpdate }
   | { type: 'stdout'; line: string }
   | { type: 'stderr'; line: string }

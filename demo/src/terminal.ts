@@ -3,10 +3,9 @@
  * running it with the package's shared yargs commands, and the progress bar's text. Files and
  * output go through the `Io` it is given (the package's MemoryIo in the demo's worker).
  */
-import { commands, isUserError, training, UserError } from 'bernoulli-diffusion';
+import { commands, isInternalError, isUserError, training, UserError } from 'bernoulli-diffusion';
 
 const BAR_WIDTH = 30;
-
 
 /** The line a terminal's progress bar shows: " ████░░░░ 40% | step 120/300 | loss 3.123 bits/seq | 210.0 steps/s | ETA 1s". */
 export function progressBarLine(update: training.ProgressUpdate): string {
@@ -63,7 +62,8 @@ export function splitCommandLine(line: string): string[] {
 /**
  * Runs one typed command line (with or without the program name in front) and resolves to its
  * exit code. As the Node CLI does (src/node/cli.ts), a user's mistake becomes one line,
- * `error: …`, on stderr and exit code 2; anything else is reported as an internal error, code 1.
+ * `error: …`, on stderr and exit code 2; an InternalError (a bug in the core) as
+ * `internal error: …` with how to report it, code 70; anything else as an internal error, code 1.
  */
 export async function runCommandLine(makeYargs: commands.YargsFactory, line: string, io: commands.Io, options: { columns?: number } = {}): Promise<number> {
   try {
@@ -73,6 +73,10 @@ export async function runCommandLine(makeYargs: commands.YargsFactory, line: str
   } catch (error) {
     if (isUserError(error)) {
       io.note(`error: ${error.message.split('\n')[0]}`);
+      return error.exitCode;
+    }
+    if (isInternalError(error)) {
+      io.note(`internal error: ${error.message.split('\n')[0]}`); // ends with how to report it
       return error.exitCode;
     }
     io.note(`internal error: ${error instanceof Error ? error.message : String(error)}`);

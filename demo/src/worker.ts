@@ -4,16 +4,23 @@
  * 'stop' is handled at once (training yields to the event loop every few tens of milliseconds).
  */
 import yargs from 'yargs/browser';
-import { checkpoint, commands, config, data, DiffusionModel, init, isUserError, training, UserError } from 'bernoulli-diffusion';
+import { commands, config, data, DiffusionModel, init, isUserError, run, training, UserError } from 'bernoulli-diffusion';
 import { progressBarLine, runCommandLine } from './terminal.js';
-import type { DataSource, DataSummary, EvaluationSummary, ModelInfo, Operations, Request, SampleRow, StopMessage, WorkerEvent, WorkerMessage } from './protocol.js';
+import type {
+  DataSource,
+  DataSummary,
+  EvaluationSummary,
+  ModelInfo,
+  Operations,
+  Request,
+  SampleRow,
+  StopMessage,
+  WorkerEvent,
+  WorkerMessage,
+} from './protocol.js';
 
-/** Checkpoint metadata keys that `train` writes and `evaluate`/`--resume` read (src/commands/run-files.ts). */
-const META_RUN_CONFIG = 'run_config';
-const META_LOOP_STATE = 'loop_state';
 /** Where the page's own training leaves its model among the in-page files. */
 const TRAINED_MODEL_PATH = '/demo.safetensors';
-const GRID_SIZE = 16;
 
 interface LoadedData {
   summary: DataSummary;
@@ -50,7 +57,8 @@ function post(message: WorkerMessage): void {
 
 /** A whole number from a form field, within limits; otherwise a message naming the field. */
 function whole(field: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new UserError(`${field}: expected a whole number from ${min} to ${max}, got ${Number.isNaN(value) ? 'nothing' : value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UserError(`${field}: expected a whole number from ${min} to ${max}, got ${Number.isNaN(value) ? 'nothing' : value}`);
   return value;
 }
 
@@ -106,8 +114,14 @@ function loadData(source: DataSource): DataSummary {
   if (source.kind === 'heartbeat') {
     // Validated exactly as the config's data.heartbeat is.
     const layer = config.valuesLayer(
-      { 'data.heartbeat.length': source.length, 'data.heartbeat.period': source.period, 'data.heartbeat.holdout': source.holdout, 'data.heartbeat.count': source.count },
-      (key) => `the field "${({ 'data.heartbeat.length': 'length L', 'data.heartbeat.period': 'period P', 'data.heartbeat.holdout': 'held out K' } as Record<string, string>)[key] ?? key}"`,
+      {
+        'data.heartbeat.length': source.length,
+        'data.heartbeat.period': source.period,
+        'data.heartbeat.holdout': source.holdout,
+        'data.heartbeat.count': source.count,
+      },
+      (key) =>
+        `the field "${({ 'data.heartbeat.length': 'length L', 'data.heartbeat.period': 'period P', 'data.heartbeat.holdout': 'held out K' } as Record<string, string>)[key] ?? key}"`,
     );
     const spec = config.resolveConfig([layer]).config.data.heartbeat!;
     const made = data.heartbeatData(spec);
@@ -123,7 +137,8 @@ function loadData(source: DataSource): DataSummary {
     trainSource = valSource = source.name;
     section = { train: '/data/train.txt' };
   }
-  if (train.length > config.MAX_LENGTH) throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${config.MAX_LENGTH}-bit limit`);
+  if (train.length > config.MAX_LENGTH)
+    throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${config.MAX_LENGTH}-bit limit`);
   // The command box sees the same data as files.
   files.setFile('/data/train.txt', data.formatSequences(train, [`${trainSource} (${train.rows} sequences)`]));
   files.setFile('/data/val.txt', data.formatSequences(val, [`${valSource} (${val.rows} sequences)`]));
@@ -177,8 +192,11 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     'training.eval_every': settings.evalEvery,
     'training.seed': settings.seed,
     'training.checkpoint_every': 0,
+    // No early stopping in the page (so the stored config says so, and a resumed run does the same).
+    'training.early_stopping': 0,
     // Short runs are the point here: warm up over a tenth of them (the CLI's default is 100 steps).
-    'training.warmup_steps': Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(config.DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
+    'training.warmup_steps':
+      Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(config.DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
   };
   if (dataset.section.heartbeat) {
     for (const [key, value] of Object.entries(dataset.section.heartbeat)) values[`data.heartbeat.${key}`] = value;
@@ -194,7 +212,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     config.coreTrainingConfig(runConfig.training, total),
     runConfig.training.seed,
   );
-  const metadata = { [META_RUN_CONFIG]: JSON.stringify(runConfig) };
+  const metadata = run.runMetadata(runConfig);
   setModel(next, 'trained here', metadata);
 
   const controller = new AbortController();
@@ -203,19 +221,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     const outcome = await training.runTraining({
       model: next,
       data: { train: dataset.train, val: dataset.val, trainSet: dataset.trainSet, valSet: dataset.valSet },
-      settings: {
-        totalSteps: total,
-        batchSize: runConfig.training.batch_size,
-        seed: runConfig.training.seed,
-        logEvery: runConfig.training.log_every,
-        evalEvery: runConfig.training.eval_every,
-        evalRepeats: runConfig.training.eval_repeats,
-        evalSequences: runConfig.training.eval_sequences,
-        evalSamples: runConfig.training.eval_samples,
-        gridSize: GRID_SIZE,
-        checkpointEvery: 0,
-        earlyStopping: 0,
-      },
+      settings: run.loopSettings(runConfig, total),
       signal: controller.signal,
       now: () => performance.now(),
       hooks: {
@@ -223,7 +229,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
         onProgress: (update) => emit({ type: 'progress', update }),
         onCheckpoint: (_reason, state) => {
           // With the run config and loop state, `evaluate demo.safetensors` and `train --resume` work on it.
-          modelMetadata = { ...metadata, [META_LOOP_STATE]: JSON.stringify(state) };
+          modelMetadata = run.runMetadata(runConfig, state);
           files.setFile(TRAINED_MODEL_PATH, next.toBytes(modelMetadata));
         },
       },
@@ -238,14 +244,11 @@ async function train(settings: Operations['train']['request']['settings'], emit:
 
 /** Loads checkpoint bytes as the current model; when the data does not fit it, the run's heartbeat (if any) becomes the data. */
 async function loadModel(bytes: Uint8Array, name: string): Promise<{ info: ModelInfo; data: DataSummary | null }> {
-  const { metadata } = checkpoint.readSafetensorsHeader(bytes, name);
-  const loaded = await DiffusionModel.fromBytes(bytes, name);
-  const kept: Record<string, string> = {};
-  for (const key of [META_RUN_CONFIG, META_LOOP_STATE]) if (metadata[key] !== undefined) kept[key] = metadata[key];
-  const info = setModel(loaded, name, kept);
+  const { model: loaded, metadata, runConfig } = await run.loadCheckpoint(bytes, name);
+  const info = setModel(loaded, name, run.runMetadataOf(metadata));
   let summary: DataSummary | null = null;
   if (!currentData || currentData.summary.length !== loaded.length) {
-    const heartbeat = metadata[META_RUN_CONFIG] !== undefined ? config.configFromJson(metadata[META_RUN_CONFIG], name).data.heartbeat : undefined;
+    const heartbeat = runConfig?.data.heartbeat;
     if (heartbeat && heartbeat.length === loaded.length) summary = loadData({ kind: 'heartbeat', ...heartbeat });
   }
   return { info, data: summary };
@@ -319,7 +322,10 @@ async function handle(request: Request, emit: (event: WorkerEvent) => void): Pro
       return evaluate(request);
     case 'checkpoint': {
       const current = requireModel();
-      return { bytes: current.toBytes(modelMetadata), name: `bernoulli-diffusion-${current.modelConfig.architecture}-T${current.modelConfig.T}-step${current.step}.safetensors` };
+      return {
+        bytes: current.toBytes(modelMetadata),
+        name: `bernoulli-diffusion-${current.modelConfig.architecture}-T${current.modelConfig.T}-step${current.step}.safetensors`,
+      };
     }
     case 'loadCheckpoint': {
       const path = `/${request.name.replace(/^.*[/\\]/, '')}`;
@@ -362,4 +368,6 @@ self.onmessage = (message: MessageEvent<Request | StopMessage>) => {
 // Instantiate the wasm core before saying ready (its URL comes from the bundler).
 init()
   .then(() => post({ kind: 'ready' }))
-  .catch((error: unknown) => post({ kind: 'error', id: 0, message: `could not load the WebAssembly core: ${error instanceof Error ? error.message : String(error)}` }));
+  .catch((error: unknown) =>
+    post({ kind: 'error', id: 0, message: `could not load the WebAssembly core: ${error instanceof Error ? error.message : String(error)}` }),
+  );

@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { resolveConfig, valuesLayer } from '../config.js';
 import { formatSequences, heartbeatData } from '../data.js';
 import type { CommandContext } from './io.js';
-import { describeHeartbeat } from './run-files.js';
+import { describeHeartbeat } from '../run/data.js';
 
 interface HeartbeatArgs {
   length: number;
@@ -15,7 +15,9 @@ interface HeartbeatArgs {
 
 function heartbeatBuilder(yargs: Argv): Argv<HeartbeatArgs> {
   return yargs
-    .usage('$0 data heartbeat [options]\n\nWrite heartbeat data: sequences with one 1 every P bits, every phase equally likely.\ntrain.txt holds the training phases; val.txt the K held-out phases (all phases when K = 0).')
+    .usage(
+      '$0 data heartbeat [options]\n\nWrite heartbeat data: sequences with one 1 every P bits, every phase equally likely.\ntrain.txt holds the training phases; val.txt the K held-out phases (all phases when K = 0).',
+    )
     .option('length', { type: 'number', default: 20, describe: 'L: bits per sequence' })
     .option('period', { type: 'number', default: 5, describe: 'P: one 1 every P bits' })
     .option('holdout', { type: 'number', default: 0, describe: 'K: the last K phases go only into val.txt' })

@@ -6,10 +6,13 @@
 import type { Argv, CommandModule } from 'yargs';
 import { perSequenceBreakdown, rowStrings } from '../data.js';
 import { UserError } from '../errors.js';
-import { evaluateModel, evaluateModelAsync } from '../training.js';
+import { type Evaluation, evaluateModel, evaluateModelAsync } from '../training.js';
 import type { CommandContext } from './io.js';
 import { POOL_MIN_EVALUATION_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
-import { boundText, count, defaultEvaluationData, integerFlag, loadCheckpoint, percent, readSequences, setOf, type NamedSequences } from './run-files.js';
+import { defaultEvaluationData, type NamedSequences, readSequences, setOf } from '../run/data.js';
+import { readCheckpoint } from '../run/load.js';
+import { integerFlag } from './flags.js';
+import { boundText, count, percent } from './text.js';
 
 /** Largest sequence length for the exact NLL (the forward algorithm runs over all 2^L states). */
 export const EXACT_MAX_LENGTH = 12;
@@ -34,10 +37,18 @@ function builder(yargs: Argv): Argv<EvaluateArgs> {
     .option('train', { type: 'string', describe: 'training data, to tell memorised samples from new ones', defaultDescription: "the run's training data" })
     .option('samples', { type: 'number', default: 200, describe: 'samples to draw' })
     .option('repeats', { type: 'number', default: 4, describe: 'Monte-Carlo repeats of the bound per sequence' })
-    .option('exact', { type: 'boolean', default: false, describe: `also the exact NLL by the forward algorithm (sequences of at most ${EXACT_MAX_LENGTH} bits)` })
+    .option('exact', {
+      type: 'boolean',
+      default: false,
+      describe: `also the exact NLL by the forward algorithm (sequences of at most ${EXACT_MAX_LENGTH} bits)`,
+    })
     .option('seed', { type: 'number', default: 0, describe: 'random seed of the noise and the samples' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of a table' })
-    .option('workers', { type: 'number', describe: 'workers sharing the bound and the samples (1: this thread only; the results are the same)', defaultDescription: 'all cores for big evaluations, else 1' }) as unknown as Argv<EvaluateArgs>;
+    .option('workers', {
+      type: 'number',
+      describe: 'workers sharing the bound and the samples (1: this thread only; the results are the same)',
+      defaultDescription: 'all cores for big evaluations, else 1',
+    }) as unknown as Argv<EvaluateArgs>;
 }
 
 async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void> {
@@ -45,7 +56,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
   const repeats = integerFlag('repeats', args.repeats, 1, 10_000);
   const seed = integerFlag('seed', args.seed, 0, 4_294_967_295);
   const requested = requestedWorkers(io, args.workers);
-  const checkpoint = await loadCheckpoint(io, args.checkpoint);
+  const checkpoint = await readCheckpoint(io, args.checkpoint);
   const { model } = checkpoint;
   try {
     if (args.exact && model.length > EXACT_MAX_LENGTH) {
@@ -81,7 +92,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
     const workers = workersFor(io, requested, work, POOL_MIN_EVALUATION_WORK);
     // A pool gives the same bound and samples as one thread (src/parallel/pool.ts), sooner.
     const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
-    let evaluation;
+    let evaluation: Evaluation;
     try {
       evaluation = pool ? await evaluateModelAsync(pool, options) : evaluateModel(model, options);
     } finally {
@@ -130,5 +141,10 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
 }
 
 export function evaluateCommand(context: CommandContext): CommandModule<object, EvaluateArgs> {
-  return { command: 'evaluate <checkpoint>', describe: 'the bound on data, sample proportions, and the exact NLL for short sequences', builder, handler: (args) => handler(context, args) };
+  return {
+    command: 'evaluate <checkpoint>',
+    describe: 'the bound on data, sample proportions, and the exact NLL for short sequences',
+    builder,
+    handler: (args) => handler(context, args),
+  };
 }

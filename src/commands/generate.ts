@@ -4,7 +4,8 @@ import { rowStrings } from '../data.js';
 import type { InpaintMode } from '../model.js';
 import { UserError } from '../errors.js';
 import type { CommandContext } from './io.js';
-import { integerFlag, loadCheckpoint, parseGivenPattern } from './run-files.js';
+import { readCheckpoint } from '../run/load.js';
+import { integerFlag, parseGivenPattern } from './flags.js';
 
 interface GenerateArgs {
   checkpoint: string;
@@ -22,8 +23,16 @@ function builder(yargs: Argv): Argv<GenerateArgs> {
     .positional('checkpoint', { type: 'string', describe: 'a model.safetensors or checkpoints/step-<n>.safetensors', demandOption: true })
     .option('n', { type: 'number', default: 10, describe: 'number of sequences' })
     .option('given', { type: 'string', describe: "fix known bits: a pattern of 0, 1 and ? (unknown), one character per bit, e.g. '1?0??'" })
-    .option('inpaint-mode', { type: 'string', describe: "with --given: 'smc' (completions follow the model's conditional; default) or 'clamp' (the paper's: known bits clamped at every step, cheaper, often inconsistent)" })
-    .option('particles', { type: 'number', describe: "with --given and --inpaint-mode smc: chains per completion (more: closer to the model's conditional, slower)", defaultDescription: '8' })
+    .option('inpaint-mode', {
+      type: 'string',
+      describe:
+        "with --given: 'smc' (completions follow the model's conditional; default) or 'clamp' (the paper's: known bits clamped at every step, cheaper, often inconsistent)",
+    })
+    .option('particles', {
+      type: 'number',
+      describe: "with --given and --inpaint-mode smc: chains per completion (more: closer to the model's conditional, slower)",
+      defaultDescription: '8',
+    })
     .option('seed', { type: 'number', describe: 'random seed', defaultDescription: 'a fresh random seed' })
     .option('json', { type: 'boolean', default: false, describe: 'print a JSON array of strings instead' }) as unknown as Argv<GenerateArgs>;
 }
@@ -37,9 +46,12 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
   if ((mode !== undefined || args.particles !== undefined) && args.given === undefined) throw new UserError('--inpaint-mode and --particles need --given');
   if (args.particles !== undefined && mode === 'clamp') throw new UserError('--particles: only with --inpaint-mode smc');
   const particles = args.particles === undefined ? undefined : integerFlag('particles', args.particles, 1, 4096);
-  const { model } = await loadCheckpoint(io, args.checkpoint);
+  const { model } = await readCheckpoint(io, args.checkpoint);
   try {
-    const bits = args.given !== undefined ? model.inpaint(parseGivenPattern(args.given, model.length), n, { seed, mode: mode as InpaintMode | undefined, particles }) : model.sample(n, { seed }).samples;
+    const bits =
+      args.given !== undefined
+        ? model.inpaint(parseGivenPattern(args.given, model.length), n, { seed, mode: mode as InpaintMode | undefined, particles })
+        : model.sample(n, { seed }).samples;
     const lines = rowStrings({ length: model.length, rows: n, bits });
     if (args.json) io.print(JSON.stringify(lines));
     else for (const line of lines) io.print(line);
@@ -49,5 +61,10 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
 }
 
 export function generateCommand(context: CommandContext): CommandModule<object, GenerateArgs> {
-  return { command: 'generate <checkpoint>', describe: 'sample sequences from a trained model (--given: inpaint)', builder, handler: (args) => handler(context, args) };
+  return {
+    command: 'generate <checkpoint>',
+    describe: 'sample sequences from a trained model (--given: inpaint)',
+    builder,
+    handler: (args) => handler(context, args),
+  };
 }

@@ -26,7 +26,8 @@ export interface RunCliOptions {
 /**
  * Runs one command line (arguments without the program name). Resolves to the exit code:
  * 0 done, 130 interrupted (training checkpointed). User errors reject with a UserError (the
- * caller prints `error: <message>` and exits with 2); anything else is a bug.
+ * caller prints `error: <message>` and exits with 2); a bug in the core rejects with an
+ * InternalError (printed on one line with how to report it, exit 70); anything else is a bug too.
  */
 export async function runCli(makeYargs: YargsFactory, args: string[], io: Io, options: RunCliOptions = {}): Promise<number> {
   let exitCode = 0;

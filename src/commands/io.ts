@@ -5,7 +5,10 @@
  */
 import type { DiffusionModel } from '../model.js';
 import type { ParallelModel } from '../parallel/pool.js';
+import type { RunPictureRenderer } from '../run/records.js';
 import type { ProgressUpdate } from '../training.js';
+
+export type { RunPictureInputs, RunPictureRenderer } from '../run/records.js';
 
 /** Worker pools (src/parallel/) where this environment has workers. */
 export interface ParallelIo {
@@ -21,23 +24,6 @@ export interface ProgressDisplay {
   log(line: string): void;
   stop(): void;
 }
-
-/** What a run's pictures and report (src/plots) are drawn from. */
-export interface RunPictureInputs {
-  /** metrics.jsonl as written, and its path (for messages). */
-  metricsText: string;
-  metricsSource: string;
-  reverseProcess?: { frames: readonly { t: number; bits: Uint8Array }[]; sequenceLength: number };
-  finalSamples?: readonly string[];
-  configText: string;
-  results: unknown;
-  title?: string;
-}
-
-export type RunPictureRenderer = (
-  inputs: RunPictureInputs,
-  write: (name: string, data: Uint8Array | string) => Promise<void>,
-) => Promise<{ written: string[]; missing: string[] }>;
 
 export interface Io {
   /** Reads a file; a missing or unreadable file is a UserError naming it. */

@@ -2,8 +2,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import type { CommandContext } from './io.js';
-import { loadCheckpoint } from './run-files.js';
-import { renderPictures } from './train.js';
+import { drawRunPictures } from '../plots/run-pictures.js';
+import { readCheckpoint } from '../run/load.js';
 
 interface PlotArgs {
   run: string;
@@ -21,9 +21,9 @@ async function handler({ io }: CommandContext, args: PlotArgs): Promise<void> {
   const modelPath = io.join(runDir, 'model.safetensors');
   if (!(await io.exists(io.join(runDir, 'metrics.jsonl')))) throw new UserError(`${args.run}: not a run directory (no metrics.jsonl)`);
   if (!(await io.exists(modelPath))) throw new UserError(`${args.run}: the run has no model.safetensors (was it interrupted? resume it first)`);
-  const { model } = await loadCheckpoint(io, modelPath);
+  const { model } = await readCheckpoint(io, modelPath);
   try {
-    const written = await renderPictures(io, runDir, model);
+    const written = await drawRunPictures(io, runDir, model);
     for (const name of written) io.print(`wrote ${io.displayPath(io.join(runDir, name))}`);
   } finally {
     model.free();

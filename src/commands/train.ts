@@ -23,10 +23,16 @@ import {
 import { sequenceSet } from '../data.js';
 import { UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
-import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
+import { drawRunPictures } from '../plots/run-pictures.js';
+import { runMetadata } from '../run/checkpoint.js';
+import { loadRunData, type RunData } from '../run/data.js';
+import { type LoadedCheckpoint, readCheckpoint } from '../run/load.js';
+import { type LoopState, RESULTS_FORMAT } from '../run/records.js';
+import { GRID_SIZE, loopSettings } from '../run/settings.js';
+import { runTraining, type Evaluation, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io } from './io.js';
+import { boundText, count, percent, proportionsText } from './text.js';
 import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
-import { boundText, count, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
 
 interface TrainArgs {
   config?: string;
@@ -54,14 +60,15 @@ interface TrainArgs {
 
 /** Flags that may be given with --resume (they do not change what the model computes). */
 const RESUMABLE_FLAGS = new Set(['checkpoint-every', 'eval-every', 'data', 'val']);
-const GRID_SIZE = 16;
 const SAMPLES_SHOWN = 8;
 const METRICS_FLUSH_MS = 5000;
 
 function builder(yargs: Argv): Argv<TrainArgs> {
   const d = DEFAULTS;
   return yargs
-    .usage('$0 train [options]\n\nTrain a Bernoulli diffusion model. With no options: the built-in heartbeat data (L = 20, P = 5, all 5 phases) and the built-in config; the run goes to results/<name>/.')
+    .usage(
+      '$0 train [options]\n\nTrain a Bernoulli diffusion model. With no options: the built-in heartbeat data (L = 20, P = 5, all 5 phases) and the built-in config; the run goes to results/<name>/.',
+    )
     .option('config', { type: 'string', describe: 'YAML config file (every key is explained in config.example.yaml)', defaultDescription: 'built-in defaults' })
     .option('data', { type: 'string', describe: 'training data: one sequence of 0/1 per line', defaultDescription: 'built-in heartbeat data' })
     .option('val', { type: 'string', describe: 'validation data (same format)', defaultDescription: 'heartbeat: held-out phases; a file: itself' })
@@ -78,9 +85,21 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('hidden', { type: 'number', describe: 'hidden width (mlp, paper) or channels per position (circular)', defaultDescription: String(d.model.hidden) })
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
-    .option('early-stopping', { type: 'number', describe: 'stop after N evaluations without a better validation bound, keeping the best model (0: off)', defaultDescription: String(d.training.early_stopping) })
-    .option('checkpoint-every', { type: 'number', describe: 'checkpoint every N steps (0: at the end only)', defaultDescription: String(d.training.checkpoint_every) })
-    .option('workers', { type: 'number', describe: 'workers sharing every step, data-parallel (1: this thread only)', defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1' })
+    .option('early-stopping', {
+      type: 'number',
+      describe: 'stop after N evaluations without a better validation bound, keeping the best model (0: off)',
+      defaultDescription: String(d.training.early_stopping),
+    })
+    .option('checkpoint-every', {
+      type: 'number',
+      describe: 'checkpoint every N steps (0: at the end only)',
+      defaultDescription: String(d.training.checkpoint_every),
+    })
+    .option('workers', {
+      type: 'number',
+      describe: 'workers sharing every step, data-parallel (1: this thread only)',
+      defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1',
+    })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })
     .option('plots', { type: 'boolean', default: true, describe: 'draw the pictures and report.html at the end (--no-plots: skip)' })
     .conflicts('steps', 'epochs') as unknown as Argv<TrainArgs>;
@@ -133,7 +152,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
         throw new UserError(`--${flag} cannot be changed when resuming: the run continues with the configuration in its checkpoint`);
       }
     }
-    const loaded = await loadCheckpoint(io, args.resume);
+    const loaded = await readCheckpoint(io, args.resume);
     if (loaded.runConfig === undefined) {
       throw new UserError(`${args.resume}: has no run configuration in its metadata (it was not written by train), so it cannot be resumed`);
     }
@@ -157,10 +176,13 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   } else {
     const out = io.resolve(args.out ?? 'results');
     if (args.name !== undefined) {
-      if (args.name.trim() === '' || /[/\\]/.test(args.name)) throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
+      if (args.name.trim() === '' || /[/\\]/.test(args.name))
+        throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
       runDir = io.join(out, args.name);
       if (await io.exists(io.join(runDir, 'config.yaml'))) {
-        throw new UserError(`${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`);
+        throw new UserError(
+          `${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`,
+        );
       }
     } else {
       const base = timestampName(io.now());
@@ -182,11 +204,19 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     if (config.training.lr_schedule === 'cosine' && warmup >= total) {
       // The default warm-up would not fit a short run: shorten it; a warm-up the user chose is an error.
       if (resolved.origin('training.warmup_steps') !== 'default') {
-        throw located(resolved.origin('training.warmup_steps'), 'training.warmup_steps', `out of range: must be less than the run's ${total} steps with the cosine schedule, got ${warmup}`);
+        throw located(
+          resolved.origin('training.warmup_steps'),
+          'training.warmup_steps',
+          `out of range: must be less than the run's ${total} steps with the cosine schedule, got ${warmup}`,
+        );
       }
       config.training.warmup_steps = Math.floor(total / 10);
     }
-    model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
+    model = await DiffusionModel.create(
+      coreModelConfig(config.model, data.train.data.length),
+      coreTrainingConfig(config.training, total),
+      config.training.seed,
+    );
   }
 
   const workers = trainingWorkers(io, requested, config, model.length);
@@ -258,8 +288,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   const trainSet = sequenceSet(data.train.data);
   const valSet = sequenceSet(data.val.data);
   const valName = data.val === data.train ? 'train' : 'val';
-  const checkpointBytes = (state: LoopState) =>
-    model.toBytes({ [META_RUN_CONFIG]: JSON.stringify(config), [META_LOOP_STATE]: JSON.stringify(state) });
+  const checkpointBytes = (state: LoopState) => model.toBytes(runMetadata(config, state));
 
   const progress = io.progress(total, { quiet: args.quiet });
   progress.log(
@@ -276,19 +305,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       model: pool ?? model,
       stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
       data: { train: data.train.data, val: data.val.data, trainSet, valSet },
-      settings: {
-        totalSteps: total,
-        batchSize: config.training.batch_size,
-        seed: config.training.seed,
-        logEvery: config.training.log_every,
-        evalEvery: config.training.eval_every,
-        evalRepeats: config.training.eval_repeats,
-        evalSequences: config.training.eval_sequences,
-        evalSamples: config.training.eval_samples,
-        gridSize: GRID_SIZE,
-        checkpointEvery: config.training.checkpoint_every,
-        earlyStopping: config.training.early_stopping,
-      },
+      settings: loopSettings(config, total),
       signal: io.interruptSignal(),
       now: () => io.now(),
       resumeState: resume?.loopState ?? (resume ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 } : undefined),
@@ -353,7 +370,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
 
   if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
     try {
-      await renderPictures(io, runDir, model);
+      await drawRunPictures(io, runDir, model);
     } catch (error) {
       io.note(`warning: could not draw the pictures: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
     }
@@ -364,14 +381,20 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
       io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
     }
-    io.print(`bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`);
+    io.print(
+      `bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`,
+    );
     io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
   }
   if (outcome.stopped === 'early_stopping') {
-    io.print(`stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`);
+    io.print(
+      `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`,
+    );
   }
   if (outcome.stopped === 'interrupted') {
-    io.print(`interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`);
+    io.print(
+      `interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`,
+    );
     context.setExitCode(130);
   }
   io.print(`run: ${io.displayPath(runDir)}`);
@@ -395,42 +418,6 @@ function evaluationSummary(step: number, evaluation: Evaluation, metricsLines: s
     prop_other: evaluation.prop_other,
     distinct: evaluation.distinct,
   };
-}
-
-/** Number of reverse-process frames drawn for reverse_process.gif. */
-const REVERSE_FRAMES = 50;
-
-/** Draws the run's pictures and report.html into the run directory (plots, src/plots). */
-export async function renderPictures(io: Io, runDir: string, model: DiffusionModel): Promise<string[]> {
-  if (io.renderRunPictures === undefined) throw new UserError('drawing pictures is not available here');
-  const metricsSource = io.join(runDir, 'metrics.jsonl');
-  if (!(await io.exists(metricsSource))) throw new UserError(`${io.displayPath(metricsSource)}: no such file (is ${io.displayPath(runDir)} a run directory?)`);
-  const metricsText = await io.readText(metricsSource);
-  const configPath = io.join(runDir, 'config.yaml');
-  const configText = (await io.exists(configPath)) ? await io.readText(configPath) : '(config.yaml not found)';
-  const resultsPath = io.join(runDir, 'results.json');
-  let results: unknown = {};
-  if (await io.exists(resultsPath)) {
-    try {
-      results = JSON.parse(await io.readText(resultsPath));
-    } catch {
-      throw new UserError(`${io.displayPath(resultsPath)}: not valid JSON`);
-    }
-  }
-  const T = model.modelConfig.T;
-  const { frames } = model.sample(GRID_SIZE, { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
-  const drawn = await io.renderRunPictures(
-    {
-      metricsText,
-      metricsSource: io.displayPath(metricsSource),
-      reverseProcess: { frames, sequenceLength: model.length },
-      configText,
-      results,
-      title: `bernoulli-diffusion run ${io.basename(runDir)}`,
-    },
-    (name, bytes) => io.writeAtomic(io.join(runDir, name), bytes),
-  );
-  return drawn.written;
 }
 
 export function trainCommand(context: CommandContext): CommandModule<object, TrainArgs> {

@@ -1,11 +1,13 @@
 /**
  * The `bernoulli-diffusion` command (Node): runs the shared command modules with real files and a
- * terminal. User errors print one line, `error: …`, on stderr and exit with 2; no stack trace.
+ * terminal. User errors print one line, `error: …`, on stderr and exit with 2; internal errors (a
+ * bug in the core) one line, `internal error: …`, with how to report it, and exit with 70; no stack
+ * trace for either.
  */
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { runCli } from '../commands/index.js';
-import { isUserError } from '../errors.js';
+import { isInternalError, isUserError } from '../errors.js';
 import { NodeIo } from './io.js';
 import './wasm-file.js'; // the wasm core is read from pkg/ on Node
 
@@ -30,6 +32,10 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     if (isUserError(error)) {
       process.stderr.write(`error: ${error.message.split('\n')[0]}\n`);
+      return error.exitCode;
+    }
+    if (isInternalError(error)) {
+      process.stderr.write(`internal error: ${error.message.split('\n')[0]}\n`);
       return error.exitCode;
     }
     throw error;

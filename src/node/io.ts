@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Io, ParallelIo, ProgressDisplay, RunPictureRenderer } from '../commands/io.js';
 import { UserError } from '../errors.js';
@@ -39,7 +39,7 @@ function fileProblem(error: unknown): string {
 }
 
 async function fsyncDirectory(path: string): Promise<void> {
-  let handle;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(path, 'r');
     await handle.sync();
@@ -91,9 +91,8 @@ export interface NodeIoOptions {
 }
 
 const loadPlotRenderer: RunPictureRenderer = async (inputs, write) => {
-  const [{ renderRunPictures }, { parseMetricsJsonl }] = await Promise.all([import('../plots/node.js'), import('../plots/charts.js')]);
-  const { metricsText, metricsSource, ...rest } = inputs;
-  return renderRunPictures({ ...rest, metrics: parseMetricsJsonl(metricsText, metricsSource) }, write);
+  const { renderRunPictures } = await import('../plots/node.js');
+  return renderRunPictures(inputs, write);
 };
 
 export class NodeIo implements Io {

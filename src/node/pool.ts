@@ -29,7 +29,11 @@ export function spawnNodeWorker(): PoolWorker {
   const execArgv: string[] = [];
   if (fromSource) {
     // tsx's ESM API (its CommonJS build cannot register the ESM hooks from an eval'd worker)
-    const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+    const tsxApi = pathToFileURL(
+      createRequire(import.meta.url)
+        .resolve('tsx/esm/api')
+        .replace(/\.cjs$/, '.mjs'),
+    ).href;
     const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); });`;
     worker = new Worker(bootstrap, { eval: true, execArgv });
   } else {

@@ -8,7 +8,6 @@ import { formatLoss, formatSeconds, type ProgressUpdate } from '../training.js';
 
 const PLAIN_INTERVAL_MS = 5000;
 
-
 /** A plain progress line: "step 1200/3000 (40%) loss 12.345 bits/seq, 850 steps/s, ETA 2s". */
 export function plainProgressLine(update: ProgressUpdate): string {
   const percent = update.total > 0 ? Math.floor((100 * update.step) / update.total) : 100;

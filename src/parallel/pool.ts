@@ -26,10 +26,10 @@
  * with the same number of workers are bit-identical.
  */
 import { summariseBound as coreSummariseBound } from '../../pkg/bernoulli_diffusion_core.js';
-import { readSafetensorsHeader } from '../checkpoint.js';
-import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig, TrainStepReport } from '../model.js';
-import { META_STATE } from '../model.js';
-import { UserError } from '../errors.js';
+import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig } from '../model.js';
+import { InternalError, UserError } from '../errors.js';
+import { checkpointSummary } from '../run/checkpoint.js';
+import type { StepReport } from '../run/records.js';
 import type { AsyncTrainableModel } from '../training.js';
 import { init } from '../wasm.js';
 import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
@@ -68,7 +68,8 @@ class WorkerChannel {
       if (!waiter) return;
       this.pending.delete(reply.id);
       if (reply.ok) waiter.resolve(reply.result);
-      else waiter.reject(reply.userError ? new UserError(reply.message) : new Error(`worker ${index}: ${reply.message}`));
+      else if (reply.userError) waiter.reject(new UserError(reply.message));
+      else waiter.reject(reply.internalError ? new InternalError(`worker ${index}: ${reply.message}`) : new Error(`worker ${index}: ${reply.message}`));
     });
     worker.onError((error) => this.fail(error));
   }
@@ -134,11 +135,11 @@ export class ParallelModel implements AsyncTrainableModel {
     const checkpoint = options.checkpoint ?? local?.toBytes();
     if (!checkpoint) throw new UserError('a pool needs a checkpoint or a local model to start its replicas from');
     await init(options.wasm); // this thread summarises the bound with the core (`summariseBound`)
-    const start = stateOf(checkpoint);
+    const start = checkpointSummary(checkpoint, 'pool checkpoint');
     const configs = local ? { model: local.modelConfig, training: local.trainingConfig } : start;
     const parameterCount = start.parameterCount;
     const step = start.step;
-    if (local && (local.parameterCount !== parameterCount || local.step !== step)) throw new Error('the checkpoint is not the local model\'s state');
+    if (local && (local.parameterCount !== parameterCount || local.step !== step)) throw new Error("the checkpoint is not the local model's state");
     const shared = (options.shared ?? true) && typeof SharedArrayBuffer !== 'undefined';
     const replicas = workers + (local ? 1 : 0);
     const slots = shared ? new SharedArrayBuffer(4 * parameterCount * replicas) : undefined;
@@ -153,7 +154,7 @@ export class ParallelModel implements AsyncTrainableModel {
         }),
       );
       for (const answer of answers) {
-        if (answer.step !== step || answer.parameterCount !== parameterCount) throw new Error('a replica did not start from the checkpoint\'s state');
+        if (answer.step !== step || answer.parameterCount !== parameterCount) throw new Error("a replica did not start from the checkpoint's state");
       }
       const pool = new ParallelModel(channels, local, configs, parameterCount, step, shared);
       if (slots) {
@@ -215,12 +216,12 @@ export class ParallelModel implements AsyncTrainableModel {
   }
 
   /** One optimiser step on a batch (rows × L bits), data-parallel over the replicas. */
-  async trainStep(batch: Uint8Array): Promise<TrainStepReport> {
+  async trainStep(batch: Uint8Array): Promise<StepReport> {
     const rows = this.rowsOf(batch, 'a training batch');
     return this.exclusive(() => this.trainStepNow(batch, rows), true);
   }
 
-  private async trainStepNow(batch: Uint8Array, rows: number): Promise<TrainStepReport> {
+  private async trainStepNow(batch: Uint8Array, rows: number): Promise<StepReport> {
     const L = this.length;
     const step = this.stepCount;
     const ranges = this.shards(rows);
@@ -267,13 +268,18 @@ export class ParallelModel implements AsyncTrainableModel {
     }
 
     let applying: Promise<ApplyResult>[];
-    let localReport: TrainStepReport | undefined;
+    let localReport: StepReport | undefined;
     if (this.shared) {
       applying = this.channels.map((channel) => channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, shards: used }));
       if (this.local) {
         if (observations) this.local.setPendingObservations(observations);
         const add = wasmAdder(this.local); // may allocate the scratch buffer: views after it
-        sumShards(this.local.gradientView(), used.map((k) => this.slotViews[k]), used.indexOf(0), add); // it holds shard 0
+        sumShards(
+          this.local.gradientView(),
+          used.map((k) => this.slotViews[k]),
+          used.indexOf(0),
+          add,
+        ); // it holds shard 0
         localReport = this.local.applyGradientInPlace(lossSum, rows);
       }
     } else {
@@ -308,8 +314,10 @@ export class ParallelModel implements AsyncTrainableModel {
     return this.exclusive(async () => {
       const seed = opts.seed ?? 0;
       const recordEvery = opts.recordEvery ?? 0;
-      const parts = await this.spread<SampleRangeResult>(n, (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery }), (start, count) =>
-        this.local!.sampleRange(start, count, { seed, recordEvery }),
+      const parts = await this.spread<SampleRangeResult>(
+        n,
+        (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery }),
+        (start, count) => this.local!.sampleRange(start, count, { seed, recordEvery }),
       );
       const L = this.length;
       const samples = new Uint8Array(n * L);
@@ -331,8 +339,10 @@ export class ParallelModel implements AsyncTrainableModel {
     if (pattern.length !== this.length) throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
     return this.exclusive(async () => {
       const options: InpaintOptions = { ...opts, seed: opts.seed ?? 0 };
-      const parts = await this.spread<Uint8Array>(n, (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, options }), (start, count) =>
-        this.local!.inpaintRange(pattern, start, count, options),
+      const parts = await this.spread<Uint8Array>(
+        n,
+        (start, count) => ({ type: 'inpaint', pattern, first: start, n: count, options }),
+        (start, count) => this.local!.inpaintRange(pattern, start, count, options),
       );
       const out = new Uint8Array(n * this.length);
       parts.forEach(({ start, value }) => out.set(value, start * this.length));
@@ -359,7 +369,11 @@ export class ParallelModel implements AsyncTrainableModel {
   }
 
   /** Runs a ranged request on every replica with a non-empty share of n items, the local one here. */
-  private async spread<T>(n: number, request: (start: number, count: number) => Request, localCall: (start: number, count: number) => T): Promise<{ start: number; value: T }[]> {
+  private async spread<T>(
+    n: number,
+    request: (start: number, count: number) => Request,
+    localCall: (start: number, count: number) => T,
+  ): Promise<{ start: number; value: T }[]> {
     const ranges = this.shards(n);
     const offset = this.local ? 1 : 0;
     const remote = this.channels.map(async (channel, k) => {
@@ -399,17 +413,4 @@ export class ParallelModel implements AsyncTrainableModel {
       }),
     );
   }
-}
-
-/** Configurations, step and parameter count of a checkpoint (from its header: no data copied). */
-function stateOf(checkpoint: Uint8Array): { model: ModelConfig; training: TrainingConfig; step: number; parameterCount: number } {
-  const { tensors, metadata } = readSafetensorsHeader(checkpoint, 'pool checkpoint');
-  const state = metadata[META_STATE];
-  if (state === undefined) throw new UserError(`pool checkpoint: not a bernoulli-diffusion checkpoint (its metadata has no '${META_STATE}')`);
-  const parsed = JSON.parse(state) as { model: ModelConfig; training: TrainingConfig; step: number };
-  let parameterCount = 0;
-  for (const [name, info] of tensors) {
-    if (!name.startsWith('optimiser.') && !name.startsWith('ema.')) parameterCount += info.shape.reduce((a, b) => a * b, 1);
-  }
-  return { model: parsed.model, training: parsed.training, step: parsed.step, parameterCount };
 }

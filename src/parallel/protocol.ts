@@ -13,6 +13,7 @@ export interface PoolWorker {
   onMessage(handler: (message: unknown) => void): void;
   /** Called when the worker fails or exits unexpectedly. */
   onError(handler: (error: Error) => void): void;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a Web Worker's terminate returns nothing, worker_threads' a promise
   terminate(): void | Promise<unknown>;
 }
 
@@ -63,7 +64,7 @@ export interface Envelope {
   request: Request;
 }
 
-export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; message: string; userError: boolean };
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; message: string; userError: boolean; internalError: boolean };
 
 export interface InitResult {
   step: number;

@@ -3,7 +3,7 @@
  * requests in order. The environment-specific entry points are tiny: src/parallel/web-worker.ts
  * (Web Workers) and src/node/pool-worker.ts (Node worker_threads) only adapt the message port.
  */
-import { UserError } from '../errors.js';
+import { InternalError, UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { init } from '../wasm.js';
 import { sumShards, wasmAdder } from './gradients.js';
@@ -65,7 +65,12 @@ export function serveWorker(port: WorkerPort): void {
           const shards = request.shards ?? [];
           const add = wasmAdder(m); // may allocate the scratch buffer: views after it
           // the gradient buffer still holds this replica's own shard (slot `slot`)
-          sumShards(m.gradientView(), shards.map((k) => slots[k]), shards.indexOf(slot), add);
+          sumShards(
+            m.gradientView(),
+            shards.map((k) => slots[k]),
+            shards.indexOf(slot),
+            add,
+          );
         }
         const report = m.applyGradientInPlace(request.lossSum, request.totalRows);
         const result: ApplyResult = { ...report, buffer: request.buffer };
@@ -110,8 +115,9 @@ export function serveWorker(port: WorkerPort): void {
         reply = { id, ok: true, result: answer.result };
         transfer = answer.transfer ?? [];
       } catch (error) {
-        const text = error instanceof Error ? error.message : String(error);
-        reply = { id, ok: false, message: text, userError: error instanceof UserError };
+        const internalError = error instanceof InternalError;
+        const text = internalError ? error.detail : error instanceof Error ? error.message : String(error);
+        reply = { id, ok: false, message: text, userError: error instanceof UserError, internalError };
       }
       port.postMessage(reply, transfer);
     });

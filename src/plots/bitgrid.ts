@@ -149,9 +149,9 @@ interface GifEncoder {
   finish(): void;
   bytes(): Uint8Array;
 }
-const gifenc = (('GIFEncoder' in gifencNamespace ? gifencNamespace : (gifencNamespace as { default: unknown }).default) as {
+const gifenc = ('GIFEncoder' in gifencNamespace ? gifencNamespace : (gifencNamespace as { default: unknown }).default) as {
   GIFEncoder: () => GifEncoder;
-});
+};
 
 /** An animated GIF (looping forever) of bit-grid frames, all drawn with `layout`. */
 export function encodeBitGridGif(layout: BitGridLayout, frames: readonly BitGridFrame[], timing: GifTiming): Uint8Array {
@@ -160,7 +160,8 @@ export function encodeBitGridGif(layout: BitGridLayout, frames: readonly BitGrid
   const palette = bitGridPalette.map((c) => [...c]);
   while (palette.length < 8) palette.push([0, 0, 0]); // GIF colour tables hold a power of two entries
   frames.forEach((frame, k) => {
-    const delay = k === 0 && timing.firstMs !== undefined ? timing.firstMs : k === frames.length - 1 && timing.lastMs !== undefined ? timing.lastMs : timing.frameMs;
+    const delay =
+      k === 0 && timing.firstMs !== undefined ? timing.firstMs : k === frames.length - 1 && timing.lastMs !== undefined ? timing.lastMs : timing.frameMs;
     encoder.writeFrame(drawBitGridFrame(layout, frame), layout.width, layout.height, {
       palette: k === 0 ? palette : undefined, // one global colour table
       delay,

@@ -65,15 +65,7 @@ export function textWidth(text: string, scale = 1): number {
  * (x, y), each font pixel a `scale`×`scale` block of colour index `ink`. Pixels outside the image
  * are clipped. Throws on a character the font lacks.
  */
-export function drawText(
-  pixels: Uint8Array,
-  imageWidth: number,
-  text: string,
-  x: number,
-  y: number,
-  ink: number,
-  scale = 1,
-): void {
+export function drawText(pixels: Uint8Array, imageWidth: number, text: string, x: number, y: number, ink: number, scale = 1): void {
   const imageHeight = Math.floor(pixels.length / imageWidth);
   for (let k = 0; k < text.length; k++) {
     const glyph = glyphs.get(text[k]);

@@ -4,27 +4,10 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { UserError } from '../errors.js';
+import type { MetricRecord } from '../run/records.js';
 
-/** One line of metrics.jsonl. Evaluation points also carry the bound, the proportions and the grid. */
-export interface MetricRecord {
-  step: number;
-  epoch?: number;
-  /** Training loss (bits per sequence) of this step's minibatch. */
-  loss: number;
-  lr?: number;
-  /** Seconds since training started. */
-  elapsed?: number;
-  bound_bits?: number;
-  bound_stderr?: number;
-  /** Shares of generated samples: in the training data, in the held-out data, in neither. */
-  prop_train?: number;
-  prop_val?: number;
-  prop_other?: number;
-  distinct?: number;
-  /** The samples drawn from the same fixed starting noise at this point: one '0'/'1' string per sequence. */
-  grid?: string[];
-}
+// The record type and its reader live with the run's other records (src/run/records.ts).
+export { type MetricRecord, parseMetricsJsonl } from '../run/records.js';
 
 /** Records that are evaluation points (they have an evaluated bound or sample proportions). */
 export function evaluationPoints(records: readonly MetricRecord[]): MetricRecord[] {
@@ -159,7 +142,10 @@ const lossSeries = {
 export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize = {}): TopLevelSpec {
   const logged = records.filter((r) => isFiniteNumber(r.loss));
   const window = smoothingWindow(logged.length);
-  const smooth = movingAverage(logged.map((r) => r.loss), window);
+  const smooth = movingAverage(
+    logged.map((r) => r.loss),
+    window,
+  );
   const rows: { step: number; bits: number; series: string; low?: number; high?: number }[] = [];
   for (const i of thinIndices(logged.length, 1500)) {
     rows.push({ step: logged[i].step, bits: logged[i].loss, series: lossSeries.raw });
@@ -174,7 +160,9 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
   const logY = !cut && wantsLogScale(rows.map((r) => r.bits));
   if (logY) for (const r of rows) if (r.low !== undefined) r.low = Math.max(r.low, r.bits / 10); // keep bars on the log axis
   // Values above a cut axis: a mark on the top edge at their step.
-  const above = cut ? rows.filter((r) => r.series !== lossSeries.smooth && (r.high ?? r.bits) > cut.domain[1]).map((r) => ({ step: r.step, bits: cut.domain[1] })) : [];
+  const above = cut
+    ? rows.filter((r) => r.series !== lossSeries.smooth && (r.high ?? r.bits) > cut.domain[1]).map((r) => ({ step: r.step, bits: cut.domain[1] }))
+    : [];
 
   const domain = [lossSeries.raw, lossSeries.smooth, lossSeries.bound];
   const colour = {
@@ -195,7 +183,9 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
   const subtitle = final
     ? `final bound ${final.bound_bits!.toFixed(2)} bits/sequence at step ${final.step}; the training loss is a noisy estimate of the same bound`
     : 'training loss per minibatch (an estimate of the bound on the negative log-likelihood)';
-  const cutNote = cut && `y axis cut at ${formatBits(cut.domain[1])} bits, the range of the run after step ${cut.warmupEnd}; ▲ marks values above it (up to ${formatBits(cut.highest)})`;
+  const cutNote =
+    cut &&
+    `y axis cut at ${formatBits(cut.domain[1])} bits, the range of the run after step ${cut.warmupEnd}; ▲ marks values above it (up to ${formatBits(cut.highest)})`;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'Training loss and evaluated bound', subtitle: cutNote ? [subtitle, cutNote] : subtitle },
@@ -216,7 +206,13 @@ export function lossChartSpec(records: readonly MetricRecord[], size: ChartSize 
         encoding: { x, y, color: colour },
       },
       ...(above.length > 0
-        ? [{ data: { values: above }, mark: { type: 'point', shape: 'triangle-up', filled: true, size: 30, color: chartColours.grey, yOffset: 4 }, encoding: { x, y } }]
+        ? [
+            {
+              data: { values: above },
+              mark: { type: 'point', shape: 'triangle-up', filled: true, size: 30, color: chartColours.grey, yOffset: 4 },
+              encoding: { x, y },
+            },
+          ]
         : []),
     ],
     config: baseConfig,
@@ -293,31 +289,4 @@ function formatBits(bits: number): string {
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
-}
-
-/**
- * Parses metrics.jsonl text (one JSON object per line, blank lines ignored). A resumed run may log
- * a step twice: the later line wins, and records come back sorted by step. An unfinished last line
- * (a run killed mid-write) is dropped; any other bad line is an error naming the file and line.
- */
-export function parseMetricsJsonl(text: string, fileName = 'metrics.jsonl'): MetricRecord[] {
-  const lines = text.split('\n');
-  const byStep = new Map<number, MetricRecord>();
-  lines.forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '') return;
-    const unfinished = index === lines.length - 1; // no newline after it
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch {
-      if (unfinished) return;
-      throw new UserError(`${fileName}:${index + 1}: not valid JSON`);
-    }
-    const r = record as Partial<MetricRecord> | null;
-    if (r === null || typeof r !== 'object' || !isFiniteNumber(r.step) || !isFiniteNumber(r.loss))
-      throw new UserError(`${fileName}:${index + 1}: a metrics record needs numeric "step" and "loss"`);
-    byStep.set(r.step, r as MetricRecord);
-  });
-  return [...byStep.values()].sort((a, b) => a.step - b.step);
 }

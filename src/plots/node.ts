@@ -10,12 +10,12 @@ import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import * as vega from 'vega';
 import { UserError } from '../errors.js';
-import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from './bitgrid.js';
+import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid } from './bitgrid.js';
 import { chartFont, chartToSvg, evaluationPoints, lossChartSpec, parseMetricsJsonl, proportionsChartSpec, type MetricRecord } from './charts.js';
 import { dataUri, reportHtml, type ReportPicture } from './report.js';
+import type { RunPictureInputs, RunPicturesWritten, WriteFile } from '../run/records.js';
 
-/** Writes one output file, `name` relative to the run directory. */
-export type WriteFile = (name: string, data: Uint8Array | string) => Promise<void>;
+export type { RunPictureInputs, RunPicturesWritten, WriteFile } from '../run/records.js';
 
 /** Where Debian's fonts-dejavu-core puts the chart font. */
 const dejaVuDirectory = '/usr/share/fonts/truetype/dejavu';
@@ -31,9 +31,7 @@ export function chartFontOptions(): ResvgRenderOptions['font'] {
   if (fontOptions) return fontOptions;
   const files = dejaVuFiles.filter((f) => existsSync(f));
   const options: ResvgRenderOptions['font'] =
-    files.length > 0
-      ? { loadSystemFonts: false, fontFiles: files, defaultFontFamily: chartFont, sansSerifFamily: chartFont }
-      : { loadSystemFonts: true };
+    files.length > 0 ? { loadSystemFonts: false, fontFiles: files, defaultFontFamily: chartFont, sansSerifFamily: chartFont } : { loadSystemFonts: true };
   const probe = new Resvg('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="0" y="15" font-size="12">10</text></svg>', {
     font: options,
   }).getBBox();
@@ -96,29 +94,6 @@ export function rgbaToPng(width: number, height: number, rgba: Uint8Array): Uint
   return PNG.sync.write(png);
 }
 
-/** What a run's pictures are drawn from. */
-export interface RunPictureInputs {
-  /** metrics.jsonl records, sorted by step. */
-  metrics: readonly MetricRecord[];
-  /** Samples from the same fixed noise at each evaluation point (default: the records' `grid`). */
-  evaluationGrids?: readonly EvaluationGrid[];
-  /** A batch of the reverse chain from t = T to 0 (from the model's sample with recordEvery); none: no reverse_process.gif. */
-  reverseProcess?: { frames: readonly ReverseFrame[]; sequenceLength: number };
-  /** The final samples for the report's grid (default: results.samples, else the last evaluation grid). */
-  finalSamples?: readonly string[];
-  configText: string;
-  results: unknown;
-  /** Heading of the report. */
-  title?: string;
-}
-
-export interface RunPicturesWritten {
-  /** File names written, in order. */
-  written: string[];
-  /** Pictures not drawn, with the reason (also listed in the report). */
-  missing: string[];
-}
-
 /** The samples grid of each evaluation point that has one. */
 export function evaluationGridsOf(metrics: readonly MetricRecord[]): EvaluationGrid[] {
   return metrics.filter((r) => Array.isArray(r.grid) && r.grid.length > 0).map((r) => ({ step: r.step, grid: r.grid! }));
@@ -150,12 +125,22 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   const lossPng = svgToPng(lossSvg);
   await put('loss.svg', lossSvg);
   await put('loss.png', lossPng);
-  pictures.push({ file: 'loss.png', caption: 'Training loss and evaluated bound (bits per sequence) against the training step.', src: dataUri(lossPng, 'image/png'), displayWidth: pngWidth(lossPng) / 2 });
+  pictures.push({
+    file: 'loss.png',
+    caption: 'Training loss and evaluated bound (bits per sequence) against the training step.',
+    src: dataUri(lossPng, 'image/png'),
+    displayWidth: pngWidth(lossPng) / 2,
+  });
 
   if (evaluationPoints(inputs.metrics).some((r) => typeof r.prop_train === 'number')) {
     const png = svgToPng(await renderChartSvg(proportionsChartSpec(inputs.metrics)));
     await put('proportions.png', png);
-    pictures.push({ file: 'proportions.png', caption: 'Share of generated samples in the training data, in the held-out data and in neither.', src: dataUri(png, 'image/png'), displayWidth: pngWidth(png) / 2 });
+    pictures.push({
+      file: 'proportions.png',
+      caption: 'Share of generated samples in the training data, in the held-out data and in neither.',
+      src: dataUri(png, 'image/png'),
+      displayWidth: pngWidth(png) / 2,
+    });
   } else {
     missing.push('proportions.png: no evaluation point has sample proportions');
   }
@@ -164,7 +149,12 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   if (grids.length > 0) {
     const gif = samplesOverTrainingGif(grids);
     await put('samples_over_training.gif', gif);
-    pictures.push({ file: 'samples_over_training.gif', caption: `Samples from the same fixed starting noise at each of the ${grids.length} evaluation points (one row per sequence; dark = 1).`, src: dataUri(gif, 'image/gif'), kind: 'animation' });
+    pictures.push({
+      file: 'samples_over_training.gif',
+      caption: `Samples from the same fixed starting noise at each of the ${grids.length} evaluation points (one row per sequence; dark = 1).`,
+      src: dataUri(gif, 'image/gif'),
+      kind: 'animation',
+    });
   } else {
     missing.push('samples_over_training.gif: no evaluation point has a sample grid');
   }
@@ -172,7 +162,12 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   if (inputs.reverseProcess && inputs.reverseProcess.frames.length > 0) {
     const gif = reverseProcessGif(inputs.reverseProcess.frames, inputs.reverseProcess.sequenceLength);
     await put('reverse_process.gif', gif);
-    pictures.push({ file: 'reverse_process.gif', caption: `The reverse process: a batch denoising from t = T (uniform noise) to t = 0, ${inputs.reverseProcess.frames.length} frames.`, src: dataUri(gif, 'image/gif'), kind: 'animation' });
+    pictures.push({
+      file: 'reverse_process.gif',
+      caption: `The reverse process: a batch denoising from t = T (uniform noise) to t = 0, ${inputs.reverseProcess.frames.length} frames.`,
+      src: dataUri(gif, 'image/gif'),
+      kind: 'animation',
+    });
   } else {
     missing.push('reverse_process.gif: no reverse-process frames were given');
   }

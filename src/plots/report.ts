@@ -82,7 +82,10 @@ function finalEvaluation(metrics: readonly MetricRecord[]): [string, unknown][] 
   if (!last) return [];
   const rows: [string, unknown][] = [['step', last.step]];
   if (typeof last.bound_bits === 'number')
-    rows.push(['bound (bits/sequence)', typeof last.bound_stderr === 'number' ? `${formatValue(last.bound_bits)} ± ${formatValue(last.bound_stderr)}` : last.bound_bits]);
+    rows.push([
+      'bound (bits/sequence)',
+      typeof last.bound_stderr === 'number' ? `${formatValue(last.bound_bits)} ± ${formatValue(last.bound_stderr)}` : last.bound_bits,
+    ]);
   const val = last.prop_val ?? (last as { prop_data?: number }).prop_data;
   const percent = (x: number | undefined) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : undefined);
   for (const [name, share] of [
@@ -118,7 +121,9 @@ export function reportHtml(inputs: ReportInputs): string {
   const parts: string[] = [];
   parts.push(`<h1>${escapeHtml(inputs.title)}</h1>`);
   const lastStep = inputs.metrics.at(-1)?.step;
-  parts.push(`<p class="sub">Bernoulli diffusion run report${lastStep !== undefined ? `, ${lastStep} training steps` : ''}. Losses and bounds are in bits per sequence.</p>`);
+  parts.push(
+    `<p class="sub">Bernoulli diffusion run report${lastStep !== undefined ? `, ${lastStep} training steps` : ''}. Losses and bounds are in bits per sequence.</p>`,
+  );
   parts.push('<h2>Final metrics</h2>', '<div class="row">');
   if (evaluation.length > 0) parts.push(`<div><h3>Last evaluation</h3>${table(evaluation)}</div>`);
   parts.push(`<div><h3>results.json</h3>${results.length > 0 ? table(results) : '<p>(empty)</p>'}</div>`, '</div>');
@@ -127,8 +132,7 @@ export function reportHtml(inputs: ReportInputs): string {
     const group = inputs.pictures.filter((p) => (p.kind ?? 'chart') === kind);
     if (group.length > 0) parts.push(`<div class="row ${kind}s">\n${group.map(figure).join('\n')}\n</div>`);
   }
-  if (inputs.missing && inputs.missing.length > 0)
-    parts.push(`<ul class="missing">${inputs.missing.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul>`);
+  if (inputs.missing && inputs.missing.length > 0) parts.push(`<ul class="missing">${inputs.missing.map((m) => `<li>${escapeHtml(m)}</li>`).join('')}</ul>`);
   if (samples && samples.lines.length > 0) {
     parts.push(`<h2>Final samples (${samples.lines.length})</h2>`, '<div class="row">');
     if (samples.picture) parts.push(figure(samples.picture));

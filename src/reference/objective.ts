@@ -85,9 +85,17 @@ export function priorTermBits(schedule: Schedule, x0: ArrayLike<number>, offset:
  * dlogits[r, j] = rowWeights[r] · d(term_r)/d(logit[r, j]) (bits). `rowWeights` null means 1.
  */
 export function termsAndDlogits(
-  parameterisation: Parameterisation, schedule: Schedule, length: number,
-  x0: ArrayLike<number>, xt: ArrayLike<number>, t: ArrayLike<number>, rows: number,
-  logits: Float32Array, rowWeights: Float64Array | null, dlogits: Float32Array, rowTerms: Float64Array,
+  parameterisation: Parameterisation,
+  schedule: Schedule,
+  length: number,
+  x0: ArrayLike<number>,
+  xt: ArrayLike<number>,
+  t: ArrayLike<number>,
+  rows: number,
+  logits: Float32Array,
+  rowWeights: Float64Array | null,
+  dlogits: Float32Array,
+  rowTerms: Float64Array,
 ): void {
   const term = new Float64Array(2);
   for (let r = 0; r < rows; r++) {
@@ -108,8 +116,13 @@ export function termsAndDlogits(
  * d(sum over rows of the terms)/dθ into grad. Mirrors `loss_and_gradient_given` in objective.rs.
  */
 export function lossAndGradientGiven(
-  network: PaperNetwork, parameterisation: Parameterisation, schedule: Schedule,
-  x0: ArrayLike<number>, xt: ArrayLike<number>, t: ArrayLike<number>, grad: Float32Array,
+  network: PaperNetwork,
+  parameterisation: Parameterisation,
+  schedule: Schedule,
+  x0: ArrayLike<number>,
+  xt: ArrayLike<number>,
+  t: ArrayLike<number>,
+  grad: Float32Array,
 ): { rowLossBits: Float64Array; dlogits: Float32Array } {
   const rows = t.length;
   const L = network.shape.length;
@@ -125,8 +138,12 @@ export function lossAndGradientGiven(
 
 /** The sum over rows of the terms only (bits), e.g. for finite differences. */
 export function lossGiven(
-  network: PaperNetwork, parameterisation: Parameterisation, schedule: Schedule,
-  x0: ArrayLike<number>, xt: ArrayLike<number>, t: ArrayLike<number>,
+  network: PaperNetwork,
+  parameterisation: Parameterisation,
+  schedule: Schedule,
+  x0: ArrayLike<number>,
+  xt: ArrayLike<number>,
+  t: ArrayLike<number>,
 ): number {
   const rows = t.length;
   const L = network.shape.length;
@@ -138,7 +155,15 @@ export function lossGiven(
 }
 
 /** x_t ~ q(x_t | x0) for one row: bit j is 1 iff uniform_f32 < f32(x0_j (1 - c_t) + c_t/2), j = 0..L. */
-export function drawNoisyRow(rng: Rng, x0: ArrayLike<number>, x0Offset: number, thresholds: [number, number], out: Uint8Array, outOffset: number, length: number): void {
+export function drawNoisyRow(
+  rng: Rng,
+  x0: ArrayLike<number>,
+  x0Offset: number,
+  thresholds: [number, number],
+  out: Uint8Array,
+  outOffset: number,
+  length: number,
+): void {
   for (let j = 0; j < length; j++) out[outOffset + j] = rng.bernoulli(thresholds[x0[x0Offset + j]]) ? 1 : 0;
 }
 
@@ -162,9 +187,17 @@ export type ObjectiveKind = 'full' | 'sampled';
  * bench uses it to time part of a long step).
  */
 export function estimateBound(
-  network: PaperNetwork, parameterisation: Parameterisation, schedule: Schedule, kind: ObjectiveKind,
-  x0: Uint8Array, rows: number, seed: number | bigint, step: number | bigint, exampleOffset: number,
-  grad: Float32Array, stopAfter?: (t: number) => boolean,
+  network: PaperNetwork,
+  parameterisation: Parameterisation,
+  schedule: Schedule,
+  kind: ObjectiveKind,
+  x0: Uint8Array,
+  rows: number,
+  seed: number | bigint,
+  step: number | bigint,
+  exampleOffset: number,
+  grad: Float32Array,
+  stopAfter?: (t: number) => boolean,
 ): number {
   const L = network.shape.length;
   const T = schedule.T;
@@ -271,8 +304,12 @@ export class ReferenceTrainer {
   step = 0;
 
   constructor(
-    network: PaperNetwork, schedule: Schedule, parameterisation: Parameterisation, seed: number | bigint,
-    settings: AdamWSettings = defaultAdamW, objective: ObjectiveKind = 'full',
+    network: PaperNetwork,
+    schedule: Schedule,
+    parameterisation: Parameterisation,
+    seed: number | bigint,
+    settings: AdamWSettings = defaultAdamW,
+    objective: ObjectiveKind = 'full',
   ) {
     this.network = network;
     this.schedule = schedule;

@@ -78,8 +78,14 @@ export function tensorsFromFlat(layout: Pick<ParameterGroup, 'name' | 'shape' | 
 
 /** y[r, ·] = x[r, ·]·W + b for `rows` rows; W is [nIn, nOut] row-major at wOffset (i-k-j loop). */
 function linearForward(
-  x: Float32Array, rows: number, nIn: number, nOut: number,
-  params: Float32Array, wOffset: number, bOffset: number, y: Float32Array,
+  x: Float32Array,
+  rows: number,
+  nIn: number,
+  nOut: number,
+  params: Float32Array,
+  wOffset: number,
+  bOffset: number,
+  y: Float32Array,
 ): void {
   for (let r = 0; r < rows; r++) {
     const yRow = r * nOut;
@@ -98,8 +104,16 @@ function linearForward(
  * given, SET dx = dy·Wᵀ.
  */
 function linearBackward(
-  x: Float32Array, dy: Float32Array, rows: number, nIn: number, nOut: number,
-  params: Float32Array, wOffset: number, bOffset: number, grad: Float32Array, dx: Float32Array | null,
+  x: Float32Array,
+  dy: Float32Array,
+  rows: number,
+  nIn: number,
+  nOut: number,
+  params: Float32Array,
+  wOffset: number,
+  bOffset: number,
+  grad: Float32Array,
+  dx: Float32Array | null,
 ): void {
   for (let r = 0; r < rows; r++) {
     const dyRow = r * nOut;

@@ -67,10 +67,7 @@ export class Rng {
   /** The generator for example `index` of optimiser step `step` (independent of sharding). */
   static forExample(seed: number | bigint, step: number | bigint, index: number | bigint): Rng {
     const sm = new SplitMix64(toU64(seed) ^ 0xd1b54a32d192ed03n);
-    const mixed =
-      sm.nextU64() ^
-      ((toU64(step) * 0x9e3779b97f4a7c15n) & MASK64) ^
-      ((toU64(index) * 0xc2b2ae3d27d4eb4fn) & MASK64);
+    const mixed = sm.nextU64() ^ ((toU64(step) * 0x9e3779b97f4a7c15n) & MASK64) ^ ((toU64(index) * 0xc2b2ae3d27d4eb4fn) & MASK64);
     return new Rng(new SplitMix64(mixed).nextU64());
   }
 

@@ -18,7 +18,11 @@ export const SAMPLE_STREAM = (1n << 64n) - 2n;
  * each reverse step t; true stops the chain there (the bench uses it to time part of a chain).
  */
 export function sample(
-  network: PaperNetwork, parameterisation: Parameterisation, schedule: Schedule, n: number, seed: number | bigint,
+  network: PaperNetwork,
+  parameterisation: Parameterisation,
+  schedule: Schedule,
+  n: number,
+  seed: number | bigint,
   stopAfter?: (t: number) => boolean,
 ): Uint8Array {
   const L = network.shape.length;

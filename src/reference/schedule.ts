@@ -52,7 +52,7 @@ export function makeSchedule(kind: ScheduleKind, T: number): Schedule {
     accumulate(b, c);
   } else if (kind === 'cosine') {
     const kept = (t: number) => {
-      const angle = (Math.PI / 2) * (t / T + COSINE_OFFSET) / (1 + COSINE_OFFSET);
+      const angle = ((Math.PI / 2) * (t / T + COSINE_OFFSET)) / (1 + COSINE_OFFSET);
       return Math.cos(angle) * Math.cos(angle);
     };
     for (let t = 1; t < T; t++) b[t] = 1 - kept(t) / kept(t - 1); // b_t = 1 - (1-c_t)/(1-c_{t-1}), 1-c_t = h(t)/h(0)

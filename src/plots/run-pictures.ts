@@ -1,0 +1,46 @@
+/**
+ * A run's pictures from its run directory, for the commands that draw them (`train` at the end,
+ * `plot`): reads metrics.jsonl, config.yaml and results.json through the command's `Io`, records
+ * the reverse chain of a batch from the run's model, and hands it all to the `Io`'s renderer
+ * (src/plots/node.ts on Node). Browser-safe: nothing here draws or loads a chart library.
+ */
+import type { Io } from '../commands/io.js';
+import { UserError } from '../errors.js';
+import type { DiffusionModel } from '../model.js';
+import { parseMetricsJsonl } from '../run/records.js';
+import { GRID_SIZE } from '../run/settings.js';
+
+/** Number of reverse-process frames drawn for reverse_process.gif. */
+const REVERSE_FRAMES = 50;
+
+/** Draws the run's pictures and report.html into the run directory; returns the file names written. */
+export async function drawRunPictures(io: Io, runDir: string, model: DiffusionModel): Promise<string[]> {
+  if (io.renderRunPictures === undefined) throw new UserError('drawing pictures is not available here');
+  const metricsSource = io.join(runDir, 'metrics.jsonl');
+  if (!(await io.exists(metricsSource))) throw new UserError(`${io.displayPath(metricsSource)}: no such file (is ${io.displayPath(runDir)} a run directory?)`);
+  const metricsText = await io.readText(metricsSource);
+  const configPath = io.join(runDir, 'config.yaml');
+  const configText = (await io.exists(configPath)) ? await io.readText(configPath) : '(config.yaml not found)';
+  const resultsPath = io.join(runDir, 'results.json');
+  let results: unknown = {};
+  if (await io.exists(resultsPath)) {
+    try {
+      results = JSON.parse(await io.readText(resultsPath));
+    } catch {
+      throw new UserError(`${io.displayPath(resultsPath)}: not valid JSON`);
+    }
+  }
+  const T = model.modelConfig.T;
+  const { frames } = model.sample(GRID_SIZE, { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
+  const drawn = await io.renderRunPictures(
+    {
+      metrics: parseMetricsJsonl(metricsText, io.displayPath(metricsSource)),
+      reverseProcess: { frames, sequenceLength: model.length },
+      configText,
+      results,
+      title: `bernoulli-diffusion run ${io.basename(runDir)}`,
+    },
+    (name, bytes) => io.writeAtomic(io.join(runDir, name), bytes),
+  );
+  return drawn.written;
+}
