@@ -36,7 +36,9 @@ const results = scenarios.map((s) => {
   const gradient = hex32(model.lastGradient());
   const samples = text(model.sample(s.samples, BigInt(s.sample_seed), s.record_every));
   const frames = text(model.lastFrames());
-  const inpainted = s.inpaint_modes.map(([mode, particles]) => text(model.inpaint(bits(s.pattern), s.samples, BigInt(s.sample_seed), mode, particles ?? undefined)));
+  const inpainted = s.inpaint_modes.map(([mode, particles]) =>
+    text(model.inpaint(bits(s.pattern), s.samples, BigInt(s.sample_seed), mode, particles ?? undefined)),
+  );
   const data = bits(s.data);
   const rows = data.length / s.model.length;
   const bound = hex64(model.evaluateBound(data, rows, s.repeats, BigInt(s.bound_seed)));
