@@ -44,11 +44,12 @@ function parseLoopState(json: string, source: string): LoopState {
     !orNull(parsed.bestStep, isCount) ||
     !orNull(parsed.bestBoundBits, (v) => typeof v === 'number' && Number.isFinite(v)) ||
     !isCount(parsed.evalsSinceBest) ||
-    !(typeof parsed.elapsedSeconds === 'number' && parsed.elapsedSeconds >= 0)
+    // absent since checkpoints stopped carrying wall time (it lives in metrics.jsonl and results.json)
+    !(parsed.elapsedSeconds === undefined || (typeof parsed.elapsedSeconds === 'number' && parsed.elapsedSeconds >= 0))
   ) {
     fail();
   }
-  return parsed as unknown as LoopState;
+  return { ...parsed, elapsedSeconds: parsed.elapsedSeconds ?? 0 } as unknown as LoopState;
 }
 
 /** Reads, validates and loads a checkpoint; every problem is a one-line UserError naming the file. */
