@@ -62,7 +62,7 @@ export interface LoopSettings {
   earlyStopping: number;
 }
 
-/** Loop state that survives a resume (stored in checkpoint metadata). */
+/** Loop state that survives a resume (stored in checkpoint metadata, all but the wall time). */
 export interface LoopState {
   step: number;
   bestStep: number | null;
