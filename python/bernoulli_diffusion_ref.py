@@ -125,8 +125,8 @@ def _relu(x):
 
 def _to_export_layout(architecture, name, values):
     """A training checkpoint tensor ([in, out] weights) in the export layout ([out, in])."""
-    if values.ndim == 1:
-        return values
+    if name.endswith(".bias"):
+        return values  # biases (readout.bias [T, L] too) are the same in both files
     if architecture == "paper" and name == "readout.weight":
         return np.transpose(values, (0, 2, 1))  # [T, H, L] -> [T, L, H]
     if architecture == "circular" and name.endswith(".conv.weight"):

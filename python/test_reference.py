@@ -32,8 +32,10 @@ def fixtures():
     global _FIXTURES
     if _FIXTURES is None:
         folder = tempfile.mkdtemp(prefix="bd-ref-")
-        subprocess.run(["node", os.path.join(HERE, "make_fixtures.mjs"), folder], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        _FIXTURES = folder
+        made = subprocess.run(["node", os.path.join(HERE, "make_fixtures.mjs"), folder], cwd=ROOT, capture_output=True, text=True)
+        _FIXTURES = folder if made.returncode == 0 else RuntimeError(f"python/make_fixtures.mjs failed (is the package built? scripts/setup.sh):\n{made.stderr}")
+    if isinstance(_FIXTURES, Exception):
+        raise _FIXTURES
     return _FIXTURES
 
 

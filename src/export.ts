@@ -20,7 +20,7 @@ export const EXPORT_FORMAT = 'bernoulli-diffusion-export';
 /** `__metadata__.format_version`: bumped when names, shapes or the forward pass change. */
 export const EXPORT_FORMAT_VERSION = 1;
 
-/** How one tensor of the core's layout becomes an export tensor. */
+/** How one tensor of the core's layout becomes an export tensor ('copy': any shape, as it is). */
 type Relayout = 'copy' | 'transpose' | 'transpose-last-two' | 'depthwise-conv';
 
 /** Per architecture: every tensor name of its layout and how it is laid out in the export. */
@@ -53,9 +53,9 @@ function relayoutOf(architecture: string, name: string): Relayout {
 
 /** The export tensor of one layout entry: its PyTorch shape and its values in that layout. */
 function relayout(kind: Relayout, name: string, shape: number[], values: Float32Array): { shape: number[]; data: Float32Array } {
-  const rank = { copy: 1, transpose: 2, 'transpose-last-two': 3, 'depthwise-conv': 2 }[kind];
-  if (shape.length !== rank) throw new Error(`export: tensor '${name}' has shape [${shape.join(', ')}], expected rank ${rank} for '${kind}'`);
   if (kind === 'copy') return { shape: [...shape], data: values.slice() };
+  const rank = { transpose: 2, 'transpose-last-two': 3, 'depthwise-conv': 2 }[kind];
+  if (shape.length !== rank) throw new Error(`export: tensor '${name}' has shape [${shape.join(', ')}], expected rank ${rank} for '${kind}'`);
   // [n, a, b] -> [n, b, a] (n = 1 for a matrix): out[k, j, i] = in[k, i, j]
   const [n, a, b] = shape.length === 3 ? shape : [1, shape[0], shape[1]];
   const data = new Float32Array(values.length);
