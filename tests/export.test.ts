@@ -139,7 +139,7 @@ describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () =>
   });
 
   it('exports the weights themselves when the model has no EMA', async () => {
-    const model = await DiffusionModel.create(CONFIGS[1], { ...coreTrainingConfig(DEFAULTS.training, 10), ema_decay: 0 }, 1);
+    const model = await DiffusionModel.create(CONFIGS[1], { ...coreTrainingConfig(DEFAULTS.training, 10), warmup_steps: 0, ema_decay: 0 }, 1);
     model.trainStep(new Uint8Array(4 * 6).fill(1));
     expect(model.inferenceParameters()).toEqual(model.parameters());
     const { metadata, tensors } = decodeSafetensors(exportBytes(model), 'export');
@@ -194,7 +194,7 @@ describe.skipIf(modelMissing.length > 0)('export command', () => {
     expect(existsSync(join(work, 'w.safetensors'))).toBe(false);
     expect(cli(['--help']).stdout).toMatch(/export <checkpoint>/);
     // a checkpoint written by the library exports
-    const model = await DiffusionModel.create(CONFIGS[2], coreTrainingConfig(DEFAULTS.training, 10), 3);
+    const model = await DiffusionModel.create(CONFIGS[2], { ...coreTrainingConfig(DEFAULTS.training, 10), warmup_steps: 0 }, 3);
     writeFileSync(join(work, 'c.safetensors'), model.toBytes());
     model.free();
     const good = cli(['export', 'c.safetensors', '--out', 'w.safetensors']);
