@@ -116,6 +116,17 @@ def test_export_shapes_are_pytorch_layout():
     assert seen == {"paper", "mlp", "circular"}
 
 
+def test_pythons_safetensors_reads_the_export_as_our_parser_does():
+    from safetensors.numpy import load_file  # installed by scripts/setup.sh
+
+    for case, xt, t, f, stem in cases():
+        ours, _ = ref.read_safetensors(stem + ".export.safetensors")
+        theirs = load_file(stem + ".export.safetensors")
+        assert sorted(theirs) == sorted(ours), case["name"]
+        for name, values in theirs.items():
+            assert values.dtype == np.float32 and values.shape == ours[name].shape and np.array_equal(values, ours[name]), (case["name"], name)
+
+
 def test_schedules_match_the_shared_vectors():
     with open(os.path.join(ROOT, "tests", "vectors", "schedule.json")) as handle:
         vectors = json.load(handle)
