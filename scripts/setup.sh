@@ -4,7 +4,8 @@
 #   1. Debian packages: Rust for wasm32 (rustc-web + std source + wasm-ld) unless a wasm32 std is
 #      already installed; chromium for browser tests; wabt to inspect the .wasm; fonts for charts.
 #   2. wasm-bindgen-cli (exactly the crate's wasm-bindgen version) and wasm-pack, from crates.io.
-#   3. Python's safetensors (interoperability tests); npm dependencies (npm ci, when package-lock.json changed).
+#   3. Python's safetensors (interoperability tests) and numpy (the reference in python/); npm
+#      dependencies (npm ci, when package-lock.json changed).
 #   4. The wasm build (pkg/) and the TypeScript build (dist/), when their sources changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,11 @@ fi
 if command -v python3 >/dev/null && ! python3 -c "import safetensors" 2>/dev/null; then
   say "installing Python's safetensors (for interoperability tests)"
   python3 -m pip install -q --disable-pip-version-check safetensors==0.8.0
+fi
+# numpy, for the reference implementation in python/ and its test against the wasm core.
+if command -v python3 >/dev/null && ! python3 -c "import numpy" 2>/dev/null; then
+  say "installing numpy (for the Python reference in python/)"
+  python3 -m pip install -q --disable-pip-version-check numpy==2.4.6
 fi
 
 # --- 3. npm dependencies ------------------------------------------------------------------------

@@ -331,6 +331,22 @@ export class DiffusionModel {
     return { rowLoss, gradient: this.call('loss', (raw) => raw.lastGradient()) };
   }
 
+  /**
+   * The reverse kernel f(x_t, t) = p(x_{t-1} = 1 | x_t) of every bit of the given rows (xt: rows × L
+   * bits; t: one step in 1..T per row), with the sampling weights (the EMA when it is on): the
+   * probabilities the reverse chain draws each bit from, rows × L values.
+   */
+  reverseProbabilities(xt: Uint8Array, t: Uint32Array): Float32Array {
+    const rows = this.rows(xt, 'x_t');
+    if (t.length !== rows) throw new UserError(`x_t holds ${rows} sequences but t has ${t.length} steps`);
+    return this.call('reverse kernel', (raw) => raw.reverseProbabilities(xt, t));
+  }
+
+  /** The weights used for sampling and evaluation (the EMA when it is on), flat in layout order. */
+  inferenceParameters(): Float32Array {
+    return this.call('inference parameters', (raw) => raw.inferenceParameters());
+  }
+
   /** The parameter tensors, in the order of `parameters()`. */
   layout(): LayoutEntry[] {
     return JSON.parse(this.call('layout', (raw) => raw.layoutJson()));

@@ -10,6 +10,7 @@ use crate::config::ModelConfig;
 use crate::error::{CoreError, CoreResult};
 use crate::evaluate::{self, BoundEstimate, ExactNll};
 use crate::inpaint::{self, InpaintMode};
+use crate::kernel;
 use crate::network::{build_network, ParameterGroup, ReverseNetwork};
 use crate::objective::{self, GivenResult, ImportanceHistory, ObjectiveKind, Workspace};
 use crate::optimiser::{clip_scale, global_norm, update_ema, AdamW, TrainingConfig};
@@ -284,6 +285,35 @@ impl Model {
     pub fn exact_nll(&mut self, x0: &[u8], rows: usize) -> CoreResult<ExactNll> {
         self.with_eval_weights(|net, config, schedule| evaluate::exact_nll(net, config, schedule, x0, rows))
     }
+
+    /// The reverse kernel f(x_t, t) = p(x_{t-1,i} = 1 | x_t) of every bit of the given rows
+    /// (xt: rows × L bits, t: one step in 1..=T per row), with the weights used for sampling (the
+    /// EMA when it is on): exactly the probabilities the reverse chain draws from (f32).
+    pub fn reverse_probabilities(&mut self, xt: &[u8], t: &[u32]) -> CoreResult<Vec<f32>> {
+        let rows = t.len();
+        self.check_batch(xt, rows)?;
+        if let Some(bad) = t.iter().find(|&&v| v == 0 || v as usize > self.model_config.timesteps) {
+            return Err(CoreError::User(format!("t must be in 1..={}, got {bad}", self.model_config.timesteps)));
+        }
+        let length = self.model_config.length;
+        self.with_eval_weights(|net, config, schedule| {
+            let input: Vec<f32> = xt.iter().map(|&bit| bit as f32).collect();
+            let mut logits = vec![0.0f32; rows * length];
+            net.forward(&input, t, &mut logits);
+            let mut probabilities = vec![0.0f32; rows * length];
+            for (r, &tr) in t.iter().enumerate() {
+                let span = r * length..(r + 1) * length;
+                let table = schedule.posterior_table(tr as usize);
+                kernel::reverse_probabilities(config.parameterisation, table, tr as usize, &xt[span.clone()], &logits[span.clone()], &mut probabilities[span]);
+            }
+            Ok(probabilities)
+        })
+    }
+
+    /// The weights used for sampling and evaluation: the EMA when it is on, else the weights.
+    pub fn inference_parameters(&self) -> &[f32] {
+        self.ema.as_deref().unwrap_or(self.network.parameters())
+    }
 }
 
 /// Small configurations, data and a training loop for the tests of `Model` and of its checkpoints.
@@ -326,7 +356,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{batch, heartbeat, model_config, train};
     use super::*;
-    use crate::config::{Architecture, Parameterisation};
+    use crate::config::{Architecture, Parameterisation, ScheduleKind};
 
     #[test]
     fn tiny_trained_models_have_normalised_exact_probabilities_below_their_bound() {
@@ -610,6 +640,66 @@ mod tests {
         internal(model.apply_own_gradient(0.0, 0).unwrap_err());
         internal(model.set_pending_observations(vec![(6, 1.0)]).unwrap_err());
         internal(model.set_parameters(&[0.0; 2]).unwrap_err());
+    }
+
+    #[test]
+    fn reverse_probabilities_of_an_untrained_mlp_are_the_uniform_prior_posterior() {
+        // A fresh mlp (output.weight = 0, biases 0) predicts g = P(x0 = 1 | x_t bit) =
+        // sigmoid(λ_t·s) exactly as for x0 ~ B(1/2); then f = Σ_{x0} P(x0 | x_t) q(x_{t-1} = 1 | x_t, x0)
+        // = P(x_{t-1} = 1 | x_t) with x_{t-1} ~ B(1/2): 1 - b_t/2 when x_t = 1, b_t/2 when x_t = 0.
+        for schedule in [ScheduleKind::Paper, ScheduleKind::Cosine] {
+            let mut config = model_config(Architecture::Mlp, Parameterisation::X0, 5, 9);
+            config.schedule = schedule;
+            let mut model = Model::new(config, TrainingConfig::default(), 2).unwrap();
+            let xt = [1, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1];
+            let t = [1, 5, 9];
+            let f = model.reverse_probabilities(&xt, &t).unwrap();
+            for r in 0..3 {
+                let b = model.schedule.b(t[r] as usize);
+                for i in 0..5 {
+                    let want = if xt[r * 5 + i] == 1 { 1.0 - b / 2.0 } else { b / 2.0 };
+                    assert!((f[r * 5 + i] as f64 - want).abs() < 2e-6, "{schedule:?} t = {}: {} vs {want}", t[r], f[r * 5 + i]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reverse_probabilities_use_the_ema_weights_and_match_the_f64_kernel() {
+        let (length, timesteps) = (6, 8);
+        let data = heartbeat(length, 3);
+        for (architecture, parameterisation) in
+            [(Architecture::Paper, Parameterisation::Direct), (Architecture::Mlp, Parameterisation::X0), (Architecture::Circular, Parameterisation::X0)]
+        {
+            let training = TrainingConfig { ema_decay: 0.9, lr: 1e-2, ..Default::default() };
+            let mut model = Model::new(model_config(architecture, parameterisation, length, timesteps), training, 3).unwrap();
+            train(&mut model, &data, 10, 8);
+            assert_eq!(model.inference_parameters(), model.ema_parameters().unwrap());
+            let xt: Vec<u8> = (0..4 * length).map(|k| ((k * 7) % 3 == 0) as u8).collect();
+            let t = [1, 3, 8, 3];
+            let f = model.reverse_probabilities(&xt, &t).unwrap();
+            // the same from a model whose weights ARE the EMA (no EMA of its own)
+            let mut plain = Model::new(model.model_config.clone(), TrainingConfig::default(), 3).unwrap();
+            plain.set_parameters(model.ema_parameters().unwrap()).unwrap();
+            assert_eq!(plain.inference_parameters(), model.ema_parameters().unwrap());
+            assert_eq!(plain.reverse_probabilities(&xt, &t).unwrap(), f);
+            // and each value is the f64 kernel of the network's logit
+            let input: Vec<f32> = xt.iter().map(|&b| b as f32).collect();
+            let mut logits = vec![0.0f32; 4 * length];
+            plain.network.forward(&input, &t, &mut logits);
+            for r in 0..4 {
+                let table = plain.schedule.posterior_table(t[r] as usize);
+                for i in 0..length {
+                    let k = r * length + i;
+                    let (f1, _) = kernel::reverse_probability(parameterisation, table, t[r] as usize, xt[k], logits[k] as f64);
+                    assert!((f[k] as f64 - f1).abs() < 1e-6, "{architecture:?}: {} vs {f1}", f[k]);
+                }
+            }
+        }
+        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, 4, 5), TrainingConfig::default(), 1).unwrap();
+        assert!(model.reverse_probabilities(&[0, 1, 0, 1], &[0]).is_err());
+        assert!(model.reverse_probabilities(&[0, 1, 0, 1], &[6]).is_err());
+        assert!(model.reverse_probabilities(&[0, 1, 0], &[1]).is_err());
     }
 
     #[test]

@@ -245,6 +245,19 @@ impl RawModel {
         Ok(out)
     }
 
+    /// The reverse kernel f(x_t, t) = p(x_{t-1,i} = 1 | x_t) of every bit of the given rows
+    /// (xt: rows × L bits, t: one step per row), with the sampling (EMA) weights: rows × L values.
+    #[wasm_bindgen(js_name = reverseProbabilities)]
+    pub fn reverse_probabilities(&mut self, xt: &[u8], t: &[u32]) -> Result<Vec<f32>, JsValue> {
+        self.model.reverse_probabilities(xt, t).map_err(js_error)
+    }
+
+    /// The weights used for sampling and evaluation (the EMA when it is on), flat in layout order.
+    #[wasm_bindgen(js_name = inferenceParameters)]
+    pub fn inference_parameters(&self) -> Vec<f32> {
+        self.model.inference_parameters().to_vec()
+    }
+
     /// Terms of given rows (x0, x_t, t): the per-row loss in bits; d(sum)/dθ via `lastGradient()`.
     #[wasm_bindgen(js_name = lossAndGradientGiven)]
     pub fn loss_and_gradient_given(&mut self, x0: &[u8], xt: &[u8], t: &[u32]) -> Result<Vec<f64>, JsValue> {

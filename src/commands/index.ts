@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { UserError } from '../errors.js';
 import { dataCommand } from './data.js';
 import { evaluateCommand } from './evaluate.js';
+import { exportCommand } from './export.js';
 import { generateCommand } from './generate.js';
 import type { CommandContext, Io } from './io.js';
 import { plotCommand } from './plot.js';
@@ -40,7 +41,8 @@ export async function runCli(makeYargs: YargsFactory, args: string[], io: Io, op
     .command(evaluateCommand(context))
     .command(dataCommand(context))
     .command(plotCommand(context))
-    .demandCommand(1, 'give a command: train, generate, evaluate, data heartbeat or plot (see --help)')
+    .command(exportCommand(context))
+    .demandCommand(1, 'give a command: train, generate, evaluate, data heartbeat, plot or export (see --help)')
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .exitProcess(false)

@@ -237,6 +237,18 @@ function metricsLinesUpTo(text: string, step: number): string[] {
   return kept;
 }
 
+/**
+ * The training wall time (seconds) of the last metrics record, if any: where a resumed run's clock
+ * continues (checkpoints do not carry wall time; records come every log_every steps, so the time
+ * since the last record before the checkpoint is not counted).
+ */
+function elapsedInMetrics(lines: string[]): number | undefined {
+  const last = lines.at(-1);
+  if (last === undefined) return undefined;
+  const elapsed = (JSON.parse(last) as { elapsed?: unknown }).elapsed;
+  return typeof elapsed === 'number' && Number.isFinite(elapsed) && elapsed >= 0 ? elapsed : undefined;
+}
+
 async function handler(context: CommandContext, args: TrainArgs): Promise<void> {
   const { io } = context;
   const planned = await plan(io, args);
@@ -308,7 +320,11 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       settings: loopSettings(config, total),
       signal: io.interruptSignal(),
       now: () => io.now(),
-      resumeState: resume?.loopState ?? (resume ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 } : undefined),
+      resumeState: resume?.loopState
+        ? { ...resume.loopState, elapsedSeconds: elapsedInMetrics(metricsLines) ?? resume.loopState.elapsedSeconds }
+        : resume
+          ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 }
+          : undefined,
       hooks: {
         onRecord: async (record) => {
           metricsLines.push(JSON.stringify(record));

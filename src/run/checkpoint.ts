@@ -81,7 +81,12 @@ export function checkpointSummary(bytes: Uint8Array, source: string): ModelState
 /** The run's metadata for a checkpoint: its config and, once training has begun, the loop state. */
 export function runMetadata(config: RunConfig, loopState?: LoopState): Record<string, string> {
   const metadata: Record<string, string> = { [META_RUN_CONFIG]: JSON.stringify(config) };
-  if (loopState !== undefined) metadata[META_LOOP_STATE] = JSON.stringify(loopState);
+  if (loopState !== undefined) {
+    // All but the wall time, so that the same seed and steps give byte-identical files (the elapsed
+    // time is in metrics.jsonl and results.json; a resume reads it from there).
+    const { step, bestStep, bestBoundBits, evalsSinceBest } = loopState;
+    metadata[META_LOOP_STATE] = JSON.stringify({ step, bestStep, bestBoundBits, evalsSinceBest });
+  }
   return metadata;
 }
 
@@ -121,9 +126,10 @@ function parseLoopState(json: string, source: string): LoopState {
     !orNull(parsed.bestStep, isCount) ||
     !orNull(parsed.bestBoundBits, (v) => typeof v === 'number' && Number.isFinite(v)) ||
     !isCount(parsed.evalsSinceBest) ||
-    !(typeof parsed.elapsedSeconds === 'number' && parsed.elapsedSeconds >= 0)
+    // absent since checkpoints stopped carrying wall time (it lives in metrics.jsonl and results.json)
+    !(parsed.elapsedSeconds === undefined || (typeof parsed.elapsedSeconds === 'number' && parsed.elapsedSeconds >= 0))
   ) {
     fail();
   }
-  return parsed as unknown as LoopState;
+  return { ...parsed, elapsedSeconds: parsed.elapsedSeconds ?? 0 } as unknown as LoopState;
 }
