@@ -45,7 +45,12 @@ const arange = (n: number) => Float32Array.from({ length: n }, (_, i) => i + 0.5
 describe('export layout (no wasm)', () => {
   it('transposes linear weights to [out, in], readouts per t, depthwise taps to [C, 1, K]; copies biases', () => {
     // paper: L = 3, H = 2, T = 4
-    const paper = layoutOf([['shared.0.weight', [3, 2]], ['shared.0.bias', [2]], ['readout.weight', [4, 2, 3]], ['readout.bias', [4, 3]]]);
+    const paper = layoutOf([
+      ['shared.0.weight', [3, 2]],
+      ['shared.0.bias', [2]],
+      ['readout.weight', [4, 2, 3]],
+      ['readout.bias', [4, 3]],
+    ]);
     const values = arange(6 + 2 + 24 + 12);
     const out = new Map(exportTensors('paper', paper, values).map((t) => [t.name, t]));
     expect([...out.keys()]).toEqual(paper.map((e) => e.name));
@@ -62,10 +67,17 @@ describe('export layout (no wasm)', () => {
 
     // circular: C = 2, K = 3, E = 4, one block
     const circular = layoutOf([
-      ['input.weight', [2, 2]], ['input.bias', [2]], ['time.weight', [4, 4]],
-      ['blocks.0.conv.weight', [3, 2]], ['blocks.0.conv.bias', [2]],
-      ['blocks.0.fc1.weight', [2, 2]], ['blocks.0.fc1.bias', [2]], ['blocks.0.fc2.weight', [2, 2]], ['blocks.0.fc2.bias', [2]],
-      ['output.weight', [2, 1]], ['output.bias', [1]],
+      ['input.weight', [2, 2]],
+      ['input.bias', [2]],
+      ['time.weight', [4, 4]],
+      ['blocks.0.conv.weight', [3, 2]],
+      ['blocks.0.conv.bias', [2]],
+      ['blocks.0.fc1.weight', [2, 2]],
+      ['blocks.0.fc1.bias', [2]],
+      ['blocks.0.fc2.weight', [2, 2]],
+      ['blocks.0.fc2.bias', [2]],
+      ['output.weight', [2, 1]],
+      ['output.bias', [1]],
     ]);
     const cv = arange(4 + 2 + 16 + 6 + 2 + 4 + 2 + 4 + 2 + 2 + 1);
     const cout = new Map(exportTensors('circular', circular, cv).map((t) => [t.name, t]));
@@ -77,7 +89,13 @@ describe('export layout (no wasm)', () => {
     expect(cout.get('time.weight')!.shape).toEqual([4, 4]);
 
     // mlp: input [2L, H] -> [H, 2L]
-    const mlp = layoutOf([['input.weight', [6, 4]], ['input.bias', [4]], ['time.weight', [2, 4]], ['output.weight', [4, 3]], ['output.bias', [3]]]);
+    const mlp = layoutOf([
+      ['input.weight', [6, 4]],
+      ['input.bias', [4]],
+      ['time.weight', [2, 4]],
+      ['output.weight', [4, 3]],
+      ['output.bias', [3]],
+    ]);
     const mout = exportTensors('mlp', mlp, arange(24 + 4 + 8 + 12 + 3));
     expect(mout.map((t) => t.shape)).toEqual([[4, 6], [4], [4, 2], [3, 4], [3]]);
   });
@@ -112,7 +130,9 @@ describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () =>
       expect(ema).not.toEqual(model.parameters());
       const expected = new Map(exportTensors(config.architecture, layout, ema).map((t) => [t.name, t]));
       for (const entry of layout) {
-        expect([...(checkpoint.get(`ema.${entry.name}`)!.data as Float32Array)]).toEqual([...ema.subarray(entry.offset, entry.offset + entry.shape.reduce((p, d) => p * d, 1))]);
+        expect([...(checkpoint.get(`ema.${entry.name}`)!.data as Float32Array)]).toEqual([
+          ...ema.subarray(entry.offset, entry.offset + entry.shape.reduce((p, d) => p * d, 1)),
+        ]);
         const got = tensors.get(entry.name)!;
         expect(got.dtype).toBe('F32');
         expect(got.shape).toEqual(expected.get(entry.name)!.shape);
@@ -154,7 +174,26 @@ describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () =>
 describe.skipIf(modelMissing.length > 0)('export command', () => {
   it('writes the export of a run, and refuses bad input with one line, writing nothing', async () => {
     const io = new MemoryIo({ files: { 'train.txt': '101010\n010101\n' } });
-    const train = ['train', '--data', 'train.txt', '--T', '5', '--steps', '6', '--batch-size', '4', '--eval-every', '0', '--early-stopping', '0', '--checkpoint-every', '0', '--name', 'e', '--no-plots'];
+    const train = [
+      'train',
+      '--data',
+      'train.txt',
+      '--T',
+      '5',
+      '--steps',
+      '6',
+      '--batch-size',
+      '4',
+      '--eval-every',
+      '0',
+      '--early-stopping',
+      '0',
+      '--checkpoint-every',
+      '0',
+      '--name',
+      'e',
+      '--no-plots',
+    ];
     expect(await runCli(yargs, train, io)).toBe(0);
     const checkpoint = 'results/e/model.safetensors';
     expect(await runCli(yargs, ['export', checkpoint, '--out', 'weights.safetensors'], io)).toBe(0);
@@ -168,12 +207,22 @@ describe.skipIf(modelMissing.length > 0)('export command', () => {
 
     const before = [...io.files.keys()].sort();
     expect(await userError(runCli(yargs, ['export', checkpoint], io))).toMatch(/Missing required argument: out/);
-    expect(await userError(runCli(yargs, ['export', checkpoint, '--out', checkpoint], io))).toBe(`--out: ${checkpoint} is the checkpoint itself; choose another file`);
-    expect(await userError(runCli(yargs, ['export', 'nothing.safetensors', '--out', 'x.safetensors'], io))).toBe('cannot read nothing.safetensors: no such file or folder');
-    expect(await userError(runCli(yargs, ['export', 'weights.safetensors', '--out', 'x.safetensors'], io))).toMatch(/^weights\.safetensors: not a bernoulli-diffusion checkpoint/);
-    expect(await userError(runCli(yargs, ['export', checkpoint, '--out', 'missing/x.safetensors'], io))).toBe('cannot write missing/x.safetensors: no such file or folder');
+    expect(await userError(runCli(yargs, ['export', checkpoint, '--out', checkpoint], io))).toBe(
+      `--out: ${checkpoint} is the checkpoint itself; choose another file`,
+    );
+    expect(await userError(runCli(yargs, ['export', 'nothing.safetensors', '--out', 'x.safetensors'], io))).toBe(
+      'cannot read nothing.safetensors: no such file or folder',
+    );
+    expect(await userError(runCli(yargs, ['export', 'weights.safetensors', '--out', 'x.safetensors'], io))).toMatch(
+      /^weights\.safetensors: not a bernoulli-diffusion checkpoint/,
+    );
+    expect(await userError(runCli(yargs, ['export', checkpoint, '--out', 'missing/x.safetensors'], io))).toBe(
+      'cannot write missing/x.safetensors: no such file or folder',
+    );
     io.setFile('broken.safetensors', io.files.get('/weights.safetensors')!.subarray(0, 100));
-    expect(await userError(runCli(yargs, ['export', 'broken.safetensors', '--out', 'x.safetensors'], io))).toMatch(/^broken\.safetensors: not a valid safetensors checkpoint: /);
+    expect(await userError(runCli(yargs, ['export', 'broken.safetensors', '--out', 'x.safetensors'], io))).toMatch(
+      /^broken\.safetensors: not a valid safetensors checkpoint: /,
+    );
     expect([...io.files.keys()].sort()).toEqual([...before, '/broken.safetensors'].sort());
   });
 

@@ -22,7 +22,30 @@ function clock(start: number, tick: number): () => number {
 const DATA = '1001001001\n0100100100\n0010010010\n1000100010\n';
 // importance objective (its history is in the state), EMA, early stopping (best.safetensors) and
 // periodic checkpoints: every file train writes
-const TRAIN = ['train', '--data', 'd.txt', '--T', '6', '--steps', '24', '--batch-size', '4', '--hidden', '8', '--eval-every', '6', '--early-stopping', '3', '--checkpoint-every', '12', '--seed', '5', '--name', 'r', '--no-plots'];
+const TRAIN = [
+  'train',
+  '--data',
+  'd.txt',
+  '--T',
+  '6',
+  '--steps',
+  '24',
+  '--batch-size',
+  '4',
+  '--hidden',
+  '8',
+  '--eval-every',
+  '6',
+  '--early-stopping',
+  '3',
+  '--checkpoint-every',
+  '12',
+  '--seed',
+  '5',
+  '--name',
+  'r',
+  '--no-plots',
+];
 
 function weightFiles(io: MemoryIo): Map<string, Uint8Array> {
   return new Map([...io.files].filter(([path]) => path.endsWith('.safetensors')).sort(([a], [b]) => a.localeCompare(b)));
@@ -36,17 +59,33 @@ describe.skipIf(modelMissing)('reproducible files', () => {
     expect(await runCli(yargs, TRAIN, slow)).toBe(0);
     const a = weightFiles(fast);
     const b = weightFiles(slow);
-    expect([...a.keys()]).toEqual(['/results/r/checkpoints/best.safetensors', '/results/r/checkpoints/step-12.safetensors', '/results/r/checkpoints/step-24.safetensors', '/results/r/model.safetensors']);
+    expect([...a.keys()]).toEqual([
+      '/results/r/checkpoints/best.safetensors',
+      '/results/r/checkpoints/step-12.safetensors',
+      '/results/r/checkpoints/step-24.safetensors',
+      '/results/r/model.safetensors',
+    ]);
     expect([...b.keys()]).toEqual([...a.keys()]);
     for (const [path, bytes] of a) expect(Buffer.from(b.get(path)!).equals(Buffer.from(bytes)), path).toBe(true);
     // the clocks did differ, and the timings went where they belong
     const timing = (io: MemoryIo) => JSON.parse(io.getText('results/r/results.json')!).timings.elapsed_seconds;
     expect(timing(slow)).toBeGreaterThan(100 * timing(fast));
     expect(fast.getText('results/r/metrics.jsonl')).not.toBe(slow.getText('results/r/metrics.jsonl'));
-    expect(JSON.parse(decodeSafetensors(a.get('/results/r/model.safetensors')!, 'model').metadata.loop_state)).toEqual({ step: 24, bestStep: expect.any(Number), bestBoundBits: expect.any(Number), evalsSinceBest: expect.any(Number) });
+    expect(JSON.parse(decodeSafetensors(a.get('/results/r/model.safetensors')!, 'model').metadata.loop_state)).toEqual({
+      step: 24,
+      bestStep: expect.any(Number),
+      bestBoundBits: expect.any(Number),
+      evalsSinceBest: expect.any(Number),
+    });
     // a different seed gives different weights (the comparison above can fail)
     const other = new MemoryIo({ files: { 'd.txt': DATA }, now: clock(0, 1) });
-    expect(await runCli(yargs, TRAIN.map((arg) => (arg === '5' ? '6' : arg)), other)).toBe(0);
+    expect(
+      await runCli(
+        yargs,
+        TRAIN.map((arg) => (arg === '5' ? '6' : arg)),
+        other,
+      ),
+    ).toBe(0);
     expect(Buffer.from(weightFiles(other).get('/results/r/model.safetensors')!).equals(Buffer.from(a.get('/results/r/model.safetensors')!))).toBe(false);
   });
 
@@ -65,14 +104,25 @@ describe.skipIf(modelMissing)('reproducible files', () => {
     });
     expect(await runCli(yargs, TRAIN, slow)).toBe(130);
     expect(JSON.parse(slow.getText('results/r/results.json')!).step).toBe(12);
-    const keep = ['/d.txt', '/results/r/config.yaml', '/results/r/metrics.jsonl', '/results/r/checkpoints/step-12.safetensors', '/results/r/checkpoints/best.safetensors'];
+    const keep = [
+      '/d.txt',
+      '/results/r/config.yaml',
+      '/results/r/metrics.jsonl',
+      '/results/r/checkpoints/step-12.safetensors',
+      '/results/r/checkpoints/best.safetensors',
+    ];
     const files = Object.fromEntries(keep.map((path) => [path, slow.files.get(path)!]));
     const resumed = new MemoryIo({ files, now: clock(0, 1) });
     expect(await runCli(yargs, ['train', '--resume', 'results/r/checkpoints/step-12.safetensors', '--no-plots'], resumed)).toBe(0);
     for (const [path, bytes] of weightFiles(whole)) {
       expect(Buffer.from(resumed.files.get(path)!).equals(Buffer.from(bytes)), path).toBe(true);
     }
-    const records = (io: MemoryIo) => io.getText('results/r/metrics.jsonl')!.trim().split('\n').map((line) => JSON.parse(line) as { step: number; elapsed: number });
+    const records = (io: MemoryIo) =>
+      io
+        .getText('results/r/metrics.jsonl')!
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { step: number; elapsed: number });
     const before = records(slow).find((r) => r.step === 12)!.elapsed;
     const after = records(resumed).find((r) => r.step === 24)!.elapsed;
     expect(before).toBeGreaterThan(10);
