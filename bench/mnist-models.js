@@ -214,8 +214,9 @@ export function bernoulliMixture(train, { components = 100, iterations = 50, see
  * with `seed`. Inputs are binary, so the first layer sums the weight rows of the 1-pixels.
  */
 export function trainDigitClassifier(train, labels, options = {}) {
-  const { hidden = 128, epochs = 10, batchSize = 64, learningRate = 1e-3, weightDecay = 1e-4, seed = 0, classes = 10 } = options;
+  const { hidden = 128, epochs = 10, batchSize = 64, learningRate = 1e-3, weightDecay = 1e-4, seed = 0, classes = 10, maxShift = 0 } = options;
   const { rows, length } = train;
+  const [height, width] = train.shape?.length === 2 ? train.shape : [1, length];
   if (labels.length !== rows) throw new Error(`${labels.length} labels for ${rows} images`);
   const random = makeRandom(seed);
   const model = createDigitClassifier(length, hidden, classes, random);
@@ -239,7 +240,9 @@ export function trainDigitClassifier(train, labels, options = {}) {
     for (let start = 0; start < rows; start += batchSize) {
       const batch = order.subarray(start, Math.min(rows, start + batchSize));
       grad.fill(0);
-      epochLoss += classifierLossGradient(model, ones, labels, batch, grad);
+      // Augmentation: each image moved by a random (dy, dx) in [−maxShift, maxShift]² (pixels pushed off the edge are lost).
+      const inputs = maxShift > 0 ? shiftedOnes(ones, batch, height, width, maxShift, random) : ones;
+      epochLoss += classifierLossGradient(model, inputs, labels, batch, grad);
       // Mean over the batch, weight decay on the weights (not biases), then Adam.
       step++;
       const correction1 = 1 - beta1 ** step;
@@ -255,6 +258,24 @@ export function trainDigitClassifier(train, labels, options = {}) {
     losses.push(epochLoss / rows);
   }
   return { ...model, losses };
+}
+
+/** The 1-pixels of the rows `batch`, each image shifted at random (a sparse array indexed like `ones`). */
+function shiftedOnes(ones, batch, height, width, maxShift, random) {
+  const out = [];
+  const span = 2 * maxShift + 1;
+  for (const n of batch) {
+    const dy = Math.floor(random() * span) - maxShift;
+    const dx = Math.floor(random() * span) - maxShift;
+    const moved = [];
+    for (const d of ones[n]) {
+      const y = Math.floor(d / width) + dy;
+      const x = (d % width) + dx;
+      if (y >= 0 && y < height && x >= 0 && x < width) moved.push(y * width + x);
+    }
+    out[n] = moved;
+  }
+  return out;
 }
 
 /**

@@ -33,7 +33,7 @@ export function imageGridLayout(count: number, shape: readonly number[], options
   if (shape.length !== 2 || !shape.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`an image grid needs a 2-D shape, got [${shape.join(', ')}]`);
   if (!(Number.isInteger(count) && count >= 1)) throw new Error(`an image grid needs at least one image (got ${count})`);
   const [imageHeight, imageWidth] = shape;
-  const columns = Math.min(count, options.columns ?? Math.ceil(Math.sqrt(count)));
+  const columns = options.columns ?? Math.ceil(Math.sqrt(count));
   const scale = options.scale ?? 4;
   const gap = options.gap ?? 1;
   if (!(Number.isInteger(columns) && columns >= 1 && Number.isInteger(scale) && scale >= 1 && Number.isInteger(gap) && gap >= 0)) {
