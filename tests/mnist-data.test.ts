@@ -171,13 +171,11 @@ describe('data mnist on the mnist package', () => {
     valRows.forEach((row, n) => expect(binarizedOfClass[valLabels[n]].has(row), `val row ${n + 1}`).toBe(true));
     const trainRows = rowStrings(train);
     for (const n of [0, 1, 2, 4999, 9949]) expect(binarizedOfClass[trainLabels[n]].has(trainRows[n]), `train row ${n + 1}`).toBe(true);
-    // The default seed is 0: the same command again gives the same files; seed 1 another split.
+    // The default seed is 0: the same command again gives the same files (other seeds: in memory above).
     expect(await runCli(yargs, ['data', 'mnist', '--val', '50', '--seed', '0', '--out', join(work, 'b')], io)).toBe(0);
-    expect(await runCli(yargs, ['data', 'mnist', '--val', '50', '--seed', '1', '--out', join(work, 'c')], io)).toBe(0);
     for (const name of ['train.txt', 'val.txt', 'train.labels', 'val.labels']) {
       expect(readFileSync(join(work, 'b', name), 'utf8') === readFileSync(join(work, 'a', name), 'utf8'), name).toBe(true);
     }
-    expect(readFileSync(join(work, 'c', 'val.labels'), 'utf8')).not.toBe(readFileSync(join(work, 'a', 'val.labels'), 'utf8'));
   });
 
   it('through the CLI: a bad value is one line on stderr, exit 2, nothing written', () => {
