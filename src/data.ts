@@ -9,6 +9,30 @@ export interface Sequences {
   length: number;
   rows: number;
   bits: Uint8Array;
+  /**
+   * The shape of one row: [L] for sequences, [H, W] for images (row-major, H·W = length). Parsed
+   * data always has it (plain files: [L]); data made in code may leave it out (then [length]).
+   */
+  shape?: number[];
+}
+
+/** A data file's shape header, `# shape: 28x28` (H×W, row-major) or `# shape: 20` (1-D). */
+const shapeHeaderPattern = /^#\s*shape\s*:/i;
+
+/** The text of a shape for the header and messages: "28x28", "20". */
+export function formatShape(shape: readonly number[]): string {
+  return shape.join('x');
+}
+
+/**
+ * Parses a shape written as "28x28" or "20" (1 or 2 positive integers joined by 'x'); undefined
+ * when malformed.
+ */
+export function parseShape(text: string): number[] | undefined {
+  const trimmed = text.trim();
+  if (!/^[1-9][0-9]*(\s*[xX×]\s*[1-9][0-9]*)?$/.test(trimmed)) return undefined;
+  const shape = trimmed.split(/\s*[xX×]\s*/).map(Number);
+  return shape.every((n) => Number.isSafeInteger(n)) ? shape : undefined;
 }
 
 export interface HeartbeatSpec {
@@ -114,17 +138,39 @@ export function fromStrings(lines: string[]): Sequences {
 
 /**
  * Parses a data file: one sequence per line of '0'/'1'. Blank lines, leading and trailing
- * whitespace, CRLF line ends, a byte-order mark and lines starting with '#' are allowed. Every
- * problem is a UserError naming `source`, the line number and what is wrong.
+ * whitespace, CRLF line ends, a byte-order mark and lines starting with '#' are allowed. A comment
+ * line `# shape: HxW` (or `# shape: L`) before the first sequence gives the shape of each row: the
+ * product must equal the row length. Without it the shape is [L]. Every problem is a UserError
+ * naming `source`, the line number and what is wrong.
  */
 export function parseSequences(text: string, source: string): Sequences {
   const lines = text.replace(/^\uFEFF/, '').split(/\r\n|\n|\r/);
   let length = -1;
   let firstLine = 0;
+  let shape: number[] | undefined;
+  let shapeLine = 0;
   const kept: string[] = [];
   lines.forEach((rawLine, index) => {
     const lineNumber = index + 1;
     const line = rawLine.trim();
+    if (shapeHeaderPattern.test(line)) {
+      const written = line.replace(shapeHeaderPattern, '').trim();
+      if (shape !== undefined) {
+        throw new UserError(`${source}:${lineNumber}: a second shape header (line ${shapeLine} already gives the shape ${formatShape(shape)})`);
+      }
+      if (kept.length > 0) {
+        throw new UserError(`${source}:${lineNumber}: the shape header must come before the first sequence (line ${firstLine})`);
+      }
+      const parsed = parseShape(written);
+      if (parsed === undefined) {
+        throw new UserError(
+          `${source}:${lineNumber}: malformed shape header ${JSON.stringify(line)} (write e.g. "# shape: 28x28" for images or "# shape: 20" for sequences)`,
+        );
+      }
+      shape = parsed;
+      shapeLine = lineNumber;
+      return;
+    }
     if (line === '' || line.startsWith('#')) return;
     for (let column = 0; column < line.length; column++) {
       const char = line[column];
@@ -138,6 +184,12 @@ export function parseSequences(text: string, source: string): Sequences {
     if (length < 0) {
       length = line.length;
       firstLine = lineNumber;
+      const product = shape?.reduce((a, b) => a * b, 1);
+      if (shape !== undefined && product !== length) {
+        throw new UserError(
+          `${source}:${lineNumber}: the sequence has ${length} bits but the shape ${formatShape(shape)} of line ${shapeLine} has ${product} (the product of the shape must equal the row length)`,
+        );
+      }
     } else if (line.length !== length) {
       throw new UserError(
         `${source}:${lineNumber}: the sequence has ${line.length} bits but line ${firstLine} has ${length} (all sequences must have the same length)`,
@@ -148,13 +200,22 @@ export function parseSequences(text: string, source: string): Sequences {
   if (kept.length === 0) {
     throw new UserError(`${source}: no sequences (the file is empty or has only blank and comment lines)`);
   }
-  return fromStrings(kept);
+  return { ...fromStrings(kept), shape: shape ?? [length] };
 }
 
-/** The data-file form: optional '#' comment lines, then one line of 0/1 per sequence. */
+/**
+ * The data-file form: optional '#' comment lines, then one line of 0/1 per sequence. A 2-D shape is
+ * written as the header `# shape: HxW` first (1-D data needs no header: it is the default).
+ */
 export function formatSequences(data: Sequences, comments: string[] = []): string {
+  const shape = data.shape;
+  if (shape !== undefined && shape.reduce((a, b) => a * b, 1) !== data.length) {
+    throw new Error(`the shape ${formatShape(shape)} does not have ${data.length} bits`);
+  }
+  const shapeHeader = shape !== undefined && shape.length > 1 ? `# shape: ${formatShape(shape)}\n` : '';
   const header = comments.map((comment) => `# ${comment}\n`).join('');
   return (
+    shapeHeader +
     header +
     rowStrings(data)
       .map((line) => `${line}\n`)

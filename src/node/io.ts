@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, type FileHandle, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Io, ParallelIo, ProgressDisplay, RunPictureRenderer } from '../commands/io.js';
 import { UserError } from '../errors.js';
@@ -146,6 +147,14 @@ export class NodeIo implements Io {
       await mkdir(path, { recursive: true });
     } catch (error) {
       throw new UserError(`cannot create the folder ${this.displayPath(path)}: ${fileProblem(error)}`);
+    }
+  }
+
+  packageFolder(name: string): string | undefined {
+    try {
+      return dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
+    } catch {
+      return undefined;
     }
   }
 
