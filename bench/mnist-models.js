@@ -56,7 +56,12 @@ export function bitRowsFromStrings(lines, shape) {
 
 /** Parses a labels file: one integer class per line (blank lines skipped). */
 export function parseLabelLines(text) {
-  return Uint8Array.from(text.split(/\r\n|\n|\r/).filter((line) => line.trim() !== '').map((line) => Number(line.trim())));
+  return Uint8Array.from(
+    text
+      .split(/\r\n|\n|\r/)
+      .filter((line) => line.trim() !== '')
+      .map((line) => Number(line.trim())),
+  );
 }
 
 /** The indices of the 1-bits of each row (binary images are sparse: ~19% ones for MNIST). */

@@ -77,7 +77,9 @@ export function mnistBaselines(split, { components = 100, iterations = 50, seed 
     const fit = timed(() => bernoulliMixture(split.train, { components, iterations, seed, alpha }));
     const nll = fit.value.nll(split.val);
     const trainNll = fit.value.nll(split.train);
-    log(`${components}-component Bernoulli mixture (EM, ${iterations} iterations, α = ${alpha}): ${nll.toFixed(2)} nats/image on val, ${trainNll.toFixed(2)} on train (${fit.seconds.toFixed(1)} s)`);
+    log(
+      `${components}-component Bernoulli mixture (EM, ${iterations} iterations, α = ${alpha}): ${nll.toFixed(2)} nats/image on val, ${trainNll.toFixed(2)} on train (${fit.seconds.toFixed(1)} s)`,
+    );
     return { components, iterations, alpha, seed, nll_nats: nll, train_nll_nats: trainNll, seconds: fit.seconds };
   });
   const trained = timed(() => trainDigitClassifier(split.train, split.trainLabels, { seed }));
@@ -90,7 +92,9 @@ export function mnistBaselines(split, { components = 100, iterations = 50, seed 
     val_confident_share: valScore.confident_share,
     seconds: trained.seconds,
   };
-  log(`digit classifier: val accuracy ${(100 * accuracy).toFixed(1)}%, val images classified with confidence >= 0.9: ${(100 * valScore.confident_share).toFixed(1)}% (${trained.seconds.toFixed(1)} s)`);
+  log(
+    `digit classifier: val accuracy ${(100 * accuracy).toFixed(1)}%, val images classified with confidence >= 0.9: ${(100 * valScore.confident_share).toFixed(1)}% (${trained.seconds.toFixed(1)} s)`,
+  );
   return { results, classifier };
 }
 
@@ -124,11 +128,19 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (samplesPath !== undefined) {
     const score = scoreDigitSamples(classifier, readSamples(samplesPath));
     results.samples = { file: samplesPath, ...score };
-    console.log(`samples (${score.samples}): classified with confidence >= 0.9: ${(100 * score.confident_share).toFixed(1)}%; classes ${score.class_shares.map((s, c) => `${c}: ${(100 * s).toFixed(1)}%`).join(', ')}`);
+    console.log(
+      `samples (${score.samples}): classified with confidence >= 0.9: ${(100 * score.confident_share).toFixed(1)}%; classes ${score.class_shares.map((s, c) => `${c}: ${(100 * s).toFixed(1)}%`).join(', ')}`,
+    );
   }
   const jsonPath = option('json');
   if (jsonPath !== undefined) {
-    const output = { format: 'bernoulli-diffusion-mnist-baselines/1', date: new Date().toISOString(), data_command: dir === option('data') ? undefined : dataCommand.join(' '), machine: { cpus: cpus().length, loadavg_at_end: loadavg() }, ...results };
+    const output = {
+      format: 'bernoulli-diffusion-mnist-baselines/1',
+      date: new Date().toISOString(),
+      data_command: dir === option('data') ? undefined : dataCommand.join(' '),
+      machine: { cpus: cpus().length, loadavg_at_end: loadavg() },
+      ...results,
+    };
     writeFileSync(jsonPath, JSON.stringify(output, null, 2) + '\n');
     console.log(`wrote ${jsonPath}`);
   }

@@ -117,9 +117,12 @@ describe('data mnist on a fake package (in memory)', () => {
   });
 
   it('names a broken data file', () => {
-    expect(() => parseMnistDigitFiles([...Array(9).fill('{"data":[]}'), '{}'], Array.from({ length: 10 }, (_, d) => `${d}.json`))).toThrow(
-      /^0\.json: expected \{"data": \[\.\.\.\]\} with a multiple of 784 grey levels$/,
-    );
+    expect(() =>
+      parseMnistDigitFiles(
+        [...Array(9).fill('{"data":[]}'), '{}'],
+        Array.from({ length: 10 }, (_, d) => `${d}.json`),
+      ),
+    ).toThrow(/^0\.json: expected \{"data": \[\.\.\.\]\} with a multiple of 784 grey levels$/);
     const fake = fakePackage(new Array(10).fill(1));
     const texts = mnistDigitFiles.map((file) => fake[`/pkg/mnist/${file}`]);
     texts[3] = texts[3].replace('0.6', '1.5');
@@ -164,7 +167,13 @@ describe('data mnist on the mnist package', () => {
     // Each val row, and a few train rows, is an image of its label's class file, binarized at 0.5.
     const binarizedOfClass = packageDigits.map((data) => {
       const rows = new Set<string>();
-      for (let i = 0; i < data.length / 784; i++) rows.add(data.slice(i * 784, (i + 1) * 784).map((grey) => (grey >= 0.5 ? '1' : '0')).join(''));
+      for (let i = 0; i < data.length / 784; i++)
+        rows.add(
+          data
+            .slice(i * 784, (i + 1) * 784)
+            .map((grey) => (grey >= 0.5 ? '1' : '0'))
+            .join(''),
+        );
       return rows;
     });
     const valRows = rowStrings(val);

