@@ -11,6 +11,7 @@ export interface Sequences {
   bits: Uint8Array;
 }
 
+/** The heartbeat data set: L, P, K and the number of training rows. */
 export interface HeartbeatSpec {
   /** L: bits per sequence. */
   length: number;
@@ -74,6 +75,7 @@ export function heartbeatPhaseOf(sequence: string, period: number): number {
   return phase;
 }
 
+/** Whether `sequence` is a heartbeat of period `period` (any phase). */
 export function isHeartbeat(sequence: string, period: number): boolean {
   return heartbeatPhaseOf(sequence, period) >= 0;
 }
@@ -86,6 +88,7 @@ export function rowString(data: Sequences, row: number): string {
   return text;
 }
 
+/** Every sequence as a string of '0'/'1'. */
 export function rowStrings(data: Sequences): string[] {
   return Array.from({ length: data.rows }, (_, row) => rowString(data, row));
 }
@@ -151,6 +154,7 @@ export function formatSequences(data: Sequences, comments: string[] = []): strin
   return header + rowStrings(data).map((line) => `${line}\n`).join('');
 }
 
+/** Where samples fall: shares in the training data, in the held-out data, in neither, and how many are distinct. */
 export interface SampleProportions {
   /** Share of samples that are in the training data. */
   prop_train: number;

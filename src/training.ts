@@ -42,6 +42,7 @@ export interface AsyncTrainableModel {
   evaluate(...args: Parameters<DiffusionModel['evaluate']>): MaybePromise<ReturnType<DiffusionModel['evaluate']>>;
 }
 
+/** The training loop's settings (steps, batch, evaluation and checkpoint cadence, early stopping). */
 export interface LoopSettings {
   totalSteps: number;
   batchSize: number;
@@ -72,6 +73,7 @@ export interface LoopState {
   elapsedSeconds: number;
 }
 
+/** One evaluation: the bound on the evaluation data and where fresh samples fall. */
 export interface Evaluation extends SampleProportions {
   bound_bits: number;
   /** Monte-Carlo standard error of bound_bits for these sequences. */
@@ -110,6 +112,7 @@ export interface MetricsRecord {
   grid?: string[];
 }
 
+/** A progress report of the training loop (for a progress bar). */
 export interface ProgressUpdate {
   step: number;
   total: number;
@@ -122,8 +125,10 @@ export interface ProgressUpdate {
   etaSeconds: number;
 }
 
+/** Why the loop asks for a checkpoint. */
 export type CheckpointReason = 'periodic' | 'interrupted' | 'final';
 
+/** Callbacks of the training loop: records, evaluations, checkpoints and progress. */
 export interface TrainingHooks {
   onRecord?(record: MetricsRecord): void | Promise<void>;
   onEvaluation?(step: number, evaluation: Evaluation): void | Promise<void>;
@@ -133,8 +138,10 @@ export interface TrainingHooks {
   onProgress?(update: ProgressUpdate): void;
 }
 
+/** Why the loop stopped. */
 export type StopReason = 'completed' | 'early_stopping' | 'interrupted';
 
+/** What `runTraining` returns: why it stopped, the loop state, the last evaluation and timings. */
 export interface TrainingOutcome {
   stopped: StopReason;
   state: LoopState;
@@ -145,6 +152,7 @@ export interface TrainingOutcome {
   evalSeconds: number;
 }
 
+/** The training and evaluation data, with their sets of distinct sequences. */
 export interface TrainingData {
   train: Sequences;
   val: Sequences;
@@ -254,6 +262,7 @@ export function evaluationSubset(data: Sequences, max: number, seed: number): Se
   return { length: data.length, rows: max, bits };
 }
 
+/** What `evaluateModel` evaluates on: the data, the sets samples are checked against, repeats, samples and seeds. */
 export interface EvaluationOptions {
   data: Sequences;
   trainSet: Set<string>;
@@ -302,6 +311,7 @@ export function evaluationSeeds(seed: number): { boundSeed: number; sampleSeed: 
 
 // ---- the loop -----------------------------------------------------------------------------------
 
+/** Options of `runTraining`. */
 export interface TrainOptions {
   model: TrainableModel | AsyncTrainableModel;
   data: TrainingData;
@@ -325,6 +335,7 @@ function defaultYield(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
+/** The training loop: seeded batches, logging, evaluations, checkpoints, early stopping and interruption (the CLI's `train` runs it). */
 export async function runTraining(options: TrainOptions): Promise<TrainingOutcome> {
   const { model, data, settings, signal, now } = options;
   const hooks = options.hooks ?? {};

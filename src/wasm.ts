@@ -5,6 +5,7 @@
  */
 import initGlue, { type InitInput } from '../pkg/bernoulli_diffusion_core.js';
 
+/** Where `init` may get the wasm: a URL (string or URL), a fetch Response, the bytes, or a compiled WebAssembly.Module. */
 export type WasmSource = InitInput;
 
 let defaultSource: (() => Promise<WasmSource>) | undefined;

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DiffusionModel, init } from '../src/node.js';
+import { DiffusionModel, init } from '../src/index.node.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const wasmPath = fileURLToPath(new URL('../pkg/bernoulli_diffusion_core_bg.wasm', import.meta.url));

@@ -85,17 +85,19 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await fsyncDirectory(folder);
 }
 
+/** Options of `NodeIo`. */
 export interface NodeIoOptions {
   /** Draws pictures (src/plots); default: loaded on first use. */
   renderRunPictures?: RunPictureRenderer;
 }
 
 const loadPlotRenderer: RunPictureRenderer = async (inputs, write) => {
-  const [{ renderRunPictures }, { parseMetricsJsonl }] = await Promise.all([import('../plots/node.js'), import('../plots/charts.js')]);
+  const [{ renderRunPictures }, { parseMetricsJsonl }] = await Promise.all([import('./plots.js'), import('../plots/charts.js')]);
   const { metricsText, metricsSource, ...rest } = inputs;
   return renderRunPictures({ ...rest, metrics: parseMetricsJsonl(metricsText, metricsSource) }, write);
 };
 
+/** The CLI's `Io` on Node: files on disk (atomic writes), the terminal, worker threads and pictures. */
 export class NodeIo implements Io {
   private controller: AbortController | undefined;
   readonly renderRunPictures: RunPictureRenderer;
