@@ -74,17 +74,18 @@ describe('the packed tarball', () => {
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('dist/reference/'))).toEqual([]);
   });
 
-  it('publint finds nothing to fix', async () => {
-    const { stdout } = await run(bin('publint'), ['run', '--strict', '--pack', 'false'], { cwd: repository }).catch((error) => error);
-    // publint checks the package folder; the tarball holds the same files ("files" in package.json).
+  it('publint finds nothing to fix (warnings count)', async () => {
+    const { stdout } = await run(bin('publint'), ['run', tarball, '--strict']);
     expect(stdout).toMatch(/All good!/);
   });
 
-  it('@arethetypeswrong/cli: every entry resolves with types in every mode', async () => {
-    // esm-only: the package is ES modules; require() works through Node's require(esm) (checked below),
-    // which attw's node10/node16-from-CJS modes do not model.
-    const result = await run(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'ascii'], { maxBuffer: 1 << 24 }).catch((error) => error);
-    expect(result.stdout).toMatch(/No problems found/);
+  it('@arethetypeswrong/cli: every entry resolves, with types, for Node ESM and bundlers', async () => {
+    // --profile esm-only: the package is ES modules; require() works through Node's require(esm)
+    // (checked below), which attw's node10/node16-from-CJS modes do not model. ./wasm is a file.
+    // attw exits non-zero on any problem.
+    const { stdout } = await run(bin('attw'), [tarball, '--profile', 'esm-only', '--exclude-entrypoints', 'wasm', '--format', 'ascii'], { maxBuffer: 1 << 24 });
+    expect(stdout).toContain('"bernoulli-diffusion/cli"');
+    expect(stdout).not.toMatch(/^(node16 \(from ESM\)|bundler): (?!🟢)/m);
   });
 
   it('installs into a fresh Node project, where the README example type-checks and runs, and require() works', async () => {
@@ -132,8 +133,23 @@ describe('the packed tarball', () => {
     await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app }).catch((error) => {
       throw new Error(`tsc in the vite app:\n${error.stdout}${error.stderr}`);
     });
+    // A second page runs the CLI with the package's offline yargs (built separately, so that the
+    // first page's bundle is that of a DiffusionModel-only app).
+    writeFileSync(join(app, 'cli.html'), '<!doctype html><html><body><pre id="result">running…</pre><script type="module" src="./cli.ts"></script></body></html>\n');
+    writeFileSync(
+      join(app, 'cli.ts'),
+      "import { browserYargs, MemoryIo, runCli } from 'bernoulli-diffusion/cli';\n" +
+        "const lines: string[] = [];\n" +
+        "const code = await runCli(browserYargs, ['data', 'heartbeat', '--out', 'hb'], new MemoryIo({ onPrint: (line) => lines.push(line), onNote: (line) => lines.push(line) }));\n" +
+        "document.getElementById('result')!.textContent = JSON.stringify({ code, lines });\nexport {};\n",
+    );
     const output = join(app, 'dist');
-    await build({ configFile: false, root: app, logLevel: 'warn', build: { outDir: output, target: 'es2022', rolldownOptions: { checks: { bundlerTimings: false } } } });
+    const cliOutput = join(app, 'dist-cli');
+    const settings = { target: 'es2022', rolldownOptions: { checks: { bundlerTimings: false } } } as const;
+    await build({ configFile: false, root: app, logLevel: 'warn', build: { ...settings, outDir: output } });
+    await build({ configFile: false, root: app, logLevel: 'warn', build: { ...settings, outDir: cliOutput, rolldownOptions: { ...settings.rolldownOptions, input: join(app, 'cli.html') } } });
+    const cliCode = readdirSync(join(cliOutput, 'assets')).filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(cliOutput, 'assets', f), 'utf8')).join('\n');
+    expect(cliCode).not.toMatch(/(from|import\()\s*["']https?:/);
     const assets = readdirSync(join(output, 'assets'));
     const code = assets.filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(output, 'assets', f), 'utf8')).join('\n');
     expect(assets.filter((f) => f.endsWith('.wasm'))).toHaveLength(1);
@@ -154,6 +170,24 @@ describe('the packed tarball', () => {
     } finally {
       await close();
       await server.close();
+    }
+    // The CLI page, with the browser offline (this machine has no CDN access either).
+    const cliServer = await serveFolder(cliOutput);
+    const cliBrowser = await launchChromium({ width: 800, height: 600 });
+    try {
+      const page = await cliBrowser.browser.newPage();
+      await page.route(/^https?:\/\/(?!127\.0\.0\.1)/, (route) => route.abort());
+      const problems: string[] = [];
+      page.on('pageerror', (error) => problems.push(error.message));
+      await page.goto(`${cliServer.origin}/cli.html`);
+      await page.waitForFunction(() => document.getElementById('result')!.textContent !== 'running…', null, { timeout: 30_000 });
+      expect(problems).toEqual([]);
+      const { code, lines } = JSON.parse((await page.textContent('#result'))!);
+      expect(code).toBe(0);
+      expect(lines.join('\n')).toMatch(/hb/);
+    } finally {
+      await cliBrowser.close();
+      await cliServer.close();
     }
   });
 });
