@@ -5,11 +5,12 @@ import yargs from 'yargs';
 import { describe, expect, it, vi } from 'vitest';
 import { progressBarLine, runCommandLine, splitCommandLine } from '../demo/src/terminal.js';
 import { coreModelConfig, coreTrainingConfig, DEFAULTS, DiffusionModel, parseSequences, rowStrings } from '../src/index.node.js';
-import { MemoryIo } from '../src/cli.js';
+import { MemoryIo } from '../src/commands/memory-io.js';
 
 // The demo imports the package by name; here, as in the demo's vite config, that is the source.
 vi.mock('bernoulli-diffusion', () => import('../src/index.js'));
-vi.mock('bernoulli-diffusion/cli', () => import('../src/cli.js'));
+// (its /cli entry without browserYargs, whose source form is yargs/browser: CDN imports, not for Node)
+vi.mock('bernoulli-diffusion/cli', async () => ({ ...(await import('../src/commands/index.js')), ...(await import('../src/commands/memory-io.js')) }));
 
 describe('splitCommandLine', () => {
   it('splits as a POSIX shell does for simple cases', () => {

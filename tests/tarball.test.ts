@@ -163,7 +163,7 @@ describe('the packed tarball', () => {
       const problems: string[] = [];
       page.on('pageerror', (error) => problems.push(error.message));
       await page.goto(`${server.origin}/`);
-      await page.waitForFunction(() => document.getElementById('result')!.textContent !== 'running…', null, { timeout: 30_000 });
+      await page.waitForFunction(() => document.getElementById('result')!.textContent !== 'running…', null, { timeout: 120_000 });
       expect(problems).toEqual([]);
       checkOutcome(JSON.parse((await page.textContent('#result'))!));
     } finally {
