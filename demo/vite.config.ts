@@ -1,11 +1,12 @@
 /**
- * The demo's vite config. `bernoulli-diffusion` is imported as a user would write it; here it
- * resolves to the package source (src/index.ts), so the demo always shows the current code and the
- * dev server reloads on edits (tests/browser-bundle.test.ts builds a separate app against the
- * package's published entry, dist/, through its "exports").
+ * The demo's vite config. `bernoulli-diffusion` (and its /plots and /cli entries) is imported as a
+ * user would write it; here it resolves to the package source (src/*.ts), so the demo always shows
+ * the current code and the dev server reloads on edits (tests/browser-bundle.test.ts and
+ * tests/tarball.test.ts build apps against the package's published files, through its "exports").
  *
- * yargs' browser build (yargs/browser) imports its two helpers from unpkg.com; those imports are
- * pointed at the copies installed with yargs, so the page works offline and needs no CDN.
+ * In the source, the CLI's browser yargs (src/yargs-browser.ts) is yargs' own browser build, which
+ * imports its two helpers from unpkg.com; the published dist/yargs-browser.js bundles them, and
+ * here those two imports are pointed at the copies installed with yargs, so the page works offline.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
@@ -19,6 +20,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^bernoulli-diffusion$/, replacement: `${repository}src/index.ts` },
+      { find: /^bernoulli-diffusion\/(plots|cli)$/, replacement: `${repository}src/$1.ts` },
       { find: /^https:\/\/unpkg\.com\/cliui@[^/]+\/index\.mjs$/, replacement: 'cliui' },
       { find: /^https:\/\/unpkg\.com\/yargs-parser@[^/]+\/browser\.js$/, replacement: 'yargs-parser/browser' },
     ],

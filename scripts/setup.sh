@@ -75,10 +75,9 @@ if newer_than pkg/bernoulli_diffusion_core_bg.wasm crate Cargo.toml Cargo.lock s
   say "building wasm"
   bash scripts/build-wasm.sh
 fi
-if newer_than dist/.build-stamp src pkg tsconfig.json tsconfig.build.json; then
+if newer_than dist/.build-stamp src pkg tsconfig.json tsconfig.build.json scripts/bundle-yargs-browser.mjs; then
   say "building TypeScript"
-  rm -rf dist
-  npx tsc -p tsconfig.build.json
+  npm run --silent build:ts
   touch dist/.build-stamp
 fi
 say "ready"

@@ -11,9 +11,12 @@
  */
 import { UserError } from './errors.js';
 
+/** The safetensors dtypes this package reads and writes. */
 export type Dtype = 'F32' | 'F64' | 'U32' | 'U8';
+/** A tensor's values, as the typed array of its dtype. */
 export type TensorData = Float32Array | Float64Array | Uint32Array | Uint8Array;
 
+/** A tensor for `encodeSafetensors`: its name, dtype, shape and little-endian data. */
 export interface TensorToEncode {
   name: string;
   dtype: Dtype;
@@ -21,12 +24,14 @@ export interface TensorToEncode {
   data: ArrayBufferView;
 }
 
+/** A tensor read by `decodeSafetensors` (data copied into a fresh typed array). */
 export interface DecodedTensor {
   dtype: Dtype;
   shape: number[];
   data: TensorData;
 }
 
+/** A tensor's entry in a safetensors header. */
 export interface TensorInfo {
   dtype: Dtype;
   shape: number[];
@@ -34,6 +39,7 @@ export interface TensorInfo {
   dataOffsets: [number, number];
 }
 
+/** A safetensors file's header: its tensors, its metadata and where the data starts. */
 export interface SafetensorsHeader {
   tensors: Map<string, TensorInfo>;
   metadata: Record<string, string>;

@@ -11,10 +11,15 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
 import { UserError } from './errors.js';
 
+/** The reverse network: `mlp` (the default), `paper` (a shared MLP with one readout per time step, as in the paper), or `circular` (see docs/ARCHITECTURE.md). */
 export type Architecture = 'mlp' | 'paper' | 'circular';
+/** What the network predicts: `x0` (the clean bits) or `direct` (the reverse kernel's probabilities). */
 export type Parameterisation = 'x0' | 'direct';
+/** The forward noise schedule β_t. */
 export type Schedule = 'paper' | 'linear' | 'cosine';
+/** How t is chosen per example: `full` (every t), `sampled` (uniform), `importance` (proportional to the term's size). */
 export type Objective = 'full' | 'sampled' | 'importance';
+/** The learning rate after warm-up: constant, or cosine decay to zero. */
 export type LrSchedule = 'constant' | 'cosine';
 
 /** The `model:` section. The sequence length L is not configured: it comes from the data. */
@@ -29,6 +34,7 @@ export interface ModelSection {
   kernel: number;
 }
 
+/** The `training:` section of a run config. */
 export interface TrainingSection {
   /** Exactly one of steps / epochs is a number, the other null. */
   steps: number | null;
@@ -56,6 +62,7 @@ export interface TrainingSection {
   seed: number;
 }
 
+/** The synthetic heartbeat data set: L bits, one 1 every P, K phases held out, `count` training rows. */
 export interface HeartbeatSection {
   length: number;
   period: number;
@@ -70,6 +77,7 @@ export interface DataSection {
   heartbeat?: HeartbeatSection;
 }
 
+/** A whole run config (config.yaml): model, training and data sections. */
 export interface RunConfig {
   model: ModelSection;
   training: TrainingSection;
@@ -161,6 +169,7 @@ const num = (min: number, max: number, extra: { minOpen?: boolean; maxOpen?: boo
 const oneOf = (...values: string[]): LeafSpec => ({ kind: 'enum', values });
 const section = (keys: Record<string, Spec>): SectionSpec => ({ kind: 'section', keys });
 
+/** The longest sequence (bits) a model takes. */
 export const MAX_LENGTH = 4096;
 
 const SCHEMA = section({
@@ -412,6 +421,7 @@ function leafProblem(spec: LeafSpec, value: unknown): string | undefined {
   }
 }
 
+/** A config resolved from layers, with where each value came from. */
 export interface ResolvedConfig {
   config: RunConfig;
   /** Where a dotted key's value came from ("file.yaml:12", "--lr", "default"), for later messages. */
@@ -538,10 +548,12 @@ export function totalSteps(training: TrainingSection, trainRows: number): number
   return Math.max(1, Math.ceil(((training.epochs as number) * trainRows) / training.batch_size));
 }
 
+/** The model config the core takes: the `model:` section plus the sequence length L. */
 export function coreModelConfig(model: ModelSection, length: number): CoreModelConfig {
   return { length, ...model };
 }
 
+/** The training config the core takes: the optimiser settings of the `training:` section and the total number of steps (for the schedule). */
 export function coreTrainingConfig(training: TrainingSection, total: number): CoreTrainingConfig {
   const { lr, lr_schedule, warmup_steps, min_lr_ratio, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective } = training;
   return { lr, lr_schedule, warmup_steps, total_steps: total, min_lr_ratio, beta1, beta2, eps, weight_decay, clip_norm, ema_decay, objective };

@@ -35,6 +35,7 @@ export function parseShape(text: string): number[] | undefined {
   return shape.every((n) => Number.isSafeInteger(n)) ? shape : undefined;
 }
 
+/** The heartbeat data set: L, P, K and the number of training rows. */
 export interface HeartbeatSpec {
   /** L: bits per sequence. */
   length: number;
@@ -104,6 +105,7 @@ export function heartbeatPhaseOf(sequence: string, period: number): number {
   return phase;
 }
 
+/** Whether `sequence` is a heartbeat of period `period` (any phase). */
 export function isHeartbeat(sequence: string, period: number): boolean {
   return heartbeatPhaseOf(sequence, period) >= 0;
 }
@@ -116,6 +118,7 @@ export function rowString(data: Sequences, row: number): string {
   return text;
 }
 
+/** Every sequence as a string of '0'/'1'. */
 export function rowStrings(data: Sequences): string[] {
   return Array.from({ length: data.rows }, (_, row) => rowString(data, row));
 }
@@ -223,6 +226,7 @@ export function formatSequences(data: Sequences, comments: string[] = []): strin
   );
 }
 
+/** Where samples fall: shares in the training data, in the held-out data, in neither, and how many are distinct. */
 export interface SampleProportions {
   /** Share of samples that are in the training data. */
   prop_train: number;

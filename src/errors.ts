@@ -5,6 +5,7 @@
  * it on one line with how to report it and exits with code 70 (EX_SOFTWARE).
  */
 export class UserError extends Error {
+  /** The exit code for the CLI (2 unless said otherwise). */
   readonly exitCode: number;
   constructor(message: string, exitCode = 2) {
     super(message);
@@ -13,6 +14,7 @@ export class UserError extends Error {
   }
 }
 
+/** Whether `error` is a UserError: a mistake in the user's input (print its message), not a bug. */
 export function isUserError(error: unknown): error is UserError {
   return error instanceof UserError;
 }

@@ -1,6 +1,14 @@
 /**
- * bernoulli-diffusion — the browser-safe entry (bundlers, browsers, Web Workers). Nothing here
- * imports a Node-only module; Node users get src/node.ts through the package's "node" condition.
+ * bernoulli-diffusion — the core entry: the model, its configuration, data helpers, checkpoints,
+ * the training loop and the worker pool. Browser-safe (bundlers, browsers, Web Workers): nothing
+ * here imports a Node-only module or a chart package. On Node the package's "node" condition
+ * gives src/index.node.ts, the same exports with the wasm read from the package folder.
+ *
+ * Other entries: `bernoulli-diffusion/node` (worker threads, files), `bernoulli-diffusion/plots`
+ * (charts and GIFs), `bernoulli-diffusion/cli` (the command line), `bernoulli-diffusion/wasm`
+ * (the .wasm file, to host it yourself and pass its URL to `init`).
+ *
+ * @packageDocumentation
  */
 export { init, type WasmSource } from './wasm.js';
 export {
@@ -16,18 +24,99 @@ export {
   type InpaintOptions,
 } from './model.js';
 export { UserError, isUserError, InternalError, isInternalError } from './errors.js';
-export * as config from './config.js';
-export * as data from './data.js';
-export * as checkpoint from './checkpoint.js';
-export * as training from './training.js';
-// The run: checkpoint contents and loading, loop settings from a config, the records a run writes.
-export * as run from './run/index.js';
-export * as charts from './plots/charts.js';
-export * as bitgrid from './plots/bitgrid.js';
-export * as report from './plots/report.js';
-// The CLI's yargs command modules: run them with any yargs build and an `Io` (the browser demo's command box does).
-export * as commands from './commands/index.js';
-// Data-parallel training, sampling and evaluation over workers (Web Workers here; Node: createNodePool).
+export {
+  DEFAULTS,
+  MAX_LENGTH,
+  coreModelConfig,
+  coreTrainingConfig,
+  totalSteps,
+  parseConfigYaml,
+  valuesLayer,
+  configLayer,
+  resolveConfig,
+  checkAgainstLength,
+  configToYaml,
+  configFromJson,
+  type RunConfig,
+  type ModelSection,
+  type TrainingSection,
+  type DataSection,
+  type HeartbeatSection,
+  type Architecture,
+  type Parameterisation,
+  type Schedule,
+  type Objective,
+  type LrSchedule,
+  type Layer,
+  type Leaf,
+  type ResolvedConfig,
+} from './config.js';
+export {
+  heartbeatSequence,
+  heartbeatPhases,
+  heartbeatData,
+  heartbeatPhaseOf,
+  isHeartbeat,
+  rowString,
+  rowStrings,
+  sequenceSet,
+  fromStrings,
+  parseSequences,
+  formatSequences,
+  sampleProportions,
+  type Sequences,
+  type HeartbeatSpec,
+  type SampleProportions,
+} from './data.js';
+export {
+  encodeSafetensors,
+  decodeSafetensors,
+  readSafetensorsHeader,
+  type Dtype,
+  type TensorData,
+  type TensorToEncode,
+  type DecodedTensor,
+  type TensorInfo,
+  type SafetensorsHeader,
+} from './checkpoint.js';
+export {
+  runTraining,
+  evaluateModel,
+  evaluateModelAsync,
+  evaluationSeeds,
+  formatLoss,
+  formatSeconds,
+  type TrainOptions,
+  type TrainingData,
+  type TrainingHooks,
+  type TrainingOutcome,
+  type StopReason,
+  type CheckpointReason,
+  type LoopSettings,
+  type LoopState,
+  type StepReport,
+  type StepFunction,
+  type TrainableModel,
+  type AsyncTrainableModel,
+  type Evaluation,
+  type EvaluationOptions,
+  type MetricsRecord,
+  type ProgressUpdate,
+} from './training.js';
+export {
+  loadCheckpoint,
+  readCheckpoint,
+  loopSettings,
+  runMetadata,
+  runMetadataOf,
+  runConfigOf,
+  loopStateOf,
+  parseMetricsJsonl,
+  META_RUN_CONFIG,
+  META_LOOP_STATE,
+  type LoadedCheckpoint,
+  type MetricRecord,
+} from './run/index.js';
 export { ParallelModel, summariseBound, type PoolOptions, type PoolWorker, type SpawnWorker, type WorkerPort } from './parallel/pool.js';
 export { serveWorker } from './parallel/worker.js';
 export { webWorker, spawnWebWorker, browserCores } from './parallel/browser.js';

@@ -11,18 +11,22 @@ import { CHECKPOINT_FORMAT, META_FORMAT, META_STATE, modelStateOf, standInFor } 
 import type { StepReport } from './run/records.js';
 import { init } from './wasm.js';
 
+/** The network and diffusion settings of a model: the `model:` section of a run config plus L, the sequence length (see `coreModelConfig`). */
 export type ModelConfig = CoreModelConfig;
+/** The optimiser settings a model trains with (see `coreTrainingConfig`). */
 export type TrainingConfig = CoreTrainingConfig;
 
 /** What a training step reports: the run's `StepReport` (src/run/records.ts), under its older name. */
 export type TrainStepReport = StepReport;
 
+/** Samples (rows × L bits) and, when asked for, frames of the reverse chain. */
 export interface SampleResult {
   samples: Uint8Array;
   /** With recordEvery > 0: the state of all n sequences at every recorded t (T first, 0 last). */
   frames: { t: number; bits: Uint8Array }[];
 }
 
+/** The Monte-Carlo negative log-likelihood bound on a data set, bits per sequence. */
 export interface BoundEvaluation {
   /** Mean over the given sequences of the Monte-Carlo bound, bits per sequence. */
   boundBits: number;
@@ -34,6 +38,7 @@ export interface BoundEvaluation {
   repeats: number;
 }
 
+/** Exact -log2 p(x0) by the forward algorithm (small L only). */
 export interface ExactLikelihood {
   /** Mean over the given sequences of -log2 p(x0). */
   meanBits: number;
@@ -52,6 +57,7 @@ export interface ExactLikelihood {
  */
 export type InpaintMode = 'smc' | 'clamp';
 
+/** Options of `inpaint`: the seed, the mode and the particle count. */
 export interface InpaintOptions {
   seed?: number | bigint;
   mode?: InpaintMode;
@@ -59,8 +65,8 @@ export interface InpaintOptions {
   particles?: number;
 }
 
-/** The mode and particle count as the core takes them (undefined: the core's default). */
-function inpaintMode(opts: InpaintOptions): [string | undefined, number | undefined] {
+/** @internal The mode and particle count as the core takes them (undefined: the core's default). */
+export function inpaintMode(opts: InpaintOptions): [string | undefined, number | undefined] {
   const { mode, particles } = opts;
   if (mode !== undefined && mode !== 'smc' && mode !== 'clamp') throw new UserError(`the inpainting mode must be 'smc' or 'clamp', got '${mode}'`);
   if (particles !== undefined) {
@@ -70,6 +76,7 @@ function inpaintMode(opts: InpaintOptions): [string | undefined, number | undefi
   return [mode, particles];
 }
 
+/** One parameter tensor: its name, shape, offset in the flat parameter vector, and whether weight decay applies. */
 export interface LayoutEntry {
   name: string;
   shape: number[];
@@ -77,17 +84,18 @@ export interface LayoutEntry {
   decay: boolean;
 }
 
-function toSeed(seed: number | bigint, what = 'seed'): bigint {
+/** @internal */
+export function toSeed(seed: number | bigint, what = 'seed'): bigint {
   if (typeof seed === 'bigint') return BigInt.asUintN(64, seed);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new UserError(`${what} must be a non-negative integer, got ${seed}`);
   return BigInt(seed);
 }
 
 /**
- * Runs a call into the wasm core: every RawModel call goes through here, so that what it throws
+ * @internal Runs a call into the wasm core: every RawModel call goes through here, so that what it throws
  * becomes a UserError (bad input) or an InternalError (a bug, a trap) named for `what`.
  */
-function wasmCall<T>(what: string, call: () => T): T {
+export function wasmCall<T>(what: string, call: () => T): T {
   try {
     return call();
   } catch (error) {
@@ -95,8 +103,11 @@ function wasmCall<T>(what: string, call: () => T): T {
   }
 }
 
+/** A Bernoulli diffusion model in the wasm core: train, sample, inpaint, evaluate, save. Create one with `DiffusionModel.create` or `DiffusionModel.fromBytes`; call `free()` when done (wasm memory is not garbage-collected). */
 export class DiffusionModel {
+  /** The model's network and diffusion settings (L included). */
   readonly modelConfig: ModelConfig;
+  /** The optimiser settings it trains with. */
   readonly trainingConfig: TrainingConfig;
   private raw: RawModel | undefined;
 
@@ -166,6 +177,7 @@ export class DiffusionModel {
     return this.modelConfig.length;
   }
 
+  /** Number of trainable parameters (f32 values). */
   get parameterCount(): number {
     return this.call('parameter count', (raw) => raw.parameterCount);
   }
@@ -183,101 +195,6 @@ export class DiffusionModel {
     const rows = this.rows(batch, 'a training batch');
     const [loss, gradNorm, lr] = this.call('training step', (raw) => raw.trainStep(batch, rows));
     return { loss, gradNorm, lr };
-  }
-
-  /**
-   * For a pool of workers: the loss sum (bits) and gradient sum over a shard that holds examples
-   * exampleOffset.. of optimiser step `step`; combine the shards' sums with `applyGradient`.
-   */
-  computeGradient(batch: Uint8Array, exampleOffset: number, step: number): { lossSum: number; gradient: Float32Array } {
-    const rows = this.rows(batch, 'a training batch');
-    const lossSum = this.call('gradient', (raw) => raw.computeGradient(batch, rows, BigInt(exampleOffset), BigInt(step)));
-    return { lossSum, gradient: this.call('gradient', (raw) => raw.lastGradient()) };
-  }
-
-  /** One optimiser step from gradient and loss sums over `totalRows` examples. */
-  applyGradient(gradientSum: Float32Array, lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = this.call('optimiser step', (raw) => raw.applyGradient(gradientSum, lossSum, totalRows));
-    return { loss, gradNorm, lr };
-  }
-
-  /**
-   * `computeGradient` without copying the gradient: it stays in the core's gradient buffer, read
-   * (or overwritten with the sum over all shards) through `gradientView()`. Returns the loss sum.
-   */
-  computeGradientInPlace(batch: Uint8Array, exampleOffset: number, step: number): number {
-    const rows = this.rows(batch, 'a training batch');
-    return this.call('gradient', (raw) => raw.computeGradientInPlace(batch, rows, BigInt(exampleOffset), BigInt(step)));
-  }
-
-  /**
-   * The core's gradient buffer (parameterCount values) as a view on the wasm memory: valid until
-   * the next call into this model (the memory may grow), so take a fresh view each time.
-   */
-  gradientView(): Float32Array {
-    const memory = wasmMemory() as WebAssembly.Memory;
-    return new Float32Array(
-      memory.buffer,
-      this.call('gradient', (raw) => raw.gradientPointer()),
-      this.parameterCount,
-    );
-  }
-
-  /**
-   * A scratch buffer beside the gradient (parameterCount values, a view on the wasm memory, valid
-   * until the next call into this model): a pool copies another shard's gradient into it and adds
-   * it with `addScratchToGradient()` (vectorised f32 additions, the same results as in JavaScript).
-   */
-  gradientScratchView(): Float32Array {
-    const pointer = this.call('gradient', (raw) => raw.gradientScratchPointer());
-    return new Float32Array((wasmMemory() as WebAssembly.Memory).buffer, pointer, this.parameterCount);
-  }
-
-  /** gradient[i] += scratch[i] for every i (see `gradientScratchView`). */
-  addScratchToGradient(): void {
-    this.call('gradient', (raw) => raw.addScratchToGradient());
-  }
-
-  /** One optimiser step from the gradient sums written into `gradientView()`. */
-  applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = this.call('optimiser step', (raw) => raw.applyGradientInPlace(lossSum, totalRows));
-    return { loss, gradNorm, lr };
-  }
-
-  /** Importance objective: the (t, term) observations of this step's shards so far, flat [t, term, ...]. */
-  pendingObservations(): Float64Array {
-    return this.call('observations', (raw) => raw.pendingObservations());
-  }
-
-  /** Replaces the pending observations (a pool gives every replica those of all shards, in order). */
-  setPendingObservations(flat: Float64Array): void {
-    this.call('observations', (raw) => raw.setPendingObservations(flat));
-  }
-
-  /** Sequences first..first+n of `sample(first + n, opts)` (same seed), for a pool of workers. */
-  sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
-    const recordEvery = opts.recordEvery ?? 0;
-    const samples = this.call('sampling', (raw) => raw.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
-    return { samples, frames: recordEvery > 0 ? this.recordedFrames(n) : [] };
-  }
-
-  /** Completions first..first+n of `inpaint(pattern, first + n, opts)`. */
-  inpaintRange(pattern: Uint8Array, first: number, n: number, opts: InpaintOptions = {}): Uint8Array {
-    if (pattern.length !== this.length) {
-      throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
-    }
-    const [mode, particles] = inpaintMode(opts);
-    return this.call('inpainting', (raw) => raw.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0), mode, particles));
-  }
-
-  /**
-   * The Monte-Carlo totals behind `evaluate` for rows that are sequences firstIndex.. of the data:
-   * totals[i·repeats + r] in bits (`summariseBound` of all rows' totals gives `evaluate`'s result).
-   */
-  boundTotals(data: Uint8Array, firstIndex: number, opts: { repeats?: number; seed?: number | bigint } = {}): Float64Array {
-    const rows = this.rows(data, 'evaluation data');
-    const repeats = opts.repeats ?? 8;
-    return this.call('evaluation', (raw) => raw.boundTotals(data, rows, repeats, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
   }
 
   /** n sequences from the reverse chain x_T ~ B(0.5) → x_0, optionally with frames every k steps. */
@@ -325,12 +242,6 @@ export class DiffusionModel {
     return { meanBits, perSequence, totalMass: out[0] };
   }
 
-  /** The bound's per-row terms (bits) and the gradient of their sum, for given (x0, x_t, t). */
-  lossAndGradientGiven(x0: Uint8Array, xt: Uint8Array, t: Uint32Array): { rowLoss: Float64Array; gradient: Float32Array } {
-    const rowLoss = this.call('loss', (raw) => raw.lossAndGradientGiven(x0, xt, t));
-    return { rowLoss, gradient: this.call('loss', (raw) => raw.lastGradient()) };
-  }
-
   /**
    * The reverse kernel f(x_t, t) = p(x_{t-1} = 1 | x_t) of every bit of the given rows (xt: rows × L
    * bits; t: one step in 1..T per row), with the sampling weights (the EMA when it is on): the
@@ -357,6 +268,7 @@ export class DiffusionModel {
     return this.call('parameters', (raw) => raw.parameters());
   }
 
+  /** Replaces the current weights (flat, in layout order; parameterCount values). */
   setParameters(values: Float32Array): void {
     this.call('parameters', (raw) => raw.setParameters(values));
   }

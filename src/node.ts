@@ -1,12 +1,11 @@
 /**
- * bernoulli-diffusion — the Node entry: everything of the browser entry, the wasm read from the
- * package's pkg/ folder, and the Node-only parts (file I/O with atomic writes, picture rendering,
- * the CLI).
+ * bernoulli-diffusion/node — Node-only helpers: a worker-thread pool for data-parallel training,
+ * sampling and evaluation, and file I/O with atomic writes (the CLI's `Io`). The model itself
+ * comes from the core entry, `bernoulli-diffusion`.
+ *
+ * @packageDocumentation
  */
 import './node/wasm-file.js';
 
-export * from './index.js';
-export { main as runCli } from './node/cli.js';
-export { NodeIo, writeFileAtomic } from './node/io.js';
-export * as plots from './plots/node.js';
 export { createNodePool, spawnNodeWorker, availableCores } from './node/pool.js';
+export { NodeIo, writeFileAtomic, type NodeIoOptions } from './node/io.js';

@@ -41,6 +41,7 @@ export interface AsyncTrainableModel {
   evaluate(...args: Parameters<DiffusionModel['evaluate']>): MaybePromise<ReturnType<DiffusionModel['evaluate']>>;
 }
 
+/** The training loop's settings (steps, batch, evaluation and checkpoint cadence, early stopping). */
 export interface LoopSettings {
   totalSteps: number;
   batchSize: number;
@@ -89,8 +90,10 @@ export interface ProgressUpdate {
   etaSeconds: number;
 }
 
+/** Why the loop asks for a checkpoint. */
 export type CheckpointReason = 'periodic' | 'interrupted' | 'final';
 
+/** Callbacks of the training loop: records, evaluations, checkpoints and progress. */
 export interface TrainingHooks {
   onRecord?(record: MetricRecord): void | Promise<void>;
   onEvaluation?(step: number, evaluation: Evaluation): void | Promise<void>;
@@ -100,8 +103,10 @@ export interface TrainingHooks {
   onProgress?(update: ProgressUpdate): void;
 }
 
+/** Why the loop stopped. */
 export type StopReason = 'completed' | 'early_stopping' | 'interrupted';
 
+/** What `runTraining` returns: why it stopped, the loop state, the last evaluation and timings. */
 export interface TrainingOutcome {
   stopped: StopReason;
   state: LoopState;
@@ -112,6 +117,7 @@ export interface TrainingOutcome {
   evalSeconds: number;
 }
 
+/** The training and evaluation data, with their sets of distinct sequences. */
 export interface TrainingData {
   train: Sequences;
   val: Sequences;
@@ -221,6 +227,7 @@ export function evaluationSubset(data: Sequences, max: number, seed: number): Se
   return { length: data.length, rows: max, bits };
 }
 
+/** What `evaluateModel` evaluates on: the data, the sets samples are checked against, repeats, samples and seeds. */
 export interface EvaluationOptions {
   data: Sequences;
   trainSet: Set<string>;
@@ -269,6 +276,7 @@ export function evaluationSeeds(seed: number): { boundSeed: number; sampleSeed: 
 
 // ---- the loop -----------------------------------------------------------------------------------
 
+/** Options of `runTraining`. */
 export interface TrainOptions {
   model: TrainableModel | AsyncTrainableModel;
   data: TrainingData;
@@ -292,6 +300,7 @@ function defaultYield(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
+/** The training loop: seeded batches, logging, evaluations, checkpoints, early stopping and interruption (the CLI's `train` runs it). */
 export async function runTraining(options: TrainOptions): Promise<TrainingOutcome> {
   const { model, data, settings, signal, now } = options;
   const hooks = options.hooks ?? {};

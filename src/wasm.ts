@@ -3,9 +3,14 @@
  * (the glue's `new URL('…_bg.wasm', import.meta.url)`, which vite understands); Node reads the file,
  * through a loader that the Node entry registers (so no Node-only import is reachable from here).
  */
-import initGlue, { type InitInput } from '../pkg/bernoulli_diffusion_core.js';
+import initGlue from '../pkg/bernoulli_diffusion_core.js';
 
-export type WasmSource = InitInput;
+/**
+ * Where `init` may get the wasm: a URL (string or URL), a fetch Response, the bytes, or a compiled
+ * WebAssembly.Module. (The glue's own InitInput, written out so that the package's types do not
+ * load the generated glue's declarations, which need lib esnext.disposable.)
+ */
+export type WasmSource = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
 
 let defaultSource: (() => Promise<WasmSource>) | undefined;
 let ready: Promise<void> | undefined;

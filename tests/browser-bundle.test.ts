@@ -4,15 +4,14 @@
 // - a minimal vite app (tests/fixtures/vite-app) that imports 'bernoulli-diffusion' by name builds
 //   through the package's "exports" (dist/, the "browser" condition) with the wasm as an asset, and
 //   in headless Chromium computes exactly what the Node entry computes.
-import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { build, type Plugin } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as nodeEntry from '../src/node.js';
+import * as nodeEntry from '../src/index.node.js';
+import { ensureDist } from './dist-build.js';
 import { haveChromium, launchChromium, missingChromium, serveFolder } from './browser-helpers.js';
 import { run as fixtureRun } from './fixtures/vite-app/run.js';
 
@@ -61,27 +60,6 @@ describe('the browser entry in a bundler', () => {
     }
   });
 });
-
-/** Newest modification time under a folder (files only). */
-function newestMtime(folder: string): number {
-  let newest = 0;
-  for (const name of readdirSync(folder, { recursive: true }) as string[]) {
-    const stats = statSync(join(folder, name));
-    if (stats.isFile()) newest = Math.max(newest, stats.mtimeMs);
-  }
-  return newest;
-}
-
-/** dist/ as `npm run build:ts` writes it, rebuilt when any file in src/ is newer. */
-async function ensureDist(): Promise<void> {
-  const index = join(repository, 'dist', 'index.js');
-  if (existsSync(index) && statSync(index).mtimeMs >= newestMtime(join(repository, 'src'))) return;
-  // Type errors are `npm run typecheck`'s business; tsc writes the JavaScript regardless.
-  await promisify(execFile)(process.execPath, [join(repository, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
-    cwd: repository,
-  }).catch(() => {});
-  if (!existsSync(index)) throw new Error('tsc -p tsconfig.build.json wrote no dist/index.js');
-}
 
 describe('a minimal vite app that imports the package by name', () => {
   let app: string;

@@ -12,7 +12,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isHeartbeat, rowStrings } from '../src/data.js';
-import { DiffusionModel } from '../src/node.js';
+import { DiffusionModel } from '../src/index.node.js';
 import { haveChromium, launchChromium, missingChromium, serveFolder } from './browser-helpers.js';
 
 const run = promisify(execFile);

@@ -4,10 +4,13 @@
 import yargs from 'yargs';
 import { describe, expect, it, vi } from 'vitest';
 import { progressBarLine, runCommandLine, splitCommandLine } from '../demo/src/terminal.js';
-import { commands, config, DiffusionModel, data } from '../src/node.js';
+import { coreModelConfig, coreTrainingConfig, DEFAULTS, DiffusionModel, parseSequences, rowStrings } from '../src/index.node.js';
+import { MemoryIo } from '../src/commands/memory-io.js';
 
 // The demo imports the package by name; here, as in the demo's vite config, that is the source.
 vi.mock('bernoulli-diffusion', () => import('../src/index.js'));
+// (its /cli entry without browserYargs, whose source form is yargs/browser: CDN imports, not for Node)
+vi.mock('bernoulli-diffusion/cli', async () => ({ ...(await import('../src/commands/index.js')), ...(await import('../src/commands/memory-io.js')) }));
 
 describe('splitCommandLine', () => {
   it('splits as a POSIX shell does for simple cases', () => {
@@ -39,7 +42,7 @@ describe('progressBarLine', () => {
 function memoryIo(files: Record<string, string | Uint8Array> = {}) {
   const out: string[] = [];
   const err: string[] = [];
-  const io = new commands.MemoryIo({ files, onPrint: (line) => out.push(line), onNote: (line) => err.push(line) });
+  const io = new MemoryIo({ files, onPrint: (line) => out.push(line), onNote: (line) => err.push(line) });
   return { io, out, err };
 }
 
@@ -53,19 +56,19 @@ describe('runCommandLine', () => {
         'wrote hb data/val.txt (1 sequence; heartbeat L=8 P=4, phase 3)',
       ]);
       expect(err).toEqual([]);
-      expect(data.parseSequences(io.getText('hb data/val.txt')!, 'val.txt').bits).toEqual(Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 1));
+      expect(parseSequences(io.getText('hb data/val.txt')!, 'val.txt').bits).toEqual(Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 1));
     }
   });
 
   it('runs `generate` on an in-memory checkpoint: the model samples for that seed, and --given keeps the fixed bits', async () => {
     const model = await DiffusionModel.create(
-      config.coreModelConfig({ ...config.DEFAULTS.model, T: 10, hidden: 16 }, 6),
-      config.coreTrainingConfig({ ...config.DEFAULTS.training, warmup_steps: 0 }, 10),
+      coreModelConfig({ ...DEFAULTS.model, T: 10, hidden: 16 }, 6),
+      coreTrainingConfig({ ...DEFAULTS.training, warmup_steps: 0 }, 10),
       1,
     );
     const { io, out } = memoryIo({ 'm.safetensors': model.toBytes() });
     expect(await runCommandLine(yargs, 'generate m.safetensors -n 4 --seed 5', io)).toBe(0);
-    expect(out).toEqual(data.rowStrings({ length: 6, rows: 4, bits: model.sample(4, { seed: 5 }).samples }));
+    expect(out).toEqual(rowStrings({ length: 6, rows: 4, bits: model.sample(4, { seed: 5 }).samples }));
     out.length = 0;
     expect(await runCommandLine(yargs, "generate m.safetensors -n 3 --given '1?0??1'", io)).toBe(0);
     expect(out).toHaveLength(3);

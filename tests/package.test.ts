@@ -1,13 +1,13 @@
 /**
  * The package as a user gets it: the built .wasm uses SIMD128, the package resolves itself by name
- * through its `exports` (Node condition → dist/node.js), and the model API runs against the wasm
+ * through its `exports` (Node condition → dist/index.node.js), and the model API runs against the wasm
  * build, loaded once however often init is called.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DiffusionModel, init } from '../src/node.js';
+import { DiffusionModel, init } from '../src/index.node.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const wasmPath = fileURLToPath(new URL('../pkg/bernoulli_diffusion_core_bg.wasm', import.meta.url));
@@ -57,12 +57,21 @@ describe('the wasm build', () => {
 });
 
 describe('the package', () => {
-  it.skipIf(!existsSync(`${root}/dist/node.js`))('imports itself by name from the repository root (exports, Node condition)', () => {
-    const script = `const m = await import('bernoulli-diffusion');
-      const model = await m.DiffusionModel.create(m.config.coreModelConfig(m.config.DEFAULTS.model, 20), m.config.coreTrainingConfig(m.config.DEFAULTS.training, 3000), 0);
+  it.skipIf(!existsSync(`${root}/dist/index.node.js`))(
+    'imports itself by name from the repository root (exports, Node condition), without the CLI or the Node pool',
+    () => {
+      const script = `const m = await import('bernoulli-diffusion');
+      const model = await m.DiffusionModel.create(m.coreModelConfig(m.DEFAULTS.model, 20), m.coreTrainingConfig(m.DEFAULTS.training, 3000), 0);
       const { samples } = model.sample(3, { seed: 1 });
-      console.log(JSON.stringify({ n: samples.length, keys: ['DiffusionModel', 'init', 'runCli'].filter((k) => k in m) }));`;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
-    expect(JSON.parse(out)).toEqual({ n: 60, keys: ['DiffusionModel', 'init', 'runCli'] });
+      console.log(JSON.stringify({ n: samples.length, keys: ['DiffusionModel', 'init', 'runCli', 'createNodePool', 'config'].filter((k) => k in m) }));`;
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+      expect(JSON.parse(out)).toEqual({ n: 60, keys: ['DiffusionModel', 'init'] });
+    },
+  );
+
+  it.skipIf(!existsSync(`${root}/dist/index.node.js`))('works with require() (no top-level await in the core graph)', () => {
+    const script = `const m = require('bernoulli-diffusion'); console.log(JSON.stringify([typeof m.DiffusionModel, typeof m.init]));`;
+    const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual(['function', 'function']);
   });
 });

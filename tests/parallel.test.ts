@@ -17,6 +17,7 @@ import '../src/node/wasm-file.js';
 import { availableCores, createNodePool } from '../src/node/pool.js';
 import { splitEvenly, sumShards, wasmAdder } from '../src/parallel/gradients.js';
 import { ParallelModel, summariseBound } from '../src/parallel/pool.js';
+import { ModelReplica } from '../src/parallel/replica.js';
 import { evaluationSeeds, runTraining } from '../src/training.js';
 
 const L = 10;
@@ -108,12 +109,13 @@ describe('pool helpers', () => {
     const parts = [part(0), part(1), part(2)];
     const want = new Float32Array(n);
     sumShards(want, parts);
+    const replica = new ModelReplica(model);
     for (const holds of [0, 1, 2]) {
-      const add = wasmAdder(model);
-      const gradient = model.gradientView();
+      const add = wasmAdder(replica);
+      const gradient = replica.gradientView();
       gradient.set(parts[holds]);
       sumShards(gradient, parts, holds, add);
-      expect(model.gradientView()).toEqual(want);
+      expect(replica.gradientView()).toEqual(want);
     }
     model.free();
   });
@@ -122,7 +124,7 @@ describe('pool helpers', () => {
     const model = await DiffusionModel.create(modelConfig('paper', 12), trainingConfig('full'), 2);
     const data = heartbeatData({ length: L, period: 5, holdout: 0, count: 5 }).train.bits;
     const repeats = 3;
-    const totals = model.boundTotals(data, 0, { repeats, seed: 7 });
+    const totals = new ModelReplica(model).boundTotals(data, 0, { repeats, seed: 7 });
     expect(summariseBound(totals, 5, repeats)).toEqual(model.evaluate(data, { repeats, seed: 7 }));
     model.free();
   });

@@ -5,7 +5,7 @@ import { GifReader } from 'omggif';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { measureTextWidth, renderRunDirectory, renderRunPictures, svgToPng, type RunPicturesWritten } from '../src/plots/node.js';
+import { measureTextWidth, renderRunDirectory, renderRunPictures, svgToPng, type RunPicturesWritten } from '../src/node/plots.js';
 import { syntheticReverseFrames, syntheticRun } from './plots-fixtures.js';
 
 const outputDir = join('test-output', 'plots-run');

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderRunDirectory } from '../src/plots/node.js';
+import { renderRunDirectory } from '../src/node/plots.js';
 import { syntheticReverseFrames, syntheticRun } from './plots-fixtures.js';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

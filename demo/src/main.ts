@@ -3,7 +3,7 @@
  * command box's commands) runs in one Web Worker (worker.ts); the page draws what it reports, with
  * the package's own chart definitions (vega-lite specs rendered by vega).
  */
-import { charts } from 'bernoulli-diffusion';
+import { chartToSvg, evaluationPoints, lossChartSpec, proportionsChartSpec, type MetricRecord } from 'bernoulli-diffusion/plots';
 import type {
   DataSource,
   DataSummary,
@@ -70,7 +70,7 @@ const state = {
   data: null as DataSummary | null,
   model: null as ModelInfo | null,
   pattern: '',
-  records: [] as charts.MetricRecord[],
+  records: [] as MetricRecord[],
 };
 
 function element<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -287,9 +287,9 @@ async function drawCharts(): Promise<void> {
   try {
     const records = state.records.slice();
     const width = Math.max(320, element('loss-chart').clientWidth - 70);
-    element('loss-chart').innerHTML = await charts.chartToSvg(charts.lossChartSpec(records, { width, height: 220 }));
-    if (charts.evaluationPoints(records).length > 0) {
-      element('proportions-chart').innerHTML = await charts.chartToSvg(charts.proportionsChartSpec(records, { width, height: 150 }));
+    element('loss-chart').innerHTML = await chartToSvg(lossChartSpec(records, { width, height: 220 }));
+    if (evaluationPoints(records).length > 0) {
+      element('proportions-chart').innerHTML = await chartToSvg(proportionsChartSpec(records, { width, height: 150 }));
     }
   } finally {
     chartDrawing = false;
@@ -344,7 +344,7 @@ async function train(): Promise<void> {
     setTrainStatus('training failed (see the message above)', 'error');
     return;
   }
-  const last = charts.evaluationPoints(state.records).at(-1);
+  const last = evaluationPoints(state.records).at(-1);
   const bound =
     last?.bound_bits !== undefined ? `; bound ${last.bound_bits.toFixed(3)} ± ${(last.bound_stderr ?? 0).toFixed(3)} bits/sequence at step ${last.step}` : '';
   const stopped = outcome.stopped === 'interrupted';

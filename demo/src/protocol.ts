@@ -3,7 +3,7 @@
  * (worker.ts). Every request carries an id; the worker answers it once with a result or an error,
  * and may send events for it before (training records, progress, a command's output lines).
  */
-import type { run, training } from 'bernoulli-diffusion';
+import type { MetricsRecord, ProgressUpdate } from 'bernoulli-diffusion';
 
 export type DataSource = { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number } | { kind: 'text'; text: string; name: string };
 
@@ -89,8 +89,8 @@ export interface StopMessage {
 }
 
 export type WorkerEvent =
-  | { type: 'record'; record: run.MetricRecord; grid: SampleRow[] | null }
-  | { type: 'progress'; update: training.ProgressUpdate }
+  | { type: 'record'; record: MetricsRecord; grid: SampleRow[] | null }
+  | { type: 'progress'; update: ProgressUpdate }
   | { type: 'stdout'; line: string }
   | { type: 'stderr'; line: string }
   | { type: 'progressLine'; text: string | null };

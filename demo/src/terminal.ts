@@ -3,17 +3,18 @@
  * running it with the package's shared yargs commands, and the progress bar's text. Files and
  * output go through the `Io` it is given (the package's MemoryIo in the demo's worker).
  */
-import { commands, isInternalError, isUserError, training, UserError } from 'bernoulli-diffusion';
+import { formatLoss, formatSeconds, isInternalError, isUserError, type ProgressUpdate, UserError } from 'bernoulli-diffusion';
+import { runCli, type Io, type YargsFactory } from 'bernoulli-diffusion/cli';
 
 const BAR_WIDTH = 30;
 
 /** The line a terminal's progress bar shows: " ████░░░░ 40% | step 120/300 | loss 3.123 bits/seq | 210.0 steps/s | ETA 1s". */
-export function progressBarLine(update: training.ProgressUpdate): string {
+export function progressBarLine(update: ProgressUpdate): string {
   const share = update.total > 0 ? Math.min(1, Math.max(0, update.step / update.total)) : 1;
   const filled = Math.round(share * BAR_WIDTH);
   return (
     ` ${'\u2588'.repeat(filled)}${'\u2591'.repeat(BAR_WIDTH - filled)} ${Math.round(share * 100)}% | step ${update.step}/${update.total} | ` +
-    `loss ${training.formatLoss(update.loss)} bits/seq | ${update.stepsPerSecond.toFixed(1)} steps/s | ETA ${training.formatSeconds(update.etaSeconds)}`
+    `loss ${formatLoss(update.loss)} bits/seq | ${update.stepsPerSecond.toFixed(1)} steps/s | ETA ${formatSeconds(update.etaSeconds)}`
   );
 }
 
@@ -65,11 +66,11 @@ export function splitCommandLine(line: string): string[] {
  * `error: …`, on stderr and exit code 2; an InternalError (a bug in the core) as
  * `internal error: …` with how to report it, code 70; anything else as an internal error, code 1.
  */
-export async function runCommandLine(makeYargs: commands.YargsFactory, line: string, io: commands.Io, options: { columns?: number } = {}): Promise<number> {
+export async function runCommandLine(makeYargs: YargsFactory, line: string, io: Io, options: { columns?: number } = {}): Promise<number> {
   try {
     const args = splitCommandLine(line);
     if (args[0] === 'bernoulli-diffusion') args.shift();
-    return await commands.runCli(makeYargs, args, io, { width: options.columns });
+    return await runCli(makeYargs, args, io, { width: options.columns });
   } catch (error) {
     if (isUserError(error)) {
       io.note(`error: ${error.message.split('\n')[0]}`);

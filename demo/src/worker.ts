@@ -3,8 +3,37 @@
  * sampling and the command box never block the page. Requests are handled one at a time, in order;
  * 'stop' is handled at once (training yields to the event loop every few tens of milliseconds).
  */
-import yargs from 'yargs/browser';
-import { commands, config, data, DiffusionModel, init, isUserError, run, training, UserError } from 'bernoulli-diffusion';
+import {
+  checkAgainstLength,
+  configFromJson,
+  coreModelConfig,
+  coreTrainingConfig,
+  DEFAULTS,
+  DiffusionModel,
+  evaluateModel,
+  formatSequences,
+  heartbeatData,
+  init,
+  isHeartbeat,
+  isUserError,
+  loadCheckpoint,
+  loopSettings,
+  MAX_LENGTH,
+  parseSequences,
+  readSafetensorsHeader,
+  resolveConfig,
+  rowStrings,
+  runMetadata,
+  runMetadataOf,
+  runTraining,
+  sequenceSet,
+  totalSteps,
+  UserError,
+  valuesLayer,
+  type DataSection,
+  type Sequences,
+} from 'bernoulli-diffusion';
+import { browserYargs, MemoryIo } from 'bernoulli-diffusion/cli';
 import { progressBarLine, runCommandLine } from './terminal.js';
 import type {
   DataSource,
@@ -24,12 +53,12 @@ const TRAINED_MODEL_PATH = '/demo.safetensors';
 
 interface LoadedData {
   summary: DataSummary;
-  train: data.Sequences;
-  val: data.Sequences;
+  train: Sequences;
+  val: Sequences;
   trainSet: Set<string>;
   valSet: Set<string>;
   /** The data section of a run config naming this data. */
-  section: config.DataSection;
+  section: DataSection;
 }
 
 /** Where the running command's output goes (the request that runs it). */
@@ -38,7 +67,7 @@ let output: ((event: WorkerEvent) => void) | undefined;
  * The in-page files, shared by the page's own actions and the command box: the package's
  * in-memory `Io`, whose printing goes to the command running at the time.
  */
-const files = new commands.MemoryIo({
+const files = new MemoryIo({
   onPrint: (line) => output?.({ type: 'stdout', line }),
   onNote: (line) => output?.({ type: 'stderr', line }),
   onProgress: (update) => output?.({ type: 'progressLine', text: progressBarLine(update) }),
@@ -105,15 +134,15 @@ function requireModel(): DiffusionModel {
 // ---- data ---------------------------------------------------------------------------------------
 
 function loadData(source: DataSource): DataSummary {
-  let train: data.Sequences;
-  let val: data.Sequences;
+  let train: Sequences;
+  let val: Sequences;
   let trainSource: string;
   let valSource: string;
-  let section: config.DataSection;
+  let section: DataSection;
   let heartbeat: DataSummary['heartbeat'] = null;
   if (source.kind === 'heartbeat') {
     // Validated exactly as the config's data.heartbeat is.
-    const layer = config.valuesLayer(
+    const layer = valuesLayer(
       {
         'data.heartbeat.length': source.length,
         'data.heartbeat.period': source.period,
@@ -123,8 +152,8 @@ function loadData(source: DataSource): DataSummary {
       (key) =>
         `the field "${({ 'data.heartbeat.length': 'length L', 'data.heartbeat.period': 'period P', 'data.heartbeat.holdout': 'held out K' } as Record<string, string>)[key] ?? key}"`,
     );
-    const spec = config.resolveConfig([layer]).config.data.heartbeat!;
-    const made = data.heartbeatData(spec);
+    const spec = resolveConfig([layer]).config.data.heartbeat!;
+    const made = heartbeatData(spec);
     train = made.train;
     val = made.val;
     trainSource = `heartbeat L=${spec.length} P=${spec.period}, phases ${made.trainPhases.join(', ')}`;
@@ -132,16 +161,15 @@ function loadData(source: DataSource): DataSummary {
     section = { heartbeat: spec };
     heartbeat = { length: spec.length, period: spec.period, holdout: spec.holdout };
   } else {
-    train = data.parseSequences(source.text, source.name);
+    train = parseSequences(source.text, source.name);
     val = train;
     trainSource = valSource = source.name;
     section = { train: '/data/train.txt' };
   }
-  if (train.length > config.MAX_LENGTH)
-    throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${config.MAX_LENGTH}-bit limit`);
+  if (train.length > MAX_LENGTH) throw new UserError(`${trainSource}: sequences of ${train.length} bits are longer than the ${MAX_LENGTH}-bit limit`);
   // The command box sees the same data as files.
-  files.setFile('/data/train.txt', data.formatSequences(train, [`${trainSource} (${train.rows} sequences)`]));
-  files.setFile('/data/val.txt', data.formatSequences(val, [`${valSource} (${val.rows} sequences)`]));
+  files.setFile('/data/train.txt', formatSequences(train, [`${trainSource} (${train.rows} sequences)`]));
+  files.setFile('/data/val.txt', formatSequences(val, [`${valSource} (${val.rows} sequences)`]));
   const summary: DataSummary = {
     length: train.length,
     trainRows: train.rows,
@@ -150,9 +178,9 @@ function loadData(source: DataSource): DataSummary {
     valSource,
     period: heartbeat?.period ?? null,
     heartbeat,
-    preview: data.rowStrings({ ...train, rows: Math.min(train.rows, 6), bits: train.bits.subarray(0, Math.min(train.rows, 6) * train.length) }),
+    preview: rowStrings({ ...train, rows: Math.min(train.rows, 6), bits: train.bits.subarray(0, Math.min(train.rows, 6) * train.length) }),
   };
-  currentData = { summary, train, val, trainSet: data.sequenceSet(train), valSet: data.sequenceSet(val), section };
+  currentData = { summary, train, val, trainSet: sequenceSet(train), valSet: sequenceSet(val), section };
   return summary;
 }
 
@@ -161,12 +189,12 @@ function labelRows(lines: string[]): SampleRow[] {
   return lines.map((bits) => ({
     bits,
     where: currentData?.trainSet.has(bits) ? 'train' : currentData?.valSet.has(bits) ? 'val' : 'other',
-    valid: period !== null && bits.length === currentData!.summary.length ? data.isHeartbeat(bits, period) : null,
+    valid: period !== null && bits.length === currentData!.summary.length ? isHeartbeat(bits, period) : null,
   }));
 }
 
 function rowsOf(bits: Uint8Array, length: number): string[] {
-  return data.rowStrings({ length, rows: bits.length / length, bits });
+  return rowStrings({ length, rows: bits.length / length, bits });
 }
 
 // ---- models -------------------------------------------------------------------------------------
@@ -196,32 +224,32 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     'training.early_stopping': 0,
     // Short runs are the point here: warm up over a tenth of them (the CLI's default is 100 steps).
     'training.warmup_steps':
-      Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(config.DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
+      Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
   };
   if (dataset.section.heartbeat) {
     for (const [key, value] of Object.entries(dataset.section.heartbeat)) values[`data.heartbeat.${key}`] = value;
   } else {
     values['data.train'] = dataset.section.train;
   }
-  const resolved = config.resolveConfig([config.valuesLayer(values, (key) => `the field "${fieldNames[key] ?? key}"`)]);
-  config.checkAgainstLength(resolved, dataset.train.length, dataset.summary.trainSource);
+  const resolved = resolveConfig([valuesLayer(values, (key) => `the field "${fieldNames[key] ?? key}"`)]);
+  checkAgainstLength(resolved, dataset.train.length, dataset.summary.trainSource);
   const runConfig = resolved.config;
-  const total = config.totalSteps(runConfig.training, dataset.train.rows);
+  const total = totalSteps(runConfig.training, dataset.train.rows);
   const next = await DiffusionModel.create(
-    config.coreModelConfig(runConfig.model, dataset.train.length),
-    config.coreTrainingConfig(runConfig.training, total),
+    coreModelConfig(runConfig.model, dataset.train.length),
+    coreTrainingConfig(runConfig.training, total),
     runConfig.training.seed,
   );
-  const metadata = run.runMetadata(runConfig);
+  const metadata = runMetadata(runConfig);
   setModel(next, 'trained here', metadata);
 
   const controller = new AbortController();
   stopCurrent = () => controller.abort();
   try {
-    const outcome = await training.runTraining({
+    const outcome = await runTraining({
       model: next,
       data: { train: dataset.train, val: dataset.val, trainSet: dataset.trainSet, valSet: dataset.valSet },
-      settings: run.loopSettings(runConfig, total),
+      settings: loopSettings(runConfig, total),
       signal: controller.signal,
       now: () => performance.now(),
       hooks: {
@@ -229,7 +257,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
         onProgress: (update) => emit({ type: 'progress', update }),
         onCheckpoint: (_reason, state) => {
           // With the run config and loop state, `evaluate demo.safetensors` and `train --resume` work on it.
-          modelMetadata = run.runMetadata(runConfig, state);
+          modelMetadata = runMetadata(runConfig, state);
           files.setFile(TRAINED_MODEL_PATH, next.toBytes(modelMetadata));
         },
       },
@@ -244,8 +272,8 @@ async function train(settings: Operations['train']['request']['settings'], emit:
 
 /** Loads checkpoint bytes as the current model; when the data does not fit it, the run's heartbeat (if any) becomes the data. */
 async function loadModel(bytes: Uint8Array, name: string): Promise<{ info: ModelInfo; data: DataSummary | null }> {
-  const { model: loaded, metadata, runConfig } = await run.loadCheckpoint(bytes, name);
-  const info = setModel(loaded, name, run.runMetadataOf(metadata));
+  const { model: loaded, metadata, runConfig } = await loadCheckpoint(bytes, name);
+  const info = setModel(loaded, name, runMetadataOf(metadata));
   let summary: DataSummary | null = null;
   if (!currentData || currentData.summary.length !== loaded.length) {
     const heartbeat = runConfig?.data.heartbeat;
@@ -263,7 +291,7 @@ function evaluate(request: Operations['evaluate']['request']): EvaluationSummary
   if (currentData.summary.length !== current.length) {
     throw new UserError(`the data's sequences have ${currentData.summary.length} bits but the model's have ${current.length}`);
   }
-  const evaluation = training.evaluateModel(current, {
+  const evaluation = evaluateModel(current, {
     data: currentData.val,
     trainSet: currentData.trainSet,
     dataSet: currentData.valSet,
@@ -292,7 +320,7 @@ async function runCommand(line: string, columns: number, emit: (event: WorkerEve
   output = emit;
   stopCurrent = () => files.interrupt();
   try {
-    return await runCommandLine(yargs as unknown as commands.YargsFactory, line, files, { columns });
+    return await runCommandLine(browserYargs, line, files, { columns });
   } finally {
     output = undefined;
     stopCurrent = undefined;

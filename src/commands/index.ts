@@ -15,9 +15,13 @@ import { trainCommand } from './train.js';
 export type { CommandContext, Io, ProgressDisplay, RunPictureInputs, RunPictureRenderer } from './io.js';
 export { MemoryIo, type MemoryIoOptions } from './memory-io.js';
 
-/** The default export of 'yargs' (Node) or 'yargs/browser' (bundlers). */
-export type YargsFactory = (args?: string[]) => Argv;
+/**
+ * The default export of 'yargs' (Node) or 'yargs/browser' (bundlers): a function from arguments to
+ * a parser. Typed loosely so that the package's types do not depend on yargs' (a dev dependency).
+ */
+export type YargsFactory = (args?: string[]) => unknown;
 
+/** Options of `runCli`. */
 export interface RunCliOptions {
   version?: string;
   /** Help text width (a terminal's columns). */
@@ -33,7 +37,7 @@ export interface RunCliOptions {
 export async function runCli(makeYargs: YargsFactory, args: string[], io: Io, options: RunCliOptions = {}): Promise<number> {
   let exitCode = 0;
   const context: CommandContext = { io, setExitCode: (code) => (exitCode = code) };
-  const parser = makeYargs(args)
+  const parser = (makeYargs(args) as Argv)
     .scriptName('bernoulli-diffusion')
     .usage('$0 <command> [options]\n\nBernoulli diffusion models for binary sequences (Sohl-Dickstein et al. 2015).')
     .command(trainCommand(context))

@@ -18,6 +18,7 @@ export interface ParallelIo {
   createPool(local: DiffusionModel, workers: number): Promise<ParallelModel>;
 }
 
+/** A progress display for the training loop (a terminal bar, or lines). */
 export interface ProgressDisplay {
   update(update: ProgressUpdate): void;
   /** A line of text printed without garbling the progress display. */
@@ -25,12 +26,15 @@ export interface ProgressDisplay {
   stop(): void;
 }
 
+/** Everything the CLI's commands do outside the model: files, output, progress, workers, pictures, interruption. */
 export interface Io {
   /** Reads a file; a missing or unreadable file is a UserError naming it. */
   readText(path: string): Promise<string>;
+  /** Reads a file's bytes; a missing or unreadable file is a UserError naming it. */
   readBytes(path: string): Promise<Uint8Array>;
   /** Writes a whole file so that it is either the old or the new content, never half of one. */
   writeAtomic(path: string, data: string | Uint8Array): Promise<void>;
+  /** Whether a file or folder exists at `path`. */
   exists(path: string): Promise<boolean>;
   /** Creates a directory and its parents (no error if it exists). */
   mkdir(path: string): Promise<void>;
@@ -39,8 +43,11 @@ export interface Io {
 
   /** Path arithmetic of the file system behind this Io. */
   resolve(...parts: string[]): string;
+  /** `parts` joined with the path separator (not resolved against the working folder). */
   join(...parts: string[]): string;
+  /** The folder part of a path. */
   dirname(path: string): string;
+  /** The last part of a path. */
   basename(path: string): string;
   /** A path as shown to the user: relative to the working folder when inside it. */
   displayPath(path: string): string;

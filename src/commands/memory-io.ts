@@ -16,6 +16,7 @@ function normalise(path: string): string {
   return `/${parts.join('/')}`;
 }
 
+/** Options of `MemoryIo`: working folder, starting files, where output goes. */
 export interface MemoryIoOptions {
   /** Working folder (default "/"). */
   cwd?: string;
@@ -29,12 +30,17 @@ export interface MemoryIoOptions {
   now?: () => number;
 }
 
+/** An `Io` over in-memory files (a browser page, tests): the CLI's commands run on it unchanged. */
 export class MemoryIo implements Io {
+  /** The files, by absolute path. */
   readonly files = new Map<string, Uint8Array>();
+  /** The folders, by absolute path. */
   readonly folders = new Set<string>(['/']);
   /** Lines printed as output, and as notes (progress logs included). */
   readonly output: string[] = [];
+  /** Lines written as notes (stderr's part). */
   readonly notes: string[] = [];
+  /** The working folder (absolute). */
   readonly cwd: string;
   readonly renderRunPictures?: RunPictureRenderer;
   private controller = new AbortController();
@@ -57,6 +63,7 @@ export class MemoryIo implements Io {
     this.files.set(full, typeof content === 'string' ? new TextEncoder().encode(content) : content);
   }
 
+  /** A file's content as text (undefined if there is no such file). */
   getText(path: string): string | undefined {
     const bytes = this.files.get(this.resolve(path));
     return bytes === undefined ? undefined : new TextDecoder().decode(bytes);

@@ -86,16 +86,18 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await fsyncDirectory(folder);
 }
 
+/** Options of `NodeIo`. */
 export interface NodeIoOptions {
   /** Draws pictures (src/plots); default: loaded on first use. */
   renderRunPictures?: RunPictureRenderer;
 }
 
 const loadPlotRenderer: RunPictureRenderer = async (inputs, write) => {
-  const { renderRunPictures } = await import('../plots/node.js');
+  const { renderRunPictures } = await import('./plots.js');
   return renderRunPictures(inputs, write);
 };
 
+/** The CLI's `Io` on Node: files on disk (atomic writes), the terminal, worker threads and pictures. */
 export class NodeIo implements Io {
   private controller: AbortController | undefined;
   readonly renderRunPictures: RunPictureRenderer;

@@ -33,10 +33,12 @@ import type { StepReport } from '../run/records.js';
 import type { AsyncTrainableModel } from '../training.js';
 import { init } from '../wasm.js';
 import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
+import { ModelReplica } from './replica.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, Seed, SpawnWorker } from './protocol.js';
 
 export type { PoolWorker, SpawnWorker, WorkerPort } from './protocol.js';
 
+/** Options of `ParallelModel.create`: how to start workers, how many, and the replicas' starting state. */
 export interface PoolOptions {
   /** Starts one worker (see src/node/pool.ts, src/parallel/browser.ts). */
   spawn: SpawnWorker;
@@ -100,9 +102,13 @@ export function summariseBound(totals: Float64Array, rows: number, repeats: numb
   return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats };
 }
 
+/** A DiffusionModel replicated over workers: data-parallel training steps, and sampling, inpainting and evaluation split across replicas (bit-identical to one model's results). */
 export class ParallelModel implements AsyncTrainableModel {
+  /** The replicas' model config. */
   readonly modelConfig: ModelConfig;
+  /** The replicas' training config. */
   readonly trainingConfig: TrainingConfig;
+  /** Number of trainable parameters of each replica. */
   readonly parameterCount: number;
   private stepCount: number;
   private broken: Error | undefined;
@@ -115,7 +121,7 @@ export class ParallelModel implements AsyncTrainableModel {
 
   private constructor(
     private readonly channels: WorkerChannel[],
-    private readonly local: DiffusionModel | undefined,
+    private readonly local: ModelReplica | undefined,
     configs: { model: ModelConfig; training: TrainingConfig },
     parameterCount: number,
     step: number,
@@ -156,7 +162,7 @@ export class ParallelModel implements AsyncTrainableModel {
       for (const answer of answers) {
         if (answer.step !== step || answer.parameterCount !== parameterCount) throw new Error("a replica did not start from the checkpoint's state");
       }
-      const pool = new ParallelModel(channels, local, configs, parameterCount, step, shared);
+      const pool = new ParallelModel(channels, local && new ModelReplica(local), configs, parameterCount, step, shared);
       if (slots) {
         for (let k = 0; k < replicas; k++) pool.slotViews.push(new Float32Array(slots, 4 * k * parameterCount, parameterCount));
       } else {
@@ -387,7 +393,7 @@ export class ParallelModel implements AsyncTrainableModel {
 
   /** A checkpoint of the (identical) replicas: the local model's, else worker 0's. */
   toBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
-    if (this.local) return Promise.resolve(this.local.toBytes(metadata));
+    if (this.local) return Promise.resolve(this.local.model.toBytes(metadata));
     return this.exclusive(() => this.channels[0].call<Uint8Array>({ type: 'toBytes', metadata }), false);
   }
 
@@ -395,7 +401,7 @@ export class ParallelModel implements AsyncTrainableModel {
   replicaParameters(): Promise<Float32Array[]> {
     return this.exclusive(async () => {
       const remote = await Promise.all(this.channels.map((c) => c.call<Float32Array>({ type: 'parameters' })));
-      return [...(this.local ? [this.local.parameters()] : []), ...remote];
+      return [...(this.local ? [this.local.model.parameters()] : []), ...remote];
     }, false);
   }
 

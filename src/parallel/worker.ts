@@ -7,6 +7,7 @@ import { InternalError, UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
 import { init } from '../wasm.js';
 import { sumShards, wasmAdder } from './gradients.js';
+import { ModelReplica } from './replica.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, Reply, Request, SampleRangeResult, WorkerPort } from './protocol.js';
 
 interface Answer {
@@ -21,9 +22,9 @@ export function serveWorker(port: WorkerPort): void {
   let slot = 0;
   let queue: Promise<void> = Promise.resolve();
 
-  const replica = (): DiffusionModel => {
+  const replica = (): ModelReplica => {
     if (!model) throw new Error('the worker has no model yet (init first)');
-    return model;
+    return new ModelReplica(model);
   };
 
   async function handle(request: Request): Promise<Answer> {
@@ -90,11 +91,11 @@ export function serveWorker(port: WorkerPort): void {
         return { result: totals, transfer: [totals.buffer] };
       }
       case 'toBytes': {
-        const bytes = replica().toBytes(request.metadata);
+        const bytes = replica().model.toBytes(request.metadata);
         return { result: bytes, transfer: [bytes.buffer] };
       }
       case 'parameters': {
-        const values = replica().parameters();
+        const values = replica().model.parameters();
         return { result: values, transfer: [values.buffer] };
       }
       case 'close': {

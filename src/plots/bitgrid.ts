@@ -58,6 +58,7 @@ export interface BitGridLayout {
   barHeight: number;
 }
 
+/** Layout options of a bit grid: the largest grid size, the frame labels, a progress bar. */
 export interface BitGridLayoutOptions {
   /** Largest grid size in pixels the cells are fitted into (the label may widen the picture). */
   maxGridWidth?: number;

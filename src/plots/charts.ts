@@ -2,9 +2,34 @@
  * Chart definitions (vega-lite specs) built from training metric records, and rendering a spec to
  * an SVG string. Browser-safe: the CLI (through node.ts) and the browser demo draw the same charts.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { UserError } from '../errors.js';
 import type { MetricRecord } from '../run/records.js';
+
+interface PlotPackages {
+  vega: typeof import('vega');
+  'vega-lite': typeof import('vega-lite');
+}
+
+/**
+ * The error for a chart package that is not installed: vega, vega-lite and @resvg/resvg-js are
+ * optional dependencies (vega-lite needs Node >= 22), loaded only when a chart is drawn.
+ */
+export function missingPlotPackage(name: string, error: unknown): Error {
+  const code = (error as { code?: string } | undefined)?.code;
+  if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') return error instanceof Error ? error : new Error(String(error));
+  return new UserError(`drawing charts needs the optional package ${name} (npm install vega vega-lite @resvg/resvg-js; vega-lite needs Node >= 22)`);
+}
+
+/** vega or vega-lite, imported on first use (so importing the charts module loads neither). */
+export async function loadOptionalPlotPackage<Name extends keyof PlotPackages>(name: Name): Promise<PlotPackages[Name]> {
+  try {
+    // Literal specifiers, so bundlers see both imports and split them into their own chunks.
+    return (await (name === 'vega' ? import('vega') : import('vega-lite'))) as PlotPackages[Name];
+  } catch (error) {
+    throw missingPlotPackage(name, error);
+  }
+}
 
 // The record type and its reader live with the run's other records (src/run/records.ts).
 export { type MetricRecord, parseMetricsJsonl } from '../run/records.js';
@@ -39,6 +64,7 @@ const baseConfig = {
 /** The x encoding of every chart over training: steps from 0, so charts of one run line up. */
 const stepAxis = { field: 'step', type: 'quantitative', title: 'training step', scale: { domainMin: 0 }, axis: { format: ',~r' } } as const;
 
+/** A chart's size in pixels. */
 export interface ChartSize {
   width?: number;
   height?: number;
@@ -274,6 +300,7 @@ export function proportionsChartSpec(records: readonly MetricRecord[], size: Cha
 
 /** Renders a vega-lite spec to a standalone SVG string (no DOM needed: works in Node and browsers). */
 export async function chartToSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([loadOptionalPlotPackage('vega'), loadOptionalPlotPackage('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

@@ -16,6 +16,7 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
+/** A picture in the report: file name, caption and data URI. */
 export interface ReportPicture {
   /** File name in the run directory (shown after the caption); none for a report-only picture. */
   file?: string;
@@ -28,6 +29,7 @@ export interface ReportPicture {
   displayWidth?: number;
 }
 
+/** What `reportHtml` draws the report from. */
 export interface ReportInputs {
   title: string;
   /** The resolved config.yaml. */

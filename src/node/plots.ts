@@ -5,15 +5,43 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
-import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
+import type { ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
-import * as vega from 'vega';
 import { UserError } from '../errors.js';
-import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid } from './bitgrid.js';
-import { chartFont, chartToSvg, evaluationPoints, lossChartSpec, parseMetricsJsonl, proportionsChartSpec, type MetricRecord } from './charts.js';
-import { dataUri, reportHtml, type ReportPicture } from './report.js';
+import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from '../plots/bitgrid.js';
+import {
+  chartFont,
+  chartToSvg,
+  evaluationPoints,
+  lossChartSpec,
+  loadOptionalPlotPackage,
+  missingPlotPackage,
+  parseMetricsJsonl,
+  proportionsChartSpec,
+  type MetricRecord,
+} from '../plots/charts.js';
+import { dataUri, reportHtml, type ReportPicture } from '../plots/report.js';
 import type { RunPictureInputs, RunPicturesWritten, WriteFile } from '../run/records.js';
+
+type ResvgClass = typeof import('@resvg/resvg-js').Resvg;
+let resvgClass: ResvgClass | undefined;
+
+/**
+ * resvg (a native module, an optional dependency), loaded on first use so that importing this
+ * module costs nothing and works without it. It is CommonJS, so `require` loads it synchronously.
+ */
+function Resvg(): ResvgClass {
+  if (!resvgClass) {
+    try {
+      resvgClass = (createRequire(import.meta.url)('@resvg/resvg-js') as typeof import('@resvg/resvg-js')).Resvg;
+    } catch (error) {
+      throw missingPlotPackage('@resvg/resvg-js', error);
+    }
+  }
+  return resvgClass;
+}
 
 export type { RunPictureInputs, RunPicturesWritten, WriteFile } from '../run/records.js';
 
@@ -32,7 +60,7 @@ export function chartFontOptions(): ResvgRenderOptions['font'] {
   const files = dejaVuFiles.filter((f) => existsSync(f));
   const options: ResvgRenderOptions['font'] =
     files.length > 0 ? { loadSystemFonts: false, fontFiles: files, defaultFontFamily: chartFont, sansSerifFamily: chartFont } : { loadSystemFonts: true };
-  const probe = new Resvg('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="0" y="15" font-size="12">10</text></svg>', {
+  const probe = new (Resvg())('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text x="0" y="15" font-size="12">10</text></svg>', {
     font: options,
   }).getBBox();
   if (!probe || !(probe.width > 0))
@@ -46,7 +74,7 @@ function inkWidth(text: string, fontSize: number, fontWeight: string): number {
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text x="0" y="${2 * fontSize}" font-family="${chartFont}" ` +
     `font-size="${fontSize}" font-weight="${fontWeight}" xml:space="preserve">${escaped}</text></svg>`;
-  return new Resvg(svg, { font: chartFontOptions() }).getBBox()?.width ?? 0;
+  return new (Resvg())(svg, { font: chartFontOptions() }).getBBox()?.width ?? 0;
 }
 
 const widthCache = new Map<string, number>();
@@ -68,7 +96,8 @@ export function measureTextWidth(text: string, fontSize: number, fontWeight: str
  * Without a canvas, vega guesses text widths at 0.8 em per character (far too wide); in Node we
  * measure with the font resvg draws with, so titles, legends and axes are laid out to fit.
  */
-function useMeasuredTextWidths(): void {
+async function useMeasuredTextWidths(): Promise<void> {
+  const vega = await loadOptionalPlotPackage('vega');
   type TextItem = { fontSize?: number; fontWeight?: string | number };
   // vega exports textMetrics at run time; its typings leave it out.
   const metrics = (vega as unknown as { textMetrics: { width: (item: TextItem, text: unknown) => number } }).textMetrics;
@@ -77,13 +106,13 @@ function useMeasuredTextWidths(): void {
 
 /** A vega-lite spec to SVG, laid out with measured text widths (use this rather than chartToSvg in Node). */
 export async function renderChartSvg(spec: Parameters<typeof chartToSvg>[0]): Promise<string> {
-  useMeasuredTextWidths();
+  await useMeasuredTextWidths();
   return chartToSvg(spec);
 }
 
 /** An SVG string to PNG bytes, `scale` times its own size. */
 export function svgToPng(svg: string, scale = 2): Uint8Array {
-  const rendered = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: chartFontOptions(), background: 'white' }).render();
+  const rendered = new (Resvg())(svg, { fitTo: { mode: 'zoom', value: scale }, font: chartFontOptions(), background: 'white' }).render();
   return rendered.asPng();
 }
 
@@ -242,6 +271,7 @@ export function directoryWriter(dir: string): WriteFile {
   };
 }
 
+/** Options of `renderRunDirectory`. */
 export interface RenderRunDirectoryOptions {
   /** Frames of the reverse chain (the CLI samples them from the run's model). */
   reverseProcess?: RunPictureInputs['reverseProcess'];

@@ -1,0 +1,100 @@
+/**
+ * The worker pool's view of one DiffusionModel (internal, not exported by any package entry):
+ * gradients computed and summed in the core's own buffers, the importance objective's pending
+ * observations, and the shard-range forms of sample / inpaint / evaluate. Kept off the public
+ * class so its API is what a user calls; the pool (pool.ts) and its workers (worker.ts) wrap
+ * their models in one of these.
+ */
+import { wasmMemory, type RawModel } from '../../pkg/bernoulli_diffusion_core.js';
+import { wasmCall as coreCall, inpaintMode, toSeed, type DiffusionModel, type InpaintOptions, type SampleResult, type TrainStepReport } from '../model.js';
+import { UserError } from '../errors.js';
+
+export class ModelReplica {
+  constructor(readonly model: DiffusionModel) {}
+
+  /** The model's RawModel (throws once the model was freed). */
+  private get core(): RawModel {
+    const raw = this.model['raw'];
+    if (!raw) throw new Error('this DiffusionModel was freed');
+    return raw;
+  }
+
+  private rows(bits: Uint8Array, what: string): number {
+    return this.model['rows'](bits, what);
+  }
+
+  /**
+   * The loss sum (bits) over a shard holding examples exampleOffset.. of optimiser step `step`;
+   * the shard's gradient sum stays in the core's gradient buffer (read it through `gradientView`).
+   */
+  computeGradientInPlace(batch: Uint8Array, exampleOffset: number, step: number): number {
+    const rows = this.rows(batch, 'a training batch');
+    return coreCall('gradient', () => this.core.computeGradientInPlace(batch, rows, BigInt(exampleOffset), BigInt(step)));
+  }
+
+  /**
+   * The core's gradient buffer (parameterCount values) as a view on the wasm memory: valid until
+   * the next call into this model (the memory may grow), so take a fresh view each time.
+   */
+  gradientView(): Float32Array {
+    const memory = wasmMemory() as WebAssembly.Memory;
+    return new Float32Array(memory.buffer, this.core.gradientPointer(), this.model.parameterCount);
+  }
+
+  /**
+   * A scratch buffer beside the gradient (a view on the wasm memory, valid until the next call into
+   * this model): the pool copies another shard's gradient into it and adds it with
+   * `addScratchToGradient()` (vectorised f32 additions, the same results as in JavaScript).
+   */
+  gradientScratchView(): Float32Array {
+    const pointer = this.core.gradientScratchPointer();
+    return new Float32Array((wasmMemory() as WebAssembly.Memory).buffer, pointer, this.model.parameterCount);
+  }
+
+  /** gradient[i] += scratch[i] for every i (see `gradientScratchView`). */
+  addScratchToGradient(): void {
+    coreCall('gradient', () => this.core.addScratchToGradient());
+  }
+
+  /** One optimiser step from the gradient sums written into `gradientView()` over `totalRows` examples. */
+  applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
+    const [loss, gradNorm, lr] = coreCall('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows));
+    return { loss, gradNorm, lr };
+  }
+
+  /** Importance objective: the (t, term) observations of this step's shards so far, flat [t, term, ...]. */
+  pendingObservations(): Float64Array {
+    return this.core.pendingObservations();
+  }
+
+  /** Replaces the pending observations (a pool gives every replica those of all shards, in order). */
+  setPendingObservations(flat: Float64Array): void {
+    coreCall('observations', () => this.core.setPendingObservations(flat));
+  }
+
+  /** Sequences first..first+n of `sample(first + n, opts)` (same seed). */
+  sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
+    const recordEvery = opts.recordEvery ?? 0;
+    const samples = coreCall('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
+    return { samples, frames: recordEvery > 0 ? this.model['recordedFrames'](n) : [] };
+  }
+
+  /** Completions first..first+n of `inpaint(pattern, first + n, opts)`. */
+  inpaintRange(pattern: Uint8Array, first: number, n: number, opts: InpaintOptions = {}): Uint8Array {
+    if (pattern.length !== this.model.length) {
+      throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.model.length}`);
+    }
+    const [mode, particles] = inpaintMode(opts);
+    return coreCall('inpainting', () => this.core.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0), mode, particles));
+  }
+
+  /**
+   * The Monte-Carlo totals behind `evaluate` for rows that are sequences firstIndex.. of the data:
+   * totals[i·repeats + r] in bits (`summariseBound` of all rows' totals gives `evaluate`'s result).
+   */
+  boundTotals(data: Uint8Array, firstIndex: number, opts: { repeats?: number; seed?: number | bigint } = {}): Float64Array {
+    const rows = this.rows(data, 'evaluation data');
+    const repeats = opts.repeats ?? 8;
+    return coreCall('evaluation', () => this.core.boundTotals(data, rows, repeats, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
+  }
+}
