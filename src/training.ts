@@ -78,6 +78,7 @@ export interface Evaluation extends SampleProportions {
   boundPerSequence: Float64Array;
 }
 
+/** A progress report of the training loop (for a progress bar). */
 export interface ProgressUpdate {
   step: number;
   total: number;

@@ -105,6 +105,7 @@ export interface RunPictureInputs {
 /** Where drawn pictures go: one file, `name` relative to the run directory. */
 export type WriteFile = (name: string, data: Uint8Array | string) => Promise<void>;
 
+/** The files a picture renderer wrote, and the pictures it skipped (with why). */
 export interface RunPicturesWritten {
   /** File names written, in order. */
   written: string[];
