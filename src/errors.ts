@@ -22,7 +22,9 @@ export function isUserError(error: unknown): error is UserError {
 /** What an internal error's message ends with: how to report it. */
 export const HOW_TO_REPORT = 'this is a bug in bernoulli-diffusion: please report it with the command line, the package version and the files it read';
 
+/** A broken invariant in the package (a bug, or a trap in the wasm core), not a mistake of the user; exit code 70. */
 export class InternalError extends Error {
+  /** The exit code the CLI ends with (EX_SOFTWARE). */
   readonly exitCode = 70;
   /** The message without the reporting instructions. */
   readonly detail: string;
@@ -33,6 +35,7 @@ export class InternalError extends Error {
   }
 }
 
+/** Whether `error` is an InternalError (a bug: the CLI prints one line and how to report it, exit 70). */
 export function isInternalError(error: unknown): error is InternalError {
   return error instanceof InternalError;
 }

@@ -62,6 +62,7 @@ export interface LoopSettings {
   earlyStopping: number;
 }
 
+/** One evaluation: the bound on the evaluation data and where fresh samples fall. */
 export interface Evaluation extends SampleProportions {
   bound_bits: number;
   /** Monte-Carlo standard error of bound_bits for these sequences. */

@@ -20,6 +20,7 @@ export const META_FORMAT = 'format';
 export const META_STATE = 'model_state';
 /** Metadata written by `train` (and the demo) besides the model's own. */
 export const META_RUN_CONFIG = 'run_config';
+/** Checkpoint metadata key of the training loop state (step, best step and bound, evaluations since the best). */
 export const META_LOOP_STATE = 'loop_state';
 /** The metadata keys that describe a run (kept when a checkpoint is loaded and saved again). */
 export const RUN_METADATA_KEYS = [META_RUN_CONFIG, META_LOOP_STATE] as const;

@@ -10,6 +10,7 @@ import { DiffusionModel } from '../model.js';
 import { loopStateOf, runConfigOf } from './checkpoint.js';
 import type { LoopState } from './records.js';
 
+/** A checkpoint read and loaded: the model, its metadata, and the run config and loop state `train` stored in it. */
 export interface LoadedCheckpoint {
   path: string;
   bytes: Uint8Array;
