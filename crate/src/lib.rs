@@ -7,6 +7,7 @@ pub mod bernoulli;
 pub mod config;
 pub mod elementary;
 pub mod evaluate;
+pub mod finite;
 pub mod inpaint;
 pub mod linalg;
 pub mod model;

@@ -8,6 +8,7 @@
 
 use crate::config::ModelConfig;
 use crate::evaluate::{self, BoundEstimate, ExactNll};
+use crate::finite;
 use crate::inpaint::{self, InpaintMode};
 use crate::network::{build_network, ParameterGroup, ReverseNetwork};
 use crate::objective::{self, GivenResult, ImportanceHistory, ObjectiveKind, Workspace};
@@ -28,6 +29,9 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Learning rate used for this step.
     pub lr: f64,
+    /// The weights, optimiser moments and EMA are all finite after the step (false: the run
+    /// diverged; the model must not be trained on or saved).
+    pub finite: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -138,6 +142,16 @@ impl Model {
         self.importance.as_ref()
     }
 
+    /// True when the weights, the optimiser moments and the EMA hold only finite values.
+    pub fn state_is_finite(&self) -> bool {
+        finite::all_finite(self.network.parameters()) && finite::all_finite(&self.optimiser.m) && finite::all_finite(&self.optimiser.v) && self.ema.as_deref().is_none_or(finite::all_finite)
+    }
+
+    /// Checks loaded tensors (see `finite::check_tensors`); the error names the first bad tensor.
+    pub fn check_finite_state(&self) -> Result<(), String> {
+        finite::check_tensors(self.tensor_views().iter().map(|(name, _, values)| (name.as_str(), *values)))
+    }
+
     fn check_batch(&self, x0: &[u8], rows: usize) -> Result<(), String> {
         let length = self.model_config.length;
         if rows == 0 || x0.len() != rows * length {
@@ -228,7 +242,8 @@ impl Model {
         }
         self.pending_observations.clear();
         self.step += 1;
-        Ok(StepReport { loss_bits: loss_sum_bits * mean_scale, grad_norm, lr })
+        let finite = self.state_is_finite();
+        Ok(StepReport { loss_bits: loss_sum_bits * mean_scale, grad_norm, lr, finite })
     }
 
     /// One training step on a batch (rows × L bits): `compute_gradient` for all rows at the
@@ -410,7 +425,7 @@ impl Model {
                 ema[range].copy_from_slice(source);
             }
         }
-        Ok(())
+        self.check_finite_state()
     }
 
     pub fn state(&self) -> ModelState {
@@ -440,12 +455,11 @@ impl Model {
         model.step = state.step;
         model.optimiser.updates = state.step;
         if let Some(history) = state.importance {
-            if history.timesteps() != model.model_config.timesteps {
-                return Err("importance history does not match T".into());
+            if model.importance.is_none() {
+                return Err(format!("the state holds an importance history but the objective is {:?}", model.training_config.objective).to_lowercase());
             }
-            if model.importance.is_some() {
-                model.importance = Some(history);
-            }
+            finite::check_importance_history(&history, model.model_config.timesteps)?;
+            model.importance = Some(history);
         }
         Ok(model)
     }
