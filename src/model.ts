@@ -23,6 +23,27 @@ export interface TrainStepReport {
   /** Global norm of the mean gradient before clipping. */
   gradNorm: number;
   lr: number;
+  /** The weights, optimiser moments and EMA are all finite after the step (false: diverged; the core always says). */
+  finite?: boolean;
+}
+
+/** [loss, gradNorm, lr, finite] from the core as a report. */
+function stepReport(values: Float64Array | number[]): TrainStepReport {
+  return { loss: values[0], gradNorm: values[1], lr: values[2], finite: values[3] === 1 };
+}
+
+/**
+ * Frees a RawModel without letting the free hide the error that got us here: after a call that
+ * trapped (a panic) wasm-bindgen still counts the model as borrowed and `free()` throws
+ * "attempted to take ownership of Rust value while it was borrowed". Such a model's memory goes
+ * with the module instance.
+ */
+function freeQuietly(raw: RawModel | undefined): void {
+  try {
+    raw?.free();
+  } catch {
+    // see above
+  }
 }
 
 export interface SampleResult {
@@ -153,8 +174,9 @@ export class DiffusionModel {
         const values = bytesOf(name) ?? (name.startsWith('ema.') ? bytesOf(name.slice('ema.'.length)) : undefined);
         if (values) new Uint8Array(memory, pointer, 4 * shape.reduce((a, b) => a * b, 1)).set(values);
       }
+      core(source, () => raw.checkFiniteState()); // NaN or infinite weights, moments or EMA
     } catch (error) {
-      raw.free();
+      freeQuietly(raw);
       throw error;
     }
     return new DiffusionModel(raw, parsed.model, parsed.training);
@@ -190,8 +212,7 @@ export class DiffusionModel {
   /** One optimiser step on a batch (rows × L bits). */
   trainStep(batch: Uint8Array): TrainStepReport {
     const rows = this.rows(batch, 'a training batch');
-    const [loss, gradNorm, lr] = core('training step', () => this.core.trainStep(batch, rows));
-    return { loss, gradNorm, lr };
+    return stepReport(core('training step', () => this.core.trainStep(batch, rows)));
   }
 
   /**
@@ -206,8 +227,7 @@ export class DiffusionModel {
 
   /** One optimiser step from gradient and loss sums over `totalRows` examples. */
   applyGradient(gradientSum: Float32Array, lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradient(gradientSum, lossSum, totalRows));
-    return { loss, gradNorm, lr };
+    return stepReport(core('optimiser step', () => this.core.applyGradient(gradientSum, lossSum, totalRows)));
   }
 
   /**
@@ -245,8 +265,7 @@ export class DiffusionModel {
 
   /** One optimiser step from the gradient sums written into `gradientView()`. */
   applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = core('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows));
-    return { loss, gradNorm, lr };
+    return stepReport(core('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows)));
   }
 
   /** Importance objective: the (t, term) observations of this step's shards so far, flat [t, term, ...]. */
@@ -369,7 +388,7 @@ export class DiffusionModel {
 
   /** Releases the wasm memory; the model cannot be used afterwards. */
   free(): void {
-    this.raw?.free();
+    freeQuietly(this.raw);
     this.raw = undefined;
   }
 }

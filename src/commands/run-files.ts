@@ -6,6 +6,7 @@ import { readSafetensorsHeader } from '../checkpoint.js';
 import { configFromJson, type RunConfig } from '../config.js';
 import { heartbeatData, heartbeatPhases, parseSequences, sequenceSet, type Sequences } from '../data.js';
 import { UserError } from '../errors.js';
+import { checkRunConfigAgainstModel } from '../run-guards.js';
 import { DiffusionModel } from '../model.js';
 import type { Evaluation, LoopState } from '../training.js';
 import type { Io } from './io.js';
@@ -44,6 +45,7 @@ function parseLoopState(json: string, source: string): LoopState {
     !orNull(parsed.bestStep, isCount) ||
     !orNull(parsed.bestBoundBits, (v) => typeof v === 'number' && Number.isFinite(v)) ||
     !isCount(parsed.evalsSinceBest) ||
+    (parsed.bestStep !== null && (parsed.bestStep as number) > (parsed.step as number)) ||
     !(typeof parsed.elapsedSeconds === 'number' && parsed.elapsedSeconds >= 0)
   ) {
     fail();
@@ -58,12 +60,20 @@ export async function loadCheckpoint(io: Io, path: string): Promise<LoadedCheckp
   const model = await DiffusionModel.fromBytes(bytes, path);
   const metadata = header.metadata;
   const loaded: LoadedCheckpoint = { path, bytes, model, metadata };
-  if (metadata[META_RUN_CONFIG] !== undefined) loaded.runConfig = configFromJson(metadata[META_RUN_CONFIG], path);
-  if (metadata[META_LOOP_STATE] !== undefined) {
-    loaded.loopState = parseLoopState(metadata[META_LOOP_STATE], path);
-    if (loaded.loopState.step !== model.step) {
-      throw new UserError(`${path}: the loop state is at step ${loaded.loopState.step} but the model at step ${model.step}`);
+  try {
+    if (metadata[META_RUN_CONFIG] !== undefined) {
+      loaded.runConfig = configFromJson(metadata[META_RUN_CONFIG], path);
+      checkRunConfigAgainstModel(loaded.runConfig, model, path);
     }
+    if (metadata[META_LOOP_STATE] !== undefined) {
+      loaded.loopState = parseLoopState(metadata[META_LOOP_STATE], path);
+      if (loaded.loopState.step !== model.step) {
+        throw new UserError(`${path}: the loop state is at step ${loaded.loopState.step} but the model at step ${model.step}`);
+      }
+    }
+  } catch (error) {
+    model.free();
+    throw error;
   }
   return loaded;
 }

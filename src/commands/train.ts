@@ -22,9 +22,11 @@ import {
 } from '../config.js';
 import { sequenceSet } from '../data.js';
 import { UserError } from '../errors.js';
+import { DivergenceError, likelyCause } from '../divergence.js';
+import { checkMemory, checkResumeFlags, checkpointStepOf, validateRunName } from '../run-guards.js';
 import { DiffusionModel } from '../model.js';
 import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
-import type { CommandContext, Io } from './io.js';
+import type { CommandContext, Io, RunDirectoryClaim } from './io.js';
 import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 import { boundText, count, loadCheckpoint, loadRunData, META_LOOP_STATE, META_RUN_CONFIG, percent, proportionsText, RESULTS_FORMAT, type LoadedCheckpoint, type RunData } from './run-files.js';
 
@@ -128,15 +130,11 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
 
   if (args.resume !== undefined) {
     if (args.config !== undefined) throw new UserError('--config cannot be combined with --resume: the run continues with the configuration in its checkpoint');
-    for (const flag of Object.keys(FLAG_KEYS)) {
-      if (flags[flag] !== undefined && !RESUMABLE_FLAGS.has(flag)) {
-        throw new UserError(`--${flag} cannot be changed when resuming: the run continues with the configuration in its checkpoint`);
-      }
-    }
     const loaded = await loadCheckpoint(io, args.resume);
     if (loaded.runConfig === undefined) {
       throw new UserError(`${args.resume}: has no run configuration in its metadata (it was not written by train), so it cannot be resumed`);
     }
+    checkResumeFlags(flags, FLAG_KEYS, RESUMABLE_FLAGS, loaded.runConfig);
     resume = { ...loaded, sourceRunDir: await runDirectoryOf(io, args.resume) };
     layers.push(configLayer(loaded.runConfig, `${args.resume} (checkpoint)`));
   } else if (args.config !== undefined) {
@@ -157,10 +155,9 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   } else {
     const out = io.resolve(args.out ?? 'results');
     if (args.name !== undefined) {
-      if (args.name.trim() === '' || /[/\\]/.test(args.name)) throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
-      runDir = io.join(out, args.name);
+      runDir = io.join(out, validateRunName(args.name));
       if (await io.exists(io.join(runDir, 'config.yaml'))) {
-        throw new UserError(`${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`);
+        throw new UserError(`${io.displayPath(runDir)} already holds a run: choose another --name, or ${await resumeHint(io, runDir)}`);
       }
     } else {
       const base = timestampName(io.now());
@@ -168,6 +165,9 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
       for (let k = 2; await io.exists(runDir); k++) runDir = io.join(out, `${base}-${k}`);
     }
   }
+  // Memory before the model is made (a model too big for a wasm worker dies with "unreachable").
+  const length = data.train.data.length;
+  const workers = checkMemory(config, length, trainingWorkers(io, requested, config, length), { requested: requested !== undefined, machineBytes: io.memoryBytes?.() });
   let model: DiffusionModel;
   let total: number;
   if (resume !== undefined) {
@@ -189,8 +189,36 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     model = await DiffusionModel.create(coreModelConfig(config.model, data.train.data.length), coreTrainingConfig(config.training, total), config.training.seed);
   }
 
-  const workers = trainingWorkers(io, requested, config, model.length);
   return { config, data, model, total, runDir, resume, workers };
+}
+
+/**
+ * The best model of a resumed run: its checkpoints/best.safetensors when that is from the loop
+ * state's best step (after an older checkpoint is resumed, best.safetensors may be from a later
+ * step: never reused), else the periodic checkpoint of that step, else none.
+ */
+async function resumedBest(io: Io, runDir: string, bestStep: number | null): Promise<Uint8Array | undefined> {
+  if (bestStep === null) return undefined;
+  const checkpoints = io.join(runDir, 'checkpoints');
+  for (const name of ['best.safetensors', `step-${bestStep}.safetensors`]) {
+    const path = io.join(checkpoints, name);
+    if (!(await io.exists(path))) continue;
+    const bytes = await io.readBytes(path);
+    if (checkpointStepOf(bytes, path) === bestStep) return bytes;
+    io.note(`warning: not using ${io.displayPath(path)}: it is not the model of the run's best step ${bestStep}`);
+  }
+  return undefined;
+}
+
+/** "continue it with --resume <its latest checkpoint>", or why it cannot be (only files that exist are named). */
+async function resumeHint(io: Io, runDir: string): Promise<string> {
+  const checkpoints = io.join(runDir, 'checkpoints');
+  const names = (await io.exists(checkpoints)) && io.list ? await io.list(checkpoints) : [];
+  const steps = names.map((name) => /^step-(\d+)\.safetensors$/.exec(name)?.[1]).filter((n) => n !== undefined).map(Number);
+  if (steps.length > 0) return `continue it with --resume ${io.displayPath(io.join(checkpoints, `step-${Math.max(...steps)}.safetensors`))}`;
+  const model = io.join(runDir, 'model.safetensors');
+  if (await io.exists(model)) return `continue it with --resume ${io.displayPath(model)}`;
+  return `remove ${io.displayPath(runDir)}: it has no checkpoint to resume from (stopped before its first one)`;
 }
 
 function metricsLinesUpTo(text: string, step: number): string[] {
@@ -210,11 +238,40 @@ function metricsLinesUpTo(text: string, step: number): string[] {
 async function handler(context: CommandContext, args: TrainArgs): Promise<void> {
   const { io } = context;
   const planned = await plan(io, args);
+  let claim: RunDirectoryClaim | undefined;
   try {
+    claim = await claimRun(io, args, planned);
     await train(context, args, planned);
   } finally {
     planned.model.free();
+    await claim?.release();
   }
+}
+
+/**
+ * Claims the run directory for this train alone (another train on it at the same time fails with
+ * one line), removing the temporaries of killed writes. A default (timestamped) name moves on to
+ * the next free one; a new named run checks again, under the claim, that it is still new.
+ */
+async function claimRun(io: Io, args: TrainArgs, planned: Plan): Promise<RunDirectoryClaim | undefined> {
+  if (io.claimRunDirectory === undefined) return undefined;
+  const inPlace = planned.resume?.sourceRunDir === planned.runDir;
+  const defaultName = !inPlace && args.name === undefined;
+  const base = planned.runDir;
+  let claim: RunDirectoryClaim | undefined;
+  for (let k = 2; claim === undefined; k++) {
+    claim = await io.claimRunDirectory(planned.runDir, { create: defaultName });
+    if (claim === undefined) {
+      if (!defaultName || k > 1000) throw new UserError(`${io.displayPath(planned.runDir)}: cannot create the run directory`);
+      planned.runDir = `${base}-${k}`;
+    }
+  }
+  if (!inPlace && !defaultName && (await io.exists(io.join(planned.runDir, 'config.yaml')))) {
+    await claim.release();
+    throw new UserError(`${io.displayPath(planned.runDir)} already holds a run: choose another --name, or ${await resumeHint(io, planned.runDir)}`);
+  }
+  if (claim.removedTemporaries.length > 0) io.note(`removed ${claim.removedTemporaries.length} unfinished file${claim.removedTemporaries.length === 1 ? '' : 's'} of an earlier, killed write`);
+  return claim;
 }
 
 async function train(context: CommandContext, args: TrainArgs, { config, data, model, total, runDir, resume, workers }: Plan): Promise<void> {
@@ -245,8 +302,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   if (resume?.sourceRunDir !== undefined) {
     const oldMetrics = io.join(resume.sourceRunDir, 'metrics.jsonl');
     if (await io.exists(oldMetrics)) metricsLines = metricsLinesUpTo(await io.readText(oldMetrics), resume.model.step);
-    const oldBest = io.join(resume.sourceRunDir, 'checkpoints', 'best.safetensors');
-    if (resume.loopState?.bestStep != null && (await io.exists(oldBest))) bestBytes = await io.readBytes(oldBest);
+    bestBytes = await resumedBest(io, resume.sourceRunDir, resume.loopState?.bestStep ?? null);
   }
   let lastFlush = io.now();
   const flushMetrics = async () => {
@@ -321,6 +377,11 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
         onProgress: (update) => progress.update(update),
       },
     });
+  } catch (error) {
+    if (!(error instanceof DivergenceError)) throw error;
+    await flushMetrics();
+    const kept = await keepLastGoodModel(io, path.model, config.training.early_stopping > 0 ? bestBytes : undefined, lastCheckpointPath, resume);
+    throw error.withAdvice(`${likelyCause(config.training)}; ${kept}`);
   } finally {
     progress.stop();
     await pool?.close();
@@ -335,7 +396,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     step: outcome.state.step,
     total_steps: total,
     epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
-    model_step: config.training.early_stopping > 0 && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
+    model_step: config.training.early_stopping > 0 && bestBytes !== undefined && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
     final: final ? evaluationSummary(final.step, final.evaluation, metricsLines) : null,
     best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
     timings: {
@@ -375,6 +436,18 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     context.setExitCode(130);
   }
   io.print(`run: ${io.displayPath(runDir)}`);
+}
+
+/**
+ * After a divergence: model.safetensors becomes the last good model (the best one with early
+ * stopping, else the last checkpoint of this session, else the resumed one). Says which, or that
+ * there is none.
+ */
+async function keepLastGoodModel(io: Io, modelPath: string, bestBytes: Uint8Array | undefined, lastCheckpointPath: string | undefined, resume: LoadedCheckpoint | undefined): Promise<string> {
+  const source = bestBytes ? { bytes: bestBytes, what: 'the best model so far' } : lastCheckpointPath ? { bytes: await io.readBytes(lastCheckpointPath), what: io.displayPath(lastCheckpointPath) } : resume ? { bytes: resume.bytes, what: io.displayPath(resume.path) } : undefined;
+  if (source === undefined) return 'no checkpoint was written before it, so the run has no model';
+  await io.writeAtomic(modelPath, source.bytes);
+  return `${io.displayPath(modelPath)} is the last good model (${source.what})`;
 }
 
 function evaluationSummary(step: number, evaluation: Evaluation, metricsLines: string[]) {

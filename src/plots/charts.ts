@@ -4,6 +4,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { checkMetricsRecord } from './metrics-check.js';
 import { UserError } from '../errors.js';
 
 /** One line of metrics.jsonl. Evaluation points also carry the bound, the proportions and the grid. */
@@ -317,6 +318,7 @@ export function parseMetricsJsonl(text: string, fileName = 'metrics.jsonl'): Met
     const r = record as Partial<MetricRecord> | null;
     if (r === null || typeof r !== 'object' || !isFiniteNumber(r.step) || !isFiniteNumber(r.loss))
       throw new UserError(`${fileName}:${index + 1}: a metrics record needs numeric "step" and "loss"`);
+    checkMetricsRecord(r as Record<string, unknown>, `${fileName}:${index + 1}`);
     byStep.set(r.step, r as MetricRecord);
   });
   return [...byStep.values()].sort((a, b) => a.step - b.step);
