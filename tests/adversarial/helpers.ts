@@ -39,15 +39,52 @@ export function cli(cwd: string, args: string[], extraEnv: Record<string, string
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** A clean failure: this exit code, exactly one line on stderr, `error: …`, no stack trace, no internal-error text. */
+/** Lines a run prints on stderr before it fails (its start and its progress), not part of the error. */
+const PROGRESS = /^(training .* for \d+ steps|step \d+\/\d+ \(\d+%\).*|step \d+: bound .*)$/;
+
+/**
+ * A clean failure: this exit code, exactly one line on stderr (besides the progress of a run that
+ * had started), `error: …`, at the end, no stack trace, no internal-error text.
+ */
 export function expectOneLineError(result: Result, exitCode: number, pattern: RegExp): string {
   expect(result.status, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBe(exitCode);
-  const lines = result.stderr.split('\n').filter((line) => line !== '');
+  const lines = result.stderr.split('\n').filter((line) => line !== '' && !PROGRESS.test(line));
   expect(lines, result.stderr).toHaveLength(1);
   expect(lines[0]).toMatch(/^error: /);
   expect(lines[0]).toMatch(pattern);
+  expect(result.stderr.trimEnd().endsWith(lines[0])).toBe(true);
   expect(result.stderr).not.toMatch(/\n\s+at |attempted to take ownership|unreachable|RuntimeError/);
   return lines[0];
+}
+
+/**
+ * The CLI's `main` in this process (no process start-up: the quick way to try many inputs). Its
+ * output is captured; an error that escapes `main` (not a user error) comes back as exit code 1
+ * with its stack on stderr, as bin/bernoulli-diffusion.js would print it.
+ */
+export async function runMain(cwd: string, args: string[]): Promise<Result> {
+  const { main } = await import('../../src/node/cli.js');
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const writes = { out: process.stdout.write, err: process.stderr.write };
+  const capture = (into: string[]) => ((chunk: string | Uint8Array) => (into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()), true)) as typeof process.stdout.write;
+  const previous = process.cwd();
+  process.stdout.setMaxListeners(0); // main adds an EPIPE listener per call
+  process.chdir(cwd);
+  process.stdout.write = capture(stdout);
+  process.stderr.write = capture(stderr);
+  let status: number;
+  try {
+    status = await main(args);
+  } catch (error) {
+    stderr.push(`${error instanceof Error ? error.stack : String(error)}\n`);
+    status = 1;
+  } finally {
+    process.stdout.write = writes.out;
+    process.stderr.write = writes.err;
+    process.chdir(previous);
+  }
+  return { status, stdout: stdout.join(''), stderr: stderr.join('') };
 }
 
 /** Every file under `dir` (relative paths, sorted), hidden ones included. */
