@@ -54,6 +54,11 @@ describe.skipIf(skipReason !== '')('divergence and broken checkpoints', () => {
     expect(existsSync(join(runDir, '.lock'))).toBe(false);
   });
 
+  it('with two workers the diverged step is caught the same way (the replicas agree on NaN)', async () => {
+    const result = await runMain(work, ['train', '--config', 'diverging.yaml', '--steps', '60', '--name', 'diverged-pool', '--workers', '2', ...QUICK]);
+    expectOneLineError(result, 3, /^error: training diverged at step \d+: .*is the last good model/);
+  });
+
   it('checkpoints with NaN or infinite weights, EMA or optimiser moments are refused by every command', async () => {
     const names = [...decodeSafetensors(new Uint8Array(readFileSync(good)), good).tensors.keys()];
     const weight = names.find((n) => !n.includes('.') || n.startsWith('input.'))!;

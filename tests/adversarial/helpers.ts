@@ -40,7 +40,7 @@ export function cli(cwd: string, args: string[], extraEnv: Record<string, string
 }
 
 /** Lines a run prints on stderr before it fails (its start and its progress), not part of the error. */
-const PROGRESS = /^(training .* for \d+ steps|step \d+\/\d+ \(\d+%\).*|step \d+: bound .*)$/;
+const PROGRESS = /^(training .* for \d+ steps.*|step \d+\/\d+ \(\d+%\).*|step \d+: bound .*)$/;
 
 /**
  * A clean failure: this exit code, exactly one line on stderr (besides the progress of a run that
