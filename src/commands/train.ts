@@ -23,7 +23,8 @@ import {
 import { sequenceSet } from '../data.js';
 import { UserError } from '../errors.js';
 import { DivergenceError, likelyCause } from '../divergence.js';
-import { checkMemory, checkResumeFlags, checkpointStepOf, validateRunName } from '../run-guards.js';
+import { checkMemory, checkResumeFlags, validateRunName } from '../run-guards.js';
+import { claimRun, keepLastGoodModel, resumedBest, resumeHint } from './train-guards.js';
 import { DiffusionModel } from '../model.js';
 import { runTraining, type Evaluation, type LoopState, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io, RunDirectoryClaim } from './io.js';
@@ -192,35 +193,6 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   return { config, data, model, total, runDir, resume, workers };
 }
 
-/**
- * The best model of a resumed run: its checkpoints/best.safetensors when that is from the loop
- * state's best step (after an older checkpoint is resumed, best.safetensors may be from a later
- * step: never reused), else the periodic checkpoint of that step, else none.
- */
-async function resumedBest(io: Io, runDir: string, bestStep: number | null): Promise<Uint8Array | undefined> {
-  if (bestStep === null) return undefined;
-  const checkpoints = io.join(runDir, 'checkpoints');
-  for (const name of ['best.safetensors', `step-${bestStep}.safetensors`]) {
-    const path = io.join(checkpoints, name);
-    if (!(await io.exists(path))) continue;
-    const bytes = await io.readBytes(path);
-    if (checkpointStepOf(bytes, path) === bestStep) return bytes;
-    io.note(`warning: not using ${io.displayPath(path)}: it is not the model of the run's best step ${bestStep}`);
-  }
-  return undefined;
-}
-
-/** "continue it with --resume <its latest checkpoint>", or why it cannot be (only files that exist are named). */
-async function resumeHint(io: Io, runDir: string): Promise<string> {
-  const checkpoints = io.join(runDir, 'checkpoints');
-  const names = (await io.exists(checkpoints)) && io.list ? await io.list(checkpoints) : [];
-  const steps = names.map((name) => /^step-(\d+)\.safetensors$/.exec(name)?.[1]).filter((n) => n !== undefined).map(Number);
-  if (steps.length > 0) return `continue it with --resume ${io.displayPath(io.join(checkpoints, `step-${Math.max(...steps)}.safetensors`))}`;
-  const model = io.join(runDir, 'model.safetensors');
-  if (await io.exists(model)) return `continue it with --resume ${io.displayPath(model)}`;
-  return `remove ${io.displayPath(runDir)}: it has no checkpoint to resume from (stopped before its first one)`;
-}
-
 function metricsLinesUpTo(text: string, step: number): string[] {
   const kept: string[] = [];
   for (const line of text.split('\n')) {
@@ -240,38 +212,15 @@ async function handler(context: CommandContext, args: TrainArgs): Promise<void> 
   const planned = await plan(io, args);
   let claim: RunDirectoryClaim | undefined;
   try {
-    claim = await claimRun(io, args, planned);
+    const inPlace = planned.resume?.sourceRunDir === planned.runDir;
+    const claimed = await claimRun(io, { runDir: planned.runDir, inPlace, defaultName: !inPlace && args.name === undefined });
+    claim = claimed.claim;
+    planned.runDir = claimed.runDir;
     await train(context, args, planned);
   } finally {
     planned.model.free();
     await claim?.release();
   }
-}
-
-/**
- * Claims the run directory for this train alone (another train on it at the same time fails with
- * one line), removing the temporaries of killed writes. A default (timestamped) name moves on to
- * the next free one; a new named run checks again, under the claim, that it is still new.
- */
-async function claimRun(io: Io, args: TrainArgs, planned: Plan): Promise<RunDirectoryClaim | undefined> {
-  if (io.claimRunDirectory === undefined) return undefined;
-  const inPlace = planned.resume?.sourceRunDir === planned.runDir;
-  const defaultName = !inPlace && args.name === undefined;
-  const base = planned.runDir;
-  let claim: RunDirectoryClaim | undefined;
-  for (let k = 2; claim === undefined; k++) {
-    claim = await io.claimRunDirectory(planned.runDir, { create: defaultName });
-    if (claim === undefined) {
-      if (!defaultName || k > 1000) throw new UserError(`${io.displayPath(planned.runDir)}: cannot create the run directory`);
-      planned.runDir = `${base}-${k}`;
-    }
-  }
-  if (!inPlace && !defaultName && (await io.exists(io.join(planned.runDir, 'config.yaml')))) {
-    await claim.release();
-    throw new UserError(`${io.displayPath(planned.runDir)} already holds a run: choose another --name, or ${await resumeHint(io, planned.runDir)}`);
-  }
-  if (claim.removedTemporaries.length > 0) io.note(`removed ${claim.removedTemporaries.length} unfinished file${claim.removedTemporaries.length === 1 ? '' : 's'} of an earlier, killed write`);
-  return claim;
 }
 
 async function train(context: CommandContext, args: TrainArgs, { config, data, model, total, runDir, resume, workers }: Plan): Promise<void> {
@@ -436,18 +385,6 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     context.setExitCode(130);
   }
   io.print(`run: ${io.displayPath(runDir)}`);
-}
-
-/**
- * After a divergence: model.safetensors becomes the last good model (the best one with early
- * stopping, else the last checkpoint of this session, else the resumed one). Says which, or that
- * there is none.
- */
-async function keepLastGoodModel(io: Io, modelPath: string, bestBytes: Uint8Array | undefined, lastCheckpointPath: string | undefined, resume: LoadedCheckpoint | undefined): Promise<string> {
-  const source = bestBytes ? { bytes: bestBytes, what: 'the best model so far' } : lastCheckpointPath ? { bytes: await io.readBytes(lastCheckpointPath), what: io.displayPath(lastCheckpointPath) } : resume ? { bytes: resume.bytes, what: io.displayPath(resume.path) } : undefined;
-  if (source === undefined) return 'no checkpoint was written before it, so the run has no model';
-  await io.writeAtomic(modelPath, source.bytes);
-  return `${io.displayPath(modelPath)} is the last good model (${source.what})`;
 }
 
 function evaluationSummary(step: number, evaluation: Evaluation, metricsLines: string[]) {
