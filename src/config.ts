@@ -242,7 +242,9 @@ function emptyLayer(): Layer {
 
 function describe(value: unknown): string {
   if (value === null || value === undefined) return 'nothing (an empty value)';
-  if (typeof value === 'string') return `the text ${JSON.stringify(value)}`;
+  // A data file given as --config is one long text: show its start only (the message is one line).
+  if (typeof value === 'string')
+    return value.length > 60 ? `the text ${JSON.stringify(`${value.slice(0, 60)}…`)} (${value.length} characters)` : `the text ${JSON.stringify(value)}`;
   if (typeof value === 'number' && Number.isNaN(value)) return 'something that is not a number';
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   return JSON.stringify(value);

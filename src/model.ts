@@ -19,6 +19,25 @@ export type TrainingConfig = CoreTrainingConfig;
 /** What a training step reports: the run's `StepReport` (src/run/records.ts), under its older name. */
 export type TrainStepReport = StepReport;
 
+/** [loss, gradNorm, lr, finite] from the core as a report. */
+export function stepReport(values: Float64Array | number[]): TrainStepReport {
+  return { loss: values[0], gradNorm: values[1], lr: values[2], finite: values[3] === 1 };
+}
+
+/**
+ * Frees a RawModel without letting the free hide the error that got us here: after a call that
+ * trapped (a panic) wasm-bindgen still counts the model as borrowed and `free()` throws
+ * "attempted to take ownership of Rust value while it was borrowed". Such a model's memory goes
+ * with the module instance.
+ */
+function freeQuietly(raw: RawModel | undefined): void {
+  try {
+    raw?.free();
+  } catch {
+    // see above
+  }
+}
+
 /** Samples (rows × L bits) and, when asked for, frames of the reverse chain. */
 export interface SampleResult {
   samples: Uint8Array;
@@ -149,12 +168,9 @@ export class DiffusionModel {
         const values = bytesOf(name) ?? (standIn === undefined ? undefined : bytesOf(standIn));
         if (values) new Uint8Array(memory, pointer, 4 * shape.reduce((a, b) => a * b, 1)).set(values);
       }
+      wasmCall(source, () => raw.checkFiniteState()); // NaN or infinite weights, moments or EMA
     } catch (error) {
-      try {
-        raw.free();
-      } catch {
-        // the first error is the one to report
-      }
+      freeQuietly(raw);
       throw error;
     }
     return new DiffusionModel(raw, state.model, state.training);
@@ -193,8 +209,7 @@ export class DiffusionModel {
   /** One optimiser step on a batch (rows × L bits). */
   trainStep(batch: Uint8Array): TrainStepReport {
     const rows = this.rows(batch, 'a training batch');
-    const [loss, gradNorm, lr] = this.call('training step', (raw) => raw.trainStep(batch, rows));
-    return { loss, gradNorm, lr };
+    return stepReport(this.call('training step', (raw) => raw.trainStep(batch, rows)));
   }
 
   /** n sequences from the reverse chain x_T ~ B(0.5) → x_0, optionally with frames every k steps. */
@@ -297,6 +312,6 @@ export class DiffusionModel {
   free(): void {
     const raw = this.raw;
     this.raw = undefined;
-    if (raw) wasmCall('freeing the model', () => raw.free());
+    freeQuietly(raw); // after a trap, free() throws; the error that got us here is the one to report
   }
 }

@@ -11,6 +11,7 @@
  */
 import { rowString, sampleProportions, type SampleProportions, type Sequences } from './data.js';
 import type { BoundEvaluation, DiffusionModel } from './model.js';
+import { checkEvaluationBound, checkStepReport } from './divergence.js';
 import type { LoopState, MetricRecord, StepReport } from './run/records.js';
 
 // The records of a run are defined in src/run/records.ts.
@@ -366,6 +367,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
     state.step += 1;
     stepsThisSession += 1;
     if (model.step !== state.step) throw new Error(`the model is at step ${model.step} after loop step ${state.step}`);
+    checkStepReport(state.step, report); // a diverged step stops the run before it is recorded or saved
     windowLoss += report.loss;
     windowGradNorm += report.gradNorm;
     windowSteps += 1;
@@ -387,6 +389,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
       windowLoss = windowGradNorm = windowSteps = 0;
       if (evalPoint) {
         const evaluation = await evaluate();
+        checkEvaluationBound(step, evaluation);
         lastEvaluation = { step, evaluation };
         Object.assign(record, {
           bound_bits: evaluation.bound_bits,
@@ -399,7 +402,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
         });
         await hooks.onEvaluation?.(step, evaluation);
         if (settings.earlyStopping > 0) {
-          if (state.bestBoundBits === null || evaluation.bound_bits < state.bestBoundBits) {
+          if (Number.isFinite(evaluation.bound_bits) && (state.bestBoundBits === null || evaluation.bound_bits < state.bestBoundBits)) {
             state.bestBoundBits = evaluation.bound_bits;
             state.bestStep = step;
             state.evalsSinceBest = 0;
@@ -437,6 +440,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
     if (lastEvaluation?.step !== state.step) {
       // Nothing left to train (a finished run resumed) or stopped early between evaluations.
       lastEvaluation = { step: state.step, evaluation: await evaluate() };
+      checkEvaluationBound(state.step, lastEvaluation.evaluation);
     }
     await checkpoint('final');
   }

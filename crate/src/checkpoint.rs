@@ -10,6 +10,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::{json_error, CoreError, CoreResult};
+use crate::finite;
 use crate::model::Model;
 use crate::objective::ImportanceHistory;
 use crate::optimiser::TrainingConfig;
@@ -176,7 +177,7 @@ impl Model {
                 ema[range].copy_from_slice(source);
             }
         }
-        Ok(())
+        self.check_finite_state()
     }
 
     pub fn state(&self) -> ModelState {
@@ -207,9 +208,13 @@ impl Model {
             if history.timesteps() != model.model_config.timesteps {
                 return Err(CoreError::user("importance history does not match T"));
             }
-            if model.importance.is_some() {
-                model.importance = Some(history);
+            if model.importance.is_none() {
+                return Err(CoreError::User(
+                    format!("the state holds an importance history but the objective is {:?}", model.training_config.objective).to_lowercase(),
+                ));
             }
+            finite::check_importance_history(&history, model.model_config.timesteps).map_err(CoreError::User)?;
+            model.importance = Some(history);
         }
         Ok(model)
     }

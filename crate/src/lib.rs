@@ -17,6 +17,7 @@ pub mod config;
 pub mod elementary;
 pub mod error;
 pub mod evaluate;
+pub mod finite;
 pub mod inpaint;
 pub mod kernel;
 pub mod linalg;

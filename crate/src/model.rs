@@ -9,6 +9,7 @@
 use crate::config::ModelConfig;
 use crate::error::{CoreError, CoreResult};
 use crate::evaluate::{self, BoundEstimate, ExactNll};
+use crate::finite;
 use crate::inpaint::{self, InpaintMode};
 use crate::kernel;
 use crate::network::{build_network, ParameterGroup, ReverseNetwork};
@@ -26,6 +27,9 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Learning rate used for this step.
     pub lr: f64,
+    /// The weights, optimiser moments and EMA are all finite after the step (false: the run
+    /// diverged; the model must not be trained on or saved).
+    pub finite: bool,
 }
 
 pub struct Model {
@@ -118,6 +122,19 @@ impl Model {
         self.importance.as_ref()
     }
 
+    /// True when the weights, the optimiser moments and the EMA hold only finite values.
+    pub fn state_is_finite(&self) -> bool {
+        finite::all_finite(self.network.parameters())
+            && finite::all_finite(&self.optimiser.m)
+            && finite::all_finite(&self.optimiser.v)
+            && self.ema.as_deref().is_none_or(finite::all_finite)
+    }
+
+    /// Checks loaded tensors (see `finite::check_tensors`); the error names the first bad tensor.
+    pub fn check_finite_state(&self) -> CoreResult<()> {
+        finite::check_tensors(self.tensor_views().iter().map(|(name, _, values)| (name.as_str(), *values))).map_err(CoreError::User)
+    }
+
     fn check_batch(&self, x0: &[u8], rows: usize) -> CoreResult<()> {
         let length = self.model_config.length;
         if rows == 0 || x0.len() != rows * length {
@@ -208,7 +225,8 @@ impl Model {
         }
         self.pending_observations.clear();
         self.step += 1;
-        Ok(StepReport { loss_bits: loss_sum_bits * mean_scale, grad_norm, lr })
+        let finite = self.state_is_finite();
+        Ok(StepReport { loss_bits: loss_sum_bits * mean_scale, grad_norm, lr, finite })
     }
 
     /// One training step on a batch (rows × L bits): `compute_gradient` for all rows at the

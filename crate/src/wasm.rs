@@ -41,6 +41,11 @@ fn bound_layout(estimate: &BoundEstimate) -> Vec<f64> {
     out
 }
 
+/// A step report as JavaScript reads it: [loss_bits, grad_norm, lr, finite (1 or 0)].
+fn step_report(r: &crate::model::StepReport) -> Vec<f64> {
+    vec![r.loss_bits, r.grad_norm, r.lr, if r.finite { 1.0 } else { 0.0 }]
+}
+
 #[wasm_bindgen]
 pub struct RawModel {
     model: Model,
@@ -79,11 +84,11 @@ impl RawModel {
         self.model.parameter_count()
     }
 
-    /// One training step: [loss_bits, grad_norm, lr].
+    /// One training step: [loss_bits, grad_norm, lr, finite] (see `step_report`).
     #[wasm_bindgen(js_name = trainStep)]
     pub fn train_step(&mut self, x0: &[u8], rows: usize) -> Result<Vec<f64>, JsValue> {
         let r = self.model.train_step(x0, rows).map_err(js_error)?;
-        Ok(vec![r.loss_bits, r.grad_norm, r.lr])
+        Ok(step_report(&r))
     }
 
     /// Gradient of the SUM over the shard's rows (examples example_offset.. of step `step`);
@@ -142,11 +147,11 @@ impl RawModel {
     }
 
     /// One optimiser step from the gradient sums written into the gradient buffer:
-    /// [loss_bits, grad_norm, lr].
+    /// [loss_bits, grad_norm, lr, finite].
     #[wasm_bindgen(js_name = applyGradientInPlace)]
     pub fn apply_gradient_in_place(&mut self, loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsValue> {
         let r = self.model.apply_own_gradient(loss_sum_bits, total_rows).map_err(js_error)?;
-        Ok(vec![r.loss_bits, r.grad_norm, r.lr])
+        Ok(step_report(&r))
     }
 
     /// The (t, term) observations pending for the importance history, flat: [t0, term0, t1, ...].
@@ -165,11 +170,11 @@ impl RawModel {
         self.model.set_pending_observations(observations).map_err(js_error)
     }
 
-    /// One optimiser step from summed gradients: [loss_bits, grad_norm, lr].
+    /// One optimiser step from summed gradients: [loss_bits, grad_norm, lr, finite].
     #[wasm_bindgen(js_name = applyGradient)]
     pub fn apply_gradient(&mut self, grad_sum: &[f32], loss_sum_bits: f64, total_rows: usize) -> Result<Vec<f64>, JsValue> {
         let r = self.model.apply_gradient(grad_sum, loss_sum_bits, total_rows).map_err(js_error)?;
-        Ok(vec![r.loss_bits, r.grad_norm, r.lr])
+        Ok(step_report(&r))
     }
 
     /// n samples (n × L bits); with record_every > 0 the frames are read with `lastFrames()`
@@ -314,6 +319,13 @@ impl RawModel {
         let entries: Vec<Entry> = serde_json::from_str(directory_json).map_err(|e| js_error(json_error("invalid tensor directory", &e)))?;
         let entries: Vec<(String, Vec<usize>)> = entries.into_iter().map(|e| (e.name, e.shape)).collect();
         self.model.check_tensor_directory(&entries).map_err(js_error)
+    }
+
+    /// After tensors were written in place (`tensorPointers`): refuses non-finite values and
+    /// negative second moments, naming the tensor.
+    #[wasm_bindgen(js_name = checkFiniteState)]
+    pub fn check_finite_state(&self) -> Result<(), JsValue> {
+        self.model.check_finite_state().map_err(js_error)
     }
 
     /// Checkpoint metadata: format version, seed (string), step, configs, importance history.

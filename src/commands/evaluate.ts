@@ -98,6 +98,9 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
     } finally {
       await pool?.close();
     }
+    // A broken model's bound is never printed as a number (issue 16: 0.0000 or null were).
+    if (!Number.isFinite(evaluation.bound_bits))
+      throw new UserError(`${args.checkpoint}: the model's bound is ${evaluation.bound_bits} bits: the model is broken (from a diverged run?)`);
     const exact = args.exact ? model.exactNll(data.data.bits).meanBits : undefined;
     const { sampleLines, boundPerSequence, ...numbers } = evaluation;
     const perSequence = perSequenceBreakdown(rowStrings(data.data), boundPerSequence, sampleLines);

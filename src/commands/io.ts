@@ -66,6 +66,23 @@ export interface Io {
   renderRunPictures?: RunPictureRenderer;
   /** Worker pools for `train --workers` (absent: training runs in this thread). */
   parallel?: ParallelIo;
+  /** The names in a folder (hints name only files that exist); absent where unsupported. */
+  list?(folder: string): Promise<string[]>;
+  /** The machine's memory in bytes (runs that cannot fit are refused before they start); absent where unknown. */
+  memoryBytes?(): number;
+  /**
+   * Claims a run directory for one `train` until `release()`, creating it and its checkpoints/
+   * (`create`: the folder itself must be new; resolves to undefined when it exists already) and
+   * removing the temporaries of killed writes in it. A run directory another live `train` holds is
+   * a UserError. Absent where only one command runs at a time.
+   */
+  claimRunDirectory?(runDir: string, options: { create: boolean }): Promise<RunDirectoryClaim | undefined>;
+}
+
+export interface RunDirectoryClaim {
+  /** Temporaries of killed writes that were removed. */
+  removedTemporaries: string[];
+  release(): Promise<void>;
 }
 
 /** How a handler ends: the exit code the CLI should return (0 unless set). */

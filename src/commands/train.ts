@@ -22,15 +22,18 @@ import {
 } from '../config.js';
 import { sequenceSet } from '../data.js';
 import { UserError } from '../errors.js';
+import { DivergenceError, likelyCause } from '../divergence.js';
+import { checkMemory, checkResumeFlags, validateRunName } from '../run-guards.js';
+import { claimRun, keepLastGoodModel, resumedBest, resumeHint } from './train-guards.js';
 import { DiffusionModel } from '../model.js';
 import { drawRunPictures } from '../plots/run-pictures.js';
-import { runMetadata } from '../run/checkpoint.js';
+import { META_LOOP_STATE, META_RUN_CONFIG, runMetadata } from '../run/checkpoint.js';
 import { loadRunData, type RunData } from '../run/data.js';
 import { type LoadedCheckpoint, readCheckpoint } from '../run/load.js';
 import { type LoopState, RESULTS_FORMAT } from '../run/records.js';
 import { GRID_SIZE, loopSettings } from '../run/settings.js';
 import { runTraining, type Evaluation, type TrainingOutcome } from '../training.js';
-import type { CommandContext, Io } from './io.js';
+import type { CommandContext, Io, RunDirectoryClaim } from './io.js';
 import { boundText, count, percent, proportionsText } from './text.js';
 import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 
@@ -147,15 +150,11 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
 
   if (args.resume !== undefined) {
     if (args.config !== undefined) throw new UserError('--config cannot be combined with --resume: the run continues with the configuration in its checkpoint');
-    for (const flag of Object.keys(FLAG_KEYS)) {
-      if (flags[flag] !== undefined && !RESUMABLE_FLAGS.has(flag)) {
-        throw new UserError(`--${flag} cannot be changed when resuming: the run continues with the configuration in its checkpoint`);
-      }
-    }
     const loaded = await readCheckpoint(io, args.resume);
     if (loaded.runConfig === undefined) {
       throw new UserError(`${args.resume}: has no run configuration in its metadata (it was not written by train), so it cannot be resumed`);
     }
+    checkResumeFlags(flags, FLAG_KEYS, RESUMABLE_FLAGS, loaded.runConfig);
     resume = { ...loaded, sourceRunDir: await runDirectoryOf(io, args.resume) };
     layers.push(configLayer(loaded.runConfig, `${args.resume} (checkpoint)`));
   } else if (args.config !== undefined) {
@@ -176,13 +175,9 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   } else {
     const out = io.resolve(args.out ?? 'results');
     if (args.name !== undefined) {
-      if (args.name.trim() === '' || /[/\\]/.test(args.name))
-        throw new UserError(`--name: expected a folder name without slashes, got ${JSON.stringify(args.name)}`);
-      runDir = io.join(out, args.name);
+      runDir = io.join(out, validateRunName(args.name));
       if (await io.exists(io.join(runDir, 'config.yaml'))) {
-        throw new UserError(
-          `${io.displayPath(runDir)} already holds a run: choose another --name, or continue it with --resume ${io.displayPath(io.join(runDir, 'checkpoints'))}/step-<n>.safetensors`,
-        );
+        throw new UserError(`${io.displayPath(runDir)} already holds a run: choose another --name, or ${await resumeHint(io, runDir)}`);
       }
     } else {
       const base = timestampName(io.now());
@@ -190,6 +185,12 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
       for (let k = 2; await io.exists(runDir); k++) runDir = io.join(out, `${base}-${k}`);
     }
   }
+  // Memory before the model is made (a model too big for a wasm worker dies with "unreachable").
+  const length = data.train.data.length;
+  const workers = checkMemory(config, length, trainingWorkers(io, requested, config, length), {
+    requested: requested !== undefined,
+    machineBytes: io.memoryBytes?.(),
+  });
   let model: DiffusionModel;
   let total: number;
   if (resume !== undefined) {
@@ -219,7 +220,6 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     );
   }
 
-  const workers = trainingWorkers(io, requested, config, model.length);
   return { config, data, model, total, runDir, resume, workers };
 }
 
@@ -252,10 +252,16 @@ function elapsedInMetrics(lines: string[]): number | undefined {
 async function handler(context: CommandContext, args: TrainArgs): Promise<void> {
   const { io } = context;
   const planned = await plan(io, args);
+  let claim: RunDirectoryClaim | undefined;
   try {
+    const inPlace = planned.resume?.sourceRunDir === planned.runDir;
+    const claimed = await claimRun(io, { runDir: planned.runDir, inPlace, defaultName: !inPlace && args.name === undefined });
+    claim = claimed.claim;
+    planned.runDir = claimed.runDir;
     await train(context, args, planned);
   } finally {
     planned.model.free();
+    await claim?.release();
   }
 }
 
@@ -287,8 +293,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   if (resume?.sourceRunDir !== undefined) {
     const oldMetrics = io.join(resume.sourceRunDir, 'metrics.jsonl');
     if (await io.exists(oldMetrics)) metricsLines = metricsLinesUpTo(await io.readText(oldMetrics), resume.model.step);
-    const oldBest = io.join(resume.sourceRunDir, 'checkpoints', 'best.safetensors');
-    if (resume.loopState?.bestStep != null && (await io.exists(oldBest))) bestBytes = await io.readBytes(oldBest);
+    bestBytes = await resumedBest(io, resume.sourceRunDir, resume.loopState?.bestStep ?? null);
   }
   let lastFlush = io.now();
   const flushMetrics = async () => {
@@ -354,6 +359,11 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
         onProgress: (update) => progress.update(update),
       },
     });
+  } catch (error) {
+    if (!(error instanceof DivergenceError)) throw error;
+    await flushMetrics();
+    const kept = await keepLastGoodModel(io, path.model, config.training.early_stopping > 0 ? bestBytes : undefined, lastCheckpointPath, resume);
+    throw error.withAdvice(`${likelyCause(config.training)}; ${kept}`);
   } finally {
     progress.stop();
     await pool?.close();
@@ -368,7 +378,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     step: outcome.state.step,
     total_steps: total,
     epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
-    model_step: config.training.early_stopping > 0 && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
+    model_step: config.training.early_stopping > 0 && bestBytes !== undefined && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
     final: final ? evaluationSummary(final.step, final.evaluation, metricsLines) : null,
     best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
     timings: {

@@ -4,6 +4,7 @@
  */
 import type { RunConfig } from '../config.js';
 import { UserError } from '../errors.js';
+import { MAX_WORKERS, maxWorkers, WORKERS_PER_CORE } from '../run-guards.js';
 import type { Io } from './io.js';
 
 /**
@@ -19,6 +20,12 @@ export function requestedWorkers(io: Io, requested: number | undefined): number 
   if (requested === undefined) return undefined;
   if (!Number.isInteger(requested) || requested < 1) throw new UserError(`--workers: expected a whole number of at least 1, got ${requested}`);
   if (requested > 1 && !io.parallel) throw new UserError('--workers: there are no workers here; use --workers 1');
+  const cores = io.parallel?.cores() ?? 1;
+  if (requested > maxWorkers(cores)) {
+    throw new UserError(
+      `--workers: at most ${maxWorkers(cores)} (${WORKERS_PER_CORE} per core on these ${cores} cores, and never more than ${MAX_WORKERS}), got ${requested}`,
+    );
+  }
   return requested;
 }
 

@@ -4,13 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, type FileHandle, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { Io, ParallelIo, ProgressDisplay, RunPictureRenderer } from '../commands/io.js';
+import type { Io, ParallelIo, ProgressDisplay, RunDirectoryClaim, RunPictureRenderer } from '../commands/io.js';
 import { UserError } from '../errors.js';
 import { availableCores, createNodePool } from './pool.js';
 import { createProgress } from './progress.js';
+import { claimRunDirectory, LOCK_FILE, makeDirectories, RunDirectoryTaken } from './run-directory.js';
 
 /**
  * Test hook (tests/cli.test.ts): half-way through writing a file whose path contains this text,
@@ -32,6 +34,10 @@ function fileProblem(error: unknown): string {
       return 'permission denied';
     case 'ENOSPC':
       return 'no space left on the device';
+    case 'EFBIG':
+      return 'the file is larger than this process may write (ulimit -f)';
+    case 'EDQUOT':
+      return 'the disk quota is used up';
     case 'EROFS':
       return 'read-only file system';
     default:
@@ -51,35 +57,48 @@ async function fsyncDirectory(path: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `path` atomically: a temporary file beside it, fsync, rename over, fsync the folder. */
+/**
+ * Writes all of `bytes` at `position` on: FileHandle.write may write fewer bytes than asked (a disk
+ * filling up writes what fits), so loop until done; a write that makes no progress is a full disk.
+ */
+export async function writeAll(handle: Pick<FileHandle, 'write'>, bytes: Uint8Array, from: number, to: number): Promise<void> {
+  for (let at = from; at < to; ) {
+    const { bytesWritten } = await handle.write(bytes, at, to - at, at);
+    if (bytesWritten <= 0) throw Object.assign(new Error('no space left on the device'), { code: 'ENOSPC' });
+    at += bytesWritten;
+  }
+}
+
+/**
+ * Writes `data` to `path` atomically: a temporary file beside it, every byte written, fsync, rename
+ * over, fsync the folder. On any failure the temporary is removed and `path` keeps its old content
+ * (or stays absent); a process killed mid-write leaves only the temporary (`.<name>.<pid>.<hex>.tmp`,
+ * removed when a train claims the run directory again).
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const folder = dirname(path);
   const temporary = join(folder, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const handle = await open(temporary, 'wx', 0o644);
   try {
+    let written = 0;
     const pauseAt = process.env[PAUSE_WRITE_ENV];
     if (pauseAt && path.includes(pauseAt)) {
-      const half = Math.floor(bytes.length / 2);
-      await handle.write(bytes, 0, half, 0);
+      written = Math.floor(bytes.length / 2);
+      await writeAll(handle, bytes, 0, written);
       await handle.sync();
       const resume = new Promise((resolve) => process.once('SIGUSR2', resolve));
-      process.stderr.write(`paused writing ${path} after ${half} of ${bytes.length} bytes\n`);
+      process.stderr.write(`paused writing ${path} after ${written} of ${bytes.length} bytes\n`);
       const keepAlive = setInterval(() => {}, 1 << 30); // a signal listener alone does not keep Node running
       await resume;
       clearInterval(keepAlive);
     }
-    await handle.write(bytes, 0, bytes.length, 0);
+    await writeAll(handle, bytes, written, bytes.length);
     await handle.sync();
     await handle.close();
-  } catch (error) {
-    await handle.close().catch(() => {});
-    await unlink(temporary).catch(() => {});
-    throw error;
-  }
-  try {
     await rename(temporary, path);
   } catch (error) {
+    await handle.close().catch(() => {}); // closed already after a failed rename: ignored
     await unlink(temporary).catch(() => {});
     throw error;
   }
@@ -146,7 +165,7 @@ export class NodeIo implements Io {
 
   async mkdir(path: string): Promise<void> {
     try {
-      await mkdir(path, { recursive: true });
+      await makeDirectories(path);
     } catch (error) {
       throw new UserError(`cannot create the folder ${this.displayPath(path)}: ${fileProblem(error)}`);
     }
@@ -157,6 +176,32 @@ export class NodeIo implements Io {
       return dirname(createRequire(import.meta.url).resolve(`${name}/package.json`));
     } catch {
       return undefined;
+    }
+  }
+
+  async list(folder: string): Promise<string[]> {
+    try {
+      return await readdir(folder);
+    } catch (error) {
+      throw new UserError(`cannot read the folder ${this.displayPath(folder)}: ${fileProblem(error)}`);
+    }
+  }
+
+  memoryBytes(): number {
+    return totalmem();
+  }
+
+  async claimRunDirectory(runDir: string, options: { create: boolean }): Promise<RunDirectoryClaim | undefined> {
+    try {
+      return await claimRunDirectory(runDir, options);
+    } catch (error) {
+      if (error instanceof RunDirectoryTaken) {
+        if (error.holder === undefined) return undefined;
+        throw new UserError(
+          `${this.displayPath(runDir)} is in use by another train (process ${error.holder}); wait for it, or choose another --name (if no train is running, remove ${this.displayPath(join(runDir, LOCK_FILE))})`,
+        );
+      }
+      throw new UserError(`cannot create the run directory ${this.displayPath(runDir)}: ${fileProblem(error)}`);
     }
   }
 

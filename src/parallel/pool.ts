@@ -306,9 +306,10 @@ export class ParallelModel implements AsyncTrainableModel {
     }
     const reports = await Promise.all(applying);
     if (!this.shared) reports.forEach((r, k) => (this.buffers[k] = r.buffer));
-    const all = [...(localReport ? [localReport] : []), ...reports.map(({ loss, gradNorm, lr }) => ({ loss, gradNorm, lr }))];
+    const all = [...(localReport ? [localReport] : []), ...reports.map(({ loss, gradNorm, lr, finite }) => ({ loss, gradNorm, lr, finite }))];
     const first = all[0];
-    if (all.some((r) => r.loss !== first.loss || r.gradNorm !== first.gradNorm || r.lr !== first.lr)) {
+    // Object.is: a diverged step's NaN loss is the same on every replica (NaN !== NaN).
+    if (all.some((r) => !Object.is(r.loss, first.loss) || !Object.is(r.gradNorm, first.gradNorm) || r.lr !== first.lr || r.finite !== first.finite)) {
       throw new Error('the replicas reported different optimiser steps (they are no longer identical)');
     }
     this.stepCount += 1;

@@ -83,6 +83,8 @@ export interface ApplyResult {
   loss: number;
   gradNorm: number;
   lr: number;
+  /** The replica's state is finite after the step. */
+  finite?: boolean;
   /** Transfer mode: the worker's buffer, handed back for the next step. */
   buffer?: ArrayBuffer;
 }

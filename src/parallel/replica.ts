@@ -6,7 +6,16 @@
  * their models in one of these.
  */
 import { wasmMemory, type RawModel } from '../../pkg/bernoulli_diffusion_core.js';
-import { wasmCall as coreCall, inpaintMode, toSeed, type DiffusionModel, type InpaintOptions, type SampleResult, type TrainStepReport } from '../model.js';
+import {
+  wasmCall as coreCall,
+  inpaintMode,
+  stepReport,
+  toSeed,
+  type DiffusionModel,
+  type InpaintOptions,
+  type SampleResult,
+  type TrainStepReport,
+} from '../model.js';
 import { UserError } from '../errors.js';
 
 export class ModelReplica {
@@ -58,8 +67,7 @@ export class ModelReplica {
 
   /** One optimiser step from the gradient sums written into `gradientView()` over `totalRows` examples. */
   applyGradientInPlace(lossSum: number, totalRows: number): TrainStepReport {
-    const [loss, gradNorm, lr] = coreCall('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows));
-    return { loss, gradNorm, lr };
+    return stepReport(coreCall('optimiser step', () => this.core.applyGradientInPlace(lossSum, totalRows)));
   }
 
   /** Importance objective: the (t, term) observations of this step's shards so far, flat [t, term, ...]. */

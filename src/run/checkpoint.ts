@@ -127,6 +127,7 @@ function parseLoopState(json: string, source: string): LoopState {
     !orNull(parsed.bestStep, isCount) ||
     !orNull(parsed.bestBoundBits, (v) => typeof v === 'number' && Number.isFinite(v)) ||
     !isCount(parsed.evalsSinceBest) ||
+    (parsed.bestStep !== null && (parsed.bestStep as number) > (parsed.step as number)) ||
     // absent since checkpoints stopped carrying wall time (it lives in metrics.jsonl and results.json)
     !(parsed.elapsedSeconds === undefined || (typeof parsed.elapsedSeconds === 'number' && parsed.elapsedSeconds >= 0))
   ) {

@@ -3,6 +3,7 @@
  * `train` stored with it (src/run/checkpoint.ts says what a checkpoint holds). Browser-safe: bytes
  * in; `readCheckpoint` takes anything that reads bytes by path (a command's `Io`).
  */
+import { checkRunConfigAgainstModel } from '../run-guards.js';
 import { readSafetensorsHeader } from '../checkpoint.js';
 import type { RunConfig } from '../config.js';
 import { UserError } from '../errors.js';
@@ -28,7 +29,10 @@ export async function loadCheckpoint(bytes: Uint8Array, path: string): Promise<L
   try {
     const loaded: LoadedCheckpoint = { path, bytes, model, metadata };
     const runConfig = runConfigOf(metadata, path);
-    if (runConfig !== undefined) loaded.runConfig = runConfig;
+    if (runConfig !== undefined) {
+      checkRunConfigAgainstModel(runConfig, model, path); // a file saying T = 100 whose model is T = 50 is refused
+      loaded.runConfig = runConfig;
+    }
     const loopState = loopStateOf(metadata, path);
     if (loopState !== undefined) {
       loaded.loopState = loopState;

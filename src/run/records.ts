@@ -4,6 +4,7 @@
  * a run's pictures are drawn from. Browser-safe, no dependencies but the error type (and
  * the picture types of src/plots/bitgrid.ts).
  */
+import { checkMetricsRecord } from './metrics-check.js';
 import { UserError } from '../errors.js';
 import type { EvaluationGrid, ReverseFrame } from '../plots/bitgrid.js';
 
@@ -14,6 +15,8 @@ export interface StepReport {
   /** Global norm of the mean gradient before clipping. */
   gradNorm: number;
   lr: number;
+  /** The weights, optimiser moments and EMA are all finite after the step (false: diverged; the core always says). */
+  finite?: boolean;
 }
 
 /** Loop state that survives a resume (stored in checkpoint metadata, src/run/checkpoint.ts). */
@@ -78,6 +81,7 @@ export function parseMetricsJsonl(text: string, fileName = 'metrics.jsonl'): Met
     const r = record as Partial<MetricRecord> | null;
     if (r === null || typeof r !== 'object' || !isFiniteNumber(r.step) || !isFiniteNumber(r.loss))
       throw new UserError(`${fileName}:${index + 1}: a metrics record needs numeric "step" and "loss"`);
+    checkMetricsRecord(r as Record<string, unknown>, `${fileName}:${index + 1}`);
     byStep.set(r.step, r as MetricRecord);
   });
   return [...byStep.values()].sort((a, b) => a.step - b.step);
