@@ -4,7 +4,7 @@
  * reads the files (through the command Io) and passes their text.
  */
 import { UserError } from './errors.js';
-import { Rng } from './reference/rng.js';
+import { Rng } from './rng.js';
 import type { Sequences } from './data.js';
 
 /** Height and width of an MNIST digit. */
