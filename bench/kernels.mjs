@@ -16,7 +16,7 @@ const targetDir = path.join(root, 'target', 'kernel-bench');
 const wasmPath = path.join(targetDir, 'wasm32-unknown-unknown', 'release', 'kernel_bench.wasm');
 
 function build() {
-  const sources = [path.join(root, 'crate/src/linalg.rs'), path.join(root, 'bench/kernels/lib.rs'), path.join(root, 'bench/kernels/Cargo.toml')];
+  const sources = [path.join(root, 'crate/src/linalg.rs'), path.join(root, 'crate/src/simd.rs'), path.join(root, 'bench/kernels/lib.rs'), path.join(root, 'bench/kernels/Cargo.toml')];
   if (fs.existsSync(wasmPath) && sources.every((s) => fs.statSync(s).mtimeMs < fs.statSync(wasmPath).mtimeMs)) return;
   // Same two paths as scripts/build-wasm.sh: a rustc with a wasm32 std, or Debian's rustc-web
   // building std from source (-Z build-std, RUSTC_BOOTSTRAP=1).
