@@ -42,10 +42,7 @@ pub enum Epilogue<'a> {
     /// C = s where mask[i, j] > 0, else 0 (the ReLU backward: mask is the ReLU output, m×n).
     Mask { mask: &'a [f32] },
     /// C = (bias[j] + s) + residual[i, j] (a residual block's output; residual is m×n).
-    Residual {
-        bias: &'a [f32],
-        residual: &'a [f32],
-    },
+    Residual { bias: &'a [f32], residual: &'a [f32] },
 }
 
 /// How a matrix operand is stored.
@@ -74,41 +71,14 @@ const CHUNK_VALUES: usize = 16384;
 /// batch); between chunks each element's running sum waits in a scratch buffer, so the order of
 /// the additions, and thus the result, is the same as without chunks.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_layout: Layout,
-    b: &[f32],
-    b_layout: Layout,
-    c: &mut [f32],
-    epilogue: Epilogue,
-) {
-    assert!(
-        a.len() >= m * k,
-        "A has {} values, needs {}",
-        a.len(),
-        m * k
-    );
-    assert!(
-        b.len() >= k * n,
-        "B has {} values, needs {}",
-        b.len(),
-        k * n
-    );
-    assert!(
-        c.len() >= m * n,
-        "C has {} values, needs {}",
-        c.len(),
-        m * n
-    );
+pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32], b_layout: Layout, c: &mut [f32], epilogue: Epilogue) {
+    assert!(a.len() >= m * k, "A has {} values, needs {}", a.len(), m * k);
+    assert!(b.len() >= k * n, "B has {} values, needs {}", b.len(), k * n);
+    assert!(c.len() >= m * n, "C has {} values, needs {}", c.len(), m * n);
     match epilogue {
         Epilogue::Bias { bias, .. } => assert!(bias.len() >= n),
         Epilogue::Mask { mask } => assert!(mask.len() >= m * n),
-        Epilogue::Residual { bias, residual } => {
-            assert!(bias.len() >= n && residual.len() >= m * n)
-        }
+        Epilogue::Residual { bias, residual } => assert!(bias.len() >= n && residual.len() >= m * n),
         _ => {}
     }
     if m == 0 || n == 0 {
@@ -121,10 +91,7 @@ pub fn gemm(
     let chunked = chunk < k;
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
-        let need = panels * chunk * NR
-            + chunk * MR
-            + padded_n
-            + if chunked { padded_m * padded_n } else { 0 };
+        let need = panels * chunk * NR + chunk * MR + padded_n + if chunked { padded_m * padded_n } else { 0 };
         if scratch.len() < need {
             scratch.resize(need, 0.0);
         }
@@ -160,32 +127,9 @@ pub fn gemm(
                     };
                     // SAFETY (for the kernels): the packed A block holds kc·MR values, the panel kc·NR.
                     let b_panel = panel_data.as_ptr().wrapping_add(panel * kc * NR);
-                    let out = if last {
-                        Out::Final(TileEpilogue {
-                            c: &mut *c,
-                            n,
-                            i0,
-                            j0,
-                            rows,
-                            cols,
-                            epilogue,
-                        })
-                    } else {
-                        Out::Partial
-                    };
-                    let partial = if chunked {
-                        &mut partial[i0 * padded_n + j0..]
-                    } else {
-                        &mut [][..]
-                    };
-                    let tile = Tile {
-                        k: kc,
-                        a: a_data.as_ptr(),
-                        b: b_panel,
-                        init,
-                        partial,
-                        partial_stride: padded_n,
-                    };
+                    let out = if last { Out::Final(TileEpilogue { c: &mut *c, n, i0, j0, rows, cols, epilogue }) } else { Out::Partial };
+                    let partial = if chunked { &mut partial[i0 * padded_n + j0..] } else { &mut [][..] };
+                    let tile = Tile { k: kc, a: a_data.as_ptr(), b: b_panel, init, partial, partial_stride: padded_n };
                     // Tiles of 5 to 8 columns run inline; the last panel of at most 4 columns
                     // goes through an out-of-line copy with one vector per row, which keeps the
                     // hot function small enough for the JIT to allocate registers well.
@@ -213,39 +157,26 @@ fn pack_b(k0: usize, kc: usize, k: usize, n: usize, b: &[f32], layout: Layout, p
         return;
     }
     let panels = n.div_ceil(NR);
-    for (q, panel) in packed[..panels * kc * NR]
-        .chunks_exact_mut(kc * NR)
-        .enumerate()
-    {
+    for (q, panel) in packed[..panels * kc * NR].chunks_exact_mut(kc * NR).enumerate() {
         let j0 = q * NR;
         let cols = NR.min(n - j0);
         for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
             let src_row = k0 + p;
             match layout {
                 Layout::Normal if cols == NR => {
-                    let src: &[f32; NR] = b[src_row * n + j0..src_row * n + j0 + NR]
-                        .try_into()
-                        .unwrap();
+                    let src: &[f32; NR] = b[src_row * n + j0..src_row * n + j0 + NR].try_into().unwrap();
                     row.copy_from_slice(src);
                 }
                 // the edge panel: element by element (a copy or fill of variable length is a
                 // call out of wasm in V8: slow for a few values)
                 Layout::Normal => {
                     for (j, v) in row.iter_mut().enumerate() {
-                        *v = if j < cols {
-                            b[src_row * n + j0 + j]
-                        } else {
-                            0.0
-                        };
+                        *v = if j < cols { b[src_row * n + j0 + j] } else { 0.0 };
                     }
                 }
                 Layout::Transposed => {
                     for (j, v) in row.iter_mut().enumerate() {
-                        *v = if j < cols {
-                            b[(j0 + j) * k + src_row]
-                        } else {
-                            0.0
-                        };
+                        *v = if j < cols { b[(j0 + j) * k + src_row] } else { 0.0 };
                     }
                 }
             }
@@ -257,17 +188,7 @@ fn pack_b(k0: usize, kc: usize, k: usize, n: usize, b: &[f32], layout: Layout, p
 /// packed[p·MR + i], zero for rows >= `rows`: the micro-kernel then reads the MR values of each p
 /// from one place, at fixed offsets (one pointer for A instead of one per row).
 #[allow(clippy::too_many_arguments)]
-fn pack_a(
-    i0: usize,
-    rows: usize,
-    k0: usize,
-    kc: usize,
-    m: usize,
-    k: usize,
-    a: &[f32],
-    layout: Layout,
-    packed: &mut [f32],
-) {
+fn pack_a(i0: usize, rows: usize, k0: usize, kc: usize, m: usize, k: usize, a: &[f32], layout: Layout, packed: &mut [f32]) {
     let packed = &mut packed[..kc * MR];
     match layout {
         Layout::Transposed if rows == MR => {
@@ -295,11 +216,7 @@ fn pack_a(
         Layout::Normal => {
             for (p, dst) in packed.chunks_exact_mut(MR).enumerate() {
                 for (i, v) in dst.iter_mut().enumerate() {
-                    *v = if i < rows {
-                        a[(i0 + i) * k + k0 + p]
-                    } else {
-                        0.0
-                    };
+                    *v = if i < rows { a[(i0 + i) * k + k0 + p] } else { 0.0 };
                 }
             }
         }
@@ -390,12 +307,7 @@ fn run<const R: usize, const V: usize>(tile: Tile, out: Out) {
 
 /// acc[i][v] += A(i, p)·B_panel[p, 4v..4v+4] for p = 0..k, in order (A packed: `pack_a`).
 #[inline(always)]
-unsafe fn kernel<const R: usize, const V: usize>(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    acc: &mut [[F4; V]; R],
-) {
+unsafe fn kernel<const R: usize, const V: usize>(k: usize, a: *const f32, b: *const f32, acc: &mut [[F4; V]; R]) {
     let mut a_col = a; // A(0, p)
     let mut b_row = b;
     for _ in 0..k {
@@ -421,15 +333,7 @@ unsafe fn kernel<const R: usize, const V: usize>(
 /// linear memory, zeroed by a `memory.fill` call per tile). Edge tiles go element by element.
 #[inline(always)]
 fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) {
-    let TileEpilogue {
-        c,
-        n,
-        i0,
-        j0,
-        rows,
-        cols,
-        epilogue,
-    } = out;
+    let TileEpilogue { c, n, i0, j0, rows, cols, epilogue } = out;
     let first = i0 * n + j0;
     if rows == R && cols == 4 * V {
         let end = first + (R - 1) * n + 4 * V; // one past the tile's last element
@@ -450,12 +354,8 @@ fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) 
                         Epilogue::Add => F4::load(dst).add(sum),
                         Epilogue::Bias { relu: true, .. } => sum.relu(),
                         Epilogue::Bias { relu: false, .. } => sum,
-                        Epilogue::Mask { mask } => {
-                            sum.keep_where_positive(F4::load(mask.get_unchecked(at..at + 4)))
-                        }
-                        Epilogue::Residual { residual, .. } => {
-                            sum.add(F4::load(residual.get_unchecked(at..at + 4)))
-                        }
+                        Epilogue::Mask { mask } => sum.keep_where_positive(F4::load(mask.get_unchecked(at..at + 4))),
+                        Epilogue::Residual { residual, .. } => sum.add(F4::load(residual.get_unchecked(at..at + 4))),
                     };
                     (dst, value)
                 };
@@ -518,72 +418,23 @@ pub fn peak_multiply_add(iterations: u32, x: f32) -> f32 {
 
 /// C[m×n] += A[m×k]·B[k×n].
 pub fn matmul_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    gemm(
-        m,
-        k,
-        n,
-        a,
-        Layout::Normal,
-        b,
-        Layout::Normal,
-        c,
-        Epilogue::Add,
-    );
+    gemm(m, k, n, a, Layout::Normal, b, Layout::Normal, c, Epilogue::Add);
 }
 
 /// C[m×n] += Aᵀ·B, with A stored [k×m] and B [k×n] (the weight-gradient product xᵀ·dy).
 pub fn matmul_tn_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    gemm(
-        m,
-        k,
-        n,
-        a,
-        Layout::Transposed,
-        b,
-        Layout::Normal,
-        c,
-        Epilogue::Add,
-    );
+    gemm(m, k, n, a, Layout::Transposed, b, Layout::Normal, c, Epilogue::Add);
 }
 
 /// C[m×n] += A·Bᵀ, with A stored [m×k] and B [n×k] (the input-gradient product dy·Wᵀ).
 pub fn matmul_nt_add(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    gemm(
-        m,
-        k,
-        n,
-        a,
-        Layout::Normal,
-        b,
-        Layout::Transposed,
-        c,
-        Epilogue::Add,
-    );
+    gemm(m, k, n, a, Layout::Normal, b, Layout::Transposed, c, Epilogue::Add);
 }
 
 /// y[rows×n] = x[rows×k]·W + b, then ReLU if asked (W stored [k, n]).
 #[allow(clippy::too_many_arguments)]
-pub fn linear(
-    rows: usize,
-    k: usize,
-    n: usize,
-    x: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    y: &mut [f32],
-    relu: bool,
-) {
-    gemm(
-        rows,
-        k,
-        n,
-        x,
-        Layout::Normal,
-        w,
-        Layout::Normal,
-        y,
-        Epilogue::Bias { bias, relu },
-    );
+pub fn linear(rows: usize, k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], relu: bool) {
+    gemm(rows, k, n, x, Layout::Normal, w, Layout::Normal, y, Epilogue::Bias { bias, relu });
 }
 
 // ---- One row at a time (for rows that share no weights with others, e.g. a readout of their own). ----
@@ -646,19 +497,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Fills `extended` ((L + K - 1) × C) with the positions of one sequence h (L × C) as a K-tap
 /// window starting `offset` positions before the output position visits them:
 /// extended[j] = h[(j - offset) mod L], so tap d of output position p reads extended[p + d].
-fn extend_circularly(
-    l: usize,
-    c: usize,
-    kernel: usize,
-    offset: usize,
-    h: &[f32],
-    extended: &mut [f32],
-) {
-    for (j, out) in extended
-        .chunks_exact_mut(c)
-        .take(l + kernel - 1)
-        .enumerate()
-    {
+fn extend_circularly(l: usize, c: usize, kernel: usize, offset: usize, h: &[f32], extended: &mut [f32]) {
+    for (j, out) in extended.chunks_exact_mut(c).take(l + kernel - 1).enumerate() {
         let q = (j + l * kernel - offset) % l; // (j - offset) mod L
         out.copy_from_slice(&h[q * c..(q + 1) * c]);
     }
@@ -666,33 +506,14 @@ fn extend_circularly(
 
 /// For one sequence: out[p, ch] = start[p, ch] + Σ_{d<K} taps[d, ch]·ext[p + d, ch], d in order,
 /// where start is `bias` (the same for every p) or, if ACCUMULATE, out's current value.
-fn conv_window_sums<const ACCUMULATE: bool>(
-    l: usize,
-    c: usize,
-    kernel: usize,
-    ext: &[f32],
-    taps: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-) {
+fn conv_window_sums<const ACCUMULATE: bool>(l: usize, c: usize, kernel: usize, ext: &[f32], taps: &[f32], bias: &[f32], out: &mut [f32]) {
     let full = c / 4 * 4;
     for ch in (0..full).step_by(4) {
-        let start = |out: &[f32], p: usize| {
-            if ACCUMULATE {
-                F4::load(&out[p * c + ch..p * c + ch + 4])
-            } else {
-                F4::load(&bias[ch..ch + 4])
-            }
-        };
+        let start = |out: &[f32], p: usize| if ACCUMULATE { F4::load(&out[p * c + ch..p * c + ch + 4]) } else { F4::load(&bias[ch..ch + 4]) };
         let mut p = 0;
         while p + 4 <= l {
             // positions p..p+4 share each tap's load
-            let mut acc = [
-                start(out, p),
-                start(out, p + 1),
-                start(out, p + 2),
-                start(out, p + 3),
-            ];
+            let mut acc = [start(out, p), start(out, p + 1), start(out, p + 2), start(out, p + 3)];
             for d in 0..kernel {
                 let tap = F4::load(&taps[d * c + ch..d * c + ch + 4]);
                 let window = &ext[(p + d) * c + ch..(p + d + 3) * c + ch + 4];
@@ -716,11 +537,7 @@ fn conv_window_sums<const ACCUMULATE: bool>(
     }
     for ch in full..c {
         for p in 0..l {
-            let mut acc = if ACCUMULATE {
-                out[p * c + ch]
-            } else {
-                bias[ch]
-            };
+            let mut acc = if ACCUMULATE { out[p * c + ch] } else { bias[ch] };
             for d in 0..kernel {
                 acc += taps[d * c + ch] * ext[(p + d) * c + ch];
             }
@@ -734,40 +551,15 @@ fn conv_window_sums<const ACCUMULATE: bool>(
 /// sequence). The sum runs over d in order, the same sequence of operations at every position,
 /// so a cyclic shift of h shifts m exactly.
 #[allow(clippy::too_many_arguments)]
-pub fn circular_depthwise(
-    rows: usize,
-    l: usize,
-    c: usize,
-    kernel: usize,
-    h: &[f32],
-    taps: &[f32],
-    bias: &[f32],
-    m: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
+pub fn circular_depthwise(rows: usize, l: usize, c: usize, kernel: usize, h: &[f32], taps: &[f32], bias: &[f32], m: &mut [f32], scratch: &mut Vec<f32>) {
     let ext_len = (l + kernel - 1) * c;
     if scratch.len() < ext_len {
         scratch.resize(ext_len, 0.0);
     }
     let (taps, ext) = (&taps[..kernel * c], &mut scratch[..ext_len]);
     for r in 0..rows {
-        extend_circularly(
-            l,
-            c,
-            kernel,
-            kernel / 2,
-            &h[r * l * c..(r + 1) * l * c],
-            ext,
-        );
-        conv_window_sums::<false>(
-            l,
-            c,
-            kernel,
-            ext,
-            taps,
-            &bias[r * c..][..c],
-            &mut m[r * l * c..][..l * c],
-        );
+        extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
+        conv_window_sums::<false>(l, c, kernel, ext, taps, &bias[r * c..][..c], &mut m[r * l * c..][..l * c]);
     }
 }
 
@@ -804,14 +596,7 @@ pub fn circular_depthwise_backward(
     let full = c / 4 * 4;
     for r in 0..rows {
         let dm_r = &dm[r * l * c..(r + 1) * l * c];
-        extend_circularly(
-            l,
-            c,
-            kernel,
-            kernel / 2,
-            &h[r * l * c..(r + 1) * l * c],
-            ext,
-        );
+        extend_circularly(l, c, kernel, kernel / 2, &h[r * l * c..(r + 1) * l * c], ext);
         add_column_sums(l, c, dm_r, &mut dbias[r * c..(r + 1) * c]);
         // dtaps[d] += Σ_p dm[p]·ext[p + d]; taps d..d+4 share each dm load
         for ch in (0..full).step_by(4) {
@@ -827,9 +612,7 @@ pub fn circular_depthwise_backward(
                 }
                 for (i, a) in acc.iter().enumerate() {
                     let at = (d + i) * c + ch;
-                    F4::load(&dtaps[at..at + 4])
-                        .add(*a)
-                        .store(&mut dtaps[at..at + 4]);
+                    F4::load(&dtaps[at..at + 4]).add(*a).store(&mut dtaps[at..at + 4]);
                 }
                 d += 4;
             }
@@ -840,9 +623,7 @@ pub fn circular_depthwise_backward(
                     acc = acc.add(F4::load(&dm_r[g..g + 4]).mul(F4::load(&ext[e..e + 4])));
                 }
                 let at = d * c + ch;
-                F4::load(&dtaps[at..at + 4])
-                    .add(acc)
-                    .store(&mut dtaps[at..at + 4]);
+                F4::load(&dtaps[at..at + 4]).add(acc).store(&mut dtaps[at..at + 4]);
             }
         }
         for ch in full..c {
@@ -856,15 +637,7 @@ pub fn circular_depthwise_backward(
         }
         // dh += the convolution of dm with the reversed taps
         extend_circularly(l, c, kernel, kernel - 1 - kernel / 2, dm_r, dm_ext);
-        conv_window_sums::<true>(
-            l,
-            c,
-            kernel,
-            dm_ext,
-            reversed,
-            &[],
-            &mut dh[r * l * c..(r + 1) * l * c],
-        );
+        conv_window_sums::<true>(l, c, kernel, dm_ext, reversed, &[], &mut dh[r * l * c..(r + 1) * l * c]);
     }
 }
 
@@ -889,17 +662,7 @@ mod tests {
 
     /// The definition: s = Σ_p A(i,p)·B(p,j) summed in order from 0 in f32, then the epilogue.
     #[allow(clippy::too_many_arguments)]
-    fn reference(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        al: Layout,
-        b: &[f32],
-        bl: Layout,
-        c: &[f32],
-        epilogue: Epilogue,
-    ) -> Vec<f32> {
+    fn reference(m: usize, k: usize, n: usize, a: &[f32], al: Layout, b: &[f32], bl: Layout, c: &[f32], epilogue: Epilogue) -> Vec<f32> {
         let mut out = c.to_vec();
         for i in 0..m {
             for j in 0..n {
@@ -908,16 +671,8 @@ mod tests {
                     _ => 0.0f32,
                 };
                 for p in 0..k {
-                    let av = if al == Layout::Normal {
-                        a[i * k + p]
-                    } else {
-                        a[p * m + i]
-                    };
-                    let bv = if bl == Layout::Normal {
-                        b[p * n + j]
-                    } else {
-                        b[j * k + p]
-                    };
+                    let av = if al == Layout::Normal { a[i * k + p] } else { a[p * m + i] };
+                    let bv = if bl == Layout::Normal { b[p * n + j] } else { b[j * k + p] };
                     s += av * bv;
                 }
                 out[i * n + j] = match epilogue {
@@ -946,24 +701,13 @@ mod tests {
 
     /// The same product in f64, to check the f32 result is accurate (not just reproducible).
     fn exact(k: usize, n: usize, a: &[f32], b: &[f32], i: usize, j: usize) -> f64 {
-        (0..k)
-            .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
-            .sum()
+        (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum()
     }
 
     fn sizes() -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         for m in 1..=37 {
-            for (k, n) in [
-                (1, 1),
-                (3, 5),
-                (20, 50),
-                (50, 20),
-                (37, 9),
-                (8, 16),
-                (17, 33),
-                (0, 4),
-            ] {
+            for (k, n) in [(1, 1), (3, 5), (20, 50), (50, 20), (37, 9), (8, 16), (17, 33), (0, 4)] {
                 out.push((m, k, n));
             }
         }
@@ -996,19 +740,10 @@ mod tests {
                     for epilogue in [
                         Epilogue::Set,
                         Epilogue::Add,
-                        Epilogue::Bias {
-                            bias: &bias,
-                            relu: false,
-                        },
-                        Epilogue::Bias {
-                            bias: &bias,
-                            relu: true,
-                        },
+                        Epilogue::Bias { bias: &bias, relu: false },
+                        Epilogue::Bias { bias: &bias, relu: true },
                         Epilogue::Mask { mask: &mask },
-                        Epilogue::Residual {
-                            bias: &bias,
-                            residual: &mask,
-                        },
+                        Epilogue::Residual { bias: &bias, residual: &mask },
                     ] {
                         let want = reference(m, k, n, &a, al, &b, bl, &c, epilogue);
                         let mut got = c.clone();
@@ -1042,10 +777,7 @@ mod tests {
                     let want = 0.5 + exact(k, n, &a, &b, i, j);
                     let tolerance = 1e-6 * (k as f64 + 1.0);
                     for got in [c[i * n + j], c_tn[i * n + j], c_nt[i * n + j]] {
-                        assert!(
-                            (got as f64 - want).abs() <= tolerance,
-                            "{m}x{k}x{n} [{i},{j}]: {got} vs {want}"
-                        );
+                        assert!((got as f64 - want).abs() <= tolerance, "{m}x{k}x{n} [{i},{j}]: {got} vs {want}");
                     }
                 }
             }
@@ -1076,33 +808,20 @@ mod tests {
                 }
             }
             // dot against f64
-            let exact: f64 = x
-                .iter()
-                .zip(&w[..k])
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
+            let exact: f64 = x.iter().zip(&w[..k]).map(|(&a, &b)| a as f64 * b as f64).sum();
             assert!((dot(&x, &w[..k]) as f64 - exact).abs() < 1e-5 * (k as f64 + 1.0));
         }
     }
 
     /// The convolution written out with the modulo, in f64.
-    fn conv_reference(
-        rows: usize,
-        l: usize,
-        c: usize,
-        kernel: usize,
-        h: &[f32],
-        taps: &[f32],
-        bias: &[f32],
-    ) -> Vec<f64> {
+    fn conv_reference(rows: usize, l: usize, c: usize, kernel: usize, h: &[f32], taps: &[f32], bias: &[f32]) -> Vec<f64> {
         let mut m = vec![0.0; rows * l * c];
         for r in 0..rows {
             for p in 0..l {
                 for ch in 0..c {
                     let mut acc = bias[r * c + ch] as f64;
                     for d in 0..kernel {
-                        let q = (p as isize + d as isize - (kernel / 2) as isize)
-                            .rem_euclid(l as isize) as usize;
+                        let q = (p as isize + d as isize - (kernel / 2) as isize).rem_euclid(l as isize) as usize;
                         acc += taps[d * c + ch] as f64 * h[(r * l + q) * c + ch] as f64;
                     }
                     m[(r * l + p) * c + ch] = acc;
@@ -1115,13 +834,7 @@ mod tests {
     #[test]
     fn circular_depthwise_matches_the_definition_and_its_backward_is_the_adjoint() {
         let mut rng = Rng::new(5);
-        for (rows, l, c, kernel) in [
-            (2, 7, 5, 3),
-            (3, 20, 8, 20),
-            (1, 6, 9, 6),
-            (2, 5, 4, 1),
-            (1, 9, 3, 4),
-        ] {
+        for (rows, l, c, kernel) in [(2, 7, 5, 3), (3, 20, 8, 20), (1, 6, 9, 6), (2, 5, 4, 1), (1, 9, 3, 4)] {
             let h = random(rows * l * c, &mut rng);
             let taps = random(kernel * c, &mut rng);
             let bias = random(rows * c, &mut rng);
@@ -1130,31 +843,12 @@ mod tests {
             circular_depthwise(rows, l, c, kernel, &h, &taps, &bias, &mut m, &mut scratch);
             let want = conv_reference(rows, l, c, kernel, &h, &taps, &bias);
             for (g, w) in m.iter().zip(&want) {
-                assert!(
-                    (*g as f64 - w).abs() < 1e-5 * (kernel as f64 + 1.0),
-                    "{g} vs {w}"
-                );
+                assert!((*g as f64 - w).abs() < 1e-5 * (kernel as f64 + 1.0), "{g} vs {w}");
             }
             // adjoint: <dm, m(h, taps) - bias> is bilinear, so its gradients are exact linear maps
             let dm = random(rows * l * c, &mut rng);
-            let (mut dtaps, mut dbias, mut dh) = (
-                vec![0.0; kernel * c],
-                vec![0.0; rows * c],
-                vec![0.0; rows * l * c],
-            );
-            circular_depthwise_backward(
-                rows,
-                l,
-                c,
-                kernel,
-                &h,
-                &taps,
-                &dm,
-                &mut dtaps,
-                &mut dbias,
-                &mut dh,
-                &mut scratch,
-            );
+            let (mut dtaps, mut dbias, mut dh) = (vec![0.0; kernel * c], vec![0.0; rows * c], vec![0.0; rows * l * c]);
+            circular_depthwise_backward(rows, l, c, kernel, &h, &taps, &dm, &mut dtaps, &mut dbias, &mut dh, &mut scratch);
             for i in 0..h.len() {
                 // d<dm, m>/dh[i] = <dm, m(e_i, taps) - m(0, taps)>
                 let mut e = vec![0.0; h.len()];
@@ -1162,11 +856,7 @@ mod tests {
                 let zero = vec![0.0; rows * c];
                 let m_e = conv_reference(rows, l, c, kernel, &e, &taps, &zero);
                 let want: f64 = m_e.iter().zip(&dm).map(|(a, &b)| a * b as f64).sum();
-                assert!(
-                    (dh[i] as f64 - want).abs() < 1e-5,
-                    "dh[{i}]: {} vs {want}",
-                    dh[i]
-                );
+                assert!((dh[i] as f64 - want).abs() < 1e-5, "dh[{i}]: {} vs {want}", dh[i]);
             }
             for i in 0..taps.len() {
                 let mut e = vec![0.0; taps.len()];
@@ -1174,11 +864,7 @@ mod tests {
                 let zero = vec![0.0; rows * c];
                 let m_e = conv_reference(rows, l, c, kernel, &h, &e, &zero);
                 let want: f64 = m_e.iter().zip(&dm).map(|(a, &b)| a * b as f64).sum();
-                assert!(
-                    (dtaps[i] as f64 - want).abs() < 1e-4,
-                    "dtaps[{i}]: {} vs {want}",
-                    dtaps[i]
-                );
+                assert!((dtaps[i] as f64 - want).abs() < 1e-4, "dtaps[{i}]: {} vs {want}", dtaps[i]);
             }
             for r in 0..rows {
                 for ch in 0..c {
