@@ -29,12 +29,17 @@
  *     default mlp, per example: forward 2LH + EH + 2·layers·H² + HL; backward the same weight
  *     gradients plus input gradients of the blocks and the output (2·layers·H² + HL).
  *   The ratio to peak divides by peak_gflops × cores used.
+ * - *.torch: the same networks, objective and shapes in PyTorch (bench/torch/bench_torch.py: the
+ *   paper network's full-sum training at batch 64 and 2048, the default mlp with importance-
+ *   sampled t at batch 256, sampling 1024 sequences), on every core (torch threads = cores), when
+ *   `python3 -c "import torch"` works; otherwise the rows say "torch not installed". Ratios
+ *   *_vs_torch divide our figure by PyTorch's from the same run. Not run in CI.
  * - rss_mb: peak resident memory of the configuration's process; cli_train_default and
  *   cli_train_paper run the real `train` command in a child (all cores, with pictures): the
  *   defaults with --steps 300, and the paper architecture (H = 50, T = 2000, full sum) for 10 steps.
  * Medians over repeats; ratios against the baselines measured in this run.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,6 +205,19 @@ const children = {
     return { value: median(values), unit: 'sequence-steps/s', values };
   },
 
+  /** bench/torch/bench_torch.py in a python3 child (PyTorch on `threads` threads); the caller checked torch imports. */
+  async torch({ torchCase, T, repeats, seconds, threads }) {
+    const { execFileSync } = await import('node:child_process');
+    const script = fileURLToPath(new URL('./torch/bench_torch.py', import.meta.url));
+    const out = execFileSync(
+      'python3',
+      [script, torchCase, '--T', String(T), '--repeats', String(repeats), '--seconds', String(seconds), '--threads', String(threads)],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const result = JSON.parse(out.trim().split('\n').pop());
+    return { ...result, rssMb: result.rss_mb, note: `torch ${result.torch}, ${result.threads} threads` };
+  },
+
   async 'cli-train'({ extra, config }) {
     const { main: runCli } = await import('../dist/node/cli.js');
     const work = mkdtempSync(join(tmpdir(), 'bench-train-'));
@@ -226,9 +244,15 @@ const children = {
   },
 };
 
+/** Why the PyTorch rows cannot run ('torch not installed'), or undefined when `import torch` works. */
+function torchUnavailable() {
+  const probe = spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' });
+  return probe.status === 0 ? undefined : 'torch not installed';
+}
+
 async function runChild(spec) {
   const result = await children[spec.kind](spec);
-  result.rssMb = process.resourceUsage().maxRSS / 1024;
+  result.rssMb ??= process.resourceUsage().maxRSS / 1024; // the torch rows report python's
   process.stdout.write(`\nRESULT ${JSON.stringify(result)}\n`);
   process.exit(0); // worker pools and tfjs may keep handles open
 }
@@ -275,6 +299,10 @@ async function main() {
     ['sample_b1024.wasm_1', { kind: 'sample-wasm', n: 1024, T, workers: 1, repeats }],
     ['sample_b1024.wasm_all', { kind: 'sample-wasm', n: 1024, T, workers: cores, repeats }],
     ['sample_b1024.plain_ts', { kind: 'sample-reference', n: 1024, T, repeats, seconds: s(3) }],
+    ['train_paper_b64.torch', { kind: 'torch', torchCase: 'train_paper_b64', T, repeats, seconds: s(3), threads: cores }],
+    ['train_paper_b2048.torch', { kind: 'torch', torchCase: 'train_paper_b2048', T, repeats, seconds: s(3), threads: cores }],
+    ['train_default.torch', { kind: 'torch', torchCase: 'train_default', T, repeats, seconds: s(2), threads: cores }],
+    ['sample_b1024.torch', { kind: 'torch', torchCase: 'sample_b1024', T, repeats: quick ? 1 : repeats, seconds: 0, threads: cores }],
     ['cli_train_default', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100', '--no-plots'] : ['--steps', '300'] }],
     [
       'cli_train_paper',
@@ -290,7 +318,13 @@ async function main() {
   const load = loadavg();
   const results = {};
   const began = performance.now();
+  const torchMissing = torchUnavailable();
   for (const [name, spec] of cases) {
+    if (spec.kind === 'torch' && torchMissing) {
+      results[name] = { skipped: torchMissing };
+      process.stderr.write(`bench: ${name}: ${torchMissing}\n`);
+      continue;
+    }
     process.stderr.write(`bench: ${name} ...`);
     const t0 = performance.now();
     const loadBefore = loadavg()[0];
@@ -304,7 +338,7 @@ async function main() {
   const peak = results.peak_gflops?.value;
   // derived figures
   for (const [name, r] of Object.entries(results)) {
-    if (r.gflops === undefined || !peak) continue;
+    if (r.skipped || r.gflops === undefined || !peak) continue;
     const used = name.endsWith('wasm_all') ? cores : 1;
     r.ratioToPeak = r.gflops / (peak * used);
   }
@@ -316,6 +350,10 @@ async function main() {
     ratios[`train_paper_${b}.wasm_1_vs_plain_ts`] = ratio(`train_paper_${b}.wasm_1`, `train_paper_${b}.plain_ts`);
     ratios[`train_paper_${b}.wasm_1_vs_tfjs`] = ratio(`train_paper_${b}.wasm_1`, `train_paper_${b}.tfjs`);
     ratios[`train_paper_${b}.all_vs_1`] = ratio(`train_paper_${b}.wasm_all`, `train_paper_${b}.wasm_1`);
+  }
+  for (const row of ['train_paper_b64', 'train_paper_b2048', 'train_default', 'sample_b1024']) {
+    ratios[`${row}.wasm_all_vs_torch`] = ratio(`${row}.wasm_all`, `${row}.torch`);
+    ratios[`${row}.wasm_1_vs_torch`] = ratio(`${row}.wasm_1`, `${row}.torch`);
   }
   ratios['sample_b1024.wasm_all_vs_plain_ts'] = ratio('sample_b1024.wasm_all', 'sample_b1024.plain_ts');
   ratios['sample_b1024.all_vs_1'] = ratio('sample_b1024.wasm_all', 'sample_b1024.wasm_1');
@@ -348,7 +386,8 @@ function format(value) {
 function printTable(report) {
   const rows = [['figure', 'value', 'unit', 'GFLOP/s', 'of peak', 'RSS MB', 'load']];
   for (const [name, r] of Object.entries(report.results)) {
-    if (r.error) rows.push([name, 'error', r.error.slice(0, 60), '', '', '', '']);
+    if (r.skipped) rows.push([name, '-', r.skipped, '', '', '', '']);
+    else if (r.error) rows.push([name, 'error', r.error.slice(0, 60), '', '', '', '']);
     else
       rows.push([
         name,

@@ -1,5 +1,9 @@
 //! C-ABI exports of the crate's matrix kernels for bench/kernels.mjs: the same source file
-//! (crate/src/linalg.rs), compiled alone to wasm32 with simd128, without wasm-bindgen.
+//! (crate/src/linalg.rs, with the lanes of crate/src/simd.rs), compiled alone to wasm32 with simd128, without wasm-bindgen.
+
+#[path = "../../crate/src/simd.rs"]
+#[allow(dead_code)]
+mod simd;
 
 #[path = "../../crate/src/linalg.rs"]
 #[allow(dead_code)]

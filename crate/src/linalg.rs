@@ -60,13 +60,10 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Budget (in f32 values) for the packed B chunk when A is stored normally: B is read again for
-/// every block of MR rows and streams well from L2, so the chunk only has to fit L2 comfortably.
-const CHUNK_VALUES_NORMAL_A: usize = 16384;
-/// Budget for the B chunk and the A chunk each when A is stored transposed (a weight gradient
-/// xᵀ·dy over a long batch): then A(i, p) for the MR rows of a tile lies on one cache line per p,
-/// and both chunks must stay in the 48 KB L1 data cache while every tile of C runs over them.
-const CHUNK_VALUES_TRANSPOSED_A: usize = 4096;
+/// Budget (in f32 values) for the packed B chunk: B is read again for every block of MR rows, so
+/// the chunk has to stay in cache (L2 at least) while every row block runs over it. Long
+/// reductions (a weight gradient xᵀ·dy over a big batch) are cut into chunks of p this size.
+const CHUNK_VALUES: usize = 16384;
 
 /// C (m×n) = epilogue(Σ_p A[i,p]·B[p,j]) for A (m×k) and B (k×n) stored as `a_layout`/`b_layout`.
 ///
@@ -89,19 +86,17 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
     }
     let panels = n.div_ceil(NR);
     let padded_n = panels * NR;
-    let chunk = match a_layout {
-        Layout::Normal => (CHUNK_VALUES_NORMAL_A / padded_n).max(16),
-        Layout::Transposed => (CHUNK_VALUES_TRANSPOSED_A / padded_n).min(CHUNK_VALUES_TRANSPOSED_A / m).max(16),
-    };
-    let chunk = chunk.min(k).max(1);
+    let padded_m = m.div_ceil(MR) * MR;
+    let chunk = (CHUNK_VALUES / padded_n).max(16).min(k).max(1);
     let chunked = chunk < k;
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
-        let need = panels * chunk * NR + padded_n + if chunked { m * padded_n } else { 0 };
+        let need = panels * chunk * NR + chunk * MR + padded_n + if chunked { padded_m * padded_n } else { 0 };
         if scratch.len() < need {
             scratch.resize(need, 0.0);
         }
         let (panel_data, rest) = scratch.split_at_mut(panels * chunk * NR);
+        let (a_data, rest) = rest.split_at_mut(chunk * MR);
         let (bias_data, partial) = rest.split_at_mut(padded_n);
         let bias_padded = match epilogue {
             Epilogue::Bias { bias, .. } | Epilogue::Residual { bias, .. } => {
@@ -119,6 +114,7 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
             let mut i0 = 0;
             while i0 < m {
                 let rows = MR.min(m - i0);
+                pack_a(i0, rows, k0, kc, m, k, a, a_layout, a_data);
                 for panel in 0..panels {
                     let j0 = panel * NR;
                     let cols = NR.min(n - j0);
@@ -129,36 +125,18 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32]
                     } else {
                         Init::Zero
                     };
-                    // SAFETY (for the kernels): rows i0..i0+rows and columns k0..k0+kc of A are
-                    // inside `a` (asserted above); the panel holds kc·NR values.
+                    // SAFETY (for the kernels): the packed A block holds kc·MR values, the panel kc·NR.
                     let b_panel = panel_data.as_ptr().wrapping_add(panel * kc * NR);
-                    let a_block = match a_layout {
-                        Layout::Normal => a.as_ptr().wrapping_add(i0 * k + k0),
-                        Layout::Transposed => a.as_ptr().wrapping_add(k0 * m + i0),
-                    };
                     let out = if last { Out::Final(TileEpilogue { c: &mut *c, n, i0, j0, rows, cols, epilogue }) } else { Out::Partial };
                     let partial = if chunked { &mut partial[i0 * padded_n + j0..] } else { &mut [][..] };
-                    let a_stride = if a_layout == Layout::Normal { k } else { m };
-                    let tile = Tile { k: kc, a: a_block, a_stride, b: b_panel, init, partial, partial_stride: padded_n };
-                    // Full 4×8 tiles run inline; edge tiles go through out-of-line copies, which
-                    // keeps the hot function small enough for the JIT to allocate registers well.
-                    match (a_layout, rows, cols > 4) {
-                        (Layout::Normal, 4, true) => run::<4, 2, false>(tile, out),
-                        (Layout::Transposed, 4, true) => run::<4, 2, true>(tile, out),
-                        (Layout::Normal, 3, true) => run_edge::<3, 2, false>(tile, out),
-                        (Layout::Normal, 2, true) => run_edge::<2, 2, false>(tile, out),
-                        (Layout::Normal, _, true) => run_edge::<1, 2, false>(tile, out),
-                        (Layout::Normal, 4, false) => run_edge::<4, 1, false>(tile, out),
-                        (Layout::Normal, 3, false) => run_edge::<3, 1, false>(tile, out),
-                        (Layout::Normal, 2, false) => run_edge::<2, 1, false>(tile, out),
-                        (Layout::Normal, _, false) => run_edge::<1, 1, false>(tile, out),
-                        (Layout::Transposed, 3, true) => run_edge::<3, 2, true>(tile, out),
-                        (Layout::Transposed, 2, true) => run_edge::<2, 2, true>(tile, out),
-                        (Layout::Transposed, _, true) => run_edge::<1, 2, true>(tile, out),
-                        (Layout::Transposed, 4, false) => run_edge::<4, 1, true>(tile, out),
-                        (Layout::Transposed, 3, false) => run_edge::<3, 1, true>(tile, out),
-                        (Layout::Transposed, 2, false) => run_edge::<2, 1, true>(tile, out),
-                        (Layout::Transposed, _, false) => run_edge::<1, 1, true>(tile, out),
+                    let tile = Tile { k: kc, a: a_data.as_ptr(), b: b_panel, init, partial, partial_stride: padded_n };
+                    // Tiles of 5 to 8 columns run inline; the last panel of at most 4 columns
+                    // goes through an out-of-line copy with one vector per row, which keeps the
+                    // hot function small enough for the JIT to allocate registers well.
+                    if cols > 4 {
+                        run::<MR, 2>(tile, out);
+                    } else {
+                        run_edge::<MR, 1>(tile, out);
                     }
                 }
                 i0 += rows;
@@ -189,15 +167,56 @@ fn pack_b(k0: usize, kc: usize, k: usize, n: usize, b: &[f32], layout: Layout, p
                     let src: &[f32; NR] = b[src_row * n + j0..src_row * n + j0 + NR].try_into().unwrap();
                     row.copy_from_slice(src);
                 }
+                // the edge panel: element by element (a copy or fill of variable length is a
+                // call out of wasm in V8: slow for a few values)
                 Layout::Normal => {
-                    row[..cols].copy_from_slice(&b[src_row * n + j0..src_row * n + j0 + cols]);
-                    row[cols..].fill(0.0);
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = if j < cols { b[src_row * n + j0 + j] } else { 0.0 };
+                    }
                 }
                 Layout::Transposed => {
-                    for (j, v) in row[..cols].iter_mut().enumerate() {
-                        *v = b[(j0 + j) * k + src_row];
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = if j < cols { b[(j0 + j) * k + src_row] } else { 0.0 };
                     }
-                    row[cols..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// Copies A[i0 + i, k0 + p] for i < rows, p < kc (A m×k stored per `layout`) to
+/// packed[p·MR + i], zero for rows >= `rows`: the micro-kernel then reads the MR values of each p
+/// from one place, at fixed offsets (one pointer for A instead of one per row).
+#[allow(clippy::too_many_arguments)]
+fn pack_a(i0: usize, rows: usize, k0: usize, kc: usize, m: usize, k: usize, a: &[f32], layout: Layout, packed: &mut [f32]) {
+    let packed = &mut packed[..kc * MR];
+    match layout {
+        Layout::Transposed if rows == MR => {
+            // A(i, p) at p·m + i: the MR values of each p are contiguous
+            for (p, dst) in packed.chunks_exact_mut(MR).enumerate() {
+                let at = (k0 + p) * m + i0;
+                dst.copy_from_slice(&a[at..at + MR]);
+            }
+        }
+        Layout::Transposed => {
+            for (p, dst) in packed.chunks_exact_mut(MR).enumerate() {
+                let at = (k0 + p) * m + i0;
+                for (i, v) in dst.iter_mut().enumerate() {
+                    *v = if i < rows { a[at + i] } else { 0.0 };
+                }
+            }
+        }
+        Layout::Normal if rows == MR => {
+            let row = |i: usize| &a[(i0 + i) * k + k0..(i0 + i) * k + k0 + kc];
+            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+            for (p, dst) in packed.chunks_exact_mut(MR).enumerate() {
+                dst.copy_from_slice(&[r0[p], r1[p], r2[p], r3[p]]);
+            }
+        }
+        Layout::Normal => {
+            for (p, dst) in packed.chunks_exact_mut(MR).enumerate() {
+                for (i, v) in dst.iter_mut().enumerate() {
+                    *v = if i < rows { a[(i0 + i) * k + k0 + p] } else { 0.0 };
                 }
             }
         }
@@ -214,12 +233,11 @@ enum Init<'a> {
     Partial,
 }
 
-/// Inputs of one micro-kernel call. A(i, p) is at a + i·a_stride + p (A normal) or
-/// a + p·a_stride + i (A transposed).
+/// Inputs of one micro-kernel call: A packed (A(i, p) at a + p·MR + i, `pack_a`) and one B panel
+/// (B(p, j) at b + p·NR + j, `pack_b`).
 struct Tile<'a> {
     k: usize,
     a: *const f32,
-    a_stride: usize,
     b: *const f32,
     init: Init<'a>,
     /// This tile's running sums between chunks: row i at [i·partial_stride..] (empty if unused).
@@ -247,12 +265,12 @@ struct TileEpilogue<'c, 'e> {
 }
 
 #[inline(never)]
-fn run_edge<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out: Out) {
-    run::<R, V, TRANSPOSED_A>(tile, out)
+fn run_edge<const R: usize, const V: usize>(tile: Tile, out: Out) {
+    run::<R, V>(tile, out)
 }
 
 #[inline(always)]
-fn run<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out: Out) {
+fn run<const R: usize, const V: usize>(tile: Tile, out: Out) {
     let mut acc = [[F4::zero(); V]; R];
     match tile.init {
         Init::Zero => {}
@@ -272,8 +290,8 @@ fn run<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out
             }
         }
     }
-    // SAFETY: see `gemm`: A(i, p) stays inside A for i < R, p < k; the B panel has k·NR values.
-    unsafe { kernel::<R, V, TRANSPOSED_A>(tile.k, tile.a, tile.a_stride, tile.b, &mut acc) };
+    // SAFETY: see `gemm`: the packed A block has k·MR values, the B panel k·NR.
+    unsafe { kernel::<R, V>(tile.k, tile.a, tile.b, &mut acc) };
     match out {
         Out::Final(epilogue) => store::<R, V>(&acc, epilogue),
         Out::Partial => {
@@ -287,9 +305,9 @@ fn run<const R: usize, const V: usize, const TRANSPOSED_A: bool>(tile: Tile, out
     }
 }
 
-/// acc[i][v] += A(i, p)·B_panel[p, 4v..4v+4] for p = 0..k, in order.
+/// acc[i][v] += A(i, p)·B_panel[p, 4v..4v+4] for p = 0..k, in order (A packed: `pack_a`).
 #[inline(always)]
-unsafe fn kernel<const R: usize, const V: usize, const TRANSPOSED_A: bool>(k: usize, a: *const f32, a_stride: usize, b: *const f32, acc: &mut [[F4; V]; R]) {
+unsafe fn kernel<const R: usize, const V: usize>(k: usize, a: *const f32, b: *const f32, acc: &mut [[F4; V]; R]) {
     let mut a_col = a; // A(0, p)
     let mut b_row = b;
     for _ in 0..k {
@@ -298,67 +316,77 @@ unsafe fn kernel<const R: usize, const V: usize, const TRANSPOSED_A: bool>(k: us
             *lane = F4::load_ptr(b_row.add(4 * v));
         }
         for (i, acc_row) in acc.iter_mut().enumerate() {
-            let av = F4::splat_ptr(if TRANSPOSED_A { a_col.add(i) } else { a_col.add(i * a_stride) });
+            let av = F4::splat_ptr(a_col.add(i));
             for v in 0..V {
                 acc_row[v] = acc_row[v].add(av.mul(bv[v]));
             }
         }
-        a_col = if TRANSPOSED_A { a_col.add(a_stride) } else { a_col.add(1) };
+        a_col = a_col.add(MR);
         b_row = b_row.add(NR);
     }
 }
 
+/// Applies the epilogue to a finished tile and writes its valid rows and columns into C.
+///
+/// Full tiles (all R rows and 4V columns inside C) take a straight path: one bounds check, then
+/// fixed offsets, so `acc` stays in registers (an indexed store would put the whole tile in
+/// linear memory, zeroed by a `memory.fill` call per tile). Edge tiles go element by element.
 #[inline(always)]
 fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) {
     let TileEpilogue { c, n, i0, j0, rows, cols, epilogue } = out;
-    for (i, row) in acc.iter().enumerate().take(rows) {
-        let at = (i0 + i) * n + j0;
-        for (v, &sum) in row.iter().enumerate() {
-            let j = 4 * v;
-            if j >= cols {
-                break;
-            }
-            if j + 4 <= cols {
-                let dst = &mut c[at + j..at + j + 4];
-                let value = match epilogue {
-                    Epilogue::Set => sum,
-                    Epilogue::Add => F4::load(dst).add(sum),
-                    Epilogue::Bias { relu, .. } => {
-                        if relu {
-                            sum.relu()
-                        } else {
-                            sum
-                        }
-                    }
-                    Epilogue::Mask { mask } => sum.keep_where_positive(F4::load(&mask[at + j..at + j + 4])),
-                    Epilogue::Residual { residual, .. } => sum.add(F4::load(&residual[at + j..at + j + 4])),
+    let first = i0 * n + j0;
+    if rows == R && cols == 4 * V {
+        let end = first + (R - 1) * n + 4 * V; // one past the tile's last element
+        assert!(end <= c.len());
+        match epilogue {
+            Epilogue::Mask { mask } => assert!(end <= mask.len()),
+            Epilogue::Residual { residual, .. } => assert!(end <= residual.len()),
+            _ => {}
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &sum) in row.iter().enumerate() {
+                let at = first + i * n + 4 * v;
+                // SAFETY: at + 4 <= end (asserted above) for every i < R, v < V.
+                let (dst, value) = unsafe {
+                    let dst = c.get_unchecked_mut(at..at + 4);
+                    let value = match epilogue {
+                        Epilogue::Set => sum,
+                        Epilogue::Add => F4::load(dst).add(sum),
+                        Epilogue::Bias { relu: true, .. } => sum.relu(),
+                        Epilogue::Bias { relu: false, .. } => sum,
+                        Epilogue::Mask { mask } => sum.keep_where_positive(F4::load(mask.get_unchecked(at..at + 4))),
+                        Epilogue::Residual { residual, .. } => sum.add(F4::load(residual.get_unchecked(at..at + 4))),
+                    };
+                    (dst, value)
                 };
                 value.store(dst);
-            } else {
-                let lanes = sum.to_array();
-                for (lane, &s) in lanes.iter().enumerate().take(cols - j) {
-                    let idx = at + j + lane;
-                    c[idx] = match epilogue {
-                        Epilogue::Set => s,
-                        Epilogue::Add => c[idx] + s,
-                        Epilogue::Bias { relu, .. } => {
-                            if relu {
-                                s.max(0.0)
-                            } else {
-                                s
-                            }
-                        }
-                        Epilogue::Mask { mask } => {
-                            if mask[idx] > 0.0 {
-                                s
-                            } else {
-                                0.0
-                            }
-                        }
-                        Epilogue::Residual { residual, .. } => s + residual[idx],
-                    };
-                }
             }
+        }
+        return;
+    }
+    let sums: [[[f32; 4]; V]; R] = acc.map(|row| row.map(|lane| lane.to_array()));
+    for (i, row) in sums.iter().enumerate().take(rows) {
+        for j in 0..cols {
+            let (s, idx) = (row[j / 4][j % 4], first + i * n + j);
+            c[idx] = match epilogue {
+                Epilogue::Set => s,
+                Epilogue::Add => c[idx] + s,
+                Epilogue::Bias { relu, .. } => {
+                    if relu {
+                        s.max(0.0)
+                    } else {
+                        s
+                    }
+                }
+                Epilogue::Mask { mask } => {
+                    if mask[idx] > 0.0 {
+                        s
+                    } else {
+                        0.0
+                    }
+                }
+                Epilogue::Residual { residual, .. } => s + residual[idx],
+            };
         }
     }
 }
