@@ -327,7 +327,7 @@ mod tests {
     use crate::objective::test_network::LinearNetwork;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0 }
+        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0, ..ModelConfig::default() }
     }
 
     /// All P phases of the heartbeat: bit i of phase k is 1 when i mod P = k.

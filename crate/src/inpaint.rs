@@ -300,7 +300,7 @@ mod tests {
     use crate::objective::test_network::LinearNetwork;
 
     fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0 }
+        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture: Architecture::Mlp, parameterisation, hidden: 8, layers: 1, time_embedding: 8, kernel: 0, ..ModelConfig::default() }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod bernoulli;
 pub mod config;
+pub mod conv;
 pub mod elementary;
 pub mod evaluate;
 pub mod inpaint;

@@ -458,7 +458,7 @@ mod tests {
     use crate::optimiser::LrSchedule;
 
     fn model_config(architecture: Architecture, parameterisation: Parameterisation, length: usize, timesteps: usize) -> ModelConfig {
-        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden: 16, layers: 2, time_embedding: 8, kernel: 0 }
+        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden: 16, layers: 2, time_embedding: 8, kernel: 0, ..ModelConfig::default() }
     }
 
     fn heartbeat(length: usize, period: usize) -> Vec<u8> {
