@@ -16,7 +16,7 @@ const targetDir = path.join(root, 'target', 'kernel-bench');
 const wasmPath = path.join(targetDir, 'wasm32-unknown-unknown', 'release', 'kernel_bench.wasm');
 
 function build() {
-  const sources = [path.join(root, 'crate/src/linalg.rs'), path.join(root, 'bench/kernels/lib.rs'), path.join(root, 'bench/kernels/Cargo.toml')];
+  const sources = [path.join(root, 'crate/src/linalg.rs'), path.join(root, 'crate/src/simd.rs'), path.join(root, 'crate/src/conv.rs'), path.join(root, 'bench/kernels/lib.rs'), path.join(root, 'bench/kernels/Cargo.toml')];
   if (fs.existsSync(wasmPath) && sources.every((s) => fs.statSync(s).mtimeMs < fs.statSync(wasmPath).mtimeMs)) return;
   // Same two paths as scripts/build-wasm.sh: a rustc with a wasm32 std, or Debian's rustc-web
   // building std from source (-Z build-std, RUSTC_BOOTSTRAP=1).
@@ -82,6 +82,19 @@ function conv(name, rows, l, c, kernel, backward) {
   return { name, shape: `${rows}x${l}x${c}, K=${kernel}`, flops: 2 * rows * l * c * kernel * (backward ? 2 : 1), ms };
 }
 
+/** One U-Net block convolution (3 taps per axis, relu on the input, im2col + gemm) on an h×w grid. */
+function gridConv(name, rows, height, width, c, backward) {
+  const plan = w.conv_plan(height, width);
+  const taps = (height > 1 ? 3 : 1) * (width > 1 ? 3 : 1), p = height * width;
+  const x = buffer(rows * p * c), wt = buffer(taps * c * c), b = buffer(c), y = buffer(rows * p * c), dx = buffer(rows * p * c), dw = buffer(taps * c * c), db = buffer(c);
+  const ms = time(() => w.conv_grid(plan, rows, c, c, x, wt, b, y, dx, dw, db, backward, 1));
+  // flops of the products (zero-padding taps included, as im2col computes them)
+  return { name, shape: `${rows}x${height === 1 ? width : `${height}x${width}`}x${c}, K=${taps}`, flops: 2 * rows * p * taps * c * c * (backward ? 2 : 1), ms };
+}
+function unetConv(rows, height, width, c) {
+  return [gridConv('fwd  conv(relu(h))', rows, height, width, c, 0), gridConv('bwd  dW += colsᵀ·dy, dx += scatter(dy·Wᵀ)', rows, height, width, c, 1)];
+}
+
 /** The products of one forward + backward of the paper network (L -> H -> H, readout H -> L). */
 function paperStep(rows, L = 20, H = 50) {
   return [
@@ -108,6 +121,14 @@ const sections = [
   ['paper, L=20, H=50, batch 64 (one t)', paperStep(64)],
   ['mlp block, H=128, 256 rows', mlpBlock(256, 128)],
   ['mlp block, H=64, 256 rows', mlpBlock(256, 64)],
+  ['unet conv, 128 rows, L=20, C=32', unetConv(128, 1, 20, 32)],
+  ['unet conv, 128 rows, L=20, C=64', unetConv(128, 1, 20, 64)],
+  ['unet conv, 128 rows, L=64, C=32', unetConv(128, 1, 64, 32)],
+  ['unet conv, 128 rows, L=64, C=64', unetConv(128, 1, 64, 64)],
+  ['unet conv, 16 rows, 28x28, C=32', unetConv(16, 28, 28, 32)],
+  ['unet conv, 16 rows, 28x28, C=64', unetConv(16, 28, 28, 64)],
+  ['unet conv, 64 rows, 14x14, C=64', unetConv(64, 14, 14, 64)],
+  ['unet conv, 256 rows, 7x7, C=64', unetConv(256, 7, 7, 64)],
   ['circular conv, 256 rows, L=20, C=32', [conv('fwd', 256, 20, 32, 20, 0), conv('bwd', 256, 20, 32, 20, 1), conv('fwd K=5', 256, 20, 32, 5, 0), conv('bwd K=5', 256, 20, 32, 5, 1)]],
 ];
 

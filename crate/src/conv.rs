@@ -129,9 +129,7 @@ impl ConvPlan {
                 let d = &mut dx[at..at + c_in];
                 if relu_input {
                     for ((d, &gv), &xv) in d.iter_mut().zip(g).zip(&x[at..at + c_in]) {
-                        if xv > 0.0 {
-                            *d += gv;
-                        }
+                        *d += if xv > 0.0 { gv } else { 0.0 }; // a select, which vectorises
                     }
                 } else {
                     for (d, &gv) in d.iter_mut().zip(g) {
