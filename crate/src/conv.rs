@@ -21,18 +21,8 @@ pub struct ConvPlan {
     pub taps: usize,
     pub in_positions: usize,
     pub out_positions: usize,
-    /// The taps of output position o as runs: runs[run_offsets[o]..run_offsets[o + 1]].
-    runs: Vec<Run>,
-    run_offsets: Vec<u32>,
-}
-
-/// Taps tap..tap+len of one output position read input positions src..src+len (consecutive
-/// positions are contiguous channel vectors, so a run is one copy), or zeros if src is NONE.
-#[derive(Clone, Copy, Debug)]
-struct Run {
-    tap: u32,
-    src: u32,
-    len: u32,
+    /// source[o·taps + k]: input position, or NONE.
+    source: Vec<u32>,
 }
 
 /// How one axis maps output index o and tap d (0..k) to an input index.
@@ -74,7 +64,6 @@ impl ConvPlan {
         let taps = rows.kernel * cols.kernel;
         let out_positions = rows.out_len * cols.out_len;
         let mut source = Vec::with_capacity(out_positions * taps);
-        // source[o·taps + k]: the input position tap k of output o reads, or NONE
         for oy in 0..rows.out_len {
             for ox in 0..cols.out_len {
                 for dy in 0..rows.kernel {
@@ -87,38 +76,12 @@ impl ConvPlan {
                 }
             }
         }
-        Self::from_sources(taps, rows.in_len * cols.in_len, out_positions, &source)
+        Self { taps, in_positions: rows.in_len * cols.in_len, out_positions, source }
     }
 
     /// The 1×1 convolution on `positions` positions.
     pub fn pointwise(positions: usize) -> Self {
-        Self::from_sources(1, positions, positions, &(0..positions as u32).collect::<Vec<_>>())
-    }
-
-    /// Cuts each output position's taps into runs of consecutive sources (or of NONE).
-    fn from_sources(taps: usize, in_positions: usize, out_positions: usize, source: &[u32]) -> Self {
-        let mut runs: Vec<Run> = Vec::new();
-        let mut run_offsets = vec![0u32];
-        for o in 0..out_positions {
-            let first = runs.len();
-            for (k, &src) in source[o * taps..(o + 1) * taps].iter().enumerate() {
-                if runs.len() > first {
-                    let last = runs.last_mut().unwrap();
-                    let follows = if src == NONE { last.src == NONE } else { last.src != NONE && last.src + last.len == src };
-                    if follows {
-                        last.len += 1;
-                        continue;
-                    }
-                }
-                runs.push(Run { tap: k as u32, src, len: 1 });
-            }
-            run_offsets.push(runs.len() as u32);
-        }
-        Self { taps, in_positions, out_positions, runs, run_offsets }
-    }
-
-    fn runs_of(&self, o: usize) -> &[Run] {
-        &self.runs[self.run_offsets[o] as usize..self.run_offsets[o + 1] as usize]
+        Self { taps: 1, in_positions: positions, out_positions: positions, source: (0..positions as u32).collect() }
     }
 
     /// Rows per chunk so that a chunk's cols ((rows·P_out) × (K·C_in)) holds at most `budget` values.
@@ -133,21 +96,17 @@ impl ConvPlan {
         for r in 0..n {
             let xr = &x[(r0 + r) * pin * c_in..(r0 + r + 1) * pin * c_in];
             let cr = &mut cols[r * pout * taps * c_in..(r + 1) * pout * taps * c_in];
-            for o in 0..pout {
-                for run in self.runs_of(o) {
-                    let at = (o * taps + run.tap as usize) * c_in;
-                    let dst = &mut cr[at..at + run.len as usize * c_in];
-                    if run.src == NONE {
-                        dst.fill(0.0);
-                    } else {
-                        let s = &xr[run.src as usize * c_in..][..dst.len()];
-                        if relu_input {
-                            for (d, &v) in dst.iter_mut().zip(s) {
-                                *d = v.max(0.0);
-                            }
-                        } else {
-                            dst.copy_from_slice(s);
+            for (dst, &src) in cr.chunks_exact_mut(c_in).zip(&self.source) {
+                if src == NONE {
+                    dst.fill(0.0);
+                } else {
+                    let s = &xr[src as usize * c_in..(src as usize + 1) * c_in];
+                    if relu_input {
+                        for (d, &v) in dst.iter_mut().zip(s) {
+                            *d = v.max(0.0);
                         }
+                    } else {
+                        dst.copy_from_slice(s);
                     }
                 }
             }
@@ -162,23 +121,19 @@ impl ConvPlan {
         for r in 0..n {
             let base = (r0 + r) * pin * c_in;
             let cr = &dcols[r * pout * taps * c_in..(r + 1) * pout * taps * c_in];
-            for o in 0..pout {
-                for run in self.runs_of(o) {
-                    if run.src == NONE {
-                        continue;
+            for (g, &src) in cr.chunks_exact(c_in).zip(&self.source) {
+                if src == NONE {
+                    continue;
+                }
+                let at = base + src as usize * c_in;
+                let d = &mut dx[at..at + c_in];
+                if relu_input {
+                    for ((d, &gv), &xv) in d.iter_mut().zip(g).zip(&x[at..at + c_in]) {
+                        *d += if xv > 0.0 { gv } else { 0.0 }; // a select, which vectorises
                     }
-                    let at = (o * taps + run.tap as usize) * c_in;
-                    let g = &cr[at..at + run.len as usize * c_in];
-                    let to = base + run.src as usize * c_in;
-                    let d = &mut dx[to..to + g.len()];
-                    if relu_input {
-                        for ((d, &gv), &xv) in d.iter_mut().zip(g).zip(&x[to..to + g.len()]) {
-                            *d += if xv > 0.0 { gv } else { 0.0 }; // a select, which vectorises
-                        }
-                    } else {
-                        for (d, &gv) in d.iter_mut().zip(g) {
-                            *d += gv;
-                        }
+                } else {
+                    for (d, &gv) in d.iter_mut().zip(g) {
+                        *d += gv;
                     }
                 }
             }
