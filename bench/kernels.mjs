@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCES = ['crate/src/linalg.rs', 'crate/src/simd.rs', 'bench/kernels/lib.rs', 'bench/kernels/Cargo.toml'];
+const SOURCES = ['crate/src/linalg.rs', 'crate/src/simd.rs', 'crate/src/conv.rs', 'bench/kernels/lib.rs', 'bench/kernels/Cargo.toml'];
 const option = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 
 /** Builds bench/kernels under `root` into `targetDir`; returns the .wasm path. */
@@ -66,9 +66,15 @@ function sourcesAt(ref) {
   const src = path.join(dir, 'src');
   for (const file of SOURCES) {
     // the kernels as of REF, the export harness (bench/kernels/) of the working tree
-    const text = file.startsWith('crate/')
-      ? execFileSync('git', ['-C', repo, 'show', `${ref}:${file}`], { encoding: 'utf8' })
-      : fs.readFileSync(path.join(repo, file), 'utf8');
+    // (a kernel file REF does not have yet, such as conv.rs before the U-Net, comes from the working tree)
+    const atRef = () => {
+      try {
+        return execFileSync('git', ['-C', repo, 'show', `${ref}:${file}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch {
+        return fs.readFileSync(path.join(repo, file), 'utf8');
+      }
+    };
+    const text = file.startsWith('crate/') ? atRef() : fs.readFileSync(path.join(repo, file), 'utf8');
     const to = path.join(src, file);
     fs.mkdirSync(path.dirname(to), { recursive: true });
     if (!fs.existsSync(to) || fs.readFileSync(to, 'utf8') !== text) fs.writeFileSync(to, text);
@@ -141,6 +147,31 @@ function measure(w) {
     return { name, shape: `${rows}x${l}x${c}, K=${kernel}`, flops: 2 * rows * l * c * kernel * (backward ? 2 : 1), ms };
   }
 
+  /** One U-Net block convolution (3 taps per axis, relu on the input, im2col + gemm) on an h×w grid. */
+  function gridConv(name, rows, height, width, c, backward) {
+    const plan = w.conv_plan(height, width);
+    const taps = (height > 1 ? 3 : 1) * (width > 1 ? 3 : 1),
+      p = height * width;
+    const x = buffer(rows * p * c),
+      wt = buffer(taps * c * c),
+      b = buffer(c),
+      y = buffer(rows * p * c),
+      dx = buffer(rows * p * c),
+      dw = buffer(taps * c * c),
+      db = buffer(c);
+    const ms = time(() => w.conv_grid(plan, rows, c, c, x, wt, b, y, dx, dw, db, backward, 1));
+    // flops of the products (zero-padding taps included, as im2col computes them)
+    return {
+      name,
+      shape: `${rows}x${height === 1 ? width : `${height}x${width}`}x${c}, K=${taps}`,
+      flops: 2 * rows * p * taps * c * c * (backward ? 2 : 1),
+      ms,
+    };
+  }
+  function unetConv(rows, height, width, c) {
+    return [gridConv('fwd  conv(relu(h))', rows, height, width, c, 0), gridConv('bwd  dW += colsᵀ·dy, dx += scatter(dy·Wᵀ)', rows, height, width, c, 1)];
+  }
+
   /** The products of one forward + backward of the paper network (L -> H -> H, readout H -> L). */
   function paperStep(rows, L = 20, H = 50) {
     return [
@@ -172,6 +203,21 @@ function measure(w) {
       [conv('fwd', 256, 20, 32, 20, 0), conv('bwd', 256, 20, 32, 20, 1), conv('fwd K=5', 256, 20, 32, 5, 0), conv('bwd K=5', 256, 20, 32, 5, 1)],
     ],
   ];
+  // The U-Net's convolutions (builds of older revisions, under --compare, lack them)
+  if (w.conv_grid) {
+    for (const [rows, height, width, c] of [
+      [128, 1, 20, 32],
+      [128, 1, 20, 64],
+      [128, 1, 64, 32],
+      [128, 1, 64, 64],
+      [16, 28, 28, 32],
+      [16, 28, 28, 64],
+      [64, 14, 14, 64],
+      [256, 7, 7, 64],
+    ]) {
+      sections.push([`unet conv, ${rows} rows, ${height === 1 ? `L=${width}` : `${height}x${width}`}, C=${c}`, unetConv(rows, height, width, c)]);
+    }
+  }
   return { peakGflops, sections };
 }
 

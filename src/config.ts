@@ -11,8 +11,12 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
 import { UserError } from './errors.js';
 
-/** The reverse network: `mlp` (the default), `paper` (a shared MLP with one readout per time step, as in the paper), or `circular` (see docs/ARCHITECTURE.md). */
-export type Architecture = 'mlp' | 'paper' | 'circular';
+/** The reverse network: `mlp` (the default), `paper` (a shared MLP with one readout per time step, as in the paper), `circular` or `unet` (see docs/ARCHITECTURE.md). */
+export type Architecture = 'mlp' | 'paper' | 'circular' | 'unet';
+/** The U-Net's convolution padding: `zero`, or `circular` (equivariant to cyclic shifts). */
+export type Padding = 'zero' | 'circular';
+/** The U-Net's learned position embedding: `auto` (on with zero padding, off with circular), `on` or `off`. */
+export type PositionEmbedding = 'auto' | 'on' | 'off';
 /** What the network predicts: `x0` (the clean bits) or `direct` (the reverse kernel's probabilities). */
 export type Parameterisation = 'x0' | 'direct';
 /** The forward noise schedule β_t. */
@@ -32,6 +36,12 @@ export interface ModelSection {
   layers: number;
   time_embedding: number;
   kernel: number;
+  /** unet: channels per position, levels (0: from the shape), residual blocks per level, padding, position embedding. */
+  channels: number;
+  levels: number;
+  blocks: number;
+  padding: Padding;
+  position_embedding: PositionEmbedding;
 }
 
 /** The `training:` section of a run config. */
@@ -85,8 +95,15 @@ export interface RunConfig {
 }
 
 /** What the wasm core takes (structurally the same as `ModelConfig` in model.ts). */
-export interface CoreModelConfig extends ModelSection {
+export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding'> {
   length: number;
+  /** The unet keys are optional here: the core has the same defaults. */
+  channels?: number;
+  levels?: number;
+  blocks?: number;
+  padding?: Padding;
+  /** null: on for zero padding, off for circular. */
+  position_embedding?: boolean | null;
 }
 
 /**
@@ -119,6 +136,11 @@ export const DEFAULTS: RunConfig = {
     layers: 2,
     time_embedding: 32,
     kernel: 0,
+    channels: 32,
+    levels: 0,
+    blocks: 1,
+    padding: 'zero',
+    position_embedding: 'auto',
   },
   training: {
     steps: 4000,
@@ -175,13 +197,18 @@ export const MAX_LENGTH = 4096;
 const SCHEMA = section({
   model: section({
     T: int(1, 100_000),
-    architecture: oneOf('mlp', 'paper', 'circular'),
+    architecture: oneOf('mlp', 'paper', 'circular', 'unet'),
     parameterisation: oneOf('x0', 'direct'),
     schedule: oneOf('paper', 'linear', 'cosine'),
     hidden: int(1, 4096),
     layers: int(1, 64),
     time_embedding: int(2, 4096, { even: true }),
     kernel: int(0, MAX_LENGTH),
+    channels: int(1, 1024),
+    levels: int(0, 12),
+    blocks: int(1, 16),
+    padding: oneOf('zero', 'circular'),
+    position_embedding: oneOf('auto', 'on', 'off'),
   }),
   training: section({
     steps: int(1, 1e9, { nullable: true }),
@@ -552,7 +579,8 @@ export function totalSteps(training: TrainingSection, trainRows: number): number
 
 /** The model config the core takes: the `model:` section plus the sequence length L. */
 export function coreModelConfig(model: ModelSection, length: number): CoreModelConfig {
-  return { length, ...model };
+  const position_embedding = model.position_embedding === 'auto' ? null : model.position_embedding === 'on';
+  return { length, ...model, position_embedding };
 }
 
 /** The training config the core takes: the optimiser settings of the `training:` section and the total number of steps (for the schedule). */

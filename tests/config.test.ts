@@ -97,7 +97,7 @@ describe('config', () => {
     expect(yamlError('model:\n  T:\n')).toBe('run.yaml:2: model.T: expected an integer, got nothing (an empty value)');
     expect(yamlError('model:\n  T: [1, 2]\n')).toBe('run.yaml:2: model.T: expected an integer, got a list');
     expect(yamlError('model:\n  architecture: transformer\n')).toBe(
-      'run.yaml:2: model.architecture: expected one of mlp, paper, circular, got the text "transformer"',
+      'run.yaml:2: model.architecture: expected one of mlp, paper, circular, unet, got the text "transformer"',
     );
     expect(yamlError('model:\n  time_embedding: 7\n')).toBe('run.yaml:2: model.time_embedding: expected an even integer, got 7');
     expect(yamlError('training:\n  lr: 0\n')).toBe('run.yaml:2: training.lr: out of range: must be > 0 and <= 10, got 0');
@@ -142,7 +142,7 @@ describe('config', () => {
     expect(flagError({ lr: -1 })).toBe('--lr: out of range: must be > 0 and <= 10, got -1');
     expect(flagError({ lr: Number.NaN })).toBe('--lr: expected a number, got something that is not a number');
     expect(flagError({ T: 1.5 })).toBe('--T: expected an integer, got 1.5');
-    expect(flagError({ arch: 'cnn' })).toBe('--arch: expected one of mlp, paper, circular, got the text "cnn"');
+    expect(flagError({ arch: 'cnn' })).toBe('--arch: expected one of mlp, paper, circular, unet, got the text "cnn"');
     expect(flagError({ hidden: 0 })).toBe('--hidden: out of range: must be >= 1 and <= 4096, got 0');
     expect(resolveConfig([flagsLayer({ hidden: 32, arch: 'circular' })]).config.model).toMatchObject({ hidden: 32, architecture: 'circular' });
     expect(flagError({ seed: -3 })).toBe('--seed: out of range: must be >= 0 and <= 4294967295, got -3');

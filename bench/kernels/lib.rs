@@ -9,6 +9,15 @@ mod simd;
 #[allow(dead_code)]
 mod linalg;
 
+#[path = "../../crate/src/simd.rs"]
+#[allow(dead_code)]
+mod simd;
+
+#[path = "../../crate/src/conv.rs"]
+#[allow(dead_code)]
+mod conv;
+
+use conv::{AxisMap, ConvPlan, ConvShape};
 use linalg::{Epilogue, Layout};
 
 /// A zeroed f32 buffer of n values that lives until the instance is dropped; returns its address.
@@ -72,6 +81,43 @@ pub unsafe extern "C" fn conv(rows: usize, l: usize, c: usize, kernel: usize, h:
             linalg::circular_depthwise(rows, l, c, kernel, h, taps, bias, m, &mut scratch);
         } else {
             linalg::circular_depthwise_backward(rows, l, c, kernel, h, taps, m, dtaps, bias, dh, &mut scratch);
+        }
+    }
+}
+
+/// A plan for the U-Net's same-grid convolution on an h×w grid (3 taps along every axis longer
+/// than 1, zero padding), kept until the instance is dropped.
+#[no_mangle]
+pub extern "C" fn conv_plan(h: usize, w: usize) -> *const ConvPlan {
+    let axis = |len: usize| AxisMap { in_len: len, out_len: len, kernel: if len > 1 { 3 } else { 1 }, stride: 1, dilation: 1, upsample: false, circular: false };
+    Box::leak(Box::new(ConvPlan::new(axis(h), axis(w))))
+}
+
+/// `reps` im2col convolutions (conv::conv_forward; conv::conv_backward with dW and dx if
+/// `backward` != 0) of `rows` rows through `plan`, C_in -> C_out channels, relu on the input
+/// (as in the U-Net's blocks).
+///
+/// # Safety
+/// `plan` from conv_plan; buffers from alloc_f32 with the sizes the shapes need.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn conv_grid(plan: *const ConvPlan, rows: usize, c_in: usize, c_out: usize, x: *const f32, weight: *const f32, bias: *const f32, y: *mut f32, dx: *mut f32, dweight: *mut f32, dbias: *mut f32, backward: u32, reps: u32) {
+    let plan = &*plan;
+    let shape = ConvShape { rows, c_in, c_out, relu_input: true };
+    let x = std::slice::from_raw_parts(x, rows * plan.in_positions * c_in);
+    let weight = std::slice::from_raw_parts(weight, plan.taps * c_in * c_out);
+    let bias = std::slice::from_raw_parts(bias, c_out);
+    let y = std::slice::from_raw_parts_mut(y, rows * plan.out_positions * c_out);
+    let dx = std::slice::from_raw_parts_mut(dx, rows * plan.in_positions * c_in);
+    let dweight = std::slice::from_raw_parts_mut(dweight, plan.taps * c_in * c_out);
+    let dbias = std::slice::from_raw_parts_mut(dbias, c_out);
+    let mut cols = Vec::new();
+    const BUDGET: usize = 1 << 20; // as network/unet.rs
+    for _ in 0..reps {
+        if backward == 0 {
+            conv::conv_forward(plan, shape, x, weight, Some(bias), y, &mut cols, BUDGET);
+        } else {
+            conv::conv_backward(plan, shape, x, weight, y, dweight, Some(&mut *dbias), Some(&mut *dx), &mut cols, BUDGET);
         }
     }
 }

@@ -13,7 +13,7 @@
 //! B(y(1 - c_{t-1}) + c_{t-1}/2) at every step) and `Repaint(u)` (Lugmayr et al. 2022: each step
 //! done u times, going back by x_t ~ q(x_t | x_{t-1}) in between; known bits from the posterior).
 
-use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
+use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Padding, Parameterisation, ScheduleKind};
 use bernoulli_diffusion_core::inpaint::{inpaint, InpaintMode};
 use bernoulli_diffusion_core::kernel::reverse_probabilities;
 use bernoulli_diffusion_core::model::Model;
@@ -169,8 +169,23 @@ fn main() {
 
     let (architecture, parameterisation, hidden, lr) =
         if paper { (Architecture::Paper, Parameterisation::Direct, 50, 1e-2) } else { (Architecture::Mlp, Parameterisation::X0, 128, 2e-3) };
-    let config =
-        ModelConfig { length: L, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden, layers: 2, time_embedding: 32, kernel: 0 };
+    let config = ModelConfig {
+        length: L,
+        timesteps,
+        schedule: ScheduleKind::Paper,
+        architecture,
+        parameterisation,
+        hidden,
+        layers: 2,
+        time_embedding: 32,
+        kernel: 0,
+        shape: None,
+        channels: 32,
+        levels: 0,
+        blocks: 1,
+        padding: Padding::Zero,
+        position_embedding: None,
+    };
     if !paper {
         let mut oracle = OracleNetwork::new(&schedule, L, &data);
         report(&format!("oracle kernel, T = {timesteps}"), &mut oracle, &config, &schedule, n);

@@ -27,6 +27,19 @@ pub enum Architecture {
     Mlp,
     /// Cyclic-shift-equivariant network (circular convolutions over positions).
     Circular,
+    /// Time-conditioned residual convolutional U-Net over the data's shape (1-D or 2-D).
+    Unet,
+}
+
+/// How the U-Net's convolutions treat positions outside the data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// Outside positions read 0.
+    #[default]
+    Zero,
+    /// Positions wrap around (the network is then equivariant to cyclic shifts; see unet.rs).
+    Circular,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +70,43 @@ pub struct ModelConfig {
     pub time_embedding: usize,
     /// Circular convolution kernel width (circular); 0 means the full length L.
     pub kernel: usize,
+    /// The data's shape: [L] or [H, W] (row-major, H·W = L); absent means [L].
+    pub shape: Option<Vec<usize>>,
+    /// U-Net: channels per position at every level.
+    pub channels: usize,
+    /// U-Net: resolution levels; 0 chooses from the shape (`network::unet::default_levels`).
+    pub levels: usize,
+    /// U-Net: residual blocks per level on the way down (and on the way up).
+    pub blocks: usize,
+    /// U-Net: zero or circular padding.
+    pub padding: Padding,
+    /// U-Net: learned position embedding; absent means on for zero padding, off for circular
+    /// (where it would break the shift equivariance).
+    pub position_embedding: Option<bool>,
+}
+
+#[cfg(test)]
+impl Default for ModelConfig {
+    /// A small valid configuration (tests start from it with `..ModelConfig::default()`).
+    fn default() -> Self {
+        Self {
+            length: 16,
+            timesteps: 100,
+            schedule: ScheduleKind::Paper,
+            architecture: Architecture::Mlp,
+            parameterisation: Parameterisation::X0,
+            hidden: 64,
+            layers: 2,
+            time_embedding: 32,
+            kernel: 0,
+            shape: None,
+            channels: 32,
+            levels: 0,
+            blocks: 1,
+            padding: Padding::Zero,
+            position_embedding: None,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -76,6 +126,36 @@ impl ModelConfig {
         if self.kernel > self.length {
             return Err(CoreError::User(format!("kernel ({}) must not exceed length ({})", self.kernel, self.length)));
         }
+        if let Some(shape) = &self.shape {
+            if shape.is_empty() || shape.len() > 2 || shape.contains(&0) {
+                return Err(CoreError::User(format!("shape must be [L] or [H, W] with sides >= 1, got {shape:?}")));
+            }
+            if shape.iter().product::<usize>() != self.length {
+                return Err(CoreError::User(format!("shape {shape:?} has {} positions but length is {}", shape.iter().product::<usize>(), self.length)));
+            }
+        }
+        if self.architecture == Architecture::Unet {
+            if self.channels == 0 || self.channels > 1024 {
+                return Err(CoreError::User(format!("channels must be in 1..=1024, got {}", self.channels)));
+            }
+            if self.levels > 12 {
+                return Err(CoreError::User(format!("levels must be in 0..=12 (0: chosen from the shape), got {}", self.levels)));
+            }
+            if self.blocks == 0 || self.blocks > 16 {
+                return Err(CoreError::User(format!("blocks must be in 1..=16, got {}", self.blocks)));
+            }
+            if self.time_embedding < 2 {
+                return Err(CoreError::User(format!("time_embedding must be >= 2 for unet, got {}", self.time_embedding)));
+            }
+        }
         Ok(())
+    }
+
+    /// The data's shape as [H, W] (a 1-D shape [L] is [1, L]).
+    pub fn grid(&self) -> [usize; 2] {
+        match self.shape.as_deref() {
+            Some([h, w]) => [*h, *w],
+            _ => [1, self.length],
+        }
     }
 }

@@ -160,6 +160,7 @@ mod tests {
             layers: 1,
             time_embedding: 4,
             kernel: 0,
+            ..ModelConfig::default()
         };
         Model::new(config, training, 3).unwrap()
     }

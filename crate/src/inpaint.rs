@@ -321,6 +321,7 @@ mod tests {
             layers: 1,
             time_embedding: 8,
             kernel: 0,
+            ..ModelConfig::default()
         }
     }
 

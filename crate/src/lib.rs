@@ -14,6 +14,7 @@
 pub mod bernoulli;
 pub mod checkpoint;
 pub mod config;
+pub mod conv;
 pub mod elementary;
 pub mod error;
 pub mod evaluate;

@@ -341,7 +341,18 @@ pub(crate) mod testing {
     use crate::config::{Architecture, Parameterisation, ScheduleKind};
 
     pub(crate) fn model_config(architecture: Architecture, parameterisation: Parameterisation, length: usize, timesteps: usize) -> ModelConfig {
-        ModelConfig { length, timesteps, schedule: ScheduleKind::Paper, architecture, parameterisation, hidden: 16, layers: 2, time_embedding: 8, kernel: 0 }
+        ModelConfig {
+            length,
+            timesteps,
+            schedule: ScheduleKind::Paper,
+            architecture,
+            parameterisation,
+            hidden: 16,
+            layers: 2,
+            time_embedding: 8,
+            kernel: 0,
+            ..ModelConfig::default()
+        }
     }
 
     pub(crate) fn heartbeat(length: usize, period: usize) -> Vec<u8> {

@@ -84,7 +84,7 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('epochs', { type: 'number', describe: 'passes over the training data (instead of --steps)' })
     .option('lr', { type: 'number', describe: 'peak learning rate', defaultDescription: String(d.training.lr) })
     .option('batch-size', { type: 'number', describe: 'sequences per step', defaultDescription: String(d.training.batch_size) })
-    .option('arch', { type: 'string', describe: 'network: mlp, paper or circular', defaultDescription: d.model.architecture })
+    .option('arch', { type: 'string', describe: 'network: mlp, paper, circular or unet', defaultDescription: d.model.architecture })
     .option('hidden', { type: 'number', describe: 'hidden width (mlp, paper) or channels per position (circular)', defaultDescription: String(d.model.hidden) })
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })

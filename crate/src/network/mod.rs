@@ -13,6 +13,7 @@ mod common;
 pub mod mlp;
 pub mod oracle;
 pub mod paper;
+pub mod unet;
 
 /// One named parameter tensor inside the flat parameter vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,7 @@ pub fn build_network(config: &ModelConfig, rng: &mut Rng) -> Box<dyn ReverseNetw
         Architecture::Paper => Box::new(paper::PaperNetwork::new(config, rng)),
         Architecture::Mlp => Box::new(mlp::MlpNetwork::new(config, rng)),
         Architecture::Circular => Box::new(circular::CircularNetwork::new(config, rng)),
+        Architecture::Unet => Box::new(unet::UnetNetwork::new(config, rng)),
     }
 }
 
