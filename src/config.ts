@@ -580,7 +580,16 @@ export function totalSteps(training: TrainingSection, trainRows: number): number
 /** The model config the core takes: the `model:` section plus the sequence length L. */
 export function coreModelConfig(model: ModelSection, length: number): CoreModelConfig {
   const position_embedding = model.position_embedding === 'auto' ? null : model.position_embedding === 'on';
-  return { length, ...model, position_embedding };
+  return completeModelConfig({ length, ...model, position_embedding });
+}
+
+/**
+ * A model config with every field the core reads (it has no defaults of its own): the U-Net keys a
+ * hand-written config may leave out come from DEFAULTS, the one place defaults live.
+ */
+export function completeModelConfig(config: CoreModelConfig): Required<CoreModelConfig> {
+  const { channels, levels, blocks, padding } = DEFAULTS.model;
+  return { channels, levels, blocks, padding, position_embedding: null, shape: null, ...config } as Required<CoreModelConfig>;
 }
 
 /** The training config the core takes: the optimiser settings of the `training:` section and the total number of steps (for the schedule). */

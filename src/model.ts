@@ -5,7 +5,7 @@
  */
 import { RawModel, wasmMemory } from '../pkg/bernoulli_diffusion_core.js';
 import { encodeSafetensors, readSafetensorsHeader, type TensorToEncode } from './checkpoint.js';
-import type { CoreModelConfig, CoreTrainingConfig } from './config.js';
+import { type CoreModelConfig, type CoreTrainingConfig, completeModelConfig } from './config.js';
 import { fromWasmError, UserError } from './errors.js';
 import { CHECKPOINT_FORMAT, META_FORMAT, META_STATE, modelStateOf, standInFor } from './run/checkpoint.js';
 import type { StepReport } from './run/records.js';
@@ -139,8 +139,9 @@ export class DiffusionModel {
   /** A freshly initialised model (weights drawn from `seed`). */
   static async create(model: ModelConfig, training: TrainingConfig, seed: number | bigint): Promise<DiffusionModel> {
     await init();
-    const raw = wasmCall('invalid model', () => new RawModel(JSON.stringify(model), JSON.stringify(training), toSeed(seed)));
-    return new DiffusionModel(raw, { ...model }, { ...training });
+    const complete = completeModelConfig(model);
+    const raw = wasmCall('invalid model', () => new RawModel(JSON.stringify(complete), JSON.stringify(training), toSeed(seed)));
+    return new DiffusionModel(raw, complete, { ...training });
   }
 
   /** A model from a safetensors checkpoint written by `toBytes` (or the CLI). */
