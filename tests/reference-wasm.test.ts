@@ -1,6 +1,7 @@
 // Cross-language: the wasm core (pkg/, RawModel) and the plain-TypeScript reference compute the
 // same paper network, terms, gradients, training steps and samples for the same parameters and
 // inputs. Skipped when pkg/ has not been built (scripts/test.sh builds it first).
+import { completeModelConfig } from '../src/config.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { lossAndGradientGiven, ReferenceTrainer, type Parameterisation } from '../src/reference/objective.js';
@@ -30,7 +31,17 @@ describe.runIf(built).each([
   ['x0', 'cosine'],
   ['x0', 'linear'],
 ] as [Parameterisation, ScheduleKind][])('wasm core vs reference (%s, %s schedule)', (parameterisation, scheduleKind) => {
-  const modelConfig = { length: L, T, schedule: scheduleKind, architecture: 'paper', parameterisation, hidden: H, layers: 2, time_embedding: 32, kernel: 0 };
+  const modelConfig = completeModelConfig({
+    length: L,
+    T,
+    schedule: scheduleKind,
+    architecture: 'paper',
+    parameterisation,
+    hidden: H,
+    layers: 2,
+    time_embedding: 32,
+    kernel: 0,
+  });
   const trainingConfig = {
     ...{ lr: 0.01, lr_schedule: 'constant', warmup_steps: 0, total_steps: 0, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     ...{ weight_decay: 0.01, clip_norm: 1, ema_decay: 0, objective: 'full' },

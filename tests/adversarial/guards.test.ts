@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, resolveConfig, valuesLayer, type RunConfig } from '../../src/config.js';
+import { coreModelConfig, DEFAULTS, resolveConfig, valuesLayer, type RunConfig } from '../../src/config.js';
 import { checkEvaluationBound, checkStepReport, DivergenceError, likelyCause } from '../../src/divergence.js';
 import { writeAll } from '../../src/node/io.js';
 import { checkMetricsRecord } from '../../src/run/metrics-check.js';
@@ -170,7 +170,7 @@ describe('--resume with repeated flags', () => {
 
 describe('run config against the model in a checkpoint', () => {
   const run = config({ 'model.T': 100, 'training.steps': 20 });
-  const modelConfig = { length: 20, ...run.model };
+  const modelConfig = coreModelConfig(run.model, 20) as unknown as Record<string, unknown>; // the model as the core describes it
   const trainingConfig = { lr: run.training.lr, lr_schedule: run.training.lr_schedule, warmup_steps: 100, total_steps: 20, objective: run.training.objective };
   it('refuses a run config that describes another model', () => {
     expect(() =>
