@@ -149,7 +149,7 @@ export function exportTensors(architecture: string, layout: readonly LayoutEntry
 /** The export file's `__metadata__`: everything needed to rebuild the network (all strings). */
 export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', step: number): Record<string, string> {
   const kernel = config.architecture === 'circular' ? (config.kernel > 0 ? config.kernel : config.length) : 0;
-  const unet = config.architecture === 'unet' ? unetMetadata(config) : undefined;
+  const unet = unetMetadata(config);
   return {
     format: EXPORT_FORMAT,
     format_version: String(EXPORT_FORMAT_VERSION),
@@ -162,7 +162,7 @@ export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', 
     layers: String(config.layers),
     time_embedding: String(config.time_embedding),
     kernel: String(kernel),
-    ...unet?.metadata,
+    ...(config.architecture === 'unet' ? unet.metadata : {}),
     bit_order: 'bit i of a sequence is character i of its data line (0-based, left to right)',
     weights,
     step: String(step),
@@ -177,15 +177,16 @@ export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', 
       layers: config.layers,
       time_embedding: config.time_embedding,
       kernel: config.kernel,
-      ...unet?.configured,
+      ...unet.configured,
     }),
   };
 }
 
 /**
  * The U-Net's keys of the export metadata: the network as built (levels and position embedding
- * resolved, shape [L] or [H, W]), and the configured keys for `model_config`, missing ones at their
- * defaults (the same bytes whether the model was created or loaded from a checkpoint).
+ * resolved, shape [L] or [H, W]; written for the unet only), and the configured keys for
+ * `model_config` (every architecture, as in a checkpoint's `model_state.model`), missing ones at
+ * their defaults (the same bytes whether the model was created or loaded from a checkpoint).
  */
 function unetMetadata(config: ModelConfig): { metadata: Record<string, string>; configured: Record<string, unknown> } {
   const dataShape = dataShapeOf(config);
