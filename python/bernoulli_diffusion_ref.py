@@ -5,7 +5,7 @@ It reads an export file (`bernoulli-diffusion export CKPT --out FILE`) or a trai
 
     f(x_t, t)[r, i] = p(x_{t-1}[r, i] = 1 | x_t[r], t[r])
 
-for a batch, for every architecture (paper, mlp, circular). Only numpy and the standard library.
+for a batch, for every architecture (paper, mlp, circular, unet). Only numpy and the standard library.
 
     model = load("model-export.safetensors")
     f = model.reverse_probabilities(xt, t)   # xt: rows x L of 0/1, t: rows steps in 1..T
@@ -111,6 +111,52 @@ def evidence(t, parameterisation, b, c):
     return np.log((1 - rate / 2) / (rate / 2)).astype(np.float32).astype(np.float64)
 
 
+# --- the U-Net's geometry ----------------------------------------------------------------------
+
+def unet_data_shape(config):
+    """The data's shape as the U-Net sees it: [L] (1-D) or [H, W] (2-D, row-major)."""
+    shape = config.get("shape")
+    return [config["length"]] if shape is None or len(shape) < 2 else list(shape)
+
+
+def unet_default_levels(grid):
+    """levels = 0 means: 1 + the halvings (rounding up) until the longest side is at most 4."""
+    side, levels = max(grid), 1
+    while side > 4:
+        side, levels = (side + 1) // 2, levels + 1
+    return levels
+
+
+def _axis_sources(in_len, out_len, taps, stride=1, dilation=1, circular=False, upsample=False):
+    """For each output index o and tap d, the input index it reads: q = o*stride + (d - taps//2)*dilation
+    (on the upsampled grid of out_len positions when upsampling, which then reads q//2), wrapped
+    mod the grid when circular; in_len (a zero row) when it falls outside a zero-padded grid."""
+    grid = out_len if upsample else in_len
+    sources = np.full((out_len, taps), in_len, dtype=np.int64)
+    for o in range(out_len):
+        for d in range(taps):
+            q = o * stride + (d - taps // 2) * dilation
+            if circular:
+                q %= grid
+            elif q < 0 or q >= grid:
+                continue
+            sources[o, d] = q // 2 if upsample else q
+    return sources
+
+
+def _grid_conv(h, weight, bias, rows_src, cols_src):
+    """y[r, oy, ox] = bias + sum_{dy, dx} W[:, :, dy, dx] h[r, rows_src[oy, dy], cols_src[ox, dx]]
+    (a cross-correlation as PyTorch's ConvNd; index = the side length reads zero). h is
+    [rows, H, W, C_in] (channel-last), weight [out, in, kh, kw]."""
+    padded = np.pad(h, ((0, 0), (0, 1), (0, 1), (0, 0)))
+    out = np.zeros((h.shape[0], rows_src.shape[0], cols_src.shape[0], weight.shape[0]))
+    for dy in range(weight.shape[2]):
+        for dx in range(weight.shape[3]):
+            gathered = padded[:, rows_src[:, dy]][:, :, cols_src[:, dx]]
+            out += gathered @ weight[:, :, dy, dx].T
+    return out if bias is None else out + bias
+
+
 # --- the model ---------------------------------------------------------------------------------
 
 def _linear(x, weight, bias=None):
@@ -123,10 +169,19 @@ def _relu(x):
     return np.maximum(x, 0.0)
 
 
-def _to_export_layout(architecture, name, values):
+def _to_export_layout(config, name, values):
     """A training checkpoint tensor ([in, out] weights) in the export layout ([out, in])."""
+    architecture = config["architecture"]
     if name.endswith(".bias"):
         return values  # biases (readout.bias [T, L] too) are the same in both files
+    if architecture == "unet" and not name.startswith("time."):
+        shape = unet_data_shape(config)
+        if name == "position":
+            return values.T.reshape(values.shape[1], *shape)  # [P, C] -> [C, L] or [C, H, W]
+        if values.ndim == 2:
+            return values.T.reshape(*values.T.shape, *(1 for _ in shape))  # 1x1 conv [in, out] -> [out, in, 1(, 1)]
+        kernel = [3 if side > 1 else 1 for side in shape]
+        return np.transpose(values, (2, 1, 0)).reshape(values.shape[2], values.shape[1], *kernel)  # [K, in, out] -> [out, in, k...]
     if architecture == "paper" and name == "readout.weight":
         return np.transpose(values, (0, 2, 1))  # [T, H, L] -> [T, L, H]
     if architecture == "circular" and name.endswith(".conv.weight"):
@@ -154,7 +209,7 @@ class Model:
             raise ValueError(f"xt must be rows x {self.length} and t hold one step per row")
         if np.any(t < 1) or np.any(t > self.steps):
             raise ValueError(f"t must be in 1..{self.steps}")
-        forward = {"paper": self._paper, "mlp": self._mlp, "circular": self._circular}.get(self.architecture)
+        forward = {"paper": self._paper, "mlp": self._mlp, "circular": self._circular, "unet": self._unet}.get(self.architecture)
         if forward is None:
             raise NotImplementedError(f"architecture {self.architecture!r} (see docs/FORMAT.md)")
         return forward(xt, t)
@@ -200,6 +255,81 @@ class Model:
             h = h + _linear(a, w[f"blocks.{i}.fc2.weight"], w[f"blocks.{i}.fc2.bias"])
         return (_linear(h, w["output.weight"], w["output.bias"]) + lam * s)[:, :, 0]
 
+    def _unet(self, xt, t):
+        w, cfg = self.w, self.config
+        shape = unet_data_shape(cfg)
+        grid = shape if len(shape) == 2 else [1, shape[0]]  # 1-D is a 1 x L grid
+        kernel = [3 if side > 1 else 1 for side in grid]
+        channels, blocks = cfg["channels"], cfg["blocks"]
+        circular = cfg["padding"] == "circular"
+        levels = cfg["levels"] or unet_default_levels(grid)
+        position = cfg.get("position_embedding")
+        position = (not circular) if position is None else position
+        rows = len(t)
+
+        def weight4(name):  # any conv weight as [out, in, kh, kw]
+            values = w[name]
+            taps = values.reshape(values.shape[0], values.shape[1], -1).shape[2]
+            return values.reshape(values.shape[0], values.shape[1], *(kernel if taps > 1 else (1, 1)))
+
+        # level j's grid: halved j times (ceil) with zero padding; the full grid with circular
+        grids = [grid]
+        for _ in range(levels - 1):
+            grids.append(grids[-1] if circular else [(side + 1) // 2 for side in grids[-1]])
+
+        def same(j):  # the per-axis sources of a same-size 3-tap convolution at level j
+            dilation = 2 ** j if circular else 1
+            return [_axis_sources(grids[j][a], grids[j][a], kernel[a], dilation=dilation, circular=circular) for a in (0, 1)]
+
+        def conv(h, name, sources, bias=True):
+            return _grid_conv(h, weight4(f"{name}.weight"), w[f"{name}.bias"] if bias else None, *sources)
+
+        s = (2 * xt - 1).reshape(rows, grid[0], grid[1])  # bit i at (i // W, i % W)
+        lam = evidence(t, self.parameterisation, self.b, self.c)
+        e = time_embedding(t, self.steps, cfg["time_embedding"])
+        hidden = _relu(_linear(e, w["time.fc1.weight"], w["time.fc1.bias"]))
+        activation = _relu(_linear(hidden, w["time.fc2.weight"], w["time.fc2.bias"]))
+        tau = _linear(activation, w["time.proj.weight"], w["time.proj.bias"]).reshape(rows, -1, channels)
+        features = np.stack([s, lam[:, None, None] * s], axis=3)  # channel 0: s, channel 1: lambda s
+        h = conv(features, "stem", same(0))
+        if position:
+            h = h + w["position"].reshape(channels, grid[0], grid[1]).transpose(1, 2, 0)
+        chunk = 0
+
+        def block(h, name, j):
+            nonlocal chunk
+            sources = same(j)
+            m = conv(_relu(h), f"{name}.conv1", sources) + tau[:, None, None, chunk, :]
+            chunk += 1
+            y = conv(_relu(m), f"{name}.conv2", sources)
+            identity = (np.arange(grids[j][0])[:, None], np.arange(grids[j][1])[:, None])
+            residual = h if f"{name}.skip.weight" not in w else conv(h, f"{name}.skip", identity, bias=False)
+            return y + residual
+
+        skips = []
+        for j in range(levels):
+            for b in range(blocks):
+                h = block(h, f"down.{j}.blocks.{b}", j)
+            if j + 1 < levels:
+                skips.append(h)
+                if circular:  # a trous: the strided convolution becomes one dilated by 2^j
+                    down = same(j)
+                else:  # stride 2, zero padding 1: output o reads 2o - 1, 2o, 2o + 1
+                    down = [_axis_sources(grids[j][a], grids[j + 1][a], kernel[a], stride=2) for a in (0, 1)]
+                h = conv(h, f"down.{j}.downsample", down)
+        for j in reversed(range(levels - 1)):
+            if circular:
+                up = same(j)
+            else:  # nearest upsampling to level j's grid (cropping odd sides), then a 3-tap convolution
+                up = [_axis_sources(grids[j + 1][a], grids[j][a], kernel[a], upsample=True) for a in (0, 1)]
+            h = conv(h, f"up.{j}.upsample", up)
+            h = np.concatenate([h, skips[j]], axis=3)  # [h, skip_j]: 2C channels
+            for b in range(blocks):
+                h = block(h, f"up.{j}.blocks.{b}", j)
+        w_out = w["output.weight"].reshape(1, channels)
+        z = _linear(_relu(h), w_out, w["output.bias"])[..., 0] + lam[:, None, None] * s
+        return z.reshape(rows, -1)
+
     def reverse_probabilities(self, xt, t):
         """f(x_t, t) = p(x_{t-1} = 1 | x_t) per bit (rows x L, float64)."""
         xt = np.asarray(xt)
@@ -233,7 +363,7 @@ def load(path, use_ema=None):
         weights = {}
         for name in names:
             values = tensors.get(f"ema.{name}", tensors[name]) if use_ema else tensors[name]
-            weights[name] = _to_export_layout(config["architecture"], name, values)
+            weights[name] = _to_export_layout(config, name, values)
         if config["architecture"] == "circular" and config.get("kernel", 0) == 0:
             config = dict(config, kernel=config["length"])
         return Model(config, weights)

@@ -21,7 +21,8 @@ if (!out) {
 mkdirSync(out, { recursive: true });
 
 // Every architecture and parameterisation, every schedule, full and short circular kernels (odd
-// and even), with and without an EMA.
+// and even), with and without an EMA; the U-Net 1-D (odd length, zero and circular padding) and 2-D
+// (odd side; zero and circular).
 const CASES = [
   { name: 'paper-direct', length: 8, T: 10, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: 16, layers: 2 },
   { name: 'paper-x0-linear', length: 9, T: 12, architecture: 'paper', parameterisation: 'x0', schedule: 'linear', hidden: 12, layers: 1 },
@@ -31,6 +32,61 @@ const CASES = [
   { name: 'circular-x0-cosine', length: 7, T: 16, architecture: 'circular', parameterisation: 'x0', schedule: 'cosine', hidden: 8, layers: 2, kernel: 0 },
   { name: 'circular-direct-k4', length: 8, T: 10, architecture: 'circular', parameterisation: 'direct', schedule: 'linear', hidden: 6, layers: 2, kernel: 4 },
   { name: 'circular-x0-k3', length: 9, T: 11, architecture: 'circular', parameterisation: 'x0', schedule: 'paper', hidden: 5, layers: 1, kernel: 3 },
+  // 13 -> 7 -> 4: three levels, odd sides at two of them; two blocks per level
+  {
+    name: 'unet-1d-zero',
+    length: 13,
+    T: 12,
+    architecture: 'unet',
+    parameterisation: 'x0',
+    schedule: 'cosine',
+    channels: 6,
+    levels: 0,
+    blocks: 2,
+    padding: 'zero',
+  },
+  // dilations 1, 2, 4 on 12 positions; the position embedding on
+  {
+    name: 'unet-1d-circular',
+    length: 12,
+    T: 10,
+    architecture: 'unet',
+    parameterisation: 'direct',
+    schedule: 'linear',
+    channels: 5,
+    levels: 3,
+    blocks: 1,
+    padding: 'circular',
+    position_embedding: true,
+  },
+  // 6x5 -> 3x3
+  {
+    name: 'unet-2d-zero',
+    length: 30,
+    T: 9,
+    architecture: 'unet',
+    parameterisation: 'x0',
+    schedule: 'paper',
+    shape: [6, 5],
+    channels: 4,
+    levels: 0,
+    blocks: 1,
+    padding: 'zero',
+  },
+  {
+    name: 'unet-2d-circular-no-ema',
+    length: 30,
+    T: 8,
+    architecture: 'unet',
+    parameterisation: 'x0',
+    schedule: 'cosine',
+    shape: [6, 5],
+    channels: 4,
+    levels: 2,
+    blocks: 1,
+    padding: 'circular',
+    ema: 0,
+  },
 ];
 const STEPS = 30;
 const BATCH = 16;
@@ -51,7 +107,19 @@ function generator(seed) {
 
 for (const [index, spec] of CASES.entries()) {
   const { name, ema = 0.9, kernel = 0, ...rest } = spec;
-  const modelConfig = { ...rest, kernel, time_embedding: 8 };
+  // the core takes every key (no defaults of its own)
+  const modelConfig = {
+    hidden: 8,
+    layers: 1,
+    channels: 4,
+    levels: 0,
+    blocks: 1,
+    padding: 'zero',
+    position_embedding: null,
+    ...rest,
+    kernel,
+    time_embedding: 8,
+  };
   const training = { ...coreTrainingConfig(DEFAULTS.training, STEPS), lr: 1e-2, warmup_steps: 2, ema_decay: ema, objective: 'sampled' };
   const model = await DiffusionModel.create(modelConfig, training, 100 + index);
   const random = generator(7 + index);

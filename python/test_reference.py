@@ -41,7 +41,7 @@ def fixtures():
 
 def cases():
     paths = sorted(glob.glob(os.path.join(fixtures(), "*.json")))
-    assert len(paths) >= 8, f"expected the fixture cases, found {len(paths)}"
+    assert len(paths) >= 12, f"expected the fixture cases, found {len(paths)}"
     for path in paths:
         with open(path) as handle:
             case = json.load(handle)
@@ -62,7 +62,7 @@ def test_export_files_give_the_cores_reverse_kernel():
         assert error <= TOLERANCE, f"{case['name']}: max |f_ref - f_wasm| = {error:.3g}"
         # not trivially close: the kernels vary across bits and steps
         assert np.ptp(f) > 0.1, f"{case['name']}: f hardly varies ({np.ptp(f):.3g})"
-    assert architectures == {"paper", "mlp", "circular"}, architectures
+    assert architectures == {"paper", "mlp", "circular", "unet"}, architectures
 
 
 def test_training_checkpoints_give_the_same_as_their_export():
@@ -107,13 +107,33 @@ def test_export_shapes_are_pytorch_layout():
             assert tensors["input.weight"].shape == (hidden, 2 * length)
             assert tensors["time.weight"].shape == (hidden, embedding)
             assert tensors["output.weight"].shape == (length, hidden)
+        elif arch == "unet":
+            shape = json.loads(metadata["shape"])
+            channels, levels, blocks = int(metadata["channels"]), int(metadata["levels"]), int(metadata["blocks"])
+            taps = [3 if side > 1 else 1 for side in shape]
+            ones = [1] * len(shape)
+            assert len(shape) in (1, 2) and int(np.prod(shape)) == length and kernel == 0
+            assert tensors["stem.weight"].shape == (channels, 2, *taps)
+            assert tensors["time.fc1.weight"].shape == (2 * channels, embedding)
+            assert tensors["time.proj.weight"].shape == ((2 * levels - 1) * blocks * channels, 2 * channels)
+            assert tensors["down.0.blocks.0.conv1.weight"].shape == (channels, channels, *taps)
+            assert tensors["up.0.blocks.0.conv1.weight"].shape == (channels, 2 * channels, *taps)
+            assert tensors["up.0.blocks.0.skip.weight"].shape == (channels, 2 * channels, *ones)
+            assert tensors["output.weight"].shape == (1, channels, *ones)
+            assert (metadata["position_embedding"] == "true") == ("position" in tensors)
+            if "position" in tensors:
+                assert tensors["position"].shape == (channels, *shape)
+            # every level has its blocks, every level but the last a downsample and an upsample
+            assert sum(name.endswith("conv1.weight") for name in tensors) == (2 * levels - 1) * blocks
+            assert {name.split(".")[1] for name in tensors if name.startswith("down.")} == {str(j) for j in range(levels)}
+            assert sum(name.endswith("sample.weight") for name in tensors) == 2 * (levels - 1)
         else:
             assert kernel == (json.loads(metadata["model_config"])["kernel"] or length)
             assert tensors["input.weight"].shape == (hidden, 2)
             assert tensors["time.weight"].shape == ((layers + 1) * hidden, embedding)
             assert tensors["blocks.0.conv.weight"].shape == (hidden, 1, kernel)
             assert tensors["output.weight"].shape == (1, hidden)
-    assert seen == {"paper", "mlp", "circular"}
+    assert seen == {"paper", "mlp", "circular", "unet"}
 
 
 def test_pythons_safetensors_reads_the_export_as_our_parser_does():
@@ -147,6 +167,47 @@ def test_the_reverse_kernel_of_an_uninformed_x0_prediction_is_bayes():
     b = model.b[t][:, None]
     want = np.where(xt == 1, 1 - b / 2, b / 2)
     assert np.max(np.abs(f - want)) < 1e-6
+
+
+def test_unet_default_levels_follow_the_rule():
+    # the examples of crate/src/network/unet.rs
+    for grid, levels in [([1, 1], 1), ([1, 4], 1), ([1, 5], 2), ([1, 12], 3), ([1, 20], 4), ([1, 64], 5), ([28, 28], 4)]:
+        assert ref.unet_default_levels(grid) == levels, grid
+
+
+def test_unet_grid_convolution_index_maps():
+    # stride 2, zero padding: output o reads 2o - 1, 2o, 2o + 1 (5 -> 3; index 5 is the zero row)
+    assert ref._axis_sources(5, 3, 3, stride=2).tolist() == [[5, 0, 1], [1, 2, 3], [3, 4, 5]]
+    # nearest upsampling 3 -> 5 (crop), then 3 taps with zero padding: fine q reads coarse q // 2
+    assert ref._axis_sources(3, 5, 3, upsample=True).tolist() == [[3, 0, 0], [0, 0, 1], [0, 1, 1], [1, 1, 2], [1, 2, 3]]
+    # circular, dilation 2 on 5 positions
+    assert ref._axis_sources(5, 5, 3, dilation=2, circular=True).tolist() == [[3, 0, 2], [4, 1, 3], [0, 2, 4], [1, 3, 0], [2, 4, 1]]
+
+
+def test_untrained_unet_is_the_independent_bit_posterior_and_circular_is_shift_equivariant():
+    rng = np.random.default_rng(3)
+    base = {"length": 12, "T": 6, "schedule": "paper", "architecture": "unet", "parameterisation": "direct", "hidden": 8, "layers": 1, "time_embedding": 4, "kernel": 0, "shape": [3, 4], "channels": 3, "levels": 2, "blocks": 1, "padding": "circular", "position_embedding": None}
+    names = {"stem.weight": (3, 2, 3, 3), "stem.bias": (3,), "time.fc1.weight": (6, 4), "time.fc1.bias": (6,), "time.fc2.weight": (6, 6), "time.fc2.bias": (6,), "time.proj.weight": (9, 6), "time.proj.bias": (9,), "output.weight": (1, 3, 1, 1), "output.bias": (1,)}
+    for stage in ["down.0.blocks.0", "down.1.blocks.0", "up.0.blocks.0"]:
+        c_in = 6 if stage.startswith("up") else 3
+        names.update({f"{stage}.conv1.weight": (3, c_in, 3, 3), f"{stage}.conv1.bias": (3,), f"{stage}.conv2.weight": (3, 3, 3, 3), f"{stage}.conv2.bias": (3,)})
+        if c_in != 3:
+            names[f"{stage}.skip.weight"] = (3, c_in, 1, 1)
+    names.update({"down.0.downsample.weight": (3, 3, 3, 3), "down.0.downsample.bias": (3,), "up.0.upsample.weight": (3, 3, 3, 3), "up.0.upsample.bias": (3,)})
+    weights = {name: rng.normal(size=shape) for name, shape in names.items()}
+    xt = rng.integers(0, 2, (4, 12))
+    t = np.array([1, 2, 4, 6])
+    silent = ref.Model(base, dict(weights, **{"output.weight": np.zeros((1, 3, 1, 1)), "output.bias": np.zeros(1)}))
+    lam = ref.evidence(t, "direct", silent.b, silent.c)[:, None]
+    assert np.max(np.abs(silent.logits(xt, t) - lam * (2 * xt - 1))) < 1e-12
+    model = ref.Model(base, weights)
+    z = model.logits(xt, t).reshape(4, 3, 4)
+    for dy in range(3):
+        for dx in range(4):
+            shifted = np.roll(xt.reshape(4, 3, 4), (dy, dx), axis=(1, 2)).reshape(4, 12)
+            assert np.max(np.abs(model.logits(shifted, t).reshape(4, 3, 4) - np.roll(z, (dy, dx), axis=(1, 2)))) < 1e-9
+    zero = ref.Model(dict(base, padding="zero", position_embedding=False), weights)
+    assert np.max(np.abs(zero.logits(xt, t) - model.logits(xt, t))) > 1e-3  # the padding matters
 
 
 def main():

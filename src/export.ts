@@ -8,10 +8,14 @@
  *   linear            [in, out]    -> [out, in]
  *   paper readouts    [T, H, L]    -> [T, L, H]        (one linear layer H -> L per t)
  *   depthwise conv    [K, C]       -> [C, 1, K]        (`nn.Conv1d(C, C, K, groups=C)`)
+ *   unet conv         [K, in, out] -> [out, in, k] 1-D, [out, in, kh, kw] 2-D (K = kh·kw, row-major taps)
+ *   unet 1×1 conv     [in, out]    -> [out, in, 1] 1-D, [out, in, 1, 1] 2-D (skip, output)
+ *   unet position     [P, C]       -> [C, L] 1-D, [C, H, W] 2-D   (adds to a [N, C, …] activation)
  *   biases            [n]          -> [n]
  * The values are copied exactly (no arithmetic), so the export computes what the model computes.
  */
 import { encodeSafetensors, type TensorToEncode } from './checkpoint.js';
+import { DEFAULTS } from './config.js';
 import { UserError } from './errors.js';
 import type { DiffusionModel, LayoutEntry, ModelConfig } from './model.js';
 
@@ -21,7 +25,7 @@ export const EXPORT_FORMAT = 'bernoulli-diffusion-export';
 export const EXPORT_FORMAT_VERSION = 1;
 
 /** How one tensor of the core's layout becomes an export tensor ('copy': any shape, as it is). */
-type Relayout = 'copy' | 'transpose' | 'transpose-last-two' | 'depthwise-conv';
+type Relayout = 'copy' | 'transpose' | 'transpose-last-two' | 'depthwise-conv' | 'conv' | 'pointwise-conv' | 'position';
 
 /** Per architecture: every tensor name of its layout and how it is laid out in the export. */
 const RULES: Record<string, [RegExp, Relayout][]> = {
@@ -40,8 +44,42 @@ const RULES: Record<string, [RegExp, Relayout][]> = {
     [/^blocks\.\d+\.conv\.weight$/, 'depthwise-conv'],
     [/^(input|output|blocks\.\d+\.(conv|fc[12]))\.bias$/, 'copy'],
   ],
-  // unet: to be filled in with the U-Net (docs/FORMAT.md, section "unet").
+  unet: [
+    [/^time\.(fc1|fc2|proj)\.weight$/, 'transpose'],
+    [/^(stem|(down|up)\.\d+\.(blocks\.\d+\.conv[12]|downsample|upsample))\.weight$/, 'conv'],
+    [/^((down|up)\.\d+\.blocks\.\d+\.skip|output)\.weight$/, 'pointwise-conv'],
+    [/^position$/, 'position'],
+    [/^(stem|time\.(fc1|fc2|proj)|(down|up)\.\d+\.(blocks\.\d+\.conv[12]|downsample|upsample)|output)\.bias$/, 'copy'],
+  ],
 };
+
+/**
+ * The data's shape as the U-Net sees it: [L] (1-D) or [H, W] (2-D, row-major). A configured shape
+ * of one side is 1-D.
+ */
+function dataShapeOf(config: ModelConfig): number[] {
+  const shape = (config as ModelConfig & { shape?: number[] | null }).shape;
+  return shape === undefined || shape === null || shape.length < 2 ? [config.length] : [...shape];
+}
+
+/** Taps of the U-Net's convolutions along each axis of the data: 3 where the side is longer than 1, else 1. */
+function kernelOf(dataShape: readonly number[]): number[] {
+  return dataShape.map((side) => (side > 1 ? 3 : 1));
+}
+
+/**
+ * The U-Net's number of levels when configured as 0 (crate/src/network/unet.rs `default_levels`):
+ * 1 + the halvings (rounding up) until the longest side is at most 4.
+ */
+function unetDefaultLevels(dataShape: readonly number[]): number {
+  let side = Math.max(...dataShape);
+  let levels = 1;
+  while (side > 4) {
+    side = Math.ceil(side / 2);
+    levels += 1;
+  }
+  return levels;
+}
 
 function relayoutOf(architecture: string, name: string): Relayout {
   const rules = RULES[architecture];
@@ -51,10 +89,19 @@ function relayoutOf(architecture: string, name: string): Relayout {
   return rule[1];
 }
 
-/** The export tensor of one layout entry: its PyTorch shape and its values in that layout. */
-function relayout(kind: Relayout, name: string, shape: number[], values: Float32Array): { shape: number[]; data: Float32Array } {
+/**
+ * The export tensor of one layout entry: its PyTorch shape and its values in that layout.
+ * `dataShape` ([L] or [H, W]) gives the U-Net's spatial dimensions.
+ */
+function relayout(
+  kind: Relayout,
+  name: string,
+  shape: number[],
+  values: Float32Array,
+  dataShape: readonly number[] | undefined,
+): { shape: number[]; data: Float32Array } {
   if (kind === 'copy') return { shape: [...shape], data: values.slice() };
-  const rank = { transpose: 2, 'transpose-last-two': 3, 'depthwise-conv': 2 }[kind];
+  const rank = { transpose: 2, 'transpose-last-two': 3, 'depthwise-conv': 2, conv: 3, 'pointwise-conv': 2, position: 2 }[kind];
   if (shape.length !== rank) throw new Error(`export: tensor '${name}' has shape [${shape.join(', ')}], expected rank ${rank} for '${kind}'`);
   // [n, a, b] -> [n, b, a] (n = 1 for a matrix): out[k, j, i] = in[k, i, j]
   const [n, a, b] = shape.length === 3 ? shape : [1, shape[0], shape[1]];
@@ -65,18 +112,36 @@ function relayout(kind: Relayout, name: string, shape: number[], values: Float32
   }
   if (kind === 'transpose') return { shape: [b, a], data };
   if (kind === 'transpose-last-two') return { shape: [n, b, a], data };
-  return { shape: [b, 1, a], data }; // depthwise conv: taps [K, C] -> [C, 1, K]
+  if (kind === 'depthwise-conv') return { shape: [b, 1, a], data }; // taps [K, C] -> [C, 1, K]
+  if (dataShape === undefined) throw new Error(`export: tensor '${name}' needs the data's shape`);
+  if (kind === 'position') {
+    // [P, C] -> [C, P] viewed as [C, L] or [C, H, W] (positions row-major)
+    if (a !== dataShape.reduce((p, d) => p * d, 1))
+      throw new Error(`export: tensor '${name}' has ${a} positions, the data shape [${dataShape.join(', ')}] has others`);
+    return { shape: [b, ...dataShape], data };
+  }
+  if (kind === 'pointwise-conv') return { shape: [b, a, ...dataShape.map(() => 1)], data }; // [in, out] -> [out, in, 1(, 1)]
+  // conv: [K, in, out] -> [out, in, K] (transpose of the [K, in·out] matrix, then the taps split
+  // row-major into [kh, kw]): out[o, i, k] = in[k, i, o]
+  const kernel = kernelOf(dataShape);
+  const [taps, cIn, cOut] = shape;
+  if (taps !== kernel.reduce((p, d) => p * d, 1))
+    throw new Error(`export: tensor '${name}' has ${taps} taps, the data shape [${dataShape.join(', ')}] gives [${kernel.join(', ')}]`);
+  const conv = new Float32Array(values.length);
+  for (let k = 0; k < taps; k++) for (let i = 0; i < cIn; i++) for (let o = 0; o < cOut; o++) conv[(o * cIn + i) * taps + k] = values[(k * cIn + i) * cOut + o];
+  return { shape: [cOut, cIn, ...kernel], data: conv };
 }
 
 /**
  * The export tensors of flat weights `values` (layout order), in layout order. Throws a UserError
- * for an architecture export does not know.
+ * for an architecture export does not know. `dataShape` ([L] or [H, W]) is needed for `unet`, whose
+ * convolutions and position embedding take the data's dimensions.
  */
-export function exportTensors(architecture: string, layout: readonly LayoutEntry[], values: Float32Array): TensorToEncode[] {
+export function exportTensors(architecture: string, layout: readonly LayoutEntry[], values: Float32Array, dataShape?: readonly number[]): TensorToEncode[] {
   return layout.map(({ name, shape, offset }) => {
     const size = shape.reduce((p, d) => p * d, 1);
     if (offset + size > values.length) throw new Error(`export: tensor '${name}' runs past the ${values.length} weights`);
-    const out = relayout(relayoutOf(architecture, name), name, shape, values.subarray(offset, offset + size));
+    const out = relayout(relayoutOf(architecture, name), name, shape, values.subarray(offset, offset + size), dataShape);
     return { name, dtype: 'F32', shape: out.shape, data: out.data };
   });
 }
@@ -84,6 +149,7 @@ export function exportTensors(architecture: string, layout: readonly LayoutEntry
 /** The export file's `__metadata__`: everything needed to rebuild the network (all strings). */
 export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', step: number): Record<string, string> {
   const kernel = config.architecture === 'circular' ? (config.kernel > 0 ? config.kernel : config.length) : 0;
+  const unet = unetMetadata(config);
   return {
     format: EXPORT_FORMAT,
     format_version: String(EXPORT_FORMAT_VERSION),
@@ -96,6 +162,7 @@ export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', 
     layers: String(config.layers),
     time_embedding: String(config.time_embedding),
     kernel: String(kernel),
+    ...(config.architecture === 'unet' ? unet.metadata : {}),
     bit_order: 'bit i of a sequence is character i of its data line (0-based, left to right)',
     weights,
     step: String(step),
@@ -110,7 +177,35 @@ export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', 
       layers: config.layers,
       time_embedding: config.time_embedding,
       kernel: config.kernel,
+      ...unet.configured,
     }),
+  };
+}
+
+/**
+ * The U-Net's keys of the export metadata: the network as built (levels and position embedding
+ * resolved, shape [L] or [H, W]; written for the unet only), and the configured keys for
+ * `model_config` (every architecture, as in a checkpoint's `model_state.model`), missing ones at
+ * their defaults (the same bytes whether the model was created or loaded from a checkpoint).
+ */
+function unetMetadata(config: ModelConfig): { metadata: Record<string, string>; configured: Record<string, unknown> } {
+  const dataShape = dataShapeOf(config);
+  const channels = config.channels ?? DEFAULTS.model.channels;
+  const levels = config.levels ?? DEFAULTS.model.levels;
+  const blocks = config.blocks ?? DEFAULTS.model.blocks;
+  const padding = config.padding ?? DEFAULTS.model.padding;
+  const position = config.position_embedding ?? null;
+  const shape = (config as ModelConfig & { shape?: number[] | null }).shape ?? null;
+  return {
+    metadata: {
+      shape: JSON.stringify(dataShape),
+      channels: String(channels),
+      levels: String(levels > 0 ? levels : unetDefaultLevels(dataShape)),
+      blocks: String(blocks),
+      padding,
+      position_embedding: String(position ?? padding !== 'circular'),
+    },
+    configured: { shape, channels, levels, blocks, padding, position_embedding: position },
   };
 }
 
@@ -118,6 +213,6 @@ export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', 
 export function exportBytes(model: DiffusionModel): Uint8Array {
   const config = model.modelConfig;
   const weights = model.trainingConfig.ema_decay > 0 ? 'ema' : 'weights';
-  const tensors = exportTensors(config.architecture, model.layout(), model.inferenceParameters());
+  const tensors = exportTensors(config.architecture, model.layout(), model.inferenceParameters(), dataShapeOf(config));
   return encodeSafetensors(tensors, exportMetadata(config, weights, model.step));
 }

@@ -100,18 +100,117 @@ describe('export layout (no wasm)', () => {
     expect(mout.map((t) => t.shape)).toEqual([[4, 6], [4], [4, 2], [3, 4], [3]]);
   });
 
+  it('lays out the unet as PyTorch modules: convs [out, in, k] / [out, in, kh, kw], 1x1 convs, position [C, ...shape]', () => {
+    // 1-D, L = 5: C = 2, one level (no down/up), E = 4
+    const oneD = layoutOf([
+      ['stem.weight', [3, 2, 2]],
+      ['stem.bias', [2]],
+      ['position', [5, 2]],
+      ['time.fc1.weight', [4, 4]],
+      ['time.fc1.bias', [4]],
+      ['time.proj.weight', [4, 2]],
+      ['time.proj.bias', [2]],
+      ['down.0.blocks.0.conv1.weight', [3, 2, 2]],
+      ['down.0.blocks.0.conv1.bias', [2]],
+      ['up.0.blocks.0.skip.weight', [4, 2]],
+      ['output.weight', [2, 1]],
+      ['output.bias', [1]],
+    ]);
+    const v1 = arange(oneD.at(-1)!.offset + 1);
+    const at = (layout: LayoutEntry[], name: string) => layout.find((e) => e.name === name)!.offset;
+    const o1 = new Map(exportTensors('unet', oneD, v1, [5]).map((t) => [t.name, t]));
+    expect([...o1.keys()]).toEqual(oneD.map((e) => e.name));
+    expect(oneD.map((e) => o1.get(e.name)!.shape)).toEqual([[2, 2, 3], [2], [2, 5], [4, 4], [4], [2, 4], [2], [2, 2, 3], [2], [2, 4, 1], [1, 2, 1], [1]]);
+    // conv: W_export[o, i, k] = W_train[k, i, o]
+    const stem = o1.get('stem.weight')!.data as Float32Array;
+    for (let k = 0; k < 3; k++) for (let i = 0; i < 2; i++) for (let o = 0; o < 2; o++) expect(stem[(o * 2 + i) * 3 + k]).toBe(v1[(k * 2 + i) * 2 + o]);
+    // position: [C, L][c, p] = [P, C][p, c]
+    const position = o1.get('position')!.data as Float32Array;
+    for (let p = 0; p < 5; p++) for (let c = 0; c < 2; c++) expect(position[c * 5 + p]).toBe(v1[at(oneD, 'position') + p * 2 + c]);
+    // 1x1 skip: [out, in, 1][o, i] = [in, out][i, o]
+    const skip = o1.get('up.0.blocks.0.skip.weight')!.data as Float32Array;
+    for (let i = 0; i < 4; i++) for (let o = 0; o < 2; o++) expect(skip[o * 4 + i]).toBe(v1[at(oneD, 'up.0.blocks.0.skip.weight') + i * 2 + o]);
+    expect([...(o1.get('output.weight')!.data as Float32Array)]).toEqual([...v1.subarray(at(oneD, 'output.weight'), at(oneD, 'output.weight') + 2)]);
+
+    // 2-D, 2x3 grid: taps 3x3 row-major (tap = dy·3 + dx) -> [out, in, 3, 3]; a 1-row grid [1, 4]: taps 1x3
+    const twoD = layoutOf([
+      ['stem.weight', [9, 2, 3]],
+      ['position', [6, 3]],
+      ['down.1.downsample.weight', [9, 3, 3]],
+      ['output.weight', [3, 1]],
+    ]);
+    const v2 = arange(54 + 18 + 81 + 3);
+    const o2 = new Map(exportTensors('unet', twoD, v2, [2, 3]).map((t) => [t.name, t]));
+    expect(twoD.map((e) => o2.get(e.name)!.shape)).toEqual([
+      [3, 2, 3, 3],
+      [3, 2, 3],
+      [3, 3, 3, 3],
+      [1, 3, 1, 1],
+    ]);
+    const stem2 = o2.get('stem.weight')!.data as Float32Array;
+    for (let dy = 0; dy < 3; dy++) {
+      for (let dx = 0; dx < 3; dx++) {
+        for (let i = 0; i < 2; i++) for (let o = 0; o < 3; o++) expect(stem2[((o * 2 + i) * 3 + dy) * 3 + dx]).toBe(v2[((dy * 3 + dx) * 2 + i) * 3 + o]);
+      }
+    }
+    const position2 = o2.get('position')!.data as Float32Array;
+    for (let y = 0; y < 2; y++)
+      for (let x = 0; x < 3; x++) for (let c = 0; c < 3; c++) expect(position2[(c * 2 + y) * 3 + x]).toBe(v2[54 + (y * 3 + x) * 3 + c]);
+    expect(exportTensors('unet', layoutOf([['stem.weight', [3, 2, 4]]]), arange(24), [1, 4])[0].shape).toEqual([4, 2, 1, 3]);
+    // the data shape must fit the tensors
+    expect(() => exportTensors('unet', twoD, v2, [6])).toThrow(/taps/);
+    expect(() => exportTensors('unet', layoutOf([['position', [6, 3]]]), arange(18), [5])).toThrow(/positions/);
+    expect(() => exportTensors('unet', twoD, v2)).toThrow(/needs the data's shape/);
+  });
+
   it('refuses an architecture or a tensor it has no rule for', () => {
-    expect(() => exportTensors('unet', layoutOf([['x.weight', [2, 2]]]), arange(4))).toThrow(UserError);
+    expect(() => exportTensors('transformer', layoutOf([['x.weight', [2, 2]]]), arange(4))).toThrow(UserError);
+    expect(() => exportTensors('unet', layoutOf([['down.0.mystery.weight', [2, 2]]]), arange(4), [4])).toThrow(/no layout rule/);
     expect(() => exportTensors('mlp', layoutOf([['mystery.weight', [2, 2]]]), arange(4))).toThrow(/no layout rule for tensor 'mystery.weight'/);
     expect(() => exportTensors('mlp', layoutOf([['input.weight', [2, 2, 2]]]), arange(8))).toThrow(/expected rank 2/);
   });
 });
 
+/** The U-Net keys (the core takes every key; these are the defaults but for the channels). */
+const UNET_KEYS = { shape: null, channels: 3, levels: 0, blocks: 1, padding: 'zero', position_embedding: null } as const;
 const CONFIGS: ModelConfig[] = [
-  { length: 6, T: 7, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: 5, layers: 2, time_embedding: 4, kernel: 0 },
-  { length: 6, T: 7, architecture: 'mlp', parameterisation: 'x0', schedule: 'cosine', hidden: 5, layers: 2, time_embedding: 4, kernel: 0 },
-  { length: 6, T: 7, architecture: 'circular', parameterisation: 'x0', schedule: 'linear', hidden: 3, layers: 1, time_embedding: 4, kernel: 0 },
+  { length: 6, T: 7, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: 5, layers: 2, time_embedding: 4, kernel: 0, ...UNET_KEYS },
+  { length: 6, T: 7, architecture: 'mlp', parameterisation: 'x0', schedule: 'cosine', hidden: 5, layers: 2, time_embedding: 4, kernel: 0, ...UNET_KEYS },
+  { length: 6, T: 7, architecture: 'circular', parameterisation: 'x0', schedule: 'linear', hidden: 3, layers: 1, time_embedding: 4, kernel: 0, ...UNET_KEYS },
+  // 6 -> 3: two levels (chosen), zero padding, position embedding (auto: on)
+  { length: 6, T: 7, architecture: 'unet', parameterisation: 'x0', schedule: 'paper', hidden: 5, layers: 1, time_embedding: 4, kernel: 0, ...UNET_KEYS },
+  // 3x2 image, circular, two levels as configured, no position embedding (auto: off), two blocks
+  {
+    length: 6,
+    T: 7,
+    architecture: 'unet',
+    parameterisation: 'direct',
+    schedule: 'cosine',
+    hidden: 5,
+    layers: 1,
+    time_embedding: 4,
+    kernel: 0,
+    ...UNET_KEYS,
+    shape: [3, 2],
+    levels: 2,
+    blocks: 2,
+    padding: 'circular',
+  } as ModelConfig,
 ];
+
+/** The export's description of a unet config of CONFIGS (levels and position embedding resolved). */
+function unetMetadata(config: ModelConfig): Record<string, string> {
+  const shape = (config as ModelConfig & { shape: number[] | null }).shape;
+  if (config.architecture !== 'unet') return {};
+  return {
+    shape: JSON.stringify(shape ?? [config.length]),
+    channels: '3',
+    levels: '2', // 6 -> 3 (<= 4): two levels by the rule; the image configures 2
+    blocks: String(config.blocks),
+    padding: config.padding as string,
+    position_embedding: String(config.padding === 'zero'),
+  };
+}
 
 describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () => {
   it('holds the EMA weights in export layout, every layout tensor once, and metadata describing the network', async () => {
@@ -128,7 +227,12 @@ describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () =>
       const checkpoint = decodeSafetensors(model.toBytes(), 'checkpoint').tensors;
       const ema = model.inferenceParameters();
       expect(ema).not.toEqual(model.parameters());
-      const expected = new Map(exportTensors(config.architecture, layout, ema).map((t) => [t.name, t]));
+      const shape = (config as ModelConfig & { shape: number[] | null }).shape ?? [6];
+      const expected = new Map(exportTensors(config.architecture, layout, ema, shape).map((t) => [t.name, t]));
+      if (config.architecture === 'unet') {
+        expect(layout.some((e) => e.name === 'position')).toBe(config.padding === 'zero');
+        expect(expected.get('stem.weight')!.shape).toEqual([3, 2, ...shape.map(() => 3)]);
+      }
       for (const entry of layout) {
         expect([...(checkpoint.get(`ema.${entry.name}`)!.data as Float32Array)]).toEqual([
           ...ema.subarray(entry.offset, entry.offset + entry.shape.reduce((p, d) => p * d, 1)),
@@ -152,8 +256,15 @@ describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () =>
         kernel: config.architecture === 'circular' ? '6' : '0',
         weights: 'ema',
         step: '5',
+        ...unetMetadata(config),
       });
+      if (config.architecture !== 'unet')
+        for (const key of ['shape', 'channels', 'levels', 'blocks', 'padding', 'position_embedding']) expect(metadata).not.toHaveProperty(key);
       expect(JSON.parse(metadata.model_config)).toEqual(config);
+      // a model loaded from its checkpoint exports the same bytes (the metadata does not depend on how it was made)
+      const loaded = await DiffusionModel.fromBytes(model.toBytes());
+      expect(exportBytes(loaded)).toEqual(bytes);
+      loaded.free();
       model.free();
     }
   });
