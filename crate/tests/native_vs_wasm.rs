@@ -89,7 +89,8 @@ fn scenarios() -> Vec<Value> {
     };
     let model = |architecture: &str, parameterisation: &str, schedule: &str, timesteps: usize| {
         json!({ "length": 8, "T": timesteps, "schedule": schedule, "architecture": architecture, "parameterisation": parameterisation,
-                "hidden": 16, "layers": 2, "time_embedding": 8, "kernel": 0 })
+                "hidden": 16, "layers": 2, "time_embedding": 8, "kernel": 0, "shape": null, "channels": 8, "levels": 0, "blocks": 1,
+                "padding": "zero", "position_embedding": null })
     };
     vec![
         // the default architecture with the importance objective (6 bins of t fill within the steps), EMA, cosine lr
@@ -98,6 +99,8 @@ fn scenarios() -> Vec<Value> {
         scenario(model("paper", "direct", "cosine", 9), training("full", 0.0, "constant"), 4, 6, 5),
         // circular convolutions, sampled t
         scenario(model("circular", "x0", "linear", 7), training("sampled", 0.5, "cosine"), 5, 8, 9),
+        // the U-Net (im2col convolutions), sampled t
+        scenario(model("unet", "x0", "paper", 7), training("sampled", 0.5, "constant"), 6, 6, 8),
     ]
 }
 
@@ -118,7 +121,7 @@ fn native(s: &Value) -> Value {
         .map(|batch| {
             let batch = bits(batch.as_str().unwrap());
             let r = model.train_step(&batch, batch.len() / length).unwrap();
-            hex64(&[r.loss_bits, r.grad_norm, r.lr])
+            hex64(&[r.loss_bits, r.grad_norm, r.lr, if r.finite { 1.0 } else { 0.0 }])
         })
         .collect();
     let shard = bits(s["shard"].as_str().unwrap());

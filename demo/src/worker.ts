@@ -5,7 +5,6 @@
  */
 import {
   checkAgainstLength,
-  configFromJson,
   coreModelConfig,
   coreTrainingConfig,
   DEFAULTS,
@@ -20,7 +19,6 @@ import {
   loopSettings,
   MAX_LENGTH,
   parseSequences,
-  readSafetensorsHeader,
   resolveConfig,
   rowStrings,
   runMetadata,

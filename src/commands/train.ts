@@ -27,7 +27,7 @@ import { checkMemory, checkResumeFlags, validateRunName } from '../run-guards.js
 import { claimRun, keepLastGoodModel, resumedBest, resumeHint } from './train-guards.js';
 import { DiffusionModel } from '../model.js';
 import { drawRunPictures } from '../plots/run-pictures.js';
-import { META_LOOP_STATE, META_RUN_CONFIG, runMetadata } from '../run/checkpoint.js';
+import { runMetadata } from '../run/checkpoint.js';
 import { loadRunData, type RunData } from '../run/data.js';
 import { type LoadedCheckpoint, readCheckpoint } from '../run/load.js';
 import { type LoopState, RESULTS_FORMAT } from '../run/records.js';

@@ -23,12 +23,14 @@ export class ModelReplica {
 
   /** The model's RawModel (throws once the model was freed). */
   private get core(): RawModel {
+    // biome-ignore lint/complexity/useLiteralKeys: DiffusionModel's private members are reachable only by index (this class is its internal part)
     const raw = this.model['raw'];
     if (!raw) throw new Error('this DiffusionModel was freed');
     return raw;
   }
 
   private rows(bits: Uint8Array, what: string): number {
+    // biome-ignore lint/complexity/useLiteralKeys: DiffusionModel's private members are reachable only by index (this class is its internal part)
     return this.model['rows'](bits, what);
   }
 
@@ -84,6 +86,7 @@ export class ModelReplica {
   sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
     const samples = coreCall('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
+    // biome-ignore lint/complexity/useLiteralKeys: DiffusionModel's private members are reachable only by index (this class is its internal part)
     return { samples, frames: recordEvery > 0 ? this.model['recordedFrames'](n) : [] };
   }
 
