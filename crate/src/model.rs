@@ -644,7 +644,7 @@ mod tests {
             let mut loss_sum = shards[0].0;
             for (loss, grad) in &shards[1..] {
                 for (s, g) in in_order.iter_mut().zip(grad) {
-                    *s = *s + *g;
+                    *s += *g;
                 }
                 loss_sum += loss;
             }
