@@ -30,7 +30,7 @@ describe.runIf(built).each([
   ['x0', 'cosine'],
   ['x0', 'linear'],
 ] as [Parameterisation, ScheduleKind][])('wasm core vs reference (%s, %s schedule)', (parameterisation, scheduleKind) => {
-  const modelConfig = { length: L, T, schedule: scheduleKind, architecture: 'paper', parameterisation, hidden: H, layers: 2, time_embedding: 32, kernel: 0 };
+  const modelConfig = { length: L, T, schedule: scheduleKind, architecture: 'paper', parameterisation, hidden: H, layers: 2, time_embedding: 32, kernel: 0, channels: 32, levels: 0, blocks: 1, padding: 'zero', position_embedding: null };
   const trainingConfig = {
     ...{ lr: 0.01, lr_schedule: 'constant', warmup_steps: 0, total_steps: 0, min_lr_ratio: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     ...{ weight_decay: 0.01, clip_norm: 1, ema_decay: 0, objective: 'full' },
