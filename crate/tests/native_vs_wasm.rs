@@ -89,7 +89,8 @@ fn scenarios() -> Vec<Value> {
     };
     let model = |architecture: &str, parameterisation: &str, schedule: &str, timesteps: usize| {
         json!({ "length": 8, "T": timesteps, "schedule": schedule, "architecture": architecture, "parameterisation": parameterisation,
-                "hidden": 16, "layers": 2, "time_embedding": 8, "kernel": 0 })
+                "hidden": 16, "layers": 2, "time_embedding": 8, "kernel": 0,
+                "channels": 32, "levels": 0, "blocks": 1, "padding": "zero", "position_embedding": null })
     };
     vec![
         // the default architecture with the importance objective (6 bins of t fill within the steps), EMA, cosine lr
@@ -118,7 +119,7 @@ fn native(s: &Value) -> Value {
         .map(|batch| {
             let batch = bits(batch.as_str().unwrap());
             let r = model.train_step(&batch, batch.len() / length).unwrap();
-            hex64(&[r.loss_bits, r.grad_norm, r.lr])
+            hex64(&[r.loss_bits, r.grad_norm, r.lr, f64::from(u8::from(r.finite))])
         })
         .collect();
     let shard = bits(s["shard"].as_str().unwrap());
