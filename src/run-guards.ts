@@ -173,8 +173,8 @@ export function estimateMemory(config: RunConfig, length: number, workers: numbe
   const parameters = parameterCountOf(model, length);
   const terms: MemoryTerm[] = [];
   if (parameters !== undefined) {
-    // weights, gradient, Adam's two moments; with the EMA: the EMA and the weights set aside while it is used; with a pool: a scratch gradient
-    const copies = 4 + (training.ema_decay > 0 ? 2 : 0) + (workers > 1 ? 1 : 0);
+    // weights, gradient, one shard's gradient, Adam's two moments; with the EMA: the EMA and the weights set aside while it is used; with a pool: a scratch gradient
+    const copies = 5 + (training.ema_decay > 0 ? 2 : 0) + (workers > 1 ? 1 : 0);
     const keys =
       model.architecture === 'paper'
         ? `model.T = ${model.T} × model.hidden = ${model.hidden} × ${length} bits`
@@ -182,7 +182,7 @@ export function estimateMemory(config: RunConfig, length: number, workers: numbe
     terms.push({
       keys,
       bytes: parameters * copies * FLOAT,
-      what: `${formatCount(parameters)} parameters × ${copies} copies (weights, gradient, Adam moments${training.ema_decay > 0 ? ', EMA' : ''})`,
+      what: `${formatCount(parameters)} parameters × ${copies} copies (weights, gradient and a shard's, Adam moments${training.ema_decay > 0 ? ', EMA' : ''})`,
     });
   }
   if (model.architecture !== 'paper') {
@@ -227,8 +227,9 @@ export function checkMemory(config: RunConfig, length: number, workers: number, 
   }
   const machine = options.machineBytes;
   if (machine === undefined || machine <= 0) return workers;
-  // The checkpoint is assembled outside the core too: weights, two moments and the EMA, once.
-  const hostBytes = (estimate.parameters ?? 0) * 4 * FLOAT;
+  // The checkpoint is assembled outside the core too: weights, two moments and the EMA, once;
+  // a pool's shared gradient slots (at most 8, one per shard) are outside the cores as well.
+  const hostBytes = (estimate.parameters ?? 0) * (4 + (workers > 1 ? 8 : 0)) * FLOAT;
   const total = (n: number) => n * estimateMemory(config, length, n).perWorker + hostBytes;
   if (total(workers) <= machine) return workers;
   if (!options.requested) {

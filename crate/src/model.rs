@@ -2,9 +2,11 @@
 //! importance-sampling history). Same seed and same calls give bit-identical results.
 //!
 //! Training step s (0-based, = `step()` before the call) draws example i's noise from
-//! `Rng::for_example(seed, s, i)`. A pool of workers can each call `compute_gradient` on a shard
-//! (with its example offset and the same s) and one `apply_gradient` with the summed gradients
-//! then equals `train_step` up to the order of float summation.
+//! `Rng::for_example(seed, s, i)`. The batch's gradient is the sum, in shard order, of the
+//! gradients of a fixed split of the batch into shards (`gradient_shard_rows`), each computed from
+//! zero: a pool of workers that computes the shards anywhere (`compute_gradient` with the shard's
+//! example offset and the same s) and adds them in the same order (`add_gradient_in_order`) gets
+//! the bits of `train_step`, whatever the number of workers.
 
 use crate::config::ModelConfig;
 use crate::error::{CoreError, CoreResult};
@@ -48,9 +50,33 @@ pub struct Model {
     /// (t, term) observations of `compute_gradient` calls not yet folded into `importance`.
     pending_observations: Vec<(u32, f64)>,
     grad: Vec<f32>,
+    /// One shard's gradient while `compute_gradient_of_shards` adds it to `grad` (empty until then).
+    shard_grad: Vec<f32>,
     workspace: Workspace,
     /// Scratch copy of the weights while the EMA weights are swapped in.
     backup: Vec<f32>,
+}
+
+/// Shards per training batch (fewer when the batch has fewer rows): a constant, so the f32
+/// additions that form a batch's gradient are the same whatever the number of workers. Eight lets
+/// up to eight workers share a step; a pool holds one gradient buffer per shard (8 × parameters f32).
+pub const GRADIENT_SHARDS: usize = 8;
+
+/// The rows of each shard of a batch of `rows` examples: min(GRADIENT_SHARDS, rows) contiguous
+/// shards whose sizes differ by at most one, larger first (shard k starts after shards 0..k).
+pub fn gradient_shard_rows(rows: usize) -> Vec<usize> {
+    let shards = GRADIENT_SHARDS.min(rows);
+    (0..shards).map(|k| rows / shards + usize::from(k < rows % shards)).collect()
+}
+
+/// sum[i] += part[i] for every i, one f32 addition each (rounded to f32): the one way shard
+/// gradients are added, here and in every pool replica (its wasm `addScratchToGradient` and the
+/// JavaScript `sumShards` make the same roundings).
+pub fn add_gradient_in_order(sum: &mut [f32], part: &[f32]) {
+    assert_eq!(sum.len(), part.len(), "gradients of different sizes");
+    for (s, &p) in sum.iter_mut().zip(part) {
+        *s += p;
+    }
 }
 
 /// Weight initialisation stream: `Rng::new(seed ^ INIT_STREAM)`.
@@ -80,6 +106,7 @@ impl Model {
             importance,
             pending_observations: Vec::new(),
             grad: vec![0.0; count],
+            shard_grad: Vec::new(),
             workspace: Workspace::default(),
             backup: Vec::new(),
         })
@@ -146,11 +173,21 @@ impl Model {
         Ok(())
     }
 
-    /// The SUM over rows of the estimated bound (bits) and the gradient of that sum, for rows that
-    /// are examples example_offset.. of optimiser step `step`. Uses the current (not EMA) weights.
+    /// The SUM over rows of the estimated bound (bits) and the gradient of that sum, computed from
+    /// zero, for rows that are examples example_offset.. of optimiser step `step` (one shard).
+    /// Uses the current (not EMA) weights.
     pub fn compute_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64) -> CoreResult<(f64, &[f32])> {
         self.check_batch(x0, rows)?;
         self.grad.fill(0.0);
+        let loss_sum = self.shard_gradient(x0, rows, example_offset, step, false);
+        Ok((loss_sum, &self.grad))
+    }
+
+    /// One shard's loss sum, its gradient from zero in `grad` (or in `shard_grad`), and its
+    /// importance observations appended to the pending ones (row order).
+    fn shard_gradient(&mut self, x0: &[u8], rows: usize, example_offset: u64, step: u64, into_shard_buffer: bool) -> f64 {
+        let grad = if into_shard_buffer { &mut self.shard_grad } else { &mut self.grad };
+        grad.fill(0.0);
         let loss_sum = objective::estimate_bound(
             self.network.as_mut(),
             &self.model_config,
@@ -163,12 +200,42 @@ impl Model {
             step,
             example_offset,
             &mut self.workspace,
-            &mut self.grad,
+            grad,
         );
         if self.importance.is_some() {
             self.pending_observations.extend_from_slice(&self.workspace.observations);
         }
-        Ok((loss_sum, &self.grad))
+        loss_sum
+    }
+
+    /// Consecutive shards of a batch (shard k holds shard_rows[k] rows; together examples
+    /// example_offset.. of step `step`): each shard's gradient from zero, added in shard order
+    /// into the gradient buffer (g_0 + g_1, then + g_2, ...: `add_gradient_in_order`), and their
+    /// loss sums added in the same order (f64). Returns the loss sum; the gradient sum stays in the
+    /// gradient buffer (`gradient_mut`). The pool's first replica calls this on its shards; the
+    /// others' shards are added after it in the same order, so the result is the batch's.
+    pub fn compute_gradient_of_shards(&mut self, x0: &[u8], example_offset: u64, step: u64, shard_rows: &[usize]) -> CoreResult<f64> {
+        let rows: usize = shard_rows.iter().sum();
+        if shard_rows.is_empty() || shard_rows.contains(&0) {
+            return Err(CoreError::Internal(format!("shards must hold at least one row each, got {shard_rows:?}")));
+        }
+        self.check_batch(x0, rows)?;
+        let length = self.model_config.length;
+        if shard_rows.len() > 1 && self.shard_grad.len() != self.grad.len() {
+            self.shard_grad = vec![0.0; self.grad.len()];
+        }
+        let mut loss_sum = 0.0;
+        let mut first_row = 0;
+        for (k, &count) in shard_rows.iter().enumerate() {
+            let shard = &x0[first_row * length..(first_row + count) * length];
+            // Σ_shards: ((g_0 + g_1) + g_2) + ..., each g_k from zero
+            loss_sum += self.shard_gradient(shard, count, example_offset + first_row as u64, step, k > 0);
+            if k > 0 {
+                add_gradient_in_order(&mut self.grad, &self.shard_grad);
+            }
+            first_row += count;
+        }
+        Ok(loss_sum)
     }
 
     /// One optimiser step from gradient sums over `total_rows` examples (and their loss sum):
@@ -229,11 +296,12 @@ impl Model {
         Ok(StepReport { loss_bits: loss_sum_bits * mean_scale, grad_norm, lr, finite })
     }
 
-    /// One training step on a batch (rows × L bits): `compute_gradient` for all rows at the
-    /// current step, then `apply_gradient`.
+    /// One training step on a batch (rows × L bits): the gradient of the batch's fixed shards
+    /// (`gradient_shard_rows`) added in shard order at the current step, then the optimiser step.
     pub fn train_step(&mut self, x0: &[u8], rows: usize) -> CoreResult<StepReport> {
         let step = self.step;
-        let (loss_sum, _) = self.compute_gradient(x0, rows, 0, step)?;
+        self.check_batch(x0, rows)?; // before the shards are cut (no rows, or a ragged batch)
+        let loss_sum = self.compute_gradient_of_shards(x0, 0, step, &gradient_shard_rows(rows))?;
         self.apply_own_gradient(loss_sum, rows)
     }
 
@@ -540,29 +608,63 @@ mod tests {
     }
 
     #[test]
-    fn sharded_gradients_applied_once_equal_a_train_step() {
-        let (length, timesteps, rows) = (6, 10, 9);
+    fn batches_split_into_at_most_eight_near_equal_shards_larger_first() {
+        assert_eq!(gradient_shard_rows(256), vec![32; 8]);
+        assert_eq!(gradient_shard_rows(9), vec![2, 1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(gradient_shard_rows(19), vec![3, 3, 3, 2, 2, 2, 2, 2]);
+        assert_eq!(gradient_shard_rows(3), vec![1, 1, 1]);
+        assert_eq!(gradient_shard_rows(0), Vec::<usize>::new());
+        for rows in 1..100 {
+            let shards = gradient_shard_rows(rows);
+            assert_eq!(shards.iter().sum::<usize>(), rows);
+            assert_eq!(shards.len(), rows.min(GRADIENT_SHARDS));
+            assert!(shards.windows(2).all(|w| w[0] >= w[1] && w[0] - w[1] <= 1), "{shards:?}");
+        }
+    }
+
+    #[test]
+    fn a_step_adds_the_shard_gradients_from_zero_in_shard_order() {
+        let (length, timesteps, rows) = (6, 10, 19);
         let data = heartbeat(length, 3);
         let x0 = batch(&data, length, rows, 0);
-        for objective in [ObjectiveKind::Full, ObjectiveKind::Sampled] {
+        for objective in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
             let training = TrainingConfig { objective, clip_norm: 0.5, ema_decay: 0.5, ..Default::default() };
             let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
             let mut whole = Model::new(config.clone(), training.clone(), 5).unwrap();
-            let mut sharded = Model::new(config, training, 5).unwrap();
-            let report = whole.train_step(&x0, rows).unwrap();
-            let (loss_a, grad_a) = sharded.compute_gradient(&x0[..4 * length], 4, 0, 0).unwrap();
-            let grad_a = grad_a.to_vec();
-            let (loss_b, grad_b) = sharded.compute_gradient(&x0[4 * length..], 5, 4, 0).unwrap();
-            let sum: Vec<f32> = grad_a.iter().zip(grad_b).map(|(a, b)| a + b).collect();
-            let sharded_report = sharded.apply_gradient(&sum, loss_a + loss_b, rows).unwrap();
-            assert!((report.loss_bits - sharded_report.loss_bits).abs() < 1e-9 * report.loss_bits);
-            assert!((report.grad_norm - sharded_report.grad_norm).abs() < 1e-5 * report.grad_norm);
-            assert_eq!(report.lr, sharded_report.lr);
-            for (a, b) in whole.parameters().iter().zip(sharded.parameters()) {
-                assert!((a - b).abs() < 1e-5, "{objective:?}: {a} vs {b}");
+            let mut by_hand = Model::new(config, training, 5).unwrap();
+            // every shard's gradient from zero, then ((g_0 + g_1) + g_2) + ... one f32 rounding each
+            let mut shards = Vec::new();
+            let mut first = 0;
+            for count in gradient_shard_rows(rows) {
+                let (loss, grad) = by_hand.compute_gradient(&x0[first * length..(first + count) * length], count, first as u64, 0).unwrap();
+                shards.push((loss, grad.to_vec()));
+                first += count;
             }
-            assert_eq!(whole.step(), 1);
-            assert_eq!(sharded.step(), 1);
+            let mut in_order = shards[0].1.clone();
+            let mut loss_sum = shards[0].0;
+            for (loss, grad) in &shards[1..] {
+                for (s, g) in in_order.iter_mut().zip(grad) {
+                    *s += *g;
+                }
+                loss_sum += loss;
+            }
+            // the order matters at f32 precision (so this test tells the orders apart)
+            let mut reversed = shards.last().unwrap().1.clone();
+            for (_, grad) in shards.iter().rev().skip(1) {
+                add_gradient_in_order(&mut reversed, grad);
+            }
+            assert_ne!(reversed, in_order, "{objective:?}");
+
+            assert_eq!(whole.compute_gradient_of_shards(&x0, 0, 0, &gradient_shard_rows(rows)).unwrap(), loss_sum);
+            assert_eq!(whole.gradient_mut(), &in_order[..]);
+            whole.set_pending_observations(Vec::new()).unwrap();
+            let mut stepped = Model::new(whole.model_config.clone(), whole.training_config.clone(), 5).unwrap();
+            let report = stepped.train_step(&x0, rows).unwrap();
+            let by_hand_report = by_hand.apply_gradient(&in_order, loss_sum, rows).unwrap();
+            assert_eq!(report, by_hand_report);
+            assert_eq!(stepped.parameters(), by_hand.parameters());
+            assert_eq!(stepped.ema_parameters(), by_hand.ema_parameters());
+            assert_eq!(stepped.importance_history(), by_hand.importance_history());
         }
     }
 
@@ -591,41 +693,89 @@ mod tests {
         assert_eq!(evaluate::summarise(&[first, rest].concat(), 3, 4), estimate);
     }
 
+    /// A pool's step done by hand: the batch's shards spread contiguously over `replicas` models
+    /// (larger shares first); the first adds its shards in order (`compute_gradient_of_shards`),
+    /// the others compute each of theirs from zero; every replica adds them all in shard order and
+    /// takes the optimiser step with the observations of all shards, in shard order.
+    fn pooled_step(replicas: &mut [Model], x0: &[u8], rows: usize) {
+        let length = replicas[0].model_config.length;
+        let step = replicas[0].step();
+        let shard_rows = gradient_shard_rows(rows);
+        let starts: Vec<usize> = shard_rows.iter().scan(0, |at, &n| Some(std::mem::replace(at, *at + n))).collect();
+        let (n, count) = (shard_rows.len(), replicas.len());
+        // replica r's shards: n shards cut into `count` contiguous ranges, larger first
+        let per_replica = |r: usize| {
+            let first = r * (n / count) + r.min(n % count);
+            first..first + n / count + usize::from(r < n % count)
+        };
+        let mut parts: Vec<Vec<f32>> = Vec::new();
+        let mut loss_sum = 0.0;
+        let mut observations = Vec::new();
+        for (r, replica) in replicas.iter_mut().enumerate() {
+            let mine = per_replica(r);
+            if mine.is_empty() {
+                continue;
+            }
+            let rows_of = |k: usize| &x0[starts[k] * length..(starts[k] + shard_rows[k]) * length];
+            if r == 0 {
+                let end = starts[mine.end - 1] + shard_rows[mine.end - 1];
+                loss_sum += replica.compute_gradient_of_shards(&x0[..end * length], 0, step, &shard_rows[mine]).unwrap();
+                parts.push(replica.gradient_mut().to_vec());
+            } else {
+                for k in mine {
+                    let (loss, grad) = replica.compute_gradient(rows_of(k), shard_rows[k], starts[k] as u64, step).unwrap();
+                    loss_sum += loss;
+                    parts.push(grad.to_vec());
+                }
+            }
+            observations.extend_from_slice(replica.pending_observations());
+        }
+        let mut sum = parts[0].clone();
+        for part in &parts[1..] {
+            add_gradient_in_order(&mut sum, part);
+        }
+        for replica in replicas.iter_mut() {
+            replica.set_pending_observations(observations.clone()).unwrap();
+            replica.gradient_mut().copy_from_slice(&sum);
+            replica.apply_own_gradient(loss_sum, rows).unwrap();
+        }
+    }
+
     #[test]
-    fn replicas_sharing_observations_keep_the_importance_history_of_one_model() {
-        let (length, timesteps, rows) = (6, 5, 8);
+    fn any_number_of_replicas_trains_the_bits_of_one_model() {
+        let (length, timesteps) = (6, 5);
         let data = heartbeat(length, 3);
-        let training = TrainingConfig { objective: ObjectiveKind::Importance, ..Default::default() };
-        let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
-        let mut whole = Model::new(config.clone(), training.clone(), 5).unwrap();
-        let mut replicas = [Model::new(config.clone(), training.clone(), 5).unwrap(), Model::new(config, training, 5).unwrap()];
-        for s in 0..12 {
-            let x0 = batch(&data, length, rows, s);
-            whole.train_step(&x0, rows).unwrap();
-            let (loss_a, grad_a) = replicas[0].compute_gradient(&x0[..3 * length], 3, 0, s).unwrap();
-            let grad_a = grad_a.to_vec();
-            let (loss_b, grad_b) = replicas[1].compute_gradient(&x0[3 * length..], 5, 3, s).unwrap();
-            let sum: Vec<f32> = grad_a.iter().zip(grad_b).map(|(a, b)| a + b).collect();
-            let observations = [replicas[0].pending_observations(), replicas[1].pending_observations()].concat();
-            assert_eq!(observations.len(), rows);
-            for replica in replicas.iter_mut() {
-                replica.set_pending_observations(observations.clone()).unwrap();
-                replica.gradient_mut().copy_from_slice(&sum);
-                replica.apply_own_gradient(loss_a + loss_b, rows).unwrap();
+        for objective in [ObjectiveKind::Importance, ObjectiveKind::Full] {
+            let training = TrainingConfig { objective, ema_decay: 0.9, ..Default::default() };
+            let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
+            let mut whole = Model::new(config.clone(), training.clone(), 5).unwrap();
+            let mut pools: Vec<Vec<Model>> =
+                [2, 3, 10].iter().map(|&n| (0..n).map(|_| Model::new(config.clone(), training.clone(), 5).unwrap()).collect()).collect();
+            for s in 0..12 {
+                // 19 rows: shards of 3 and 2 rows; 5 rows: fewer shards than the 10-replica pool
+                let rows = if s % 3 == 2 { 5 } else { 19 };
+                let x0 = batch(&data, length, rows, s);
+                whole.train_step(&x0, rows).unwrap();
+                for pool in pools.iter_mut() {
+                    pooled_step(pool, &x0, rows);
+                }
+            }
+            if objective == ObjectiveKind::Importance {
+                assert!(whole.importance_history().unwrap().is_ready());
+            }
+            for pool in &pools {
+                for replica in pool {
+                    assert_eq!(replica.parameters(), whole.parameters(), "{objective:?}, {} replicas", pool.len());
+                    assert_eq!(replica.ema_parameters(), whole.ema_parameters());
+                    assert_eq!(replica.optimiser.m, whole.optimiser.m);
+                    assert_eq!(replica.importance_history(), whole.importance_history());
+                }
             }
         }
-        assert!(whole.importance_history().unwrap().is_ready());
-        assert_eq!(replicas[0].parameters(), replicas[1].parameters());
-        assert_eq!(replicas[0].importance_history(), replicas[1].importance_history());
-        let (one, pooled) = (whole.importance_history().unwrap(), replicas[0].importance_history().unwrap());
-        assert_eq!((&one.counts, &one.next), (&pooled.counts, &pooled.next));
-        for (a, b) in one.values.iter().zip(&pooled.values) {
-            assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
-        }
-        for (a, b) in whole.parameters().iter().zip(replicas[0].parameters()) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
-        }
-        assert!(replicas[0].set_pending_observations(vec![(0, 1.0)]).is_err());
+        let mut model = Model::new(model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), TrainingConfig::default(), 5).unwrap();
+        assert!(model.set_pending_observations(vec![(0, 1.0)]).is_err());
+        assert!(matches!(model.compute_gradient_of_shards(&data[..2 * length], 0, 0, &[2, 0]), Err(CoreError::Internal(_))));
+        assert!(matches!(model.compute_gradient_of_shards(&data[..2 * length], 0, 0, &[1, 2]), Err(CoreError::User(_))));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::config::ModelConfig;
 use crate::error::{json_error, CoreError};
 use crate::evaluate::{self, BoundEstimate};
 use crate::inpaint::InpaintMode;
-use crate::model::Model;
+use crate::model::{self, Model};
 use crate::optimiser::TrainingConfig;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -114,6 +114,15 @@ impl RawModel {
         Ok(loss)
     }
 
+    /// Consecutive shards of a batch (shardRows[k] rows each, together examples example_offset..
+    /// of step `step`): their gradients added in shard order into the gradient buffer
+    /// (`Model::compute_gradient_of_shards`); returns their loss sum (bits).
+    #[wasm_bindgen(js_name = computeGradientOfShardsInPlace)]
+    pub fn compute_gradient_of_shards_in_place(&mut self, x0: &[u8], example_offset: u64, step: u64, shard_rows: &[u32]) -> Result<f64, JsValue> {
+        let shard_rows: Vec<usize> = shard_rows.iter().map(|&n| n as usize).collect();
+        self.model.compute_gradient_of_shards(x0, example_offset, step, &shard_rows).map_err(js_error)
+    }
+
     /// Byte offset of the model's gradient buffer in `wasmMemory()` (fixed for the model's life;
     /// views on it must be re-created after any call, as the memory may have grown).
     #[wasm_bindgen(js_name = gradientPointer)]
@@ -140,9 +149,7 @@ impl RawModel {
         if self.scratch.len() != gradient.len() {
             return Err(js_error(CoreError::internal("no gradient scratch buffer: call gradientScratchPointer first")));
         }
-        for (g, &s) in gradient.iter_mut().zip(&self.scratch) {
-            *g += s;
-        }
+        model::add_gradient_in_order(gradient, &self.scratch);
         Ok(())
     }
 
@@ -343,6 +350,19 @@ pub fn summarise_bound(totals: &[f64], rows: usize, repeats: usize) -> Result<Ve
         return Err(js_error(CoreError::Internal(format!("expected rows × repeats = {rows} × {repeats} totals, got {}", totals.len()))));
     }
     Ok(bound_layout(&evaluate::summarise(totals, rows, repeats)))
+}
+
+/// The most shards a training batch is cut into (`model::GRADIENT_SHARDS`).
+#[wasm_bindgen(js_name = gradientShards)]
+pub fn gradient_shards() -> usize {
+    model::GRADIENT_SHARDS
+}
+
+/// The rows of each shard of a training batch of `rows` examples (`model::gradient_shard_rows`):
+/// the split whose gradients every step adds in shard order, whatever the number of workers.
+#[wasm_bindgen(js_name = gradientShardRows)]
+pub fn gradient_shard_rows(rows: usize) -> Vec<u32> {
+    model::gradient_shard_rows(rows).into_iter().map(|n| n as u32).collect()
 }
 
 /// The module's linear memory (a `WebAssembly.Memory`), for views on `RawModel.gradientPointer()`.

@@ -101,7 +101,7 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('workers', {
       type: 'number',
       describe: 'workers sharing every step, data-parallel (1: this thread only)',
-      defaultDescription: 'all cores for big steps (full sum over t, large batches), else 1',
+      defaultDescription: 'all cores (1 for tiny steps); the model does not depend on it',
     })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress bar: a plain line every few seconds' })
     .option('plots', { type: 'boolean', default: true, describe: 'draw the pictures and report.html at the end (--no-plots: skip)' })
@@ -132,7 +132,7 @@ interface Plan {
   workers: number;
 }
 
-/** All cores for training steps big enough to share (see POOL_MIN_STEP_WORK), else 1. */
+/** All cores unless the steps are too small to share (see POOL_MIN_STEP_WORK); the count does not change the model. */
 function trainingWorkers(io: Io, requested: number | undefined, config: RunConfig, length: number): number {
   // forward + backward ≈ 3 passes per row and t
   const work = config.training.batch_size * (config.training.objective === 'full' ? config.model.T : 1) * 3 * rowWork(config.model, length);

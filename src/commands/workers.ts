@@ -1,6 +1,8 @@
 /**
  * How many workers a command shares its work with (`--workers`, src/parallel/): a number given on
- * the command line, or by default all cores for work big enough to gain from them, else 1.
+ * the command line, or by default all cores unless the work is too small to gain from them. The
+ * count never changes a result (training steps add the batch's fixed shards in one order; samples
+ * and bounds use per-sequence streams), only the time.
  */
 import type { RunConfig } from '../config.js';
 import { UserError } from '../errors.js';
@@ -8,12 +10,13 @@ import { MAX_WORKERS, maxWorkers, WORKERS_PER_CORE } from '../run-guards.js';
 import type { Io } from './io.js';
 
 /**
- * Multiply-adds below which work stays in this thread by default. Sharing costs a few messages
- * per step (a training step: also a gradient sum), about 0.5 ms, and much more when other
- * programs keep the cores busy; starting the workers costs about 0.2 s once.
+ * Multiply-adds below which work stays in this thread by default. Sharing a training step costs
+ * two rounds of messages and a gradient sum, about 0.5 ms (more when other programs keep the
+ * cores busy), so a step is shared from about 1e7 multiply-adds (a few ms of one core; the default
+ * model's step is about 3e7). Starting the workers costs about 0.2 s once, about 1e9 multiply-adds.
  */
-export const POOL_MIN_STEP_WORK = 2e8;
-export const POOL_MIN_EVALUATION_WORK = 2e9;
+export const POOL_MIN_STEP_WORK = 1e7;
+export const POOL_MIN_EVALUATION_WORK = 1e9;
 
 /** --workers as given: a positive integer (undefined: choose by the work, `workersFor`). */
 export function requestedWorkers(io: Io, requested: number | undefined): number | undefined {

@@ -8,24 +8,25 @@
  * shard 0 and stays a usable, up-to-date DiffusionModel (the Node CLI checkpoints it).
  *
  * A training step on a batch of B rows:
- *  1. the rows are cut into contiguous shards (sizes differ by at most one); replica k computes
- *     the gradient SUM and loss sum of its shard, as examples offset_k.. of the step (each example
- *     draws its noise from its own counter-based stream, so the noise is that of one worker);
- *  2. the shards' gradients are summed in shard order (`sumShards`), the same f32 operations in
- *     every replica, and every replica applies that sum (clipping, AdamW, EMA): the replicas stay
- *     bit-identical without ever sending weights. Importance-sampling observations of all shards
- *     are handed to every replica in shard order, so their histories stay identical too.
- * Gradients move through a SharedArrayBuffer (one slot per replica; each replica sums the slots
+ *  1. the rows are cut into the core's fixed shards (`gradientShardRows`: at most eight, whatever
+ *     the number of replicas), and the shards into contiguous shares of the replicas (larger
+ *     first). Replica 0 adds its shards' gradients, each from zero, in order into one part (the
+ *     core's `computeGradientOfShardsInPlace`); every other replica computes one part per shard,
+ *     each from zero, as examples offset.. of the step (each example draws its noise from its own
+ *     counter-based stream);
+ *  2. the parts are added in order (`sumShards`) — the same f32 additions as one model's
+ *     `trainStep` (g_0 + g_1, then + g_2, ...), in every replica — and every replica applies that
+ *     sum (clipping, AdamW, EMA): the replicas stay bit-identical without ever sending weights.
+ *     Importance-sampling observations of all shards are handed to every replica in shard order,
+ *     so their histories stay identical too.
+ * Gradients move through a SharedArrayBuffer (one slot per part; each replica sums the slots
  * itself) when there is one, else as transferred ArrayBuffers summed here and sent back.
  *
- * Results against one worker: sampling, inpainting and the bound's evaluation are bit-identical
- * for any number of workers (per-sequence streams; per-row network results do not depend on the
- * other rows). A training step differs from a one-worker step only by the order in which f32
- * gradient contributions are added (per shard, then across shards): about 1e-7 relative per
- * value, so parameters agree to about 1e-6 after a few steps (tests/parallel.test.ts), and runs
- * with the same number of workers are bit-identical.
+ * Results against one worker: training steps, sampling, inpainting and the bound's evaluation are
+ * bit-identical for any number of workers (the fixed shards; per-sequence streams; per-row network
+ * results do not depend on the other rows): tests/parallel.test.ts.
  */
-import { summariseBound as coreSummariseBound } from '../../pkg/bernoulli_diffusion_core.js';
+import { summariseBound as coreSummariseBound, gradientShardRows, gradientShards } from '../../pkg/bernoulli_diffusion_core.js';
 import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig } from '../model.js';
 import { InternalError, UserError } from '../errors.js';
 import { checkpointSummary } from '../run/checkpoint.js';
@@ -112,10 +113,10 @@ export class ParallelModel implements AsyncTrainableModel {
   readonly parameterCount: number;
   private stepCount: number;
   private broken: Error | undefined;
-  /** Shared mode: slot k of replica k (local first). */
+  /** Shared mode: slot p holds part p of a step (part 0: replica 0's shards added in order). */
   private slotViews: Float32Array[] = [];
-  /** Transfer mode: each worker's buffer while it is here, and the sum. */
-  private buffers: (ArrayBuffer | undefined)[] = [];
+  /** Transfer mode: gradient buffers not lent to a worker, and the sum. */
+  private spareBuffers: ArrayBuffer[] = [];
   private sum: Float32Array | undefined;
   private busy = false;
 
@@ -148,15 +149,17 @@ export class ParallelModel implements AsyncTrainableModel {
     if (local && (local.parameterCount !== parameterCount || local.step !== step)) throw new Error("the checkpoint is not the local model's state");
     const shared = (options.shared ?? true) && typeof SharedArrayBuffer !== 'undefined';
     const replicas = workers + (local ? 1 : 0);
-    const slots = shared ? new SharedArrayBuffer(4 * parameterCount * replicas) : undefined;
-    const offset = local ? 1 : 0;
+    // Parts of a step: replica 0's one, plus one per shard of the others (most with all shards).
+    const shards = gradientShards();
+    const slotCount = 1 + shards - Math.ceil(shards / replicas);
+    const slots = shared ? new SharedArrayBuffer(4 * parameterCount * slotCount) : undefined;
     const channels: WorkerChannel[] = [];
     try {
       for (let k = 0; k < workers; k++) channels.push(new WorkerChannel(spawn(k), k));
       const answers = await Promise.all(
-        channels.map((channel, k) => {
+        channels.map((channel) => {
           const copy = checkpoint.slice();
-          return channel.call<InitResult>({ type: 'init', wasm: options.wasm, checkpoint: copy, slots, slot: k + offset }, [copy.buffer]);
+          return channel.call<InitResult>({ type: 'init', wasm: options.wasm, checkpoint: copy, slots }, [copy.buffer]);
         }),
       );
       for (const answer of answers) {
@@ -164,9 +167,8 @@ export class ParallelModel implements AsyncTrainableModel {
       }
       const pool = new ParallelModel(channels, local && new ModelReplica(local), configs, parameterCount, step, shared);
       if (slots) {
-        for (let k = 0; k < replicas; k++) pool.slotViews.push(new Float32Array(slots, 4 * k * parameterCount, parameterCount));
+        for (let k = 0; k < slotCount; k++) pool.slotViews.push(new Float32Array(slots, 4 * k * parameterCount, parameterCount));
       } else {
-        pool.buffers = channels.map(() => new ArrayBuffer(4 * parameterCount));
         pool.sum = new Float32Array(parameterCount);
       }
       return pool;
@@ -227,74 +229,97 @@ export class ParallelModel implements AsyncTrainableModel {
     return this.exclusive(() => this.trainStepNow(batch, rows), true);
   }
 
+  /** Transfer mode: a gradient buffer to lend to a worker. */
+  private takeBuffer(): ArrayBuffer {
+    return this.spareBuffers.pop() ?? new ArrayBuffer(4 * this.parameterCount);
+  }
+
   private async trainStepNow(batch: Uint8Array, rows: number): Promise<StepReport> {
     const L = this.length;
     const step = this.stepCount;
-    const ranges = this.shards(rows);
+    const shardRows = Array.from(gradientShardRows(rows));
+    const shardStarts = [0];
+    for (const count of shardRows) shardStarts.push(shardStarts.at(-1)! + count);
+    // replica r (local first) takes shards owned[r]; replica 0 always has at least one
+    const owned = splitEvenly(shardRows.length, this.replicas);
+    const partCount = 1 + shardRows.length - owned[0].count;
+    // the part index of replica r's first part (replica 0: one part, 0)
+    const firstPart = (r: number) => (r === 0 ? 0 : 1 + owned[r].start - owned[0].count);
+    const partsOf = (r: number) => (r === 0 ? 1 : owned[r].count);
     const offset = this.local ? 1 : 0;
-    // Workers first, so they run while this thread computes its own shard.
+    // Workers first, so they run while this thread computes its own shards.
     const computing = this.channels.map((channel, k) => {
-      const { start, count } = ranges[k + offset];
+      const r = k + offset;
+      const { start, count } = owned[r];
       if (count === 0) return Promise.resolve(undefined);
-      const shard = batch.slice(start * L, (start + count) * L);
-      const buffer = this.shared ? undefined : this.buffers[k];
-      this.buffers[k] = undefined;
-      const request: Request = { type: 'compute', batch: shard, exampleOffset: start, step, buffer };
-      return channel.call<ComputeResult>(request, buffer ? [shard.buffer, buffer] : [shard.buffer]);
+      const from = shardStarts[start];
+      const shard = batch.slice(from * L, shardStarts[start + count] * L);
+      const parts = Array.from({ length: partsOf(r) }, (_, p) => firstPart(r) + p);
+      const buffers = this.shared ? undefined : parts.map(() => this.takeBuffer());
+      const request: Request = {
+        type: 'compute',
+        batch: shard,
+        exampleOffset: from,
+        step,
+        shardRows: shardRows.slice(start, start + count),
+        first: r === 0,
+        slots: this.shared ? parts : undefined,
+        buffers,
+      };
+      return channel.call<ComputeResult>(request, [shard.buffer, ...(buffers ?? [])]);
     });
     let localResult: ComputeResult | undefined;
-    if (this.local && ranges[0].count > 0) {
-      const { start, count } = ranges[0];
+    if (this.local) {
+      const count = owned[0].count;
       try {
-        const lossSum = this.local.computeGradientInPlace(batch.subarray(start * L, (start + count) * L), start, step);
-        if (this.shared) this.slotViews[0].set(this.local.gradientView());
-        localResult = { lossSum, observations: this.local.pendingObservations() };
+        const lossSums = this.local.computeParts(batch.subarray(0, shardStarts[count] * L), 0, step, shardRows.slice(0, count), true, (part, gradient) => {
+          if (this.shared) this.slotViews[part].set(gradient);
+        });
+        localResult = { lossSums, observations: this.local.pendingObservations() };
       } catch (error) {
         await Promise.allSettled(computing);
         throw error;
       }
     }
     const results = [...(this.local ? [localResult] : []), ...(await Promise.all(computing))];
-    const used = results.flatMap((r, k) => (r ? [k] : []));
-    // Shard order, as in one worker.
+    // Replica order is shard order: loss sums and observations as one model adds them.
     let lossSum = 0;
-    for (const k of used) lossSum += results[k]!.lossSum;
-    const observationCount = used.reduce((n, k) => n + results[k]!.observations.length, 0);
+    for (const result of results) for (const part of result?.lossSums ?? []) lossSum += part;
+    const observationCount = results.reduce((n, r) => n + (r?.observations.length ?? 0), 0);
     let observations: Float64Array | undefined;
     if (observationCount > 0) {
       observations = new Float64Array(observationCount);
       let at = 0;
-      for (const k of used) {
-        observations.set(results[k]!.observations, at);
-        at += results[k]!.observations.length;
+      for (const result of results) {
+        if (!result) continue;
+        observations.set(result.observations, at);
+        at += result.observations.length;
       }
-    }
-    if (!this.shared) {
-      for (let k = 0; k < this.channels.length; k++) this.buffers[k] = results[k + offset]?.buffer ?? this.buffers[k];
     }
 
     let applying: Promise<ApplyResult>[];
     let localReport: StepReport | undefined;
     if (this.shared) {
-      applying = this.channels.map((channel) => channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, shards: used }));
+      // the part a replica's gradient buffer still holds: its last one (-1: it had no shards)
+      const holds = (r: number) => (owned[r].count === 0 ? -1 : firstPart(r) + partsOf(r) - 1);
+      applying = this.channels.map((channel, k) =>
+        channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, parts: partCount, holds: holds(k + offset) }),
+      );
       if (this.local) {
         if (observations) this.local.setPendingObservations(observations);
         const add = wasmAdder(this.local); // may allocate the scratch buffer: views after it
-        sumShards(
-          this.local.gradientView(),
-          used.map((k) => this.slotViews[k]),
-          used.indexOf(0),
-          add,
-        ); // it holds shard 0
+        sumShards(this.local.gradientView(), this.slotViews.slice(0, partCount), 0, add); // it holds part 0
         localReport = this.local.applyGradientInPlace(lossSum, rows);
       }
     } else {
       const sum = this.sum!;
-      const parts = used.map((k) => (this.local && k === 0 ? this.local.gradientView() : new Float32Array(this.buffers[k - offset]!)));
+      const parts = results.flatMap((result, r) =>
+        this.local && r === 0 ? [this.local.gradientView()] : (result?.buffers ?? []).map((b) => new Float32Array(b)),
+      );
       sumShards(sum, parts);
-      applying = this.channels.map((channel, k) => {
-        const buffer = this.buffers[k]!;
-        this.buffers[k] = undefined;
+      for (const result of results) this.spareBuffers.push(...(result?.buffers ?? []));
+      applying = this.channels.map((channel) => {
+        const buffer = this.takeBuffer();
         new Float32Array(buffer).set(sum);
         return channel.call<ApplyResult>({ type: 'apply', lossSum, totalRows: rows, observations, buffer }, [buffer]);
       });
@@ -305,7 +330,7 @@ export class ParallelModel implements AsyncTrainableModel {
       }
     }
     const reports = await Promise.all(applying);
-    if (!this.shared) reports.forEach((r, k) => (this.buffers[k] = r.buffer));
+    for (const report of reports) if (report.buffer) this.spareBuffers.push(report.buffer);
     const all = [...(localReport ? [localReport] : []), ...reports.map(({ loss, gradNorm, lr, finite }) => ({ loss, gradNorm, lr, finite }))];
     const first = all[0];
     // Object.is: a diverged step's NaN loss is the same on every replica (NaN !== NaN).

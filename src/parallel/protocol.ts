@@ -35,20 +35,37 @@ export type Request =
       wasm?: WebAssembly.Module;
       /** The replica's starting state: a safetensors checkpoint (`DiffusionModel.toBytes`). */
       checkpoint: Uint8Array;
-      /** Shared gradient slots (slotCount × parameterCount f32), or absent (transfer mode). */
+      /** Shared gradient slots, one per part of a step (slotCount × parameterCount f32), or absent (transfer mode). */
       slots?: SharedArrayBuffer;
-      /** This replica's slot. */
-      slot: number;
     }
-  | { type: 'compute'; batch: Uint8Array; exampleOffset: number; step: number; buffer?: ArrayBuffer }
+  | {
+      type: 'compute';
+      /** The rows of this replica's shards (consecutive), examples exampleOffset.. of the step. */
+      batch: Uint8Array;
+      exampleOffset: number;
+      step: number;
+      /** Rows of each of this replica's shards. */
+      shardRows: number[];
+      /**
+       * The first replica: its shards' gradients are added in order into one part (the sum of
+       * shards 0..); the others send one part per shard.
+       */
+      first: boolean;
+      /** Shared mode: the slot of each part. */
+      slots?: number[];
+      /** Transfer mode: one buffer per part, filled and sent back. */
+      buffers?: ArrayBuffer[];
+    }
   | {
       type: 'apply';
       lossSum: number;
       totalRows: number;
       /** All shards' importance observations in shard order (importance objective only). */
       observations?: Float64Array;
-      /** Shared mode: the slots holding the shards' gradients, summed in this order. */
-      shards?: number[];
+      /** Shared mode: the number of parts, in slots 0..parts-1, added in this order. */
+      parts?: number;
+      /** Shared mode: the slot whose part this replica's gradient buffer still holds (-1: none). */
+      holds?: number;
       /** Transfer mode: the summed gradient. */
       buffer?: ArrayBuffer;
     }
@@ -72,11 +89,12 @@ export interface InitResult {
 }
 
 export interface ComputeResult {
-  lossSum: number;
-  /** Flat (t, term) pairs; empty unless the objective is importance sampling. */
+  /** The loss sum of each part (the first replica: of all its shards, added in order). */
+  lossSums: number[];
+  /** Flat (t, term) pairs of the replica's shards in order; empty unless the objective is importance sampling. */
   observations: Float64Array;
-  /** Transfer mode: this shard's gradient sum. */
-  buffer?: ArrayBuffer;
+  /** Transfer mode: each part's gradient. */
+  buffers?: ArrayBuffer[];
 }
 
 export interface ApplyResult {

@@ -44,6 +44,48 @@ export class ModelReplica {
   }
 
   /**
+   * Consecutive shards of a batch (shardRows[k] rows each, together examples exampleOffset.. of
+   * step `step`): their gradients, each from zero, added in shard order into the core's gradient
+   * buffer (read it through `gradientView`); returns their loss sum, added in the same order.
+   */
+  computeGradientOfShardsInPlace(batch: Uint8Array, exampleOffset: number, step: number, shardRows: readonly number[]): number {
+    this.rows(batch, 'a training batch');
+    const rows = Uint32Array.from(shardRows);
+    return coreCall('gradient', () => this.core.computeGradientOfShardsInPlace(batch, BigInt(exampleOffset), BigInt(step), rows));
+  }
+
+  /**
+   * This replica's share of a pool's step: the rows of its consecutive shards (shardRows[k] rows
+   * each, examples exampleOffset..). The first replica (the one with shard 0) adds its shards'
+   * gradients in order into one part; any other replica makes one part per shard, each from zero.
+   * `write(part, gradient)` receives each part's gradient (a view, valid during the call); the
+   * last part stays in the gradient buffer. Returns each part's loss sum.
+   */
+  computeParts(
+    batch: Uint8Array,
+    exampleOffset: number,
+    step: number,
+    shardRows: readonly number[],
+    first: boolean,
+    write: (part: number, gradient: Float32Array) => void,
+  ): number[] {
+    if (first) {
+      const lossSum = this.computeGradientOfShardsInPlace(batch, exampleOffset, step, shardRows);
+      write(0, this.gradientView());
+      return [lossSum];
+    }
+    const L = this.model.length;
+    const lossSums: number[] = [];
+    let row = 0;
+    shardRows.forEach((count, part) => {
+      lossSums.push(this.computeGradientInPlace(batch.subarray(row * L, (row + count) * L), exampleOffset + row, step));
+      write(part, this.gradientView());
+      row += count;
+    });
+    return lossSums;
+  }
+
+  /**
    * The core's gradient buffer (parameterCount values) as a view on the wasm memory: valid until
    * the next call into this model (the memory may grow), so take a fresh view each time.
    */

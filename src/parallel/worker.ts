@@ -19,7 +19,6 @@ interface Answer {
 export function serveWorker(port: WorkerPort): void {
   let model: DiffusionModel | undefined;
   let slots: Float32Array[] = [];
-  let slot = 0;
   let queue: Promise<void> = Promise.resolve();
 
   const replica = (): ModelReplica => {
@@ -33,7 +32,6 @@ export function serveWorker(port: WorkerPort): void {
         await init(request.wasm);
         model?.free();
         model = await DiffusionModel.fromBytes(request.checkpoint, 'pool checkpoint');
-        slot = request.slot;
         slots = [];
         if (request.slots) {
           const size = model.parameterCount;
@@ -45,17 +43,14 @@ export function serveWorker(port: WorkerPort): void {
       }
       case 'compute': {
         const m = replica();
-        const lossSum = m.computeGradientInPlace(request.batch, request.exampleOffset, request.step);
+        const { buffers, slots: partSlots } = request;
+        const lossSums = m.computeParts(request.batch, request.exampleOffset, request.step, request.shardRows, request.first, (part, gradient) => {
+          if (buffers) new Float32Array(buffers[part]).set(gradient);
+          else slots[partSlots![part]].set(gradient);
+        });
         const observations = m.pendingObservations();
-        const gradient = m.gradientView();
-        if (request.buffer) {
-          new Float32Array(request.buffer).set(gradient);
-          const result: ComputeResult = { lossSum, observations, buffer: request.buffer };
-          return { result, transfer: [request.buffer, observations.buffer] };
-        }
-        slots[slot].set(gradient);
-        const result: ComputeResult = { lossSum, observations };
-        return { result, transfer: [observations.buffer] };
+        const result: ComputeResult = { lossSums, observations, buffers };
+        return { result, transfer: [...(buffers ?? []), observations.buffer] };
       }
       case 'apply': {
         const m = replica();
@@ -63,15 +58,9 @@ export function serveWorker(port: WorkerPort): void {
         if (request.buffer) {
           m.gradientView().set(new Float32Array(request.buffer));
         } else {
-          const shards = request.shards ?? [];
           const add = wasmAdder(m); // may allocate the scratch buffer: views after it
-          // the gradient buffer still holds this replica's own shard (slot `slot`)
-          sumShards(
-            m.gradientView(),
-            shards.map((k) => slots[k]),
-            shards.indexOf(slot),
-            add,
-          );
+          // all parts in slot order; the gradient buffer still holds part `holds` (-1: none)
+          sumShards(m.gradientView(), slots.slice(0, request.parts ?? 0), request.holds ?? -1, add);
         }
         const report = m.applyGradientInPlace(request.lossSum, request.totalRows);
         const result: ApplyResult = { ...report, buffer: request.buffer };
