@@ -4,7 +4,7 @@
  * refuse with the key that is too big instead of dying mid-run with "unreachable").
  */
 import { readSafetensorsHeader } from './checkpoint.js';
-import type { RunConfig } from './config.js';
+import { coreModelConfig, type RunConfig } from './config.js';
 import { UserError } from './errors.js';
 
 // ---- run names -----------------------------------------------------------------------------------
@@ -68,9 +68,13 @@ export function checkRunConfigAgainstModel(runConfig: RunConfig, model: ModelDes
   const trainingConfig = model.trainingConfig as Record<string, unknown>;
   const mismatch = (key: string, said: unknown, has: unknown) =>
     new UserError(`${source}: the run configuration says ${key} = ${JSON.stringify(said)} but the model in the checkpoint has ${JSON.stringify(has)}`);
+  // Compared in the core's form: position_embedding 'auto' is null there, and a shape of null
+  // (from the data) is whatever shape the model was made with.
+  const modelShape = Array.isArray(modelConfig.shape) ? (modelConfig.shape as number[]) : undefined;
+  const expected = coreModelConfig(runConfig.model, model.length, modelShape) as unknown as Record<string, unknown>;
   for (const [key, said] of Object.entries(runConfig.model)) {
     const has = modelConfig[key];
-    if (has !== undefined && has !== said) throw mismatch(`model.${key}`, said, has);
+    if (has !== undefined && JSON.stringify(has) !== JSON.stringify(expected[key])) throw mismatch(`model.${key}`, said, has);
   }
   for (const [key, said] of Object.entries(runConfig.training)) {
     const has = trainingConfig[key];
