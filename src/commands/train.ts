@@ -202,6 +202,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   const workers = checkMemory(config, length, trainingWorkers(io, requested, config, length), {
     requested: requested !== undefined,
     machineBytes: io.memoryBytes?.(),
+    dataShape: shape,
   });
   let model: DiffusionModel;
   let total: number;
