@@ -187,6 +187,7 @@ function activationFloatsPerRow(model: ModelKeys, length: number, dataShape?: re
     case 'unet': {
       // Every stream kept for the backward pass (P_j·C per stage, 2C after a concat) and, per block,
       // its two inner activations; gradients about as much again; plus the time MLP and 8L per row.
+      // Measured: 1.3–1.4× the wasm memory after a training step (28x28, C = 32, batch 64 and 256; L = 64, batch 256).
       const C = model.channels ?? 32;
       const B = model.blocks ?? 1;
       const { positions } = unetGeometry(model, length, dataShape);

@@ -350,3 +350,32 @@ describe('the U-Net in the memory guard and the checkpoint check', () => {
     );
   });
 });
+
+describe('the U-Net memory estimate', () => {
+  it.skipIf(!built)('is above what the core allocates for a training step, and within 2x of it', async () => {
+    const { DiffusionModel } = await import('../../src/model.js');
+    const { wasmMemory } = await import('../../pkg/bernoulli_diffusion_core.js');
+    const { coreModelConfig, coreTrainingConfig } = await import('../../src/config.js');
+    const { estimateMemory } = await import('../../src/run-guards.js');
+    // a model big enough that its activations dominate the wasm memory it starts with
+    const c = config({
+      'model.architecture': 'unet',
+      'model.T': 10,
+      'model.channels': 16,
+      'training.batch_size': 96,
+      'training.eval_samples': 16,
+      'training.steps': 10,
+      'training.warmup_steps': 1,
+    });
+    const [length, shape] = [400, [20, 20]];
+    const model = await DiffusionModel.create(coreModelConfig(c.model, length, shape), coreTrainingConfig(c.training, 10), 0);
+    const before = (wasmMemory() as WebAssembly.Memory).buffer.byteLength;
+    model.trainStep(new Uint8Array(96 * length).map((_, i) => ((i * 7919) % 3 === 0 ? 1 : 0)));
+    const after = (wasmMemory() as WebAssembly.Memory).buffer.byteLength;
+    model.free();
+    const estimate = estimateMemory(c, length, 1, shape).perWorker;
+    expect(after - before).toBeGreaterThan(10 * 2 ** 20); // the step did allocate its activations here
+    expect(estimate).toBeGreaterThan(after - before);
+    expect(estimate).toBeLessThan(2 * after);
+  });
+});
