@@ -9,6 +9,7 @@
  * one of a pair drops the other from the layers below it (and setting both in one layer is an error).
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, stringify, type Node as YamlNode } from 'yaml';
+import { formatShape, parseShape } from './data.js';
 import { UserError } from './errors.js';
 
 /** The reverse network: `mlp` (the default), `paper` (a shared MLP with one readout per time step, as in the paper), `circular` or `unet` (see docs/ARCHITECTURE.md). */
@@ -42,6 +43,11 @@ export interface ModelSection {
   blocks: number;
   padding: Padding;
   position_embedding: PositionEmbedding;
+  /**
+   * The shape of one row: [L] or [H, W] (row-major, H·W = L); null: from the training data's
+   * `# shape:` header, else [L]. Written "28x28", 784 or [28, 28].
+   */
+  shape: number[] | null;
 }
 
 /** The `training:` section of a run config. */
@@ -95,8 +101,10 @@ export interface RunConfig {
 }
 
 /** What the wasm core takes (structurally the same as `ModelConfig` in model.ts). */
-export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding'> {
+export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'shape'> {
   length: number;
+  /** The shape of one row: [L] or [H, W] with H·W = L (absent or null: [L]). */
+  shape?: number[] | null;
   /** The unet keys are optional here: the core has the same defaults. */
   channels?: number;
   levels?: number;
@@ -141,6 +149,7 @@ export const DEFAULTS: RunConfig = {
     blocks: 1,
     padding: 'zero',
     position_embedding: 'auto',
+    shape: null,
   },
   training: {
     steps: 4000,
@@ -177,7 +186,9 @@ type LeafSpec =
   | { kind: 'int'; min: number; max: number; nullable?: boolean; even?: boolean }
   | { kind: 'number'; min: number; max: number; minOpen?: boolean; maxOpen?: boolean; nullable?: boolean }
   | { kind: 'enum'; values: readonly string[] }
-  | { kind: 'path' };
+  | { kind: 'path' }
+  /** A row shape: "28x28", "20", 784 or [28, 28]; null allowed (from the data). */
+  | { kind: 'shape' };
 type SectionSpec = { kind: 'section'; keys: Record<string, Spec> };
 type Spec = LeafSpec | SectionSpec;
 
@@ -209,6 +220,7 @@ const SCHEMA = section({
     blocks: int(1, 16),
     padding: oneOf('zero', 'circular'),
     position_embedding: oneOf('auto', 'on', 'off'),
+    shape: { kind: 'shape' },
   }),
   training: section({
     steps: int(1, 1e9, { nullable: true }),
@@ -344,6 +356,10 @@ export function parseConfigYaml(text: string, source: string, baseDir?: string):
         walk(pair.value, childPath, childSpec);
       } else {
         const valueNode = pair.value;
+        if (childSpec.kind === 'shape' && isSeq(valueNode)) {
+          layer.leaves.set(childPath, { value: valueNode.toJSON(), origin: `${source}:${line}`, baseDir });
+          continue;
+        }
         if (isMap(valueNode) || isSeq(valueNode)) {
           throw new UserError(`${source}:${line}: ${childPath}: expected ${expectation(childSpec)}, got ${isMap(valueNode) ? 'a mapping' : 'a list'}`);
         }
@@ -369,6 +385,7 @@ export const FLAG_KEYS: Record<string, string> = {
   'checkpoint-every': 'training.checkpoint_every',
   'eval-every': 'training.eval_every',
   'early-stopping': 'training.early_stopping',
+  shape: 'model.shape',
   objective: 'training.objective',
   data: 'data.train',
   val: 'data.val',
@@ -420,6 +437,8 @@ function expectation(spec: LeafSpec): string {
       return `one of ${spec.values.join(', ')}`;
     case 'path':
       return 'a file path';
+    case 'shape':
+      return 'a shape such as "28x28" (H x W) or 20 (L), or a list [H, W]';
   }
 }
 
@@ -447,7 +466,17 @@ function leafProblem(spec: LeafSpec, value: unknown): string | undefined {
       return typeof value === 'string' && spec.values.includes(value) ? undefined : `expected ${expectation(spec)}, got ${describe(value)}`;
     case 'path':
       return typeof value === 'string' && value.trim() !== '' ? undefined : `expected ${expectation(spec)}, got ${describe(value)}`;
+    case 'shape':
+      return value === null || shapeValue(value) !== undefined ? undefined : `expected ${expectation(spec)}, got ${describe(value)}`;
   }
+}
+
+/** A shape as written in a config or flag ("28x28", "20", 784, [28, 28]) as [H, W] or [L]; undefined when malformed. */
+export function shapeValue(value: unknown): number[] | undefined {
+  if (typeof value === 'string') return parseShape(value);
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 1 ? [value] : undefined;
+  if (Array.isArray(value) && (value.length === 1 || value.length === 2) && value.every((n) => Number.isSafeInteger(n) && n >= 1)) return value.slice();
+  return undefined;
 }
 
 /** A config resolved from layers, with where each value came from. */
@@ -520,6 +549,7 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
 
   const pick = <T>(prefix: string, keys: string[]): T => Object.fromEntries(keys.map((k) => [k, value(`${prefix}.${k}`)])) as T;
   const model = pick<ModelSection>('model', Object.keys(DEFAULTS.model));
+  model.shape = model.shape === null || model.shape === undefined ? null : (shapeValue(model.shape) as number[]);
   const training = pick<TrainingSection>('training', Object.keys(DEFAULTS.training));
   training.steps = (value('training.steps') as number | null | undefined) ?? null;
   training.epochs = (value('training.epochs') as number | null | undefined) ?? null;
@@ -577,10 +607,42 @@ export function totalSteps(training: TrainingSection, trainRows: number): number
   return Math.max(1, Math.ceil(((training.epochs as number) * trainRows) / training.batch_size));
 }
 
-/** The model config the core takes: the `model:` section plus the sequence length L. */
-export function coreModelConfig(model: ModelSection, length: number): CoreModelConfig {
+/**
+ * The model config the core takes: the `model:` section plus the sequence length L and the row
+ * shape: model.shape when set, else `dataShape` (the training data's header), else [L].
+ */
+export function coreModelConfig(model: ModelSection, length: number, dataShape?: readonly number[]): CoreModelConfig {
   const position_embedding = model.position_embedding === 'auto' ? null : model.position_embedding === 'on';
-  return completeModelConfig({ length, ...model, position_embedding });
+  const shape = (model.shape ?? dataShape ?? [length]).slice();
+  return completeModelConfig({ length, ...model, position_embedding, shape });
+}
+
+/**
+ * The row shape of a run: model.shape (from --shape or the config) when set, else the training
+ * data's. A shape whose product is not the data's row length is a UserError naming where it came
+ * from; so is a validation file whose 2-D header disagrees with it.
+ */
+export function runShape(
+  resolved: ResolvedConfig,
+  train: { length: number; shape?: readonly number[]; source: string },
+  val?: { shape?: readonly number[]; source: string },
+): number[] {
+  const configured = resolved.config.model.shape;
+  const shape = (configured ?? train.shape ?? [train.length]).slice();
+  const product = shape.reduce((a, b) => a * b, 1);
+  if (configured !== null && product !== train.length) {
+    throw located(
+      resolved.origin('model.shape'),
+      'model.shape',
+      `the shape ${formatShape(shape)} has ${product} positions but the rows of ${train.source} have ${train.length} bits`,
+    );
+  }
+  if (val?.shape !== undefined && val.shape.length === 2 && formatShape(val.shape) !== formatShape(shape)) {
+    throw new UserError(
+      `${val.source}: its shape header says ${formatShape(val.shape)} but the run's shape is ${formatShape(shape)}${configured !== null ? ` (${resolved.origin('model.shape')})` : ` (from ${train.source})`}`,
+    );
+  }
+  return shape;
 }
 
 /**
@@ -608,7 +670,9 @@ export function configToYaml(config: RunConfig, comments: string[] = []): string
   if (config.data.heartbeat !== undefined) data.heartbeat = config.data.heartbeat;
   if (config.data.val !== undefined) data.val = config.data.val;
   const header = comments.map((line) => `# ${line}\n`).join('');
-  return header + stringify({ model: config.model, training, data });
+  // A shape reads best as "28x28" (the form of the data header and --shape).
+  const model = { ...config.model, shape: config.model.shape === null ? null : formatShape(config.model.shape) };
+  return header + stringify({ model, training, data });
 }
 
 /** A run config stored as JSON (checkpoint metadata) back into a RunConfig, validated. */

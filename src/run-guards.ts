@@ -68,13 +68,14 @@ export function checkRunConfigAgainstModel(runConfig: RunConfig, model: ModelDes
   const trainingConfig = model.trainingConfig as Record<string, unknown>;
   const mismatch = (key: string, said: unknown, has: unknown) =>
     new UserError(`${source}: the run configuration says ${key} = ${JSON.stringify(said)} but the model in the checkpoint has ${JSON.stringify(has)}`);
-  // compared as the core sees them (e.g. position_embedding 'auto' is null there)
-  const sent = coreModelConfig(runConfig.model, modelConfig.length as number) as unknown as Record<string, unknown>;
-  for (const [key, value] of Object.entries(sent)) {
+  // Compared in the core's form: position_embedding 'auto' is null there, and a shape of null
+  // (from the data) is whatever shape the model was made with.
+  const modelShape = Array.isArray(modelConfig.shape) ? (modelConfig.shape as number[]) : undefined;
+  const expected = coreModelConfig(runConfig.model, model.length, modelShape) as unknown as Record<string, unknown>;
+  for (const [key, said] of Object.entries(runConfig.model)) {
     const has = modelConfig[key];
-    if (has !== undefined && JSON.stringify(has) !== JSON.stringify(value)) {
-      throw mismatch(`model.${key}`, (runConfig.model as unknown as Record<string, unknown>)[key] ?? value, has);
-    }
+    const same = JSON.stringify(has) === JSON.stringify(expected[key]) || JSON.stringify(has) === JSON.stringify(said);
+    if (has !== undefined && !same) throw mismatch(`model.${key}`, said, has);
   }
   for (const [key, said] of Object.entries(runConfig.training)) {
     const has = trainingConfig[key];
@@ -115,13 +116,37 @@ const FLOAT = 4;
 const SAMPLE_CHUNK_ROWS = 1024;
 const FULL_PASS_ROWS = 256;
 
-type ModelKeys = Pick<RunConfig['model'], 'T' | 'architecture' | 'hidden' | 'layers' | 'time_embedding' | 'kernel'>;
+type ModelKeys = Pick<RunConfig['model'], 'T' | 'architecture' | 'hidden' | 'layers' | 'time_embedding' | 'kernel'> &
+  Partial<Pick<RunConfig['model'], 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'shape'>>;
+
+/** The U-Net's geometry (crate/src/network/unet.rs): the grid [H, W] ([1, L] for sequences), taps per convolution, the positions of each level. */
+function unetGeometry(model: ModelKeys, length: number, dataShape?: readonly number[]) {
+  const shape = model.shape ?? dataShape ?? [length];
+  const grid = shape.length === 2 ? [shape[0], shape[1]] : [1, length];
+  const circular = model.padding === 'circular';
+  // levels 0: 1 + halvings (ceil) of the longest side until it is <= 4 (unet.rs default_levels)
+  let levels = model.levels ?? 0;
+  if (levels === 0) {
+    levels = 1;
+    for (let side = Math.max(grid[0], grid[1]); side > 4; side = Math.ceil(side / 2)) levels++;
+  }
+  // K = 3 taps along every axis longer than 1
+  const taps = (grid[0] > 1 ? 3 : 1) * (grid[1] > 1 ? 3 : 1);
+  // zero padding halves the grid (ceil) per level; circular (à trous) keeps the full grid
+  const positions: number[] = [];
+  for (let j = 0, g = grid.slice(); j < levels; j++) {
+    positions.push(g[0] * g[1]);
+    if (!circular) g = [Math.ceil(g[0] / 2), Math.ceil(g[1] / 2)];
+  }
+  const position = model.position_embedding === 'on' || (model.position_embedding !== 'off' && !circular);
+  return { levels, taps, positions, position };
+}
 
 /**
  * Parameters of a network, from the layouts in crate/src/network/ (a test checks these against the
  * core for every architecture); undefined for an architecture this file does not know yet.
  */
-export function parameterCountOf(model: ModelKeys, length: number): number | undefined {
+export function parameterCountOf(model: ModelKeys, length: number, dataShape?: readonly number[]): number | undefined {
   const { T, hidden: H, layers: n, time_embedding: E } = model;
   const L = length;
   switch (model.architecture as string) {
@@ -134,16 +159,45 @@ export function parameterCountOf(model: ModelKeys, length: number): number | und
       const k = model.kernel === 0 ? L : model.kernel;
       return 3 * H + E * (n + 1) * H + n * (k * H + H + 2 * (H * H + H)) + H + 1;
     }
+    case 'unet': {
+      // C channels, D = 2C, K taps, n levels, B blocks per level: stem [K, 2, C] + [C], position [P, C] (if on),
+      // time [E, D] + [D], [D, D] + [D], [D, (2n-1)B·C] + [(2n-1)B·C]; conv = [K, C_in, C] + [C]
+      const C = model.channels ?? 32;
+      const B = model.blocks ?? 1;
+      const D = 2 * C;
+      const { levels: nl, taps: K, positions, position } = unetGeometry(model, length, dataShape);
+      const conv = (cIn: number) => K * cIn * C + C;
+      const blocksTotal = (2 * nl - 1) * B;
+      const time = E * D + D + D * D + D + D * blocksTotal * C + blocksTotal * C;
+      const down = nl * B * 2 * conv(C) + (nl - 1) * conv(C); // blocks, then a downsampling conv below every level but the last
+      // up: per level above the last, an upsampling conv, then B blocks; the first takes [h, skip] (2C) with a 1x1 skip [2C, C]
+      const up = (nl - 1) * (conv(C) + conv(2 * C) + conv(C) + 2 * C * C + (B - 1) * 2 * conv(C));
+      return conv(2) + (position ? positions[0] * C : 0) + time + down + up + C + 1;
+    }
     default:
       return undefined;
   }
 }
 
 /** Floats of activations and their gradients per row of a network pass (a little above what the core allocates: measured 0.7–1× for mlp, circular and paper). */
-function activationFloatsPerRow(model: ModelKeys, length: number): number {
+function activationFloatsPerRow(model: ModelKeys, length: number, dataShape?: readonly number[]): number {
   const { hidden: H, layers: n, time_embedding: E } = model;
   const L = length;
   switch (model.architecture as string) {
+    case 'unet': {
+      // Every stream kept for the backward pass (P_j·C per stage, 2C after a concat) and, per block,
+      // its two inner activations; gradients about as much again; plus the time MLP and 8L per row.
+      // Measured: 1.3–1.4× the wasm memory after a training step (28x28, C = 32, batch 64 and 256; L = 64, batch 256).
+      const C = model.channels ?? 32;
+      const B = model.blocks ?? 1;
+      const { positions } = unetGeometry(model, length, dataShape);
+      let kept = positions[0] * C; // the stem's output
+      positions.forEach((P, j) => {
+        kept += B * 3 * P * C; // down blocks: output + 2 inner
+        if (j + 1 < positions.length) kept += positions[j + 1] * C + P * C + 2 * P * C + B * 3 * P * C + P * C; // downsample, upsample, concat, up blocks (+ first block's wider input)
+      });
+      return 2 * kept + 4 * (2 * C) * (2 * positions.length) + 8 * L;
+    }
     case 'circular':
       return L * H * (3 * n + 5) + 2 * (n + 1) * H + E + 8 * L; // per position: n+1 streams, n convolved, n activations, 3 gradients
     case 'paper':
@@ -168,9 +222,9 @@ export interface MemoryEstimate {
 }
 
 /** The memory one replica of `config` needs in the wasm core: its parts, each with the keys it grows with. */
-export function estimateMemory(config: RunConfig, length: number, workers: number): MemoryEstimate {
+export function estimateMemory(config: RunConfig, length: number, workers: number, dataShape?: readonly number[]): MemoryEstimate {
   const { model, training } = config;
-  const parameters = parameterCountOf(model, length);
+  const parameters = parameterCountOf(model, length, dataShape);
   const terms: MemoryTerm[] = [];
   if (parameters !== undefined) {
     // weights, gradient, one shard's gradient, Adam's two moments; with the EMA: the EMA and the weights set aside while it is used; with a pool: a scratch gradient
@@ -178,7 +232,9 @@ export function estimateMemory(config: RunConfig, length: number, workers: numbe
     const keys =
       model.architecture === 'paper'
         ? `model.T = ${model.T} × model.hidden = ${model.hidden} × ${length} bits`
-        : `model.hidden = ${model.hidden} (with model.layers = ${model.layers})`;
+        : model.architecture === 'unet'
+          ? `model.channels = ${model.channels} (with model.blocks = ${model.blocks})`
+          : `model.hidden = ${model.hidden} (with model.layers = ${model.layers})`;
     terms.push({
       keys,
       bytes: parameters * copies * FLOAT,
@@ -198,8 +254,10 @@ export function estimateMemory(config: RunConfig, length: number, workers: numbe
   const rowKey =
     trainingRows >= SAMPLE_CHUNK_ROWS
       ? `training.batch_size = ${training.batch_size}${workers > 1 ? ` (${batchPerWorker} rows per worker)` : ''}`
-      : `model.hidden = ${model.hidden} (with model.layers = ${model.layers})`;
-  terms.push({ keys: rowKey, bytes: rows * activationFloatsPerRow(model, length) * FLOAT, what: `activations for ${rows} rows per pass` });
+      : model.architecture === 'unet'
+        ? `model.channels = ${model.channels} (with ${length} positions)`
+        : `model.hidden = ${model.hidden} (with model.layers = ${model.layers})`;
+  terms.push({ keys: rowKey, bytes: rows * activationFloatsPerRow(model, length, dataShape) * FLOAT, what: `activations for ${rows} rows per pass` });
   return { perWorker: terms.reduce((sum, term) => sum + term.bytes, 0), terms, parameters };
 }
 
@@ -216,8 +274,13 @@ export function formatBytes(bytes: number): string {
  * (when the machine's memory is known) all workers together over it. Returns the number of
  * workers to use: `workers`, or fewer when they were chosen automatically and would not fit.
  */
-export function checkMemory(config: RunConfig, length: number, workers: number, options: { requested: boolean; machineBytes?: number }): number {
-  const estimate = estimateMemory(config, length, workers);
+export function checkMemory(
+  config: RunConfig,
+  length: number,
+  workers: number,
+  options: { requested: boolean; machineBytes?: number; dataShape?: readonly number[] },
+): number {
+  const estimate = estimateMemory(config, length, workers, options.dataShape);
   const largest = estimate.terms.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   if (estimate.perWorker > WASM32_MEMORY_LIMIT) {
     throw new UserError(
@@ -230,7 +293,7 @@ export function checkMemory(config: RunConfig, length: number, workers: number, 
   // The checkpoint is assembled outside the core too: weights, two moments and the EMA, once;
   // a pool's shared gradient slots (at most 8, one per shard) are outside the cores as well.
   const hostBytes = (estimate.parameters ?? 0) * (4 + (workers > 1 ? 8 : 0)) * FLOAT;
-  const total = (n: number) => n * estimateMemory(config, length, n).perWorker + hostBytes;
+  const total = (n: number) => n * estimateMemory(config, length, n, options.dataShape).perWorker + hostBytes;
   if (total(workers) <= machine) return workers;
   if (!options.requested) {
     let fitting = workers;

@@ -1,16 +1,22 @@
-/** `generate CKPT`: sample sequences from a trained model, optionally with some bits fixed (inpainting). */
+/**
+ * `generate CKPT`: sample sequences from a trained model, optionally with some bits fixed
+ * (inpainting). Images (a model with a 2-D shape) print as H-row text grids; --png draws a picture.
+ */
 import type { Argv, CommandModule } from 'yargs';
-import { rowStrings } from '../data.js';
+import { formatShape, rowStrings } from '../data.js';
 import type { InpaintMode } from '../model.js';
 import { UserError } from '../errors.js';
-import type { CommandContext } from './io.js';
+import type { CommandContext, Io } from './io.js';
 import { readCheckpoint } from '../run/load.js';
+import { readSequences } from '../run/data.js';
 import { integerFlag, parseGivenPattern } from './flags.js';
 
 interface GenerateArgs {
   checkpoint: string;
   n: number;
   given?: string;
+  'given-top-half'?: string;
+  png?: string;
   'inpaint-mode'?: string;
   particles?: number;
   seed?: number;
@@ -19,10 +25,22 @@ interface GenerateArgs {
 
 function builder(yargs: Argv): Argv<GenerateArgs> {
   return yargs
-    .usage('$0 generate CKPT [options]\n\nPrint N sampled sequences, one line of 0/1 each.')
+    .usage(
+      '$0 generate CKPT [options]\n\nPrint N sampled sequences, one line of 0/1 each; for an image model (2-D shape), each sample as H lines of W characters (# = 1, . = 0), a blank line between samples.',
+    )
     .positional('checkpoint', { type: 'string', describe: 'a model.safetensors or checkpoints/step-<n>.safetensors', demandOption: true })
     .option('n', { type: 'number', default: 10, describe: 'number of sequences' })
-    .option('given', { type: 'string', describe: "fix known bits: a pattern of 0, 1 and ? (unknown), one character per bit, e.g. '1?0??'" })
+    .option('given', {
+      type: 'string',
+      describe:
+        "fix known bits: a pattern of 0, 1 and ? (unknown), one character per bit, e.g. '1?0??'; white space is ignored, so an image's pattern may be H lines of W",
+    })
+    .option('given-top-half', {
+      type: 'string',
+      describe:
+        'complete the lower half of a data row: FILE:ROW takes row ROW (1 = the first data row) of a data file and keeps its top floor(H/2) image rows known (a sequence: its first floor(L/2) bits)',
+    })
+    .option('png', { type: 'string', describe: 'also write the samples as a PNG picture to FILE (images: a grid of images; sequences: one row per sample)' })
     .option('inpaint-mode', {
       type: 'string',
       describe:
@@ -40,30 +58,94 @@ function builder(yargs: Argv): Argv<GenerateArgs> {
 async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void> {
   const n = integerFlag('n', args.n, 1, 1_000_000);
   const seed = args.seed === undefined ? Math.floor(Math.random() * 4_294_967_296) : integerFlag('seed', args.seed, 0, 4_294_967_295);
-  if (args.given !== undefined) parseGivenPattern(args.given, args.given.length); // bad characters before loading anything
+  if (args.given !== undefined) parseGivenPattern(args.given, args.given.replace(/\s+/g, '').length); // bad characters before loading anything
+  if (args.given !== undefined && args['given-top-half'] !== undefined) throw new UserError('give one of --given and --given-top-half, not both');
+  const topHalf = args['given-top-half'] === undefined ? undefined : parseFileRow(args['given-top-half']);
+  if (args.png !== undefined && args.png.trim() === '') throw new UserError('--png: expected a file name');
   const mode = args['inpaint-mode'];
   if (mode !== undefined && mode !== 'smc' && mode !== 'clamp') throw new UserError(`--inpaint-mode: expected 'smc' or 'clamp', got '${mode}'`);
-  if ((mode !== undefined || args.particles !== undefined) && args.given === undefined) throw new UserError('--inpaint-mode and --particles need --given');
+  const inpainting = args.given !== undefined || topHalf !== undefined;
+  if ((mode !== undefined || args.particles !== undefined) && !inpainting)
+    throw new UserError('--inpaint-mode and --particles need --given (or --given-top-half)');
   if (args.particles !== undefined && mode === 'clamp') throw new UserError('--particles: only with --inpaint-mode smc');
   const particles = args.particles === undefined ? undefined : integerFlag('particles', args.particles, 1, 4096);
   const { model } = await readCheckpoint(io, args.checkpoint);
   try {
-    const bits =
+    const shape = model.modelConfig.shape ?? [model.length];
+    const pattern =
       args.given !== undefined
-        ? model.inpaint(parseGivenPattern(args.given, model.length), n, { seed, mode: mode as InpaintMode | undefined, particles })
-        : model.sample(n, { seed }).samples;
+        ? parseGivenPattern(args.given, model.length, shape)
+        : topHalf !== undefined
+          ? await topHalfPattern(io, topHalf, model.length, shape)
+          : undefined;
+    const bits =
+      pattern !== undefined ? model.inpaint(pattern, n, { seed, mode: mode as InpaintMode | undefined, particles }) : model.sample(n, { seed }).samples;
     const lines = rowStrings({ length: model.length, rows: n, bits });
+    // The picture first: a failed write must not follow a printed result.
+    if (args.png !== undefined) await io.writeAtomic(args.png, await samplesPng(bits, n, shape, lines));
     if (args.json) io.print(JSON.stringify(lines));
+    else if (shape.length === 2) io.print(lines.map((line) => textGrid(line, shape[1])).join('\n\n'));
     else for (const line of lines) io.print(line);
   } finally {
     model.free();
   }
 }
 
+/** One image as text: H lines of W characters, '#' for 1 and '.' for 0 (row-major bits). */
+export function textGrid(line: string, width: number): string {
+  const rows: string[] = [];
+  for (let start = 0; start < line.length; start += width)
+    rows.push(
+      line
+        .slice(start, start + width)
+        .replace(/1/g, '#')
+        .replace(/0/g, '.'),
+    );
+  return rows.join('\n');
+}
+
+/** `FILE:ROW` (ROW counted from 1, split at the last ':') for --given-top-half. */
+export function parseFileRow(text: string): { path: string; row: number } {
+  const colon = text.lastIndexOf(':');
+  const rowText = colon < 0 ? '' : text.slice(colon + 1);
+  if (colon <= 0 || !/^[0-9]+$/.test(rowText) || Number(rowText) < 1) {
+    throw new UserError(`--given-top-half: expected FILE:ROW with ROW a data row counted from 1 (e.g. val.txt:1), got ${JSON.stringify(text)}`);
+  }
+  return { path: text.slice(0, colon), row: Number(rowText) };
+}
+
+/**
+ * The inpainting pattern of --given-top-half: row `row` of the data file, its first floor(H/2)
+ * image rows known (a 1-D model: the first floor(L/2) bits), the rest unknown (2).
+ */
+export async function topHalfPattern(io: Io, where: { path: string; row: number }, length: number, shape: readonly number[]): Promise<Uint8Array> {
+  const { data, source } = await readSequences(io, where.path);
+  if (where.row > data.rows) throw new UserError(`--given-top-half: ${source} has ${data.rows} data rows, so there is no row ${where.row}`);
+  if (data.length !== length) throw new UserError(`--given-top-half: the rows of ${source} have ${data.length} bits but the model's have ${length}`);
+  if (data.shape !== undefined && data.shape.length === 2 && formatShape(data.shape) !== formatShape(shape)) {
+    throw new UserError(`--given-top-half: ${source} holds ${formatShape(data.shape)} images but the model's shape is ${formatShape(shape)}`);
+  }
+  // Known: whole image rows above the middle (the first half of the bits for a sequence).
+  const known = shape.length === 2 ? Math.floor(shape[0] / 2) * shape[1] : Math.floor(length / 2);
+  const pattern = new Uint8Array(length).fill(2);
+  pattern.set(data.bits.subarray((where.row - 1) * length, (where.row - 1) * length + known));
+  return pattern;
+}
+
+/** The samples as PNG bytes: a grid of images for a 2-D shape, else one row of cells per sequence. */
+async function samplesPng(bits: Uint8Array, count: number, shape: readonly number[], lines: readonly string[]): Promise<Uint8Array> {
+  // Loaded on demand: the picture code (and gifenc) stays out of runs that draw nothing.
+  const { encodePng, imageGridPng } = await import('../plots/image-grid.js');
+  if (shape.length === 2) return imageGridPng(bits, count, shape);
+  const { bitGridImage } = await import('../plots/bitgrid.js');
+  const image = bitGridImage(lines);
+  return encodePng(image.width, image.height, image.rgba);
+}
+
 export function generateCommand(context: CommandContext): CommandModule<object, GenerateArgs> {
   return {
     command: 'generate <checkpoint>',
-    describe: 'sample sequences from a trained model (--given: inpaint)',
+    describe: 'sample sequences from a trained model (--given, --given-top-half: inpaint; --png: a picture)',
     builder,
     handler: (args) => handler(context, args),
   };

@@ -16,11 +16,12 @@ import {
   located,
   parseConfigYaml,
   resolveConfig,
+  runShape,
   totalSteps,
   type Layer,
   type RunConfig,
 } from '../config.js';
-import { sequenceSet } from '../data.js';
+import { formatShape, sequenceSet } from '../data.js';
 import { UserError } from '../errors.js';
 import { DivergenceError, likelyCause } from '../divergence.js';
 import { checkMemory, checkResumeFlags, validateRunName } from '../run-guards.js';
@@ -52,6 +53,7 @@ interface TrainArgs {
   'batch-size'?: number;
   arch?: string;
   hidden?: number;
+  shape?: string;
   'checkpoint-every'?: number;
   'eval-every'?: number;
   'early-stopping'?: number;
@@ -86,6 +88,11 @@ function builder(yargs: Argv): Argv<TrainArgs> {
     .option('batch-size', { type: 'number', describe: 'sequences per step', defaultDescription: String(d.training.batch_size) })
     .option('arch', { type: 'string', describe: 'network: mlp, paper, circular or unet', defaultDescription: d.model.architecture })
     .option('hidden', { type: 'number', describe: 'hidden width (mlp, paper) or channels per position (circular)', defaultDescription: String(d.model.hidden) })
+    .option('shape', {
+      type: 'string',
+      describe: 'shape of one row: HxW for images (e.g. 28x28, row-major) or L (config key model.shape)',
+      defaultDescription: "the data file's '# shape:' header, else L",
+    })
     .option('objective', { type: 'string', describe: 'loss estimator: sampled, importance or full', defaultDescription: d.training.objective })
     .option('eval-every', { type: 'number', describe: 'evaluate every N steps (0: at the end only)', defaultDescription: String(d.training.eval_every) })
     .option('early-stopping', {
@@ -167,6 +174,11 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
 
   const data = await loadRunData(io, config);
   checkAgainstLength(resolved, data.train.data.length, data.train.source);
+  const shape = runShape(
+    resolved,
+    { length: data.train.data.length, shape: data.train.data.shape, source: data.train.source },
+    data.val === data.train ? undefined : { shape: data.val.data.shape, source: data.val.source },
+  );
 
   // The run directory: the resumed run's own, or a new one that must not hold a run already.
   let runDir: string;
@@ -190,6 +202,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
   const workers = checkMemory(config, length, trainingWorkers(io, requested, config, length), {
     requested: requested !== undefined,
     machineBytes: io.memoryBytes?.(),
+    dataShape: shape,
   });
   let model: DiffusionModel;
   let total: number;
@@ -197,6 +210,10 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
     model = resume.model;
     if (model.length !== data.train.data.length) {
       throw new UserError(`${data.train.source}: its sequences have ${data.train.data.length} bits but the checkpoint's model takes ${model.length}`);
+    }
+    const modelShape = model.modelConfig.shape ?? [model.length];
+    if (shape.length === 2 && formatShape(shape) !== formatShape(modelShape)) {
+      throw new UserError(`${data.train.source}: its rows have the shape ${formatShape(shape)} but the checkpoint's model has ${formatShape(modelShape)}`);
     }
     total = model.trainingConfig.total_steps;
   } else {
@@ -214,7 +231,7 @@ async function plan(io: Io, args: TrainArgs): Promise<Plan> {
       config.training.warmup_steps = Math.floor(total / 10);
     }
     model = await DiffusionModel.create(
-      coreModelConfig(config.model, data.train.data.length),
+      coreModelConfig(config.model, data.train.data.length, shape),
       coreTrainingConfig(config.training, total),
       config.training.seed,
     );
@@ -309,7 +326,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
 
   const progress = io.progress(total, { quiet: args.quiet });
   progress.log(
-    `training ${config.model.architecture} (T = ${config.model.T}) on ${data.train.data.rows} sequences of ${data.train.data.length} bits ` +
+    `training ${config.model.architecture} (T = ${config.model.T}) on ${data.train.data.rows} sequences of ${data.train.data.length} bits${shapeNote(model)} ` +
       `(${data.train.source}) for ${total} steps${resume ? `, resuming at step ${model.step}` : ''}${workers > 1 ? ` on ${workers} workers` : ''}`,
   );
   const sessionStart = io.now();
@@ -424,6 +441,12 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     context.setExitCode(130);
   }
   io.print(`run: ${io.displayPath(runDir)}`);
+}
+
+/** " (28x28)" for a 2-D model, "" for a 1-D one. */
+function shapeNote(model: DiffusionModel): string {
+  const shape = model.modelConfig.shape;
+  return shape && shape.length === 2 ? ` (${formatShape(shape)})` : '';
 }
 
 function evaluationSummary(step: number, evaluation: Evaluation, metricsLines: string[]) {

@@ -10,7 +10,8 @@ import { basename, join, resolve } from 'node:path';
 import type { ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import { UserError } from '../errors.js';
-import { bitGridImage, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid } from '../plots/bitgrid.js';
+import { bitGridImage, parseBitRows, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from '../plots/bitgrid.js';
+import { imageGridGif, imageGridImage } from '../plots/image-grid.js';
 import {
   chartFont,
   chartToSvg,
@@ -174,13 +175,17 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
     missing.push('proportions.png: no evaluation point has sample proportions');
   }
 
+  // Images (a 2-D shape) are drawn as grids of images; sequences as one row of cells each.
+  const imageShape = inputs.shape !== undefined && inputs.shape.length === 2 ? inputs.shape : undefined;
   const grids = inputs.evaluationGrids ?? evaluationGridsOf(inputs.metrics);
   if (grids.length > 0) {
-    const gif = samplesOverTrainingGif(grids);
+    const gif = imageShape ? samplesOverTrainingImageGif(grids, imageShape) : samplesOverTrainingGif(grids);
     await put('samples_over_training.gif', gif);
     pictures.push({
       file: 'samples_over_training.gif',
-      caption: `Samples from the same fixed starting noise at each of the ${grids.length} evaluation points (one row per sequence; dark = 1).`,
+      caption: imageShape
+        ? `Samples from the same fixed starting noise at each of the ${grids.length} evaluation points (steps ${grids.map((g) => g.step).join(', ')}; dark = 1).`
+        : `Samples from the same fixed starting noise at each of the ${grids.length} evaluation points (one row per sequence; dark = 1).`,
       src: dataUri(gif, 'image/gif'),
       kind: 'animation',
     });
@@ -189,7 +194,15 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   }
 
   if (inputs.reverseProcess && inputs.reverseProcess.frames.length > 0) {
-    const gif = reverseProcessGif(inputs.reverseProcess.frames, inputs.reverseProcess.sequenceLength);
+    const { frames, sequenceLength } = inputs.reverseProcess;
+    const gif = imageShape
+      ? imageGridGif(
+          frames.map((f) => f.bits),
+          frames[0].bits.length / sequenceLength,
+          imageShape,
+          { frameMs: Math.min(400, Math.max(60, Math.round(4000 / frames.length))), lastMs: 2500 },
+        )
+      : reverseProcessGif(frames, sequenceLength);
     await put('reverse_process.gif', gif);
     pictures.push({
       file: 'reverse_process.gif',
@@ -205,9 +218,12 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   let finalSamples: { lines: readonly string[]; picture?: ReportPicture } | undefined;
   if (samples && samples.length > 0) {
     try {
-      const image = bitGridImage(samples);
+      const image = imageShape ? imageGridImage(parseBitRows(samples).bits, samples.length, imageShape) : bitGridImage(samples);
       const png = rgbaToPng(image.width, image.height, image.rgba);
-      finalSamples = { lines: samples, picture: { caption: 'Final samples, one row per sequence (dark = 1).', src: dataUri(png, 'image/png') } };
+      const caption = imageShape
+        ? `Final samples, ${samples.length} images of ${imageShape[0]}x${imageShape[1]} (dark = 1).`
+        : 'Final samples, one row per sequence (dark = 1).';
+      finalSamples = { lines: samples, picture: { caption, src: dataUri(png, 'image/png') } };
     } catch (error) {
       missing.push(`final samples: ${(error as Error).message}`);
     }
@@ -224,6 +240,21 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   });
   await put('report.html', html);
   return { written, missing };
+}
+
+/** Samples over training for images: one frame per evaluation point, each a grid of images. */
+function samplesOverTrainingImageGif(grids: readonly EvaluationGrid[], shape: readonly number[]): Uint8Array {
+  const frames = grids.map((g) => parseBitRows(g.grid));
+  const count = frames[0].rows;
+  frames.forEach((frame, k) => {
+    if (frame.rows !== count) throw new Error(`the sample grid at step ${grids[k].step} has ${frame.rows} samples, the first has ${count}`);
+  });
+  return imageGridGif(
+    frames.map((frame) => frame.bits),
+    count,
+    shape,
+    { frameMs: 500, lastMs: 2500 },
+  );
 }
 
 function pngWidth(png: Uint8Array): number {
@@ -276,6 +307,8 @@ export interface RenderRunDirectoryOptions {
   /** Frames of the reverse chain (the CLI samples them from the run's model). */
   reverseProcess?: RunPictureInputs['reverseProcess'];
   finalSamples?: readonly string[];
+  /** The model's row shape ([H, W]: images); default [L]. */
+  shape?: readonly number[];
   /** Default: write into the run directory. */
   write?: WriteFile;
 }
@@ -288,6 +321,7 @@ export async function renderRunDirectory(runDir: string, options: RenderRunDirec
       ...contents,
       reverseProcess: options.reverseProcess,
       finalSamples: options.finalSamples,
+      shape: options.shape,
       title: `bernoulli-diffusion run ${basename(resolve(runDir))}`,
     },
     options.write ?? directoryWriter(runDir),

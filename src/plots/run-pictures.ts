@@ -38,6 +38,7 @@ export async function drawRunPictures(io: Io, runDir: string, model: DiffusionMo
       reverseProcess: { frames, sequenceLength: model.length },
       configText,
       results,
+      shape: model.modelConfig.shape ?? undefined,
       title: `bernoulli-diffusion run ${io.basename(runDir)}`,
     },
     (name, bytes) => io.writeAtomic(io.join(runDir, name), bytes),

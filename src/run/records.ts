@@ -102,6 +102,8 @@ export interface RunPictureInputs {
   finalSamples?: readonly string[];
   configText: string;
   results: unknown;
+  /** The model's row shape: [H, W] draws every sample as an image (grids of images); [L] or absent: one row of cells per sequence. */
+  shape?: readonly number[];
   /** Heading of the report. */
   title?: string;
 }

@@ -320,3 +320,62 @@ describe('metrics records for the pictures', () => {
     }
   });
 });
+
+describe('the U-Net in the memory guard and the checkpoint check', () => {
+  it.skipIf(!built)('its parameter count matches the core for 1-D and 2-D shapes, padding, levels, blocks and the position embedding', async () => {
+    const { DiffusionModel } = await import('../../src/model.js');
+    const { coreModelConfig, coreTrainingConfig } = await import('../../src/config.js');
+    const cases: [number, number[] | undefined, Record<string, unknown>][] = [
+      [784, [28, 28], {}],
+      [24, [4, 6], { 'model.channels': 5, 'model.blocks': 2, 'model.levels': 2 }],
+      [21, [7, 3], { 'model.channels': 4, 'model.padding': 'circular', 'model.position_embedding': 'on' }],
+      [30, [1, 30], { 'model.channels': 3, 'model.position_embedding': 'off', 'model.levels': 1 }],
+      [64, undefined, { 'model.channels': 6, 'model.blocks': 3, 'model.padding': 'circular' }],
+    ];
+    for (const [length, shape, extra] of cases) {
+      const c = config({ 'model.architecture': 'unet', 'model.T': 5, ...extra, 'training.steps': 10, 'training.warmup_steps': 1 });
+      const model = await DiffusionModel.create(coreModelConfig(c.model, length, shape), coreTrainingConfig(c.training, 10), 0);
+      expect(parameterCountOf(c.model, length, shape), `${JSON.stringify(shape)} ${JSON.stringify(extra)}`).toBe(model.parameterCount);
+      model.free();
+    }
+  });
+
+  it('a run config with shape null (from the data) and position_embedding auto matches the core form of the model', () => {
+    const run = config({ 'model.architecture': 'unet', 'training.steps': 20 });
+    const modelConfig = { ...run.model, length: 24, position_embedding: null, shape: [4, 6] };
+    expect(() => checkRunConfigAgainstModel(run, { length: 24, modelConfig, trainingConfig: {} }, 'ck')).not.toThrow();
+    const fixed = config({ 'model.architecture': 'unet', 'model.shape': '6x4', 'training.steps': 20 });
+    expect(() => checkRunConfigAgainstModel(fixed, { length: 24, modelConfig, trainingConfig: {} }, 'ck')).toThrow(
+      /^ck: the run configuration says model\.shape = \[6,4\] but the model in the checkpoint has \[4,6\]$/,
+    );
+  });
+});
+
+describe('the U-Net memory estimate', () => {
+  it.skipIf(!built)('is above what the core allocates for a training step, and within 2x of it', async () => {
+    const { DiffusionModel } = await import('../../src/model.js');
+    const { wasmMemory } = await import('../../pkg/bernoulli_diffusion_core.js');
+    const { coreModelConfig, coreTrainingConfig } = await import('../../src/config.js');
+    const { estimateMemory } = await import('../../src/run-guards.js');
+    // a model big enough that its activations dominate the wasm memory it starts with
+    const c = config({
+      'model.architecture': 'unet',
+      'model.T': 10,
+      'model.channels': 16,
+      'training.batch_size': 96,
+      'training.eval_samples': 16,
+      'training.steps': 10,
+      'training.warmup_steps': 1,
+    });
+    const [length, shape] = [400, [20, 20]];
+    const model = await DiffusionModel.create(coreModelConfig(c.model, length, shape), coreTrainingConfig(c.training, 10), 0);
+    const before = (wasmMemory() as WebAssembly.Memory).buffer.byteLength;
+    model.trainStep(new Uint8Array(96 * length).map((_, i) => ((i * 7919) % 3 === 0 ? 1 : 0)));
+    const after = (wasmMemory() as WebAssembly.Memory).buffer.byteLength;
+    model.free();
+    const estimate = estimateMemory(c, length, 1, shape).perWorker;
+    expect(after - before).toBeGreaterThan(10 * 2 ** 20); // the step did allocate its activations here
+    expect(estimate).toBeGreaterThan(after - before);
+    expect(estimate).toBeLessThan(2 * after);
+  });
+});
