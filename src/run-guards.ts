@@ -10,6 +10,9 @@ import { UserError } from './errors.js';
 // ---- run names -----------------------------------------------------------------------------------
 
 /** A --name must be one plain folder name: not empty, not . or .., no separators or control characters. */
+/** The number of fixed shards a training batch is cut into (crate/src/model.rs `GRADIENT_SHARDS`). */
+const GRADIENT_SHARDS = 8;
+
 export function validateRunName(name: string): string {
   const problem =
     name.trim() === ''
@@ -249,7 +252,10 @@ export function estimateMemory(config: RunConfig, length: number, workers: numbe
     });
   }
   const batchPerWorker = Math.ceil(training.batch_size / Math.max(1, workers));
-  const trainingRows = training.objective === 'full' ? Math.max(batchPerWorker, Math.min(FULL_PASS_ROWS, batchPerWorker * model.T)) : batchPerWorker;
+  // a step runs the network on one of its fixed shards at a time (crate/src/model.rs GRADIENT_SHARDS)
+  const shardRows = Math.ceil(training.batch_size / Math.min(GRADIENT_SHARDS, training.batch_size));
+  const trainingRows =
+    training.objective === 'full' ? Math.max(batchPerWorker, Math.min(FULL_PASS_ROWS, batchPerWorker * model.T)) : Math.min(batchPerWorker, shardRows);
   const rows = Math.max(trainingRows, Math.min(SAMPLE_CHUNK_ROWS, Math.max(training.eval_samples, 16)));
   const rowKey =
     trainingRows >= SAMPLE_CHUNK_ROWS
