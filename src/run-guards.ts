@@ -4,7 +4,7 @@
  * refuse with the key that is too big instead of dying mid-run with "unreachable").
  */
 import { readSafetensorsHeader } from './checkpoint.js';
-import type { RunConfig } from './config.js';
+import { coreModelConfig, type RunConfig } from './config.js';
 import { UserError } from './errors.js';
 
 // ---- run names -----------------------------------------------------------------------------------
@@ -68,7 +68,8 @@ export function checkRunConfigAgainstModel(runConfig: RunConfig, model: ModelDes
   const trainingConfig = model.trainingConfig as Record<string, unknown>;
   const mismatch = (key: string, said: unknown, has: unknown) =>
     new UserError(`${source}: the run configuration says ${key} = ${JSON.stringify(said)} but the model in the checkpoint has ${JSON.stringify(has)}`);
-  for (const [key, said] of Object.entries(runConfig.model)) {
+  // Compared in the core's form (position_embedding "auto" is null there, "on"/"off" true/false).
+  for (const [key, said] of Object.entries(coreModelConfig(runConfig.model, model.length))) {
     const has = modelConfig[key];
     if (has !== undefined && has !== said) throw mismatch(`model.${key}`, said, has);
   }

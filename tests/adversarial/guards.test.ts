@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, resolveConfig, valuesLayer, type RunConfig } from '../../src/config.js';
+import { coreModelConfig, DEFAULTS, resolveConfig, valuesLayer, type RunConfig } from '../../src/config.js';
 import { checkEvaluationBound, checkStepReport, DivergenceError, likelyCause } from '../../src/divergence.js';
 import { writeAll } from '../../src/node/io.js';
 import { checkMetricsRecord } from '../../src/run/metrics-check.js';
@@ -170,7 +170,7 @@ describe('--resume with repeated flags', () => {
 
 describe('run config against the model in a checkpoint', () => {
   const run = config({ 'model.T': 100, 'training.steps': 20 });
-  const modelConfig = { length: 20, ...run.model };
+  const modelConfig = coreModelConfig(run.model, 20);
   const trainingConfig = { lr: run.training.lr, lr_schedule: run.training.lr_schedule, warmup_steps: 100, total_steps: 20, objective: run.training.objective };
   it('refuses a run config that describes another model', () => {
     expect(() =>
@@ -193,6 +193,16 @@ describe('run config against the model in a checkpoint', () => {
         'c',
       ),
     ).toThrow(/training\.steps = 20 but .* has 40/);
+    // the core's form of position_embedding: "auto" is null, "on" true, "off" false
+    const unet = config({ 'model.architecture': 'unet', 'training.steps': 20 });
+    const unetModel = {
+      length: 20,
+      modelConfig: { ...coreModelConfig(unet.model, 20), position_embedding: null },
+      trainingConfig: { ...trainingConfig, warmup_steps: unet.training.warmup_steps },
+    };
+    expect(() => checkRunConfigAgainstModel(unet, unetModel, 'u')).not.toThrow();
+    const on = config({ 'model.architecture': 'unet', 'model.position_embedding': 'on', 'training.steps': 20 });
+    expect(() => checkRunConfigAgainstModel(on, unetModel, 'u')).toThrow(/model\.position_embedding = true but .* has null/);
     // an older state without a field is not a mismatch
     const { kernel: _, ...older } = modelConfig;
     expect(() =>
