@@ -7,6 +7,7 @@
  *
  *   npm run bench:quality                      all groups (about 15 minutes on a 2-core machine)
  *   npm run bench:quality -- --only default,t100   (other groups' rows in bench/quality.json are kept)
+ *   npm run bench:quality -- --only rules-unet --sets parity12,block4of32   some rule data sets
  *   npm run bench:quality -- --quick           a smoke run: few steps and repeats (not the figures)
  *   node bench/quality.js --print              only print the table of bench/quality.json
  *
@@ -19,6 +20,13 @@
  * - rules:      the rule-based data sets of bench/datasets.js with the default config: the bound on
  *               val, the share of samples obeying the rule, and obeying it without being in train.
  * - rules-circular: the same with --arch circular --hidden 32 (for rules unchanged by cyclic shifts).
+ * - rules-unet: the same with --arch unet and one config for all seven (UNET_CONFIG below: channels
+ *               16, batch 64, 1500 steps, evaluations every 500 steps on fewer chains), chosen so each
+ *               row trains in about 2 minutes on a loaded 2-core machine; its final evaluation uses
+ *               256 chains and 500 samples instead of 512 and 1000, and at most 128 val sequences
+ *               (a seeded random subset; T = 2000 sampling through a U-Net is slow), so its standard
+ *               errors are larger. Rules rows also give wall_seconds:
+ *               the whole `train` command, with the evaluations during training.
  * - estimators: the full sum over t, sampled t and importance-sampled t, for the mlp and the
  *               circular network, each at its own batch size and steps (T = 2000).
  * Bounds are in bits per sequence, ± one Monte-Carlo standard error (the core's `evaluate`).
@@ -32,13 +40,18 @@ import { ruleDatasets, scoreSamples, writeDataset } from './datasets.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'bin', 'bernoulli-diffusion.js');
-const GROUPS = ['default', 't100', 'holdout', 'rules', 'rules-circular', 'estimators'];
+const GROUPS = ['default', 't100', 'holdout', 'rules', 'rules-circular', 'rules-unet', 'estimators'];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const onlyIndex = argv.indexOf('--only');
 const only = onlyIndex >= 0 ? argv[onlyIndex + 1].split(',') : GROUPS;
 for (const group of only) if (!GROUPS.includes(group)) throw new Error(`--only: unknown group "${group}" (groups: ${GROUPS.join(', ')})`);
+const setsIndex = argv.indexOf('--sets');
+/** --sets: only these rule data sets in the rules groups (the other sets' rows are kept). */
+const sets = setsIndex >= 0 ? argv[setsIndex + 1].split(',') : undefined;
+const setNames = ruleDatasets().map((dataset) => dataset.name);
+for (const name of sets ?? []) if (!setNames.includes(name)) throw new Error(`--sets: unknown data set "${name}" (sets: ${setNames.join(', ')})`);
 if (argv.includes('--print')) {
   // Only print the table of the committed bench/quality.json (defined below; hoisted).
   printTable(JSON.parse(readFileSync(join(ROOT, 'bench', 'quality.json'), 'utf8')).rows);
@@ -184,12 +197,51 @@ if (only.includes('holdout')) {
 }
 
 // ---- target 4: rule-based data sets ------------------------------------------------------------
-for (const [group, archArgs] of [
-  ['rules', []],
-  ['rules-circular', ['--arch', 'circular', '--hidden', '32']],
+/**
+ * The one U-Net config of rules-unet (issue 12: no per-data-set flags). Channels 16, not the default
+ * 32: a step costs about C^2, and at L = 64, T = 2000 the evaluations during training cost more than
+ * the steps, so they run every 500 steps on 4 repeats and 16 samples instead of 8 and 64.
+ */
+const UNET_CONFIG = `model:
+  architecture: unet
+  channels: 16
+training:
+  eval_repeats: 4
+  eval_samples: 16
+`;
+const unetArgs = ['--config', 'unet-rules.yaml', '--batch-size', '64', '--steps', steps(1500), '--eval-every', quick ? '25' : '500'];
+/** `rows` if at most `count`, else `count` of them drawn without replacement by a seeded shuffle (in file order). */
+function valSubset(rows, count) {
+  if (rows.length <= count) return rows;
+  let state = 12;
+  const random = () => {
+    // mulberry32, as in bench/datasets.js
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const index = rows.map((_, i) => i);
+  for (let i = index.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [index[i], index[j]] = [index[j], index[i]];
+  }
+  return index
+    .slice(0, count)
+    .sort((a, b) => a - b)
+    .map((i) => rows[i]);
+}
+// [group, train arguments, Monte-Carlo chains of the final bound, samples drawn]
+for (const [group, archArgs, chains, sampleCount] of [
+  ['rules', [], 512, 1000],
+  ['rules-circular', ['--arch', 'circular', '--hidden', '32'], 512, 1000],
+  ['rules-unet', unetArgs, 256, 500],
 ]) {
   if (!only.includes(group)) continue;
+  if (group === 'rules-unet') writeFileSync(join(work, 'unet-rules.yaml'), UNET_CONFIG);
   for (const dataset of ruleDatasets()) {
+    if (sets && !sets.includes(dataset.name)) continue;
     const dir = join('rules', dataset.name);
     writeDataset(dataset, join(work, dir));
     const run = train(`${group}-${dataset.name}`, [
@@ -198,21 +250,31 @@ for (const [group, archArgs] of [
       '--val',
       `${dir}/val.txt`,
       ...archArgs,
-      ...(quick ? ['--steps', steps(4000)] : []),
+      ...(quick && group !== 'rules-unet' ? ['--steps', steps(4000)] : []),
     ]);
-    // About 512 Monte-Carlo chains in all, at least 2 per sequence (for a standard error).
-    const repeats = Math.max(2, Math.ceil((quick ? 32 : 512) / dataset.val.length));
-    const ev = evaluate(run.model, ['--data', `${dir}/val.txt`, '--repeats', String(repeats), '--samples', '1']);
-    const drawn = generate(run.model, quick ? 100 : 1000);
+    // About `chains` Monte-Carlo chains in all, at least 2 per sequence (for a standard error).
+    // rules-unet: at most chains / 2 val sequences, a seeded random subset (val-subset.txt), so the
+    // bound is an unbiased estimate of the val mean at a fraction of the cost (parity12 has 1434).
+    const valRows = group === 'rules-unet' ? valSubset(dataset.val, chains / 2) : dataset.val;
+    const valFile = valRows === dataset.val ? `${dir}/val.txt` : `${dir}/val-subset.txt`;
+    if (valRows !== dataset.val) writeFileSync(join(work, valFile), `${valRows.join('\n')}\n`);
+    const repeats = Math.max(2, Math.ceil((quick ? 32 : chains) / valRows.length));
+    const ev = evaluate(run.model, ['--data', valFile, '--repeats', String(repeats), '--samples', '1']);
+    const drawn = generate(run.model, quick ? 100 : sampleCount);
     const score = scoreSamples(dataset, drawn.samples);
     const m = {
+      dataset: dataset.name,
       bound_bits: ev.result.bound_bits,
       bound_stderr: ev.result.bound_stderr,
       n_train: dataset.train.length,
       n_val: dataset.val.length,
+      n_val_evaluated: valRows.length,
       ...score,
       train_seconds: run.trainSeconds,
+      wall_seconds: run.wallSeconds,
+      loadavg_after_train: loadavg(),
     };
+    if (group === 'rules-unet') m.config_file = { 'unet-rules.yaml': UNET_CONFIG };
     record(
       group,
       `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`,
@@ -284,7 +346,12 @@ if (!quick) {
   // --only: the other groups' rows of an earlier run are kept (each row says when it was measured).
   const path = join(ROOT, 'bench', 'quality.json');
   const earlier = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')).rows ?? []) : [];
-  output.rows = [...earlier.filter((row) => !only.includes(row.group)), ...rows].sort((a, b) => GROUPS.indexOf(a.group) - GROUPS.indexOf(b.group));
+  // --sets: only the rows of those data sets are replaced (older rows name the set first in their label).
+  const setOrder = (row) => (row.group.startsWith('rules') ? setNames.indexOf(row.dataset ?? row.label.split(' ')[0]) : 0);
+  const rerun = (row) => only.includes(row.group) && (!sets || !row.group.startsWith('rules') || sets.includes(row.dataset ?? row.label.split(' ')[0]));
+  output.rows = [...earlier.filter((row) => !rerun(row)), ...rows].sort(
+    (a, b) => GROUPS.indexOf(a.group) - GROUPS.indexOf(b.group) || setOrder(a) - setOrder(b),
+  );
   writeFileSync(path, JSON.stringify(output, null, 2) + '\n');
   console.log('\nwrote bench/quality.json');
 } else {
