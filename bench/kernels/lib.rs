@@ -9,10 +9,6 @@ mod simd;
 #[allow(dead_code)]
 mod linalg;
 
-#[path = "../../crate/src/simd.rs"]
-#[allow(dead_code)]
-mod simd;
-
 #[path = "../../crate/src/conv.rs"]
 #[allow(dead_code)]
 mod conv;
