@@ -72,6 +72,8 @@ export interface TrainingSection {
   eval_repeats: number;
   eval_sequences: number;
   eval_samples: number;
+  /** null: 0 (the full sum over t) when T · L <= 65,536, else 64 strata. */
+  eval_strata: number | null;
   checkpoint_every: number;
   log_every: number;
   early_stopping: number;
@@ -170,6 +172,7 @@ export const DEFAULTS: RunConfig = {
     eval_repeats: 8,
     eval_sequences: 16,
     eval_samples: 64,
+    eval_strata: null,
     checkpoint_every: 1000,
     log_every: 10,
     early_stopping: 5,
@@ -241,6 +244,7 @@ const SCHEMA = section({
     eval_repeats: int(1, 10_000),
     eval_sequences: int(0, 1e9),
     eval_samples: int(1, 1_000_000),
+    eval_strata: int(0, 1e9, { nullable: true }),
     checkpoint_every: int(0, 1e9),
     log_every: int(1, 1e9),
     early_stopping: int(0, 1e6),

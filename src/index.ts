@@ -18,6 +18,7 @@ export {
   type TrainStepReport,
   type SampleResult,
   type BoundEvaluation,
+  type BoundOptions,
   type ExactLikelihood,
   type LayoutEntry,
   type InpaintMode,

@@ -55,6 +55,29 @@ export interface BoundEvaluation {
   sequenceStderr: number;
   perSequence: Float64Array;
   repeats: number;
+  /** Strata of t the sum over t was estimated with; 0: the full sum (exact in t). */
+  strata: number;
+}
+
+/** How `evaluate` estimates the bound. */
+export interface BoundOptions {
+  /** Monte-Carlo repeats per sequence (default 8; at least 2 for a standard error). */
+  repeats?: number;
+  /** Seed of the x_t (and t) draws. */
+  seed?: number | bigint;
+  /**
+   * 0 (default): the full sum over t = 1..T, exact in t, T network rows per repeat. K > 0: K
+   * strata of t with one t drawn in each, weighted by the stratum's size — unbiased, K rows per
+   * repeat (K >= T is the full sum).
+   */
+  strata?: number;
+}
+
+/** `strata` checked: a whole number >= 0. */
+export function boundStrata(strata: number | undefined): number {
+  const k = strata ?? 0;
+  if (!Number.isInteger(k) || k < 0) throw new UserError(`strata must be a whole number >= 0 (0: the full sum over t), got ${k}`);
+  return k;
 }
 
 /** Exact -log2 p(x0) by the forward algorithm (small L only). */
@@ -241,12 +264,13 @@ export class DiffusionModel {
     return this.call('inpainting', (raw) => raw.inpaint(pattern, n, toSeed(opts.seed ?? 0), mode, particles));
   }
 
-  /** The negative log-likelihood bound (full sum over t, `repeats` Monte-Carlo draws of x_t). */
-  evaluate(data: Uint8Array, opts: { repeats?: number; seed?: number | bigint } = {}): BoundEvaluation {
+  /** The negative log-likelihood bound (full or stratified sum over t, `repeats` Monte-Carlo draws of x_t). */
+  evaluate(data: Uint8Array, opts: BoundOptions = {}): BoundEvaluation {
     const rows = this.rows(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
-    const out = this.call('evaluation', (raw) => raw.evaluateBound(data, rows, repeats, toSeed(opts.seed ?? 0)));
-    return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats };
+    const strata = boundStrata(opts.strata);
+    const out = this.call('evaluation', (raw) => raw.evaluateBound(data, rows, repeats, strata, toSeed(opts.seed ?? 0)));
+    return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats, strata };
   }
 
   /** Exact -log2 p(x0) by the forward algorithm over all 2^L states (L <= 12). */

@@ -54,7 +54,10 @@ export interface LoopSettings {
   evalRepeats: number;
   /** At most this many validation sequences (a fixed subset) for the bound; 0: all of them. */
   evalSequences: number;
+  /** Samples drawn at the run's last evaluation; the ones before it draw only the grid's `gridSize`. */
   evalSamples: number;
+  /** Strata of t for the bound at every evaluation (0: the full sum over t). */
+  evalStrata: number;
   /** Sequences in the fixed-noise sample grid recorded at every evaluation. */
   gridSize: number;
   /** 0: no periodic checkpoints (the final one is always written). */
@@ -71,6 +74,8 @@ export interface Evaluation extends SampleProportions {
   /** Standard error as an estimate over the data distribution (spread across sequences). */
   bound_sequence_stderr: number;
   bound_repeats: number;
+  /** Strata of t of the bound (0: the full sum over t, exact in t). */
+  bound_strata: number;
   n_data: number;
   /** Number of samples drawn. */
   samples: number;
@@ -236,22 +241,24 @@ export interface EvaluationOptions {
   trainSet: Set<string>;
   dataSet: Set<string>;
   repeats: number;
+  /** 0: the full sum over t; K: K strata of t, one t drawn in each (unbiased, K/T of the cost). */
+  strata: number;
   samples: number;
   /** Seed of the bound's Monte-Carlo noise; the samples use `sampleSeed`. */
   boundSeed: number;
   sampleSeed: number;
 }
 
-/** The bound on `data` (Monte-Carlo, full sum over t) and where `samples` fresh samples fall. */
+/** The bound on `data` (Monte-Carlo, full or stratified sum over t) and where `samples` fresh samples fall. */
 export function evaluateModel(model: TrainableModel, options: EvaluationOptions): Evaluation {
-  const bound = model.evaluate(options.data.bits, { repeats: options.repeats, seed: options.boundSeed });
+  const bound = model.evaluate(options.data.bits, { repeats: options.repeats, strata: options.strata, seed: options.boundSeed });
   const { samples } = model.sample(options.samples, { seed: options.sampleSeed });
   return evaluationOf(model.length, bound, samples, options);
 }
 
 /** `evaluateModel` for a model that may answer asynchronously (a pool of workers). */
 export async function evaluateModelAsync(model: AsyncTrainableModel, options: EvaluationOptions): Promise<Evaluation> {
-  const bound = await model.evaluate(options.data.bits, { repeats: options.repeats, seed: options.boundSeed });
+  const bound = await model.evaluate(options.data.bits, { repeats: options.repeats, strata: options.strata, seed: options.boundSeed });
   const { samples } = await model.sample(options.samples, { seed: options.sampleSeed });
   return evaluationOf(model.length, bound, samples, options);
 }
@@ -264,6 +271,7 @@ function evaluationOf(length: number, bound: BoundEvaluation, samples: Uint8Arra
     bound_stderr: bound.stderr,
     bound_sequence_stderr: bound.sequenceStderr,
     bound_repeats: bound.repeats,
+    bound_strata: bound.strata,
     n_data: options.data.rows,
     samples: options.samples,
     ...sampleProportions(sampleLines, options.trainSet, options.dataSet),
@@ -341,14 +349,17 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
   };
 
   const boundData = evaluationSubset(data.val, settings.evalSequences, settings.seed);
-  const evaluate = async (): Promise<Evaluation> => {
+  // Evaluations before the last draw only the picture grid's samples (a chain of T steps per
+  // sample is most of an evaluation's cost); the last draws evalSamples for the final proportions.
+  const evaluate = async (last: boolean): Promise<Evaluation> => {
     const started = now();
     const evaluation = await evaluateModelAsync(model, {
       data: boundData,
       trainSet: data.trainSet,
       dataSet: data.valSet,
       repeats: settings.evalRepeats,
-      samples: Math.max(settings.evalSamples, settings.gridSize),
+      strata: settings.evalStrata,
+      samples: last ? Math.max(settings.evalSamples, settings.gridSize) : settings.gridSize,
       ...seeds,
     });
     evalMs += now() - started;
@@ -388,7 +399,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
       };
       windowLoss = windowGradNorm = windowSteps = 0;
       if (evalPoint) {
-        const evaluation = await evaluate();
+        const evaluation = await evaluate(last);
         checkEvaluationBound(step, evaluation);
         lastEvaluation = { step, evaluation };
         Object.assign(record, {
@@ -437,9 +448,10 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
   if (stopped === 'interrupted') {
     if (state.step !== lastCheckpointStep || stepsThisSession === 0) await checkpoint('interrupted');
   } else {
-    if (lastEvaluation?.step !== state.step) {
-      // Nothing left to train (a finished run resumed) or stopped early between evaluations.
-      lastEvaluation = { step: state.step, evaluation: await evaluate() };
+    if (lastEvaluation?.step !== state.step || lastEvaluation.evaluation.samples !== Math.max(settings.evalSamples, settings.gridSize)) {
+      // Nothing left to train (a finished run resumed) or stopped early (between evaluations, or
+      // at one that drew only the grid): the last evaluation, with all its samples.
+      lastEvaluation = { step: state.step, evaluation: await evaluate(true) };
       checkEvaluationBound(state.step, lastEvaluation.evaluation);
     }
     await checkpoint('final');

@@ -108,7 +108,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
         ],
       ],
       [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--seed', '--json']],
-      [['evaluate'], ['--data', '--train', '--samples', '--repeats', '--exact', '--seed', '--json']],
+      [['evaluate'], ['--data', '--train', '--samples', '--repeats', '--strata', '--exact', '--seed', '--json']],
       [
         ['data', 'heartbeat'],
         ['--length', '--period', '--holdout', '--out'],
@@ -260,6 +260,20 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(perSequence.reduce((s, entry) => s + entry.share, 0)).toBeCloseTo(result.prop_train + result.prop_data, 9);
     expect(table.stdout).toMatch(/^ {2}10000100001000010000\s+\d+\.\d% +\d+\.\d{3} bits$/m);
     expectUserError(cli(work, ['evaluate', model, '--exact']), /^error: --exact needs sequences of at most 12 bits .* this model's have 20$/);
+    // the same bound in nats and bits per bit; the full sum over t by default (T · L = 40,000 is cheap)
+    expect(result.bound_strata).toBe(0);
+    expect(result.bound_nats).toBeCloseTo(result.bound_bits * Math.LN2, 12);
+    expect(result.bound_bits_per_bit).toBeCloseTo(result.bound_bits / 20, 12);
+    expect(table.stdout).toMatch(/^bound .*\(full sum over t, 2 Monte-Carlo repeats\)$/m);
+    expect(table.stdout).toMatch(/^ {2}per sequence\s+\d+\.\d\d nats\/sequence, \d\.\d{4} bits\/bit$/m);
+    // --strata K: an unbiased estimate from K values of t, near the full sum
+    const stratified = JSON.parse(cli(work, ['evaluate', model, '--samples', '1', '--repeats', '2', '--strata', '4', '--json']).stdout);
+    expect(stratified.bound_strata).toBe(4);
+    expect(stratified.bound_bits).not.toBe(result.bound_bits);
+    expect(Math.abs(stratified.bound_bits - result.bound_bits)).toBeLessThan(4 * Math.hypot(stratified.bound_stderr, result.bound_stderr) + 1e-9);
+    expect(cli(work, ['evaluate', model, '--samples', '1', '--repeats', '1', '--strata', '4']).stdout).toMatch(/\(4 strata of t, 1 Monte-Carlo repeat\)/);
+    expectUserError(cli(work, ['evaluate', model, '--strata', '-1']), /^error: --strata: out of range/);
+    expectUserError(cli(work, ['evaluate', model, '--strata', '2.5']), /^error: --strata: /);
 
     // a short-sequence model: exact NLL, and the bound is not below it (up to Monte-Carlo error)
     writeFileSync(join(work, 'short.txt'), '1010\n0101\n1010\n0101\n');

@@ -41,8 +41,9 @@ const results = scenarios.map((s) => {
   );
   const data = bits(s.data);
   const rows = data.length / s.model.length;
-  const bound = hex64(model.evaluateBound(data, rows, s.repeats, BigInt(s.bound_seed)));
-  const totals = model.boundTotals(data, rows, s.repeats, BigInt(s.bound_seed), 0n);
+  const bound = hex64(model.evaluateBound(data, rows, s.repeats, 0, BigInt(s.bound_seed)));
+  const totals = model.boundTotals(data, rows, s.repeats, 0, BigInt(s.bound_seed), 0n);
+  const stratified = hex64(model.boundTotals(data, rows, s.repeats, s.strata, BigInt(s.bound_seed), 0n));
   const summary = hex64(summariseBound(totals, rows, s.repeats));
   const result = {
     reports,
@@ -54,6 +55,7 @@ const results = scenarios.map((s) => {
     inpainted,
     bound,
     summary,
+    stratified,
     state: model.stateJson(),
     errors: {
       missing_field: thrown(() => new RawModel(JSON.stringify(s.model), JSON.stringify({ ...s.training, min_lr_ratio: undefined }), 1n)),

@@ -195,6 +195,7 @@ describe('data-parallel training', () => {
         evalRepeats: 2,
         evalSequences: 0,
         evalSamples: 5,
+        evalStrata: 3,
         gridSize: 4,
         checkpointEvery: 0,
         earlyStopping: 0,
@@ -210,7 +211,7 @@ describe('data-parallel training', () => {
     expect(evaluation.samples).toBe(5);
     // the pool's evaluation is the local model's, bit for bit
     const seeds = evaluationSeeds(3);
-    expect(evaluation.bound_bits).toBe(local.evaluate(data.val.bits, { repeats: 2, seed: seeds.boundSeed }).boundBits);
+    expect(evaluation.bound_bits).toBe(local.evaluate(data.val.bits, { repeats: 2, strata: 3, seed: seeds.boundSeed }).boundBits);
     expect(evaluation.sampleLines.join('')).toBe(Array.from(local.sample(5, { seed: seeds.sampleSeed }).samples).join(''));
   });
 });
@@ -235,6 +236,10 @@ describe('sampling and evaluation over the pool', () => {
     }
     const data = batchOf(7, 3);
     expect(await p.evaluate(data, { repeats: 3, seed: 5 })).toEqual(one.evaluate(data, { repeats: 3, seed: 5 }));
+    const stratified = await p.evaluate(data, { repeats: 3, strata: 4, seed: 5 });
+    expect(stratified).toEqual(one.evaluate(data, { repeats: 3, strata: 4, seed: 5 }));
+    expect(stratified.strata).toBe(4);
+    expect(stratified.boundBits).not.toBe(one.evaluate(data, { repeats: 3, seed: 5 }).boundBits);
     one.free();
   });
 

@@ -67,7 +67,7 @@ describe('the configs sent to the core', () => {
 describe('the loop settings of a run', () => {
   it('come from the run config', () => {
     const config = resolveConfig([valuesLayer({ 'training.eval_every': 7, 'training.checkpoint_every': 3, 'training.seed': 9 }, () => 'x')]).config;
-    expect(loopSettings(config, 50)).toEqual({
+    expect(loopSettings(config, 50, 20)).toEqual({
       totalSteps: 50,
       batchSize: DEFAULTS.training.batch_size,
       seed: 9,
@@ -76,10 +76,21 @@ describe('the loop settings of a run', () => {
       evalRepeats: DEFAULTS.training.eval_repeats,
       evalSequences: DEFAULTS.training.eval_sequences,
       evalSamples: DEFAULTS.training.eval_samples,
+      evalStrata: 0,
       gridSize: 16,
       checkpointEvery: 3,
       earlyStopping: DEFAULTS.training.early_stopping,
     });
+  });
+
+  it('sum over all t when a pass over t is cheap (T · L <= 65,536), else over 64 strata of t, unless eval_strata says', () => {
+    const config = resolveConfig([valuesLayer({ 'model.T': 1000 }, () => 'x')]).config;
+    expect(loopSettings(config, 50, 65).evalStrata).toBe(0);
+    expect(loopSettings(config, 50, 66).evalStrata).toBe(64);
+    expect(loopSettings(config, 50, 784).evalStrata).toBe(64);
+    const given = resolveConfig([valuesLayer({ 'model.T': 1000, 'training.eval_strata': 40 }, () => 'x')]).config;
+    expect(loopSettings(given, 50, 20).evalStrata).toBe(40);
+    expect(loopSettings(given, 50, 784).evalStrata).toBe(40);
   });
 });
 

@@ -3,6 +3,7 @@
 // (The real model's bit-for-bit resume is tested end to end in tests/cli.test.ts.)
 import { describe, expect, it } from 'vitest';
 import { fromStrings, heartbeatData, sequenceSet } from '../src/data.js';
+import type { BoundOptions } from '../src/model.js';
 import {
   BatchSampler,
   epochPermutation,
@@ -21,6 +22,8 @@ class FakeModel implements TrainableModel {
   hash = 2166136261;
   private steps = 0;
   evaluations = 0;
+  /** The strata of t each evaluation was asked for. */
+  strataSeen: number[] = [];
   constructor(
     readonly length: number,
     private readonly bounds: number[] = [],
@@ -39,10 +42,12 @@ class FakeModel implements TrainableModel {
     for (let i = 0; i < samples.length; i++) samples[i] = ((opts?.seed ?? 0) >> (i % 7)) & 1;
     return { samples, frames: [] };
   }
-  evaluate(data: Uint8Array) {
+  evaluate(data: Uint8Array, opts: BoundOptions = {}) {
     const boundBits = this.bounds[this.evaluations] ?? 10;
     this.evaluations += 1;
-    return { boundBits, stderr: 0.5, sequenceStderr: 0.7, perSequence: new Float64Array(data.length / this.length), repeats: 1 };
+    const strata = opts.strata ?? 0;
+    this.strataSeen.push(strata);
+    return { boundBits, stderr: 0.5, sequenceStderr: 0.7, perSequence: new Float64Array(data.length / this.length), repeats: 1, strata };
   }
   restore(step: number, hash: number) {
     this.steps = step;
@@ -61,6 +66,7 @@ const settings = (overrides: Partial<LoopSettings> = {}): LoopSettings => ({
   evalRepeats: 1,
   evalSequences: 0,
   evalSamples: 6,
+  evalStrata: 0,
   gridSize: 4,
   checkpointEvery: 5,
   earlyStopping: 0,
@@ -168,6 +174,27 @@ describe('training loop', () => {
     expect(outcome.lastEvaluation?.evaluation.samples).toBe(6);
   });
 
+  it('draws only the grid at evaluations before the last and evalSamples at the last, also when stopped early', async () => {
+    const completed = new FakeModel(10);
+    const drawn: number[] = [];
+    await runTraining({
+      model: completed,
+      data,
+      settings: settings({ evalStrata: 7 }),
+      now,
+      yieldToEventLoop: noYield,
+      hooks: { onEvaluation: (_, e) => void drawn.push(e.samples) },
+    });
+    expect(drawn).toEqual([4, 4, 6]); // steps 8, 16, 20
+    expect(completed.strataSeen).toEqual([7, 7, 7]);
+    // early stopping after two worse bounds at steps 16 and 24: the last evaluation is redone with all samples
+    const stopped = new FakeModel(10, [5, 6, 7, 8]);
+    const outcome = await runTraining({ model: stopped, data, settings: settings({ totalSteps: 40, earlyStopping: 2 }), now, yieldToEventLoop: noYield });
+    expect(outcome.stopped).toBe('early_stopping');
+    expect(stopped.evaluations).toBe(4);
+    expect(outcome.lastEvaluation).toMatchObject({ step: 24, evaluation: { samples: 6, bound_bits: 8 } });
+  });
+
   it('uses the given step function instead of model.trainStep', async () => {
     const model = new FakeModel(10);
     const seen: number[] = [];
@@ -258,7 +285,8 @@ describe('training loop', () => {
     expect(outcome.state.bestStep).toBe(20);
     expect(outcome.state.bestBoundBits).toBe(4);
     expect(best).toEqual([10, 20]);
-    expect(model.evaluations).toBe(4);
+    // the four on schedule, and the last redone with all the samples (the one at step 40 drew only the grid)
+    expect(model.evaluations).toBe(5);
   });
 
   it('a finished run resumed trains no more but still evaluates', async () => {

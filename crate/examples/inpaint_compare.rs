@@ -14,6 +14,7 @@
 //! done u times, going back by x_t ~ q(x_t | x_{t-1}) in between; known bits from the posterior).
 
 use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Padding, Parameterisation, ScheduleKind};
+use bernoulli_diffusion_core::evaluate::TimeSampling;
 use bernoulli_diffusion_core::inpaint::{inpaint, InpaintMode};
 use bernoulli_diffusion_core::kernel::reverse_probabilities;
 use bernoulli_diffusion_core::model::Model;
@@ -211,7 +212,7 @@ fn main() {
         let batch: Vec<u8> = (0..rows).flat_map(|_| data.chunks(L).nth(rng.below(P as u32) as usize).unwrap().to_vec()).collect();
         model.train_step(&batch, rows).unwrap();
     }
-    let bound = model.evaluate_bound(&data, P, 20, 3).unwrap();
+    let bound = model.evaluate_bound(&data, P, 20, TimeSampling::Full, 3).unwrap();
     let mut net = build_network(&config, &mut Rng::new(0));
     net.parameters_mut().copy_from_slice(model.ema_parameters().unwrap());
     let name = format!("{architecture:?} ({parameterisation:?}), T = {timesteps}, {steps} steps, bound {:.3} ± {:.3} bits", bound.mean, bound.mc_stderr);

@@ -1,5 +1,5 @@
-//! Evaluation (DESIGN.md §2): the bound by Monte Carlo over x_t (full sum over t, R repeats,
-//! standard errors) and the exact NLL by the forward algorithm over all 2^L states (small L).
+//! Evaluation (DESIGN.md §2): the bound by Monte Carlo over x_t (full or stratified sum over t,
+//! R repeats, standard errors) and the exact NLL by the forward algorithm over all 2^L states (small L).
 //! The "oracle" reverse kernel they are checked with is `network::oracle::OracleNetwork`.
 
 use crate::config::ModelConfig;
@@ -16,8 +16,10 @@ use crate::schedule::Schedule;
 pub const EVAL_STREAM_BASE: u64 = u64::MAX - 16;
 /// Largest L the exact likelihood accepts (2^L states, cost O(T·4^L)).
 pub const EXACT_MAX_LENGTH: usize = 12;
-/// (sequence, repeat) rows per network call in `evaluate_bound`.
+/// At most this many rows, and rows × L bits, per network call in `evaluate_bound` (the
+/// activations of a call grow with both).
 const CHUNK_ROWS: usize = 512;
+const CHUNK_CELLS: usize = 1 << 16;
 
 /// A Monte-Carlo estimate of the bound on a dataset, bits per sequence.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,10 +40,45 @@ pub struct BoundEstimate {
     pub repeats: usize,
 }
 
-/// The bound of every sequence by the full sum over t = 1..T with x_t ~ q(x_t | x0) drawn
-/// independently for every t, repeated R times. Draw order of (sequence i, repeat r):
-/// for t = 1..T: for j = 0..L: x_t[j] = bernoulli(q(x_t=1 | x0_j)), from its own stream (see
-/// `EVAL_STREAM_BASE`), so the result does not depend on chunking.
+/// How the bound's sum over t = 1..T is estimated for one (sequence, repeat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSampling {
+    /// Every term t = 1..T, each with its own x_t draw: exact in t, T network rows per repeat.
+    Full,
+    /// K strata of t (contiguous, near-equal ranges [lo_s, hi_s]); one t drawn uniformly in each,
+    /// its term weighted by the stratum's size: sum_s (hi_s - lo_s + 1) · L_{t_s}, an unbiased
+    /// estimate of sum_t L_t with K network rows per repeat. K >= T is `Full` exactly.
+    Stratified(usize),
+}
+
+impl TimeSampling {
+    /// `Stratified(strata)` for strata > 0, `Full` for 0 (the wasm and CLI convention).
+    pub fn from_strata(strata: usize) -> Self {
+        if strata == 0 {
+            TimeSampling::Full
+        } else {
+            TimeSampling::Stratified(strata)
+        }
+    }
+
+    /// The strata of t = 1..T as inclusive ranges: T of width 1 for `Full` (or K >= T), else K.
+    pub fn strata(self, timesteps: usize) -> Vec<(usize, usize)> {
+        let k = match self {
+            TimeSampling::Full => timesteps,
+            TimeSampling::Stratified(k) => k.min(timesteps),
+        };
+        // stratum s covers t in [1 + floor(s·T/K), floor((s+1)·T/K)]
+        (0..k).map(|s| (1 + s * timesteps / k, (s + 1) * timesteps / k)).collect()
+    }
+}
+
+/// The bound of every sequence (prior term + the sum over t of L_t, each L_t at an x_t ~ q(x_t |
+/// x0) of its own), repeated R times, with the sum over t exact or stratified (`TimeSampling`).
+/// Draw order of (sequence i, repeat r), from its own stream (see `EVAL_STREAM_BASE`): for each
+/// stratum in order of t: t (only when the stratum holds more than one step), then x_t[j] =
+/// bernoulli(q(x_t=1 | x0_j)) for j = 0..L. So the result does not depend on chunking, and
+/// `Full` and `Stratified(K >= T)` give the same totals.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_bound(
     network: &mut dyn ReverseNetwork,
     config: &ModelConfig,
@@ -49,9 +86,10 @@ pub fn evaluate_bound(
     x0: &[u8],
     rows: usize,
     repeats: usize,
+    sampling: TimeSampling,
     seed: u64,
 ) -> CoreResult<BoundEstimate> {
-    let totals = bound_totals(network, config, schedule, x0, rows, repeats, seed, 0)?;
+    let totals = bound_totals(network, config, schedule, x0, rows, repeats, sampling, seed, 0)?;
     Ok(summarise(&totals, rows, repeats))
 }
 
@@ -66,6 +104,7 @@ pub fn bound_totals(
     x0: &[u8],
     rows: usize,
     repeats: usize,
+    sampling: TimeSampling,
     seed: u64,
     first_index: u64,
 ) -> CoreResult<Vec<f64>> {
@@ -79,55 +118,70 @@ pub fn bound_totals(
     if repeats == 0 {
         return Err(CoreError::user("repeats must be at least 1"));
     }
+    let strata = sampling.strata(schedule.timesteps);
     let items = rows * repeats; // item = i·R + r
     let mut totals = vec![0.0f64; items];
-    let chunk = CHUNK_ROWS.min(items.max(1));
+    let mut rngs: Vec<Rng> = Vec::with_capacity(items);
+    for (item, total) in totals.iter_mut().enumerate() {
+        let (i, r) = (item / repeats, item % repeats);
+        rngs.push(Rng::for_example(seed, EVAL_STREAM_BASE - r as u64, first_index + i as u64));
+        *total = prior_term_bits(schedule, &x0[i * length..(i + 1) * length]);
+    }
+    // Network rows are (item, stratum) pairs taken item-major in chunks: each item's generator
+    // draws its strata in order whatever the chunk boundaries. With every stratum one step wide
+    // (`Full`), the chunks go t-major instead (all items at t = 1, then t = 2, ...), which keeps
+    // each item's draw order and lets small data sets fill a chunk.
+    let per_item = strata.len();
+    let pairs = items * per_item;
+    let t_major = strata.iter().all(|&(lo, hi)| lo == hi);
+    let pair_of = |p: usize| if t_major { (p % items, p / items) } else { (p / per_item, p % per_item) };
+    let chunk = CHUNK_ROWS.min((CHUNK_CELLS / length.max(1)).max(1)).min(pairs.max(1));
     let mut x0_rows = vec![0u8; chunk * length];
     let mut xt = vec![0u8; chunk * length];
     let mut input = vec![0.0f32; chunk * length];
     let mut logits = vec![0.0f32; chunk * length];
     let mut dlogits = vec![0.0f32; chunk * length];
     let mut t_rows = vec![0u32; chunk];
-    let weights = vec![1.0f64; chunk];
+    let mut items_of_rows = vec![0usize; chunk];
+    let mut widths = vec![0.0f64; chunk];
+    let unit_weights = vec![1.0f64; chunk];
     let mut terms = vec![0.0f64; chunk];
-    let mut rngs: Vec<Rng> = Vec::with_capacity(chunk);
     let mut start = 0;
-    while start < items {
-        let n = chunk.min(items - start);
+    while start < pairs {
+        let n = chunk.min(pairs - start);
         let cells = n * length;
-        rngs.clear();
         for k in 0..n {
-            let (i, r) = ((start + k) / repeats, (start + k) % repeats);
-            rngs.push(Rng::for_example(seed, EVAL_STREAM_BASE - r as u64, first_index + i as u64));
-            x0_rows[k * length..(k + 1) * length].copy_from_slice(&x0[i * length..(i + 1) * length]);
-            totals[start + k] = prior_term_bits(schedule, &x0[i * length..(i + 1) * length]);
+            let (item, stratum) = pair_of(start + k);
+            let i = item / repeats;
+            let (lo, hi) = strata[stratum];
+            let rng = &mut rngs[item];
+            let t = if hi > lo { lo + rng.below((hi - lo + 1) as u32) as usize } else { lo };
+            let span = k * length..(k + 1) * length;
+            x0_rows[span.clone()].copy_from_slice(&x0[i * length..(i + 1) * length]);
+            draw_noisy_row(rng, &x0_rows[span.clone()], marginal_thresholds(schedule, t), &mut xt[span]);
+            t_rows[k] = t as u32;
+            items_of_rows[k] = item;
+            widths[k] = (hi - lo + 1) as f64;
         }
-        for t in 1..=schedule.timesteps {
-            let thresholds = marginal_thresholds(schedule, t);
-            for k in 0..n {
-                let span = k * length..(k + 1) * length;
-                draw_noisy_row(&mut rngs[k], &x0_rows[span.clone()], thresholds, &mut xt[span]);
-            }
-            for (x, &b) in input[..cells].iter_mut().zip(&xt[..cells]) {
-                *x = b as f32;
-            }
-            t_rows[..n].fill(t as u32);
-            network.forward(&input[..cells], &t_rows[..n], &mut logits[..cells]);
-            terms_and_dlogits(
-                config.parameterisation,
-                schedule,
-                length,
-                &x0_rows[..cells],
-                &xt[..cells],
-                &t_rows[..n],
-                &logits[..cells],
-                &weights[..n],
-                &mut dlogits[..cells],
-                &mut terms[..n],
-            );
-            for k in 0..n {
-                totals[start + k] += terms[k];
-            }
+        for (x, &b) in input[..cells].iter_mut().zip(&xt[..cells]) {
+            *x = b as f32;
+        }
+        network.forward(&input[..cells], &t_rows[..n], &mut logits[..cells]);
+        terms_and_dlogits(
+            config.parameterisation,
+            schedule,
+            length,
+            &x0_rows[..cells],
+            &xt[..cells],
+            &t_rows[..n],
+            &logits[..cells],
+            &unit_weights[..n],
+            &mut dlogits[..cells],
+            &mut terms[..n],
+        );
+        for k in 0..n {
+            // the stratum's share of the sum over t: (hi - lo + 1) · L_t
+            totals[items_of_rows[k]] += widths[k] * terms[k];
         }
         start += n;
     }
@@ -343,9 +397,84 @@ mod tests {
         let exact = exact_nll(&mut oracle, &config, &schedule, &data, period).unwrap();
         assert!((exact.total_mass - 1.0).abs() < 1e-9);
         let exact_mean = exact.nll_bits.iter().sum::<f64>() / period as f64;
-        let bound = evaluate_bound(&mut oracle, &config, &schedule, &data, period, 400, 5).unwrap();
+        let bound = evaluate_bound(&mut oracle, &config, &schedule, &data, period, 400, TimeSampling::Full, 5).unwrap();
         assert!(exact_mean >= (period as f64).log2() - 1e-9, "exact {exact_mean}");
         assert!(bound.mean >= exact_mean - 3.0 * bound.mc_stderr, "bound {} ± {} vs exact {exact_mean}", bound.mean, bound.mc_stderr);
+    }
+
+    #[test]
+    fn strata_partition_one_to_t_in_near_equal_ranges() {
+        assert_eq!(TimeSampling::Stratified(3).strata(10), vec![(1, 3), (4, 6), (7, 10)]);
+        assert_eq!(TimeSampling::Stratified(1).strata(7), vec![(1, 7)]);
+        assert_eq!(TimeSampling::Full.strata(3), vec![(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(TimeSampling::Stratified(50).strata(4), TimeSampling::Full.strata(4));
+        for (k, timesteps) in [(7, 100), (64, 2000), (100, 1000), (13, 13)] {
+            let strata = TimeSampling::Stratified(k).strata(timesteps);
+            assert_eq!(strata.len(), k);
+            assert_eq!(strata[0].0, 1);
+            assert_eq!(strata[k - 1].1, timesteps);
+            for pair in strata.windows(2) {
+                assert_eq!(pair[1].0, pair[0].1 + 1, "contiguous");
+            }
+            let widths: Vec<usize> = strata.iter().map(|(lo, hi)| hi - lo + 1).collect();
+            assert!(widths.iter().max().unwrap() - widths.iter().min().unwrap() <= 1, "{widths:?}");
+        }
+    }
+
+    #[test]
+    fn stratified_with_a_stratum_per_step_is_the_full_sum_bit_for_bit() {
+        let (length, timesteps) = (5, 9);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let config = config(length, timesteps, Parameterisation::X0);
+        let mut net = LinearNetwork::new(length, timesteps, 3, 0.7);
+        let x0 = [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1];
+        let full = bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Full, 8, 2).unwrap();
+        for k in [timesteps, 1000] {
+            assert_eq!(bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Stratified(k), 8, 2).unwrap(), full);
+        }
+        assert_ne!(bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Stratified(4), 8, 2).unwrap(), full);
+    }
+
+    /// E[bound] exactly, for tiny L: prior + sum_t sum_{x_t} q(x_t | x0) L_t(x0, x_t), every x_t enumerated.
+    fn expected_bound(net: &mut LinearNetwork, config: &ModelConfig, schedule: &Schedule, x0: &[u8]) -> f64 {
+        let length = x0.len();
+        let states = 1usize << length;
+        let mut total = prior_term_bits(schedule, x0);
+        let (mut logits, mut dlogits) = (vec![0.0f32; length], vec![0.0f32; length]);
+        let mut term = [0.0f64];
+        for t in 1..=schedule.timesteps {
+            let q1 = marginal_thresholds(schedule, t).map(f64::from); // q(x_t = 1 | x0 = b) as the sampler uses it
+            for state in 0..states {
+                let xt: Vec<u8> = (0..length).map(|j| ((state >> j) & 1) as u8).collect();
+                let probability: f64 = (0..length).map(|j| if xt[j] == 1 { q1[x0[j] as usize] } else { 1.0 - q1[x0[j] as usize] }).product();
+                let input: Vec<f32> = xt.iter().map(|&b| b as f32).collect();
+                net.forward(&input, &[t as u32], &mut logits);
+                terms_and_dlogits(config.parameterisation, schedule, length, x0, &xt, &[t as u32], &logits, &[1.0], &mut dlogits, &mut term);
+                total += probability * term[0];
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn stratified_bound_is_unbiased_with_an_honest_standard_error() {
+        // L = 3, T = 40: the exact expectation by enumerating x_t, against K = 1, 5 and 40 strata
+        let (length, timesteps) = (3, 40);
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        for p in [Parameterisation::X0, Parameterisation::Direct] {
+            let config = config(length, timesteps, p);
+            let mut net = LinearNetwork::new(length, timesteps, 11, 1.2);
+            let x0 = [1u8, 0, 1];
+            let exact = expected_bound(&mut net, &config, &schedule, &x0);
+            let mut errors = vec![];
+            for k in [1, 5, timesteps] {
+                let e = evaluate_bound(&mut net, &config, &schedule, &x0, 1, 4000, TimeSampling::Stratified(k), 3).unwrap();
+                assert!((e.mean - exact).abs() < 4.0 * e.mc_stderr, "{p:?} K = {k}: {} ± {} vs exact {exact}", e.mean, e.mc_stderr);
+                errors.push(e.mc_stderr);
+            }
+            // more strata, less variance (one t per stratum removes the spread between strata)
+            assert!(errors[0] > errors[1] && errors[1] > errors[2], "{p:?}: {errors:?}");
+        }
     }
 
     /// DESIGN.md §3: the best factorised kernel on the 5 heartbeat phases (L = 20).
@@ -354,7 +483,7 @@ mod tests {
         let data = heartbeat(length, period);
         let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
         let mut oracle = OracleNetwork::new(&schedule, length, &data);
-        evaluate_bound(&mut oracle, &config(length, timesteps, Parameterisation::X0), &schedule, &data, period, repeats, 2015).unwrap()
+        evaluate_bound(&mut oracle, &config(length, timesteps, Parameterisation::X0), &schedule, &data, period, repeats, TimeSampling::Full, 2015).unwrap()
     }
 
     #[test]

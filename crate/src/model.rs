@@ -10,7 +10,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::{CoreError, CoreResult};
-use crate::evaluate::{self, BoundEstimate, ExactNll};
+use crate::evaluate::{self, BoundEstimate, ExactNll, TimeSampling};
 use crate::finite;
 use crate::inpaint::{self, InpaintMode};
 use crate::kernel;
@@ -355,16 +355,16 @@ impl Model {
     }
 
     /// Monte-Carlo bound (full sum over t, `repeats` draws per sequence), bits per sequence.
-    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> CoreResult<BoundEstimate> {
+    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, sampling: TimeSampling, seed: u64) -> CoreResult<BoundEstimate> {
         self.check_batch(x0, rows)?;
-        self.with_eval_weights(|net, config, schedule| evaluate::evaluate_bound(net, config, schedule, x0, rows, repeats, seed))
+        self.with_eval_weights(|net, config, schedule| evaluate::evaluate_bound(net, config, schedule, x0, rows, repeats, sampling, seed))
     }
 
     /// The totals behind `evaluate_bound` (totals[i·R + r], bits) for rows that are sequences
     /// first_index.. of the dataset; `evaluate::summarise` of all rows' totals gives the estimate.
-    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> CoreResult<Vec<f64>> {
+    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, sampling: TimeSampling, seed: u64, first_index: u64) -> CoreResult<Vec<f64>> {
         self.check_batch(x0, rows)?;
-        self.with_eval_weights(|net, config, schedule| evaluate::bound_totals(net, config, schedule, x0, rows, repeats, seed, first_index))
+        self.with_eval_weights(|net, config, schedule| evaluate::bound_totals(net, config, schedule, x0, rows, repeats, sampling, seed, first_index))
     }
 
     /// Exact -log2 p(x0) of each sequence (L <= 12) and the total probability of all 2^L.
@@ -466,12 +466,12 @@ mod tests {
         ] {
             let training = TrainingConfig { lr: 3e-3, objective, ema_decay: 0.0, ..Default::default() };
             let mut model = Model::new(model_config(architecture, parameterisation, length, timesteps), training, 7).unwrap();
-            let first = model.evaluate_bound(&data, 3, 50, 1).unwrap().mean;
+            let first = model.evaluate_bound(&data, 3, 50, TimeSampling::Full, 1).unwrap().mean;
             train(&mut model, &data, 300, 16);
             let exact = model.exact_nll(&data, 3).unwrap();
             assert!((exact.total_mass - 1.0).abs() < 1e-6, "{architecture:?}: mass {}", exact.total_mass);
             let exact_mean = exact.nll_bits.iter().sum::<f64>() / 3.0;
-            let bound = model.evaluate_bound(&data, 3, 200, 2).unwrap();
+            let bound = model.evaluate_bound(&data, 3, 200, TimeSampling::Full, 2).unwrap();
             eprintln!(
                 "{architecture:?}/{parameterisation:?}/{objective:?}: bound {first:.3} -> {:.3} ± {:.3}, exact NLL {exact_mean:.3}",
                 bound.mean, bound.mc_stderr
@@ -687,9 +687,9 @@ mod tests {
             let whole = model.inpaint(&pattern, 5, 2, mode).unwrap();
             assert_eq!([model.inpaint_range(&pattern, 0, 2, 2, mode).unwrap(), model.inpaint_range(&pattern, 2, 3, 2, mode).unwrap()].concat(), whole);
         }
-        let estimate = model.evaluate_bound(&data, 3, 4, 5).unwrap();
-        let first = model.bound_totals(&data[..length], 1, 4, 5, 0).unwrap();
-        let rest = model.bound_totals(&data[length..], 2, 4, 5, 1).unwrap();
+        let estimate = model.evaluate_bound(&data, 3, 4, TimeSampling::Full, 5).unwrap();
+        let first = model.bound_totals(&data[..length], 1, 4, TimeSampling::Full, 5, 0).unwrap();
+        let rest = model.bound_totals(&data[length..], 2, 4, TimeSampling::Full, 5, 1).unwrap();
         assert_eq!(evaluate::summarise(&[first, rest].concat(), 3, 4), estimate);
     }
 
@@ -806,8 +806,8 @@ mod tests {
         user(Model::new(ModelConfig { hidden: 0, ..config.clone() }, TrainingConfig::default(), 1).err().unwrap());
         user(Model::new(config.clone(), TrainingConfig { beta2: 1.0, ..Default::default() }, 1).err().unwrap());
         user(model.train_step(&[0, 1, 0], 1).unwrap_err());
-        user(model.evaluate_bound(&[0, 1, 0, 7], 1, 2, 0).unwrap_err());
-        user(model.bound_totals(&[0, 1, 0, 1], 1, 0, 0, 0).unwrap_err());
+        user(model.evaluate_bound(&[0, 1, 0, 7], 1, 2, TimeSampling::Full, 0).unwrap_err());
+        user(model.bound_totals(&[0, 1, 0, 1], 1, 0, TimeSampling::Stratified(3), 0, 0).unwrap_err());
         user(model.inpaint(&[3, 2, 2, 2], 1, 0, InpaintMode::Clamp).unwrap_err());
         user(model.inpaint(&[2; 4], 1, 0, InpaintMode::Smc { particles: 0 }).unwrap_err());
         user(InpaintMode::from_name(Some("dream"), None).unwrap_err());

@@ -7,7 +7,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::{json_error, CoreError};
-use crate::evaluate::{self, BoundEstimate};
+use crate::evaluate::{self, BoundEstimate, TimeSampling};
 use crate::inpaint::InpaintMode;
 use crate::model::{self, Model};
 use crate::optimiser::TrainingConfig;
@@ -218,10 +218,11 @@ impl RawModel {
     }
 
     /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
-    /// of the dataset: totals[i·repeats + r] (bits).
+    /// of the dataset: totals[i·repeats + r] (bits). strata: 0 for the full sum over t, else K
+    /// strata of t (`evaluate::TimeSampling`).
     #[wasm_bindgen(js_name = boundTotals)]
-    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, JsValue> {
-        self.model.bound_totals(x0, rows, repeats, seed, first_index).map_err(js_error)
+    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, strata: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, JsValue> {
+        self.model.bound_totals(x0, rows, repeats, TimeSampling::from_strata(strata), seed, first_index).map_err(js_error)
     }
 
     #[wasm_bindgen(js_name = lastFrames)]
@@ -241,10 +242,11 @@ impl RawModel {
         self.model.inpaint(pattern, n, seed, mode).map_err(js_error)
     }
 
-    /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence).
+    /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence). strata: 0
+    /// for the full sum over t, else K strata of t (`evaluate::TimeSampling`).
     #[wasm_bindgen(js_name = evaluateBound)]
-    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, seed: u64) -> Result<Vec<f64>, JsValue> {
-        let estimate = self.model.evaluate_bound(x0, rows, repeats, seed).map_err(js_error)?;
+    pub fn evaluate_bound(&mut self, x0: &[u8], rows: usize, repeats: usize, strata: usize, seed: u64) -> Result<Vec<f64>, JsValue> {
+        let estimate = self.model.evaluate_bound(x0, rows, repeats, TimeSampling::from_strata(strata), seed).map_err(js_error)?;
         Ok(bound_layout(&estimate))
     }
 

@@ -6,7 +6,7 @@
 
 use bernoulli_diffusion_core::config::ModelConfig;
 use bernoulli_diffusion_core::error::{json_error, CoreError};
-use bernoulli_diffusion_core::evaluate;
+use bernoulli_diffusion_core::evaluate::{self, TimeSampling};
 use bernoulli_diffusion_core::inpaint::InpaintMode;
 use bernoulli_diffusion_core::model::Model;
 use bernoulli_diffusion_core::optimiser::TrainingConfig;
@@ -78,7 +78,7 @@ fn scenario(model: Value, training: Value, seed: u64, steps: usize, rows: usize)
         "shard": batch(steps, 5), "shard_offset": 3,
         "samples": 7, "sample_seed": 11, "record_every": 3,
         "pattern": text(&pattern), "inpaint_modes": [["clamp", null], ["smc", 3]],
-        "data": text(&data), "repeats": 4, "bound_seed": 5,
+        "data": text(&data), "repeats": 4, "bound_seed": 5, "strata": 3,
     })
 }
 
@@ -142,9 +142,11 @@ fn native(s: &Value) -> Value {
         .collect();
     let data = bits(s["data"].as_str().unwrap());
     let (rows, repeats, bound_seed) = (data.len() / length, s["repeats"].as_u64().unwrap() as usize, s["bound_seed"].as_u64().unwrap());
-    let e = model.evaluate_bound(&data, rows, repeats, bound_seed).unwrap();
+    let e = model.evaluate_bound(&data, rows, repeats, TimeSampling::Full, bound_seed).unwrap();
     let bound = hex64(&[&[e.mean, e.mc_stderr, e.sequence_stderr][..], &e.per_sequence].concat());
-    let totals = model.bound_totals(&data, rows, repeats, bound_seed, 0).unwrap();
+    let strata = s["strata"].as_u64().unwrap() as usize;
+    let stratified = hex64(&model.bound_totals(&data, rows, repeats, TimeSampling::Stratified(strata), bound_seed, 0).unwrap());
+    let totals = model.bound_totals(&data, rows, repeats, TimeSampling::Full, bound_seed, 0).unwrap();
     let e = evaluate::summarise(&totals, rows, repeats);
     let summary = hex64(&[&[e.mean, e.mc_stderr, e.sequence_stderr][..], &e.per_sequence].concat());
     let mut without = s["training"].clone();
@@ -160,6 +162,7 @@ fn native(s: &Value) -> Value {
         "inpainted": inpainted,
         "bound": bound,
         "summary": summary,
+        "stratified": stratified,
         "state": model.state_json(),
         "errors": {
             "missing_field": error_value(missing_field),

@@ -1,5 +1,5 @@
 /**
- * `evaluate CKPT`: the NLL bound on data (Monte-Carlo, full sum over t, with a standard error),
+ * `evaluate CKPT`: the NLL bound on data (Monte-Carlo, full or stratified sum over t, with a standard error),
  * where fresh samples fall (in the training data, only in the evaluated data, neither), and with
  * --exact the exact NLL (L <= 12).
  */
@@ -11,18 +11,28 @@ import type { CommandContext } from './io.js';
 import { POOL_MIN_EVALUATION_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 import { defaultEvaluationData, type NamedSequences, readSequences, setOf } from '../run/data.js';
 import { readCheckpoint } from '../run/load.js';
+import { fullSumIsCheap, STRATA_WHEN_EXPENSIVE } from '../run/settings.js';
 import { integerFlag } from './flags.js';
 import { boundText, count, percent } from './text.js';
 
 /** Largest sequence length for the exact NLL (the forward algorithm runs over all 2^L states). */
 export const EXACT_MAX_LENGTH = 12;
 
+/**
+ * Defaults when one pass over t is expensive (T · L > 65,536, e.g. 28×28 images at T = 1000): 64
+ * strata of t, 2 repeats and 16 samples, so that 1,000 images take minutes; else the full sum over
+ * t, 4 repeats and 200 samples.
+ */
+const EXPENSIVE_DEFAULTS = { strata: STRATA_WHEN_EXPENSIVE, repeats: 2, samples: 16 };
+const CHEAP_DEFAULTS = { strata: 0, repeats: 4, samples: 200 };
+
 interface EvaluateArgs {
   checkpoint: string;
   data?: string;
   train?: string;
-  samples: number;
-  repeats: number;
+  samples?: number;
+  repeats?: number;
+  strata?: number;
   exact: boolean;
   seed: number;
   json: boolean;
@@ -35,8 +45,13 @@ function builder(yargs: Argv): Argv<EvaluateArgs> {
     .positional('checkpoint', { type: 'string', describe: 'a model.safetensors or checkpoints/step-<n>.safetensors', demandOption: true })
     .option('data', { type: 'string', describe: 'data to evaluate the bound on', defaultDescription: "the run's val data; heartbeat runs: all phases" })
     .option('train', { type: 'string', describe: 'training data, to tell memorised samples from new ones', defaultDescription: "the run's training data" })
-    .option('samples', { type: 'number', default: 200, describe: 'samples to draw' })
-    .option('repeats', { type: 'number', default: 4, describe: 'Monte-Carlo repeats of the bound per sequence' })
+    .option('samples', { type: 'number', describe: 'samples to draw', defaultDescription: '200; 16 when T·L > 65,536' })
+    .option('repeats', { type: 'number', describe: 'Monte-Carlo repeats of the bound per sequence', defaultDescription: '4; 2 when T·L > 65,536' })
+    .option('strata', {
+      type: 'number',
+      describe: 'estimate the sum over t with K strata of t, one t drawn in each (unbiased; 0: the full sum, exact in t)',
+      defaultDescription: '0; 64 when T·L > 65,536',
+    })
     .option('exact', {
       type: 'boolean',
       default: false,
@@ -52,13 +67,15 @@ function builder(yargs: Argv): Argv<EvaluateArgs> {
 }
 
 async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void> {
-  const samples = integerFlag('samples', args.samples, 1, 1_000_000);
-  const repeats = integerFlag('repeats', args.repeats, 1, 10_000);
   const seed = integerFlag('seed', args.seed, 0, 4_294_967_295);
   const requested = requestedWorkers(io, args.workers);
   const checkpoint = await readCheckpoint(io, args.checkpoint);
   const { model } = checkpoint;
   try {
+    const defaults = fullSumIsCheap(model.modelConfig.T, model.length) ? CHEAP_DEFAULTS : EXPENSIVE_DEFAULTS;
+    const samples = integerFlag('samples', args.samples ?? defaults.samples, 1, 1_000_000);
+    const repeats = integerFlag('repeats', args.repeats ?? defaults.repeats, 1, 10_000);
+    const strata = integerFlag('strata', args.strata ?? defaults.strata, 0, 1e9);
     if (args.exact && model.length > EXACT_MAX_LENGTH) {
       throw new UserError(`--exact needs sequences of at most ${EXACT_MAX_LENGTH} bits (it sums over all 2^L of them); this model's have ${model.length}`);
     }
@@ -83,12 +100,14 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       trainSet: setOf(train),
       dataSet: setOf(data),
       repeats,
+      strata,
       samples,
       boundSeed: seed,
       sampleSeed: seed + 1 > 4_294_967_295 ? 0 : seed + 1,
     };
-    // Work: a network pass per t for every (sequence, repeat) of the bound and every sample.
-    const work = (data.data.rows * repeats + samples) * model.modelConfig.T * rowWork(model.modelConfig, model.length);
+    // Work: a network pass per t (or per stratum) for every (sequence, repeat) of the bound, per t for every sample.
+    const passes = strata > 0 ? Math.min(strata, model.modelConfig.T) : model.modelConfig.T;
+    const work = (data.data.rows * repeats * passes + samples * model.modelConfig.T) * rowWork(model.modelConfig, model.length);
     const workers = workersFor(io, requested, work, POOL_MIN_EVALUATION_WORK);
     // A pool gives the same bound and samples as one thread (src/parallel/pool.ts), sooner.
     const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
@@ -103,6 +122,11 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       throw new UserError(`${args.checkpoint}: the model's bound is ${evaluation.bound_bits} bits: the model is broken (from a diverged run?)`);
     const exact = args.exact ? model.exactNll(data.data.bits).meanBits : undefined;
     const { sampleLines, boundPerSequence, ...numbers } = evaluation;
+    // the same bound in nats per sequence and in bits per bit (per pixel, for images)
+    const boundNats = evaluation.bound_bits * Math.LN2;
+    const bitsPerBit = evaluation.bound_bits / model.length;
+    const image = (model.modelConfig.shape?.length ?? 1) === 2;
+    const [unit, cell] = image ? ['image', 'pixel'] : ['sequence', 'bit'];
     const perSequence = perSequenceBreakdown(rowStrings(data.data), boundPerSequence, sampleLines);
     const result = {
       checkpoint: args.checkpoint,
@@ -110,6 +134,8 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       data: data.source,
       train: train.source,
       ...numbers,
+      bound_nats: boundNats,
+      bound_bits_per_bit: bitsPerBit,
       ...(exact !== undefined ? { exact_nll_bits: exact } : {}),
       ...(perSequence ? { per_sequence: perSequence } : {}),
       seed,
@@ -123,8 +149,12 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
       ['checkpoint', `${args.checkpoint} (step ${model.step})`],
       ['data', `${data.source} (${count(evaluation.n_data, 'sequence')})`],
       ['train', `${train.source} (${count(train.data.rows, 'sequence')})`],
-      ['bound', `${boundText(evaluation)} (full sum over t, ${count(evaluation.bound_repeats, 'Monte-Carlo repeat')})`],
+      ['bound', `${boundText(evaluation)} (${overT(evaluation.bound_strata)}, ${count(evaluation.bound_repeats, 'Monte-Carlo repeat')})`],
+      [`  per ${unit}`, `${boundNats.toFixed(2)} nats/${unit}, ${bitsPerBit.toFixed(4)} bits/${cell}`],
     ];
+    if (!Number.isFinite(evaluation.bound_stderr) && Number.isFinite(evaluation.bound_sequence_stderr)) {
+      rows.push(['  s.e. over data', `± ${evaluation.bound_sequence_stderr.toFixed(4)} bits (spread across the ${count(evaluation.n_data, unit)})`]);
+    }
     if (exact !== undefined) rows.push(['exact NLL', `${exact.toFixed(4)} bits/sequence (forward algorithm over all 2^${model.length} sequences)`]);
     rows.push(
       ['samples', `${evaluation.samples} drawn, ${evaluation.distinct} distinct`],
@@ -141,6 +171,11 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
   } finally {
     model.free();
   }
+}
+
+/** How the sum over t was estimated, for the table. */
+function overT(strata: number): string {
+  return strata > 0 ? `${strata} ${strata === 1 ? 'stratum' : 'strata'} of t` : 'full sum over t';
 }
 
 export function evaluateCommand(context: CommandContext): CommandModule<object, EvaluateArgs> {

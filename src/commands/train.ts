@@ -339,7 +339,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       model: pool ?? model,
       stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
       data: { train: data.train.data, val: data.val.data, trainSet, valSet },
-      settings: loopSettings(config, total),
+      settings: loopSettings(config, total, data.train.data.length),
       signal: io.interruptSignal(),
       now: () => io.now(),
       resumeState: resume?.loopState

@@ -27,7 +27,16 @@
  * results do not depend on the other rows): tests/parallel.test.ts.
  */
 import { summariseBound as coreSummariseBound, gradientShardRows, gradientShards } from '../../pkg/bernoulli_diffusion_core.js';
-import type { BoundEvaluation, DiffusionModel, InpaintOptions, ModelConfig, SampleResult, TrainingConfig } from '../model.js';
+import {
+  boundStrata,
+  type BoundEvaluation,
+  type BoundOptions,
+  type DiffusionModel,
+  type InpaintOptions,
+  type ModelConfig,
+  type SampleResult,
+  type TrainingConfig,
+} from '../model.js';
 import { InternalError, UserError } from '../errors.js';
 import { checkpointSummary } from '../run/checkpoint.js';
 import type { StepReport } from '../run/records.js';
@@ -98,9 +107,9 @@ class WorkerChannel {
  * The mean bound and both standard errors from totals[i·repeats + r]: the core's one definition
  * (`evaluate::summarise`). Needs the wasm core loaded (`init()`, or any model created).
  */
-export function summariseBound(totals: Float64Array, rows: number, repeats: number): BoundEvaluation {
+export function summariseBound(totals: Float64Array, rows: number, repeats: number, strata = 0): BoundEvaluation {
   const out = coreSummariseBound(totals, rows, repeats);
-  return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats };
+  return { boundBits: out[0], stderr: out[1], sequenceStderr: out[2], perSequence: out.slice(3), repeats, strata };
 }
 
 /** A DiffusionModel replicated over workers: data-parallel training steps, and sampling, inpainting and evaluation split across replicas (bit-identical to one model's results). */
@@ -382,21 +391,22 @@ export class ParallelModel implements AsyncTrainableModel {
     }, false);
   }
 
-  /** The bound (full sum over t, `repeats` Monte-Carlo draws), split over the replicas by sequence. */
-  async evaluate(data: Uint8Array, opts: { repeats?: number; seed?: Seed } = {}): Promise<BoundEvaluation> {
+  /** The bound (full or stratified sum over t, `repeats` Monte-Carlo draws), split over the replicas by sequence. */
+  async evaluate(data: Uint8Array, opts: BoundOptions = {}): Promise<BoundEvaluation> {
     const rows = this.rowsOf(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
+    const strata = boundStrata(opts.strata);
     return this.exclusive(async () => {
       const seed = opts.seed ?? 0;
       const L = this.length;
       const parts = await this.spread<Float64Array>(
         rows,
-        (start, count) => ({ type: 'boundTotals', data: data.slice(start * L, (start + count) * L), firstIndex: start, repeats, seed }),
-        (start, count) => this.local!.boundTotals(data.subarray(start * L, (start + count) * L), start, { repeats, seed }),
+        (start, count) => ({ type: 'boundTotals', data: data.slice(start * L, (start + count) * L), firstIndex: start, repeats, strata, seed }),
+        (start, count) => this.local!.boundTotals(data.subarray(start * L, (start + count) * L), start, { repeats, strata, seed }),
       );
       const totals = new Float64Array(rows * repeats);
       parts.forEach(({ start, value }) => totals.set(value, start * repeats));
-      return summariseBound(totals, rows, repeats);
+      return summariseBound(totals, rows, repeats, strata);
     }, false);
   }
 

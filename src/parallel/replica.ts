@@ -8,9 +8,11 @@
 import { wasmMemory, type RawModel } from '../../pkg/bernoulli_diffusion_core.js';
 import {
   wasmCall as coreCall,
+  boundStrata,
   inpaintMode,
   stepReport,
   toSeed,
+  type BoundOptions,
   type DiffusionModel,
   type InpaintOptions,
   type SampleResult,
@@ -145,9 +147,10 @@ export class ModelReplica {
    * The Monte-Carlo totals behind `evaluate` for rows that are sequences firstIndex.. of the data:
    * totals[i·repeats + r] in bits (`summariseBound` of all rows' totals gives `evaluate`'s result).
    */
-  boundTotals(data: Uint8Array, firstIndex: number, opts: { repeats?: number; seed?: number | bigint } = {}): Float64Array {
+  boundTotals(data: Uint8Array, firstIndex: number, opts: BoundOptions = {}): Float64Array {
     const rows = this.rows(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
-    return coreCall('evaluation', () => this.core.boundTotals(data, rows, repeats, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
+    const strata = boundStrata(opts.strata);
+    return coreCall('evaluation', () => this.core.boundTotals(data, rows, repeats, strata, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
   }
 }

@@ -87,6 +87,7 @@ describe('divergence checks', () => {
     evalRepeats: 1,
     evalSequences: 0,
     evalSamples: 2,
+    evalStrata: 0,
     gridSize: 2,
     checkpointEvery: 2,
     earlyStopping: 3,
