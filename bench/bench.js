@@ -37,6 +37,10 @@
  * - rss_mb: peak resident memory of the configuration's process; cli_train_default and
  *   cli_train_paper run the real `train` command in a child (all cores, with pictures): the
  *   defaults with --steps 300, and the paper architecture (H = 50, T = 2000, full sum) for 10 steps.
+ * - cli_default_run: the README's main command (`train` with every default: evaluations, pictures),
+ *   wall seconds. cli_generate_10000 (`generate -n 10000`) and cli_evaluate_r200 (`evaluate
+ *   --repeats 200` on the 5 heartbeat phases, full sum over t) of a default-config model, wall
+ *   seconds on all cores (.all, the default) and on one (.1).
  * Medians over repeats; ratios against the baselines measured in this run.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -242,6 +246,31 @@ const children = {
     if (code !== 0) throw new Error(`train exited with ${code}: ${lines.join('').slice(-500)}`);
     return { value: seconds, unit: 's', args: extra };
   },
+  /** Wall seconds of a CLI command (generate / evaluate) on a default-config model trained for one step (the time does not depend on the weights). */
+  async 'cli-command'({ command, extra }) {
+    const { main: runCli } = await import('../dist/node/cli.js');
+    const work = mkdtempSync(join(tmpdir(), 'bench-cli-'));
+    const lines = [];
+    const original = { log: process.stdout.write.bind(process.stdout), err: process.stderr.write.bind(process.stderr) };
+    process.stdout.write = (chunk) => (lines.push(String(chunk)), true);
+    process.stderr.write = (chunk) => (lines.push(String(chunk)), true);
+    let code;
+    let seconds = Number.NaN;
+    try {
+      code = await runCli(['train', '--out', work, '--name', 'run', '--quiet', '--no-plots', '--steps', '1', '--eval-every', '0']);
+      if (code === 0) {
+        const start = performance.now();
+        code = await runCli([command, join(work, 'run', 'model.safetensors'), ...extra]);
+        seconds = (performance.now() - start) / 1000;
+      }
+    } finally {
+      process.stdout.write = original.log;
+      process.stderr.write = original.err;
+    }
+    rmSync(work, { recursive: true, force: true });
+    if (code !== 0) throw new Error(`${command} exited with ${code}: ${lines.join('').slice(-500)}`);
+    return { value: seconds, unit: 's', args: [command, ...extra] };
+  },
 };
 
 /** Why the PyTorch rows cannot run ('torch not installed'), or undefined when `import torch` works. */
@@ -304,6 +333,12 @@ async function main() {
     ['train_default.torch', { kind: 'torch', torchCase: 'train_default', T, repeats, seconds: s(2), threads: cores }],
     ['sample_b1024.torch', { kind: 'torch', torchCase: 'sample_b1024', T, repeats: quick ? 1 : repeats, seconds: 0, threads: cores }],
     ['cli_train_default', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100', '--no-plots'] : ['--steps', '300'] }],
+    // the README's main command as a user runs it: defaults, evaluations, pictures
+    ['cli_default_run', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100'] : [] }],
+    ['cli_generate_10000.all', { kind: 'cli-command', command: 'generate', extra: ['-n', quick ? '100' : '10000', '--seed', '1', '--json'] }],
+    ['cli_generate_10000.1', { kind: 'cli-command', command: 'generate', extra: ['-n', quick ? '100' : '10000', '--seed', '1', '--json', '--workers', '1'] }],
+    ['cli_evaluate_r200.all', { kind: 'cli-command', command: 'evaluate', extra: ['--repeats', quick ? '2' : '200', '--samples', '1'] }],
+    ['cli_evaluate_r200.1', { kind: 'cli-command', command: 'evaluate', extra: ['--repeats', quick ? '2' : '200', '--samples', '1', '--workers', '1'] }],
     [
       'cli_train_paper',
       {
@@ -358,6 +393,9 @@ async function main() {
   ratios['sample_b1024.wasm_all_vs_plain_ts'] = ratio('sample_b1024.wasm_all', 'sample_b1024.plain_ts');
   ratios['sample_b1024.all_vs_1'] = ratio('sample_b1024.wasm_all', 'sample_b1024.wasm_1');
   ratios['train_default.all_vs_1'] = ratio('train_default.wasm_all', 'train_default.wasm_1');
+  // wall times: one worker's over all cores' (above 1: all cores are faster)
+  ratios['cli_generate_10000.1_over_all'] = ratio('cli_generate_10000.1', 'cli_generate_10000.all');
+  ratios['cli_evaluate_r200.1_over_all'] = ratio('cli_evaluate_r200.1', 'cli_evaluate_r200.all');
 
   const report = {
     format: 'bernoulli-diffusion-bench/1',

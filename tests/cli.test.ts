@@ -107,7 +107,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
           '--quiet',
         ],
       ],
-      [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--seed', '--json']],
+      [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--seed', '--json', '--workers']],
       [['evaluate'], ['--data', '--train', '--samples', '--repeats', '--strata', '--exact', '--seed', '--json']],
       [
         ['data', 'heartbeat'],
@@ -199,6 +199,13 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(lines).toHaveLength(5);
     for (const line of lines) expect(line).toMatch(/^[01]{20}$/);
     expect(cli(work, ['generate', model, '-n', '5', '--seed', '3']).stdout).toBe(plain.stdout);
+    // two workers draw the same samples and completions as one
+    expect(cli(work, ['generate', model, '-n', '5', '--seed', '3', '--workers', '2']).stdout).toBe(plain.stdout);
+    const given = ['--given', '1????0????1????0????', '--particles', '3'];
+    expect(cli(work, ['generate', model, '-n', '4', '--seed', '3', ...given, '--workers', '2']).stdout).toBe(
+      cli(work, ['generate', model, '-n', '4', '--seed', '3', ...given, '--workers', '1']).stdout,
+    );
+    expectUserError(cli(work, ['generate', model, '--workers', '0']), /^error: --workers: expected a whole number of at least 1, got 0$/);
     const json = cli(work, ['generate', model, '-n', '3', '--seed', '3', '--json']);
     const array = JSON.parse(json.stdout) as string[];
     expect(array).toHaveLength(3);

@@ -10,6 +10,7 @@ import type { CommandContext, Io } from './io.js';
 import { readCheckpoint } from '../run/load.js';
 import { readSequences } from '../run/data.js';
 import { integerFlag, parseGivenPattern } from './flags.js';
+import { POOL_MIN_EVALUATION_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 
 interface GenerateArgs {
   checkpoint: string;
@@ -21,6 +22,7 @@ interface GenerateArgs {
   particles?: number;
   seed?: number;
   json: boolean;
+  workers?: number;
 }
 
 function builder(yargs: Argv): Argv<GenerateArgs> {
@@ -52,7 +54,12 @@ function builder(yargs: Argv): Argv<GenerateArgs> {
       defaultDescription: '8',
     })
     .option('seed', { type: 'number', describe: 'random seed', defaultDescription: 'a fresh random seed' })
-    .option('json', { type: 'boolean', default: false, describe: 'print a JSON array of strings instead' }) as unknown as Argv<GenerateArgs>;
+    .option('json', { type: 'boolean', default: false, describe: 'print a JSON array of strings instead' })
+    .option('workers', {
+      type: 'number',
+      describe: 'workers sharing the samples (1: this thread only; the samples are the same)',
+      defaultDescription: 'all cores for big jobs, else 1',
+    }) as unknown as Argv<GenerateArgs>;
 }
 
 async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void> {
@@ -69,6 +76,7 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
     throw new UserError('--inpaint-mode and --particles need --given (or --given-top-half)');
   if (args.particles !== undefined && mode === 'clamp') throw new UserError('--particles: only with --inpaint-mode smc');
   const particles = args.particles === undefined ? undefined : integerFlag('particles', args.particles, 1, 4096);
+  const requested = requestedWorkers(io, args.workers);
   const { model } = await readCheckpoint(io, args.checkpoint);
   try {
     const shape = model.modelConfig.shape ?? [model.length];
@@ -78,8 +86,19 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
         : topHalf !== undefined
           ? await topHalfPattern(io, topHalf, model.length, shape)
           : undefined;
-    const bits =
-      pattern !== undefined ? model.inpaint(pattern, n, { seed, mode: mode as InpaintMode | undefined, particles }) : model.sample(n, { seed }).samples;
+    // Work: a network pass per t for every chain (an SMC completion runs `particles` of them).
+    const chains = n * (pattern !== undefined && mode !== 'clamp' ? (particles ?? 8) : 1);
+    const workers = workersFor(io, requested, chains * model.modelConfig.T * rowWork(model.modelConfig, model.length), POOL_MIN_EVALUATION_WORK);
+    // A pool draws the same samples as one thread (per-sample streams; src/parallel/pool.ts), sooner.
+    const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
+    let bits: Uint8Array;
+    try {
+      const options = { seed, mode: mode as InpaintMode | undefined, particles };
+      if (pool) bits = pattern !== undefined ? await pool.inpaint(pattern, n, options) : (await pool.sample(n, { seed })).samples;
+      else bits = pattern !== undefined ? model.inpaint(pattern, n, options) : model.sample(n, { seed }).samples;
+    } finally {
+      await pool?.close();
+    }
     const lines = rowStrings({ length: model.length, rows: n, bits });
     // The picture first: a failed write must not follow a printed result.
     if (args.png !== undefined) await io.writeAtomic(args.png, await samplesPng(bits, n, shape, lines));
