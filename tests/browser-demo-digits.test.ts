@@ -60,7 +60,24 @@ describe.skipIf(!haveChromium)(title, () => {
       writeFileSync(join(workDir, 'tiny.yaml'), 'model:\n  architecture: unet\n  T: 20\n  channels: 4\n');
       await run(
         process.execPath,
-        [cli, 'train', '--config', 'tiny.yaml', '--data', 'few.txt', '--steps', '8', '--batch-size', '16', '--eval-every', '0', '--name', 'tiny', '--no-plots', '--quiet'],
+        [
+          cli,
+          'train',
+          '--config',
+          'tiny.yaml',
+          '--data',
+          'few.txt',
+          '--steps',
+          '8',
+          '--batch-size',
+          '16',
+          '--eval-every',
+          '0',
+          '--name',
+          'tiny',
+          '--no-plots',
+          '--quiet',
+        ],
         { cwd: workDir, env },
       );
       checkpoint = join(workDir, 'results', 'tiny', 'model.safetensors');
@@ -119,7 +136,8 @@ describe.skipIf(!haveChromium)(title, () => {
       timeout: 60_000,
     });
     expect(await page.textContent('#train-status')).toMatch(/^trained at step 6; bound [\d.]+ ± [\d.]+ bits\/image at step 6$/);
-    expect(await page.textContent('#model-info')).toMatch(/^unet, T = 20, L = 784 bits \(28×28 images\), step 6, [\d,]+ parameters — trained here$/);
+    // The parameter count that index.html and demo/README.md give for the default (T does not change it).
+    expect(await page.textContent('#model-info')).toBe('unet, T = 20, L = 784 bits (28×28 images), step 6, 21,977 parameters — trained here');
     expect(await page.textContent('#samples-caption')).toContain('step 6');
     const grid = await pictures(page, '#samples');
     expect(grid).toHaveLength(16);
@@ -167,7 +185,7 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(ones).toBeGreaterThanOrEqual(10); // a stroke 2 pixels wide and 10 long
     expect(ones).toBeLessThanOrEqual(30);
 
-    await page.fill('#gen-n', '4');
+    await page.fill('#draw-n', '4');
     await page.fill('#gen-seed', '5');
     await page.fill('#draw-particles', '2');
     await page.click('#complete');
@@ -189,11 +207,10 @@ describe.skipIf(!haveChromium)(title, () => {
     expect(colours).toEqual({ givenOne: 29, givenZero: 255, sampled: expect.toSatisfy((red: number) => red === 0 || red === 214) });
 
     // The same pattern, seed and particles through the CLI: the same completions, bit for bit.
-    const terminal = await run(
-      process.execPath,
-      [cli, 'generate', checkpoint, '--given', pattern, '-n', '4', '--seed', '5', '--particles', '2', '--json'],
-      { cwd: workDir, env },
-    );
+    const terminal = await run(process.execPath, [cli, 'generate', checkpoint, '--given', pattern, '-n', '4', '--seed', '5', '--particles', '2', '--json'], {
+      cwd: workDir,
+      env,
+    });
     expect(completions).toEqual(JSON.parse(terminal.stdout));
     await page.screenshot({ path: join('test-output', 'demo-digits.png'), fullPage: true });
   });

@@ -504,14 +504,37 @@ interface TrainingFields {
   batchSize: number;
   evalEvery: number;
   channels: number;
+  /** The Evaluate card's repeats and samples (each costs T network passes per row). */
+  evalRepeats: number;
+  evalSamples: number;
 }
 
-const SEQUENCE_TRAINING: TrainingFields = { T: 50, steps: 400, architecture: 'mlp', lr: 0.005, batchSize: 64, evalEvery: 50, channels: 8 };
+const SEQUENCE_TRAINING: TrainingFields = {
+  T: 50,
+  steps: 400,
+  architecture: 'mlp',
+  lr: 0.005,
+  batchSize: 64,
+  evalEvery: 50,
+  channels: 8,
+  evalRepeats: 4,
+  evalSamples: 200,
+};
 /**
  * The digits' defaults (documented in index.html and demo/README.md): a U-Net of 8 channels
  * (levels from the shape: 4 for 28×28), T = 100, 300 steps of 32 digits.
  */
-const IMAGE_TRAINING: TrainingFields = { T: 100, steps: 300, architecture: 'unet', lr: 0.003, batchSize: 32, evalEvery: 100, channels: 8 };
+const IMAGE_TRAINING: TrainingFields = {
+  T: 100,
+  steps: 300,
+  architecture: 'unet',
+  lr: 0.003,
+  batchSize: 32,
+  evalEvery: 100,
+  channels: 8,
+  evalRepeats: 2,
+  evalSamples: 16,
+};
 
 function applyTrainingDefaults(fields: TrainingFields): void {
   element<HTMLInputElement>('train-T').value = String(fields.T);
@@ -521,6 +544,8 @@ function applyTrainingDefaults(fields: TrainingFields): void {
   element<HTMLInputElement>('train-batch').value = String(fields.batchSize);
   element<HTMLInputElement>('train-eval').value = String(fields.evalEvery);
   element<HTMLInputElement>('train-channels').value = String(fields.channels);
+  element<HTMLInputElement>('eval-repeats').value = String(fields.evalRepeats);
+  element<HTMLInputElement>('eval-samples').value = String(fields.evalSamples);
 }
 
 function trainSettings(): TrainSettings {
@@ -573,7 +598,10 @@ async function train(): Promise<void> {
     last?.bound_bits !== undefined ? `; bound ${last.bound_bits.toFixed(3)} ± ${(last.bound_stderr ?? 0).toFixed(3)} bits/sequence at step ${last.step}` : '';
   const stopped = outcome.stopped === 'interrupted';
   const unit = outcome.info.shape.length === 2 ? 'image' : 'sequence';
-  setTrainStatus(`${stopped ? 'stopped' : 'trained'} at step ${outcome.info.step}${bound.replace('bits/sequence', `bits/${unit}`)}`, stopped ? 'stopped' : 'done');
+  setTrainStatus(
+    `${stopped ? 'stopped' : 'trained'} at step ${outcome.info.step}${bound.replace('bits/sequence', `bits/${unit}`)}`,
+    stopped ? 'stopped' : 'done',
+  );
   showStatus(`model ready (also in the in-page files as demo.safetensors)`);
   if (state.pattern.length !== outcome.info.length) resetPattern(outcome.info.length);
   await drawCharts();
@@ -761,7 +789,9 @@ element('complete').addEventListener('click', () =>
   withWorker('task', async () => {
     const pattern = drawingPattern();
     const particles = numberField('draw-particles');
-    const rows = await call('inpaint', { pattern, n: numberField('gen-n'), seed: numberField('gen-seed'), particles });
+    showStatus(`completing: ${numberField('draw-n')} × ${particles} chains of ${state.model?.T ?? '?'} steps…`);
+    const rows = await call('inpaint', { pattern, n: numberField('draw-n'), seed: numberField('gen-seed'), particles });
+    showStatus('completed');
     const unknown = pattern.split('?').length - 1;
     renderSamples(rows, `${rows.length} completions of the drawing (${unknown} unknown pixels, sampled in blue; ${particles} particles each):`, pattern);
   }),
@@ -773,13 +803,14 @@ element('evaluate').addEventListener('click', () =>
       samples: numberField('eval-samples'),
       seed: numberField('eval-seed'),
     });
+    const unit = state.model?.shape.length === 2 ? 'image' : 'sequence';
     const box = element('evaluation');
     box.dataset.boundBits = String(result.boundBits);
     box.innerHTML = '';
     const table = document.createElement('table');
     const rows: [string, string][] = [
-      ['bound', `${result.boundBits.toFixed(4)} ± ${result.boundStderr.toFixed(4)} bits/sequence`],
-      ['on', `${result.dataSource} (${result.nData} sequences, ${result.repeats} repeats, full sum over t)`],
+      ['bound', `${result.boundBits.toFixed(4)} ± ${result.boundStderr.toFixed(4)} bits/${unit}`],
+      ['on', `${result.dataSource} (${result.nData} ${unit}s, ${result.repeats} repeats, full sum over t)`],
       ['samples', `${result.samples} drawn, ${result.distinct} distinct`],
       ['in training data', percent(result.propTrain)],
       ['only held out', percent(result.propVal)],
