@@ -45,6 +45,7 @@ describe.skipIf(!haveChromium)(title, () => {
   let page: Page;
   let workDir: string;
   let checkpoint: string;
+  let firstDigit: string;
   const problems: string[] = [];
   const foreignRequests: string[] = [];
 
@@ -82,10 +83,12 @@ describe.skipIf(!haveChromium)(title, () => {
       );
       checkpoint = join(workDir, 'results', 'tiny', 'model.safetensors');
     });
-    // The demo's static files, exactly as `npm run build:demo` writes them (with the digits beside them).
-    await build({ configFile: join(repository, 'demo', 'vite.config.ts'), logLevel: 'warn' });
+    // The demo's static files as `npm run build:demo` writes them (with the digits beside them), into
+    // a folder of this test's own: tests/browser-demo.test.ts builds demo/dist, maybe at the same time.
+    const dist = join(workDir, 'demo-dist');
+    await build({ configFile: join(repository, 'demo', 'vite.config.ts'), logLevel: 'warn', build: { outDir: dist, emptyOutDir: true } });
     await made;
-    ({ origin, close: closeServer } = await serveFolder(join(repository, 'demo', 'dist')));
+    ({ origin, close: closeServer } = await serveFolder(dist));
     ({ browser, close: closeBrowser } = await launchChromium());
     page = await browser.newPage();
     page.on('console', (message) => {
@@ -119,6 +122,7 @@ describe.skipIf(!haveChromium)(title, () => {
       .split('\n')
       .filter((line) => /^[01]+$/.test(line));
     expect(preview).toEqual(cliRows.slice(0, 12));
+    firstDigit = cliRows[0];
     // Choosing images set the training fields to the small in-page U-Net.
     expect(await page.inputValue('#train-arch')).toBe('unet');
     expect(await page.inputValue('#train-T')).toBe('100');
@@ -156,6 +160,10 @@ describe.skipIf(!haveChromium)(title, () => {
     await page.setInputFiles('#load-checkpoint', checkpoint);
     await page.waitForFunction(() => document.getElementById('model-info')!.textContent!.includes('model.safetensors'));
     expect(await page.textContent('#model-info')).toMatch(/^unet, T = 20, L = 784 bits \(28×28 images\), step 8, /);
+
+    // A digit of the data into the drawing: the first preview digit (the first row of `data mnist`'s train.txt).
+    await page.click('#draw-from-data');
+    expect(await page.getAttribute('#draw-canvas', 'data-pattern')).toBe(firstDigit);
 
     // Erase everything, draw a vertical stroke, mark a small patch unknown, then the lower half.
     await page.check('input[name="draw-tool"][value="0"]');

@@ -785,6 +785,18 @@ element('draw-lower-unknown').addEventListener('click', () => {
   drawing.values.fill(2, Math.floor(height / 2) * width); // as `generate --given-top-half`: the top floor(H/2) rows stay
   renderDrawing();
 });
+let nextDataImage = 0;
+element('draw-from-data').addEventListener('click', () => {
+  const shape = dataImageShape();
+  const rows = state.data?.preview ?? [];
+  if (shape === null || shape[0] !== drawing.shape[0] || shape[1] !== drawing.shape[1] || rows.length === 0) {
+    showStatus(`no ${drawing.shape.join('×')} images in the data: choose the MNIST digits (step 1) first`, 'error');
+    return;
+  }
+  const bits = rows[nextDataImage++ % rows.length];
+  drawing.values = Uint8Array.from(bits, (bit) => (bit === '1' ? 1 : 0));
+  renderDrawing();
+});
 element('complete').addEventListener('click', () =>
   withWorker('task', async () => {
     const pattern = drawingPattern();
