@@ -150,6 +150,13 @@ describe.skipIf(!haveChromium)(title, () => {
     const size = await page.$eval('#samples canvas.digit', (canvas) => [(canvas as HTMLCanvasElement).width, (canvas as HTMLCanvasElement).height]);
     expect(size).toEqual([SIDE, SIDE]);
 
+    // Evaluate on images: the first 16 validation digits.
+    await page.fill('#eval-samples', '4');
+    await page.click('#evaluate');
+    await page.waitForFunction(() => document.getElementById('evaluation')!.dataset.boundBits !== undefined, null, { timeout: 60_000 });
+    expect(Number(await page.getAttribute('#evaluation', 'data-bound-bits'))).toBeGreaterThan(0);
+    expect(await page.textContent('#evaluation')).toContain('the first 16 of MNIST digits of mnist/val.txt (16 images, 2 repeats');
+
     await page.fill('#gen-n', '8');
     await page.click('#generate');
     await page.waitForFunction(() => document.getElementById('samples-caption')!.textContent!.startsWith('8 fresh samples'));

@@ -810,6 +810,9 @@ element('complete').addEventListener('click', () =>
 );
 element('evaluate').addEventListener('click', () =>
   withWorker('task', async () => {
+    showStatus(
+      `evaluating: ${numberField('eval-repeats')} chains of ${state.model?.T ?? '?'} steps per validation row, ${numberField('eval-samples')} samples…`,
+    );
     const result: EvaluationSummary = await call('evaluate', {
       repeats: numberField('eval-repeats'),
       samples: numberField('eval-samples'),

@@ -325,6 +325,9 @@ async function loadModel(bytes: Uint8Array, name: string): Promise<{ info: Model
   return { info, data: summary };
 }
 
+/** Validation images the Evaluate button uses (the bound's chains run T network passes each). */
+const IMAGE_EVAL_ROWS = 16;
+
 function evaluate(request: Operations['evaluate']['request']): EvaluationSummary {
   const current = requireModel();
   const repeats = whole('repeats', request.repeats, 1, 1000);
@@ -334,8 +337,12 @@ function evaluate(request: Operations['evaluate']['request']): EvaluationSummary
   if (currentData.summary.length !== current.length) {
     throw new UserError(`the data's sequences have ${currentData.summary.length} bits but the model's have ${current.length}`);
   }
+  // Images: the first IMAGE_EVAL_ROWS validation digits only; each row costs repeats × T network passes.
+  const val = currentData.val;
+  const rows = currentData.summary.shape.length === 2 ? Math.min(val.rows, IMAGE_EVAL_ROWS) : val.rows;
+  const data = rows === val.rows ? val : { ...val, rows, bits: val.bits.subarray(0, rows * val.length) };
   const evaluation = evaluateModel(current, {
-    data: currentData.val,
+    data,
     trainSet: currentData.trainSet,
     dataSet: currentData.valSet,
     repeats,
@@ -348,7 +355,7 @@ function evaluate(request: Operations['evaluate']['request']): EvaluationSummary
     boundStderr: evaluation.bound_stderr,
     repeats: evaluation.bound_repeats,
     nData: evaluation.n_data,
-    dataSource: currentData.summary.valSource,
+    dataSource: rows === val.rows ? currentData.summary.valSource : `the first ${rows} of ${currentData.summary.valSource}`,
     samples: evaluation.samples,
     distinct: evaluation.distinct,
     propTrain: evaluation.prop_train,
