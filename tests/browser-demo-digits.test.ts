@@ -205,6 +205,9 @@ describe.skipIf(!haveChromium)(title, () => {
     await page.fill('#draw-particles', '2');
     await page.click('#complete');
     await page.waitForFunction(() => document.getElementById('samples-caption')!.textContent!.startsWith('4 completions'), null, { timeout: 60_000 });
+    // Split over the browser's cores (up to 4): the page's worker and a Web Worker per further core.
+    const cores = Math.min(4, await page.evaluate(() => navigator.hardwareConcurrency));
+    expect(await page.textContent('#status')).toMatch(new RegExp(`^completed in [\\d.]+ s on ${cores} cores?$`));
     const completions = await pictures(page, '#samples');
     expect(completions).toHaveLength(4);
     for (const bits of completions) {

@@ -767,7 +767,7 @@ element('generate').addEventListener('click', () =>
 element('inpaint').addEventListener('click', () =>
   withWorker('task', async () => {
     const pattern = state.pattern;
-    const rows = await call('inpaint', { pattern, n: numberField('gen-n'), seed: numberField('gen-seed') });
+    const { rows } = await call('inpaint', { pattern, n: numberField('gen-n'), seed: numberField('gen-seed') });
     renderSamples(rows, `Completions of ${pattern} (fixed bits outlined):`, pattern);
   }),
 );
@@ -802,8 +802,9 @@ element('complete').addEventListener('click', () =>
     const pattern = drawingPattern();
     const particles = numberField('draw-particles');
     showStatus(`completing: ${numberField('draw-n')} × ${particles} chains of ${state.model?.T ?? '?'} steps…`);
-    const rows = await call('inpaint', { pattern, n: numberField('draw-n'), seed: numberField('gen-seed'), particles });
-    showStatus('completed');
+    const started = performance.now();
+    const { rows, cores } = await call('inpaint', { pattern, n: numberField('draw-n'), seed: numberField('gen-seed'), particles });
+    showStatus(`completed in ${((performance.now() - started) / 1000).toFixed(1)} s on ${cores} core${cores === 1 ? '' : 's'}`);
     const unknown = pattern.split('?').length - 1;
     renderSamples(rows, `${rows.length} completions of the drawing (${unknown} unknown pixels, sampled in blue; ${particles} particles each):`, pattern);
   }),

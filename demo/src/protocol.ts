@@ -77,7 +77,8 @@ export interface Operations {
   train: { request: { settings: TrainSettings }; result: { info: ModelInfo; stopped: string } };
   generate: { request: { n: number; seed: number }; result: SampleRow[] };
   /** pattern: one character per bit, '0', '1' or '?'. */
-  inpaint: { request: { pattern: string; n: number; seed: number; particles?: number }; result: SampleRow[] };
+  /** Image models split the completions over up to 4 cores (`cores`: how many did the work). */
+  inpaint: { request: { pattern: string; n: number; seed: number; particles?: number }; result: { rows: SampleRow[]; cores: number } };
   evaluate: { request: { repeats: number; samples: number; seed: number }; result: EvaluationSummary };
   checkpoint: { request: Record<string, never>; result: { bytes: Uint8Array; name: string } };
   loadCheckpoint: { request: { bytes: Uint8Array; name: string }; result: { info: ModelInfo; data: DataSummary | null } };

@@ -4,6 +4,7 @@
  * 'stop' is handled at once (training yields to the event loop every few tens of milliseconds).
  */
 import {
+  browserCores,
   checkAgainstLength,
   coreModelConfig,
   coreTrainingConfig,
@@ -18,6 +19,7 @@ import {
   loadCheckpoint,
   loopSettings,
   MAX_LENGTH,
+  ParallelModel,
   parseSequences,
   resolveConfig,
   rowStrings,
@@ -25,6 +27,7 @@ import {
   runMetadataOf,
   runTraining,
   sequenceSet,
+  spawnWebWorker,
   totalSteps,
   UserError,
   valuesLayer,
@@ -116,6 +119,7 @@ function modelInfo(): ModelInfo | null {
 }
 
 function setModel(next: DiffusionModel, source: string, metadata: Record<string, string>): ModelInfo {
+  dropHelpers();
   model?.free();
   model = next;
   modelSource = source;
@@ -123,6 +127,32 @@ function setModel(next: DiffusionModel, source: string, metadata: Record<string,
   const info = modelInfo()!;
   post({ kind: 'model', info });
   return info;
+}
+
+/**
+ * Completions of an image model are the slow part (particles × T network passes each): the model
+ * here plus one Web Worker per further core, each with a copy of it, split them (bit-identical to
+ * one model: every completion has its own seed). Made on the first completion, kept while the
+ * model stays the same.
+ */
+let helpers: { model: DiffusionModel; step: number; pool: ParallelModel; cores: number } | undefined;
+
+/** At most this many cores for completions (each worker holds a copy of the model). */
+const MAX_COMPLETION_CORES = 4;
+
+async function completionPool(current: DiffusionModel): Promise<{ pool: ParallelModel; cores: number } | undefined> {
+  const extra = Math.min(browserCores(), MAX_COMPLETION_CORES) - 1;
+  if (extra < 1) return undefined;
+  if (helpers && helpers.model === current && helpers.step === current.step) return helpers;
+  dropHelpers();
+  const pool = await ParallelModel.create({ spawn: spawnWebWorker, workers: extra, local: current });
+  helpers = { model: current, step: current.step, pool, cores: extra + 1 };
+  return helpers;
+}
+
+function dropHelpers(): void {
+  void helpers?.pool.close();
+  helpers = undefined;
 }
 
 function requireModel(): DiffusionModel {
@@ -396,7 +426,11 @@ async function handle(request: Request, emit: (event: WorkerEvent) => void): Pro
       const pattern = Uint8Array.from(request.pattern, (c) => (c === '1' ? 1 : c === '0' ? 0 : 2));
       if (pattern.length !== current.length) throw new UserError(`the pattern has ${pattern.length} bits but the model's rows have ${current.length}`);
       const particles = request.particles === undefined ? undefined : whole('particles', request.particles, 1, 64);
-      return labelRows(rowsOf(current.inpaint(pattern, n, { seed: whole('seed', request.seed, 0, MAX_SEED), particles }), current.length));
+      const options = { seed: whole('seed', request.seed, 0, MAX_SEED), particles };
+      // Images: split over the cores (sequences are quick on one).
+      const split = (current.modelConfig.shape?.length ?? 1) === 2 && n > 1 ? await completionPool(current) : undefined;
+      const bits = split ? await split.pool.inpaint(pattern, n, options) : current.inpaint(pattern, n, options);
+      return { rows: labelRows(rowsOf(bits, current.length)), cores: split?.cores ?? 1 };
     }
     case 'evaluate':
       return evaluate(request);
