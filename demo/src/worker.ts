@@ -145,9 +145,15 @@ async function completionPool(current: DiffusionModel): Promise<{ pool: Parallel
   if (extra < 1) return undefined;
   if (helpers && helpers.model === current && helpers.step === current.step) return helpers;
   dropHelpers();
-  const pool = await ParallelModel.create({ spawn: spawnWebWorker, workers: extra, local: current });
-  helpers = { model: current, step: current.step, pool, cores: extra + 1 };
-  return helpers;
+  try {
+    const pool = await ParallelModel.create({ spawn: spawnWebWorker, workers: extra, local: current });
+    helpers = { model: current, step: current.step, pool, cores: extra + 1 };
+    return helpers;
+  } catch (error) {
+    // No nested Web Workers here (or they failed to start): one core does it, only slower.
+    console.info(`completions on one core: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
 }
 
 function dropHelpers(): void {
