@@ -10,6 +10,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
+import { demoMnistPlugin } from './mnist-subset.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repository = fileURLToPath(new URL('..', import.meta.url));
@@ -17,6 +18,7 @@ const repository = fileURLToPath(new URL('..', import.meta.url));
 export default defineConfig({
   root: here,
   base: './', // the built files work from any folder of a static server
+  plugins: [demoMnistPlugin()],
   resolve: {
     alias: [
       { find: /^bernoulli-diffusion$/, replacement: `${repository}src/index.ts` },

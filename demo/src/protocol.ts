@@ -5,7 +5,11 @@
  */
 import type { MetricsRecord, ProgressUpdate } from 'bernoulli-diffusion';
 
-export type DataSource = { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number } | { kind: 'text'; text: string; name: string };
+export type DataSource =
+  | { kind: 'heartbeat'; length: number; period: number; holdout: number; count?: number }
+  | { kind: 'text'; text: string; name: string }
+  /** The page's MNIST digits (28×28, served beside the page): the first `count` training digits. */
+  | { kind: 'mnist'; count: number; trainUrl: string; valUrl: string };
 
 export interface DataSummary {
   length: number;
@@ -16,6 +20,8 @@ export interface DataSummary {
   /** The heartbeat period when the data is a heartbeat (samples can then be checked). */
   period: number | null;
   heartbeat: { length: number; period: number; holdout: number } | null;
+  /** The shape of a row: [H, W] for images, [L] for sequences. */
+  shape: number[];
   /** A few training rows. */
   preview: string[];
 }
@@ -24,6 +30,8 @@ export interface ModelInfo {
   architecture: string;
   T: number;
   length: number;
+  /** [H, W] for an image model, [L] otherwise. */
+  shape: number[];
   step: number;
   parameters: number;
   /** Where the model came from: "trained here", a file name. */
@@ -46,6 +54,8 @@ export interface TrainSettings {
   batchSize: number;
   evalEvery: number;
   seed: number;
+  /** unet only: channels at the first level. */
+  channels: number;
 }
 
 export interface EvaluationSummary {
@@ -67,7 +77,8 @@ export interface Operations {
   train: { request: { settings: TrainSettings }; result: { info: ModelInfo; stopped: string } };
   generate: { request: { n: number; seed: number }; result: SampleRow[] };
   /** pattern: one character per bit, '0', '1' or '?'. */
-  inpaint: { request: { pattern: string; n: number; seed: number }; result: SampleRow[] };
+  /** Image models split the completions over up to 4 cores (`cores`: how many did the work). */
+  inpaint: { request: { pattern: string; n: number; seed: number; particles?: number }; result: { rows: SampleRow[]; cores: number } };
   evaluate: { request: { repeats: number; samples: number; seed: number }; result: EvaluationSummary };
   checkpoint: { request: Record<string, never>; result: { bytes: Uint8Array; name: string } };
   loadCheckpoint: { request: { bytes: Uint8Array; name: string }; result: { info: ModelInfo; data: DataSummary | null } };

@@ -4,6 +4,7 @@
  * 'stop' is handled at once (training yields to the event loop every few tens of milliseconds).
  */
 import {
+  browserCores,
   checkAgainstLength,
   coreModelConfig,
   coreTrainingConfig,
@@ -18,6 +19,7 @@ import {
   loadCheckpoint,
   loopSettings,
   MAX_LENGTH,
+  ParallelModel,
   parseSequences,
   resolveConfig,
   rowStrings,
@@ -25,6 +27,7 @@ import {
   runMetadataOf,
   runTraining,
   sequenceSet,
+  spawnWebWorker,
   totalSteps,
   UserError,
   valuesLayer,
@@ -108,6 +111,7 @@ function modelInfo(): ModelInfo | null {
     architecture: model.modelConfig.architecture,
     T: model.modelConfig.T,
     length: model.length,
+    shape: (model.modelConfig.shape ?? [model.length]).slice(),
     step: model.step,
     parameters: model.parameterCount,
     source: modelSource,
@@ -115,6 +119,7 @@ function modelInfo(): ModelInfo | null {
 }
 
 function setModel(next: DiffusionModel, source: string, metadata: Record<string, string>): ModelInfo {
+  dropHelpers();
   model?.free();
   model = next;
   modelSource = source;
@@ -124,6 +129,38 @@ function setModel(next: DiffusionModel, source: string, metadata: Record<string,
   return info;
 }
 
+/**
+ * Completions of an image model are the slow part (particles × T network passes each): the model
+ * here plus one Web Worker per further core, each with a copy of it, split them (bit-identical to
+ * one model: every completion has its own seed). Made on the first completion, kept while the
+ * model stays the same.
+ */
+let helpers: { model: DiffusionModel; step: number; pool: ParallelModel; cores: number } | undefined;
+
+/** At most this many cores for completions (each worker holds a copy of the model). */
+const MAX_COMPLETION_CORES = 4;
+
+async function completionPool(current: DiffusionModel): Promise<{ pool: ParallelModel; cores: number } | undefined> {
+  const extra = Math.min(browserCores(), MAX_COMPLETION_CORES) - 1;
+  if (extra < 1) return undefined;
+  if (helpers && helpers.model === current && helpers.step === current.step) return helpers;
+  dropHelpers();
+  try {
+    const pool = await ParallelModel.create({ spawn: spawnWebWorker, workers: extra, local: current });
+    helpers = { model: current, step: current.step, pool, cores: extra + 1 };
+    return helpers;
+  } catch (error) {
+    // No nested Web Workers here (or they failed to start): one core does it, only slower.
+    console.info(`completions on one core: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
+}
+
+function dropHelpers(): void {
+  void helpers?.pool.close();
+  helpers = undefined;
+}
+
 function requireModel(): DiffusionModel {
   if (!model) throw new UserError('there is no model yet: train one, or load a checkpoint');
   return model;
@@ -131,7 +168,32 @@ function requireModel(): DiffusionModel {
 
 // ---- data ---------------------------------------------------------------------------------------
 
-function loadData(source: DataSource): DataSummary {
+/** The page's MNIST files, fetched once (they come with the page: no network beyond its server). */
+const fetchedTexts = new Map<string, Promise<string>>();
+
+function fetchText(url: string): Promise<string> {
+  let text = fetchedTexts.get(url);
+  if (!text) {
+    text = fetch(url).then((response) => {
+      if (!response.ok) throw new UserError(`could not load the digits from ${url}: ${response.status} ${response.statusText}`);
+      return response.text();
+    });
+    text.catch(() => fetchedTexts.delete(url)); // a failed fetch can be tried again
+    fetchedTexts.set(url, text);
+  }
+  return text;
+}
+
+/** The first `count` training digits of the page's MNIST files, and all of their validation digits. */
+async function mnistData(source: Extract<DataSource, { kind: 'mnist' }>): Promise<{ train: Sequences; val: Sequences }> {
+  const [trainText, valText] = await Promise.all([fetchText(source.trainUrl), fetchText(source.valUrl)]);
+  const all = parseSequences(trainText, 'mnist/train.txt');
+  const val = parseSequences(valText, 'mnist/val.txt');
+  const count = whole('training digits', source.count, 1, all.rows);
+  return { train: { ...all, rows: count, bits: all.bits.slice(0, count * all.length) }, val };
+}
+
+async function loadData(source: DataSource): Promise<DataSummary> {
   let train: Sequences;
   let val: Sequences;
   let trainSource: string;
@@ -158,6 +220,11 @@ function loadData(source: DataSource): DataSummary {
     valSource = `heartbeat L=${spec.length} P=${spec.period}, phases ${made.valPhases.join(', ')}`;
     section = { heartbeat: spec };
     heartbeat = { length: spec.length, period: spec.period, holdout: spec.holdout };
+  } else if (source.kind === 'mnist') {
+    ({ train, val } = await mnistData(source));
+    trainSource = `MNIST digits, the first ${train.rows} of mnist/train.txt`;
+    valSource = 'MNIST digits of mnist/val.txt';
+    section = { train: '/data/train.txt', val: '/data/val.txt' };
   } else {
     train = parseSequences(source.text, source.name);
     val = train;
@@ -168,6 +235,7 @@ function loadData(source: DataSource): DataSummary {
   // The command box sees the same data as files.
   files.setFile('/data/train.txt', formatSequences(train, [`${trainSource} (${train.rows} sequences)`]));
   files.setFile('/data/val.txt', formatSequences(val, [`${valSource} (${val.rows} sequences)`]));
+  const previewRows = Math.min(train.rows, train.shape?.length === 2 ? 12 : 6);
   const summary: DataSummary = {
     length: train.length,
     trainRows: train.rows,
@@ -176,7 +244,8 @@ function loadData(source: DataSource): DataSummary {
     valSource,
     period: heartbeat?.period ?? null,
     heartbeat,
-    preview: rowStrings({ ...train, rows: Math.min(train.rows, 6), bits: train.bits.subarray(0, Math.min(train.rows, 6) * train.length) }),
+    shape: (train.shape ?? [train.length]).slice(),
+    preview: rowStrings({ ...train, rows: previewRows, bits: train.bits.subarray(0, previewRows * train.length) }),
   };
   currentData = { summary, train, val, trainSet: sequenceSet(train), valSet: sequenceSet(val), section };
   return summary;
@@ -208,7 +277,9 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     'training.batch_size': 'batch size',
     'training.eval_every': 'evaluate every',
     'training.seed': 'seed',
+    'model.channels': 'U-Net channels',
   };
+  const image = dataset.summary.shape.length === 2;
   const values: Record<string, unknown> = {
     'model.T': settings.T,
     'model.architecture': settings.architecture,
@@ -217,6 +288,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     'training.batch_size': settings.batchSize,
     'training.eval_every': settings.evalEvery,
     'training.seed': settings.seed,
+    'model.channels': settings.architecture === 'unet' ? settings.channels : undefined,
     'training.checkpoint_every': 0,
     // No early stopping in the page (so the stored config says so, and a resumed run does the same).
     'training.early_stopping': 0,
@@ -224,17 +296,26 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     'training.warmup_steps':
       Number.isInteger(settings.steps) && settings.steps > 0 ? Math.min(DEFAULTS.training.warmup_steps, Math.floor(settings.steps / 10)) : undefined,
   };
+  if (image) {
+    // Evaluations of a 784-bit model cost T network passes per chain: 16 chains instead of the
+    // CLI's 128 (8 repeats × 16 digits; 2 repeats give the standard error) and 16 samples instead
+    // of 64 keep them to seconds; the grid still shows 16 digits.
+    values['training.eval_repeats'] = 2;
+    values['training.eval_sequences'] = 8;
+    values['training.eval_samples'] = 16;
+  }
   if (dataset.section.heartbeat) {
     for (const [key, value] of Object.entries(dataset.section.heartbeat)) values[`data.heartbeat.${key}`] = value;
   } else {
     values['data.train'] = dataset.section.train;
+    if (dataset.section.val !== undefined) values['data.val'] = dataset.section.val;
   }
   const resolved = resolveConfig([valuesLayer(values, (key) => `the field "${fieldNames[key] ?? key}"`)]);
   checkAgainstLength(resolved, dataset.train.length, dataset.summary.trainSource);
   const runConfig = resolved.config;
   const total = totalSteps(runConfig.training, dataset.train.rows);
   const next = await DiffusionModel.create(
-    coreModelConfig(runConfig.model, dataset.train.length),
+    coreModelConfig(runConfig.model, dataset.train.length, dataset.train.shape),
     coreTrainingConfig(runConfig.training, total),
     runConfig.training.seed,
   );
@@ -275,10 +356,13 @@ async function loadModel(bytes: Uint8Array, name: string): Promise<{ info: Model
   let summary: DataSummary | null = null;
   if (!currentData || currentData.summary.length !== loaded.length) {
     const heartbeat = runConfig?.data.heartbeat;
-    if (heartbeat && heartbeat.length === loaded.length) summary = loadData({ kind: 'heartbeat', ...heartbeat });
+    if (heartbeat && heartbeat.length === loaded.length) summary = await loadData({ kind: 'heartbeat', ...heartbeat });
   }
   return { info, data: summary };
 }
+
+/** Validation images the Evaluate button uses (the bound's chains run T network passes each). */
+const IMAGE_EVAL_ROWS = 16;
 
 function evaluate(request: Operations['evaluate']['request']): EvaluationSummary {
   const current = requireModel();
@@ -289,8 +373,12 @@ function evaluate(request: Operations['evaluate']['request']): EvaluationSummary
   if (currentData.summary.length !== current.length) {
     throw new UserError(`the data's sequences have ${currentData.summary.length} bits but the model's have ${current.length}`);
   }
+  // Images: the first IMAGE_EVAL_ROWS validation digits only; each row costs repeats × T network passes.
+  const val = currentData.val;
+  const rows = currentData.summary.shape.length === 2 ? Math.min(val.rows, IMAGE_EVAL_ROWS) : val.rows;
+  const data = rows === val.rows ? val : { ...val, rows, bits: val.bits.subarray(0, rows * val.length) };
   const evaluation = evaluateModel(current, {
-    data: currentData.val,
+    data,
     trainSet: currentData.trainSet,
     dataSet: currentData.valSet,
     repeats,
@@ -303,7 +391,7 @@ function evaluate(request: Operations['evaluate']['request']): EvaluationSummary
     boundStderr: evaluation.bound_stderr,
     repeats: evaluation.bound_repeats,
     nData: evaluation.n_data,
-    dataSource: currentData.summary.valSource,
+    dataSource: rows === val.rows ? currentData.summary.valSource : `the first ${rows} of ${currentData.summary.valSource}`,
     samples: evaluation.samples,
     distinct: evaluation.distinct,
     propTrain: evaluation.prop_train,
@@ -342,7 +430,13 @@ async function handle(request: Request, emit: (event: WorkerEvent) => void): Pro
       const current = requireModel();
       const n = whole('n', request.n, 1, 4096);
       const pattern = Uint8Array.from(request.pattern, (c) => (c === '1' ? 1 : c === '0' ? 0 : 2));
-      return labelRows(rowsOf(current.inpaint(pattern, n, { seed: whole('seed', request.seed, 0, MAX_SEED) }), current.length));
+      if (pattern.length !== current.length) throw new UserError(`the pattern has ${pattern.length} bits but the model's rows have ${current.length}`);
+      const particles = request.particles === undefined ? undefined : whole('particles', request.particles, 1, 64);
+      const options = { seed: whole('seed', request.seed, 0, MAX_SEED), particles };
+      // Images: split over the cores (sequences are quick on one).
+      const split = (current.modelConfig.shape?.length ?? 1) === 2 && n > 1 ? await completionPool(current) : undefined;
+      const bits = split ? await split.pool.inpaint(pattern, n, options) : current.inpaint(pattern, n, options);
+      return { rows: labelRows(rowsOf(bits, current.length)), cores: split?.cores ?? 1 };
     }
     case 'evaluate':
       return evaluate(request);
