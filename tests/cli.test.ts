@@ -201,9 +201,9 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(cli(work, ['generate', model, '-n', '5', '--seed', '3']).stdout).toBe(plain.stdout);
     // two workers draw the same samples and completions as one
     expect(cli(work, ['generate', model, '-n', '5', '--seed', '3', '--workers', '2']).stdout).toBe(plain.stdout);
-    const given = ['--given', '1????0????1????0????', '--particles', '3'];
-    expect(cli(work, ['generate', model, '-n', '4', '--seed', '3', ...given, '--workers', '2']).stdout).toBe(
-      cli(work, ['generate', model, '-n', '4', '--seed', '3', ...given, '--workers', '1']).stdout,
+    const givenFlags = ['--given', '1????0????1????0????', '--particles', '3'];
+    expect(cli(work, ['generate', model, '-n', '4', '--seed', '3', ...givenFlags, '--workers', '2']).stdout).toBe(
+      cli(work, ['generate', model, '-n', '4', '--seed', '3', ...givenFlags, '--workers', '1']).stdout,
     );
     expectUserError(cli(work, ['generate', model, '--workers', '0']), /^error: --workers: expected a whole number of at least 1, got 0$/);
     const json = cli(work, ['generate', model, '-n', '3', '--seed', '3', '--json']);
