@@ -108,6 +108,7 @@ export {
   loadCheckpoint,
   readCheckpoint,
   loopSettings,
+  defaultBoundStrata,
   runMetadata,
   runMetadataOf,
   runConfigOf,

@@ -11,7 +11,7 @@ import type { CommandContext } from './io.js';
 import { POOL_MIN_EVALUATION_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 import { defaultEvaluationData, type NamedSequences, readSequences, setOf } from '../run/data.js';
 import { readCheckpoint } from '../run/load.js';
-import { fullSumIsCheap, STRATA_WHEN_EXPENSIVE } from '../run/settings.js';
+import { defaultBoundStrata, fullSumIsCheap } from '../run/settings.js';
 import { integerFlag } from './flags.js';
 import { boundText, count, percent } from './text.js';
 
@@ -23,8 +23,8 @@ export const EXACT_MAX_LENGTH = 12;
  * strata of t, 2 repeats and 16 samples, so that 1,000 images take minutes; else the full sum over
  * t, 4 repeats and 200 samples.
  */
-const EXPENSIVE_DEFAULTS = { strata: STRATA_WHEN_EXPENSIVE, repeats: 2, samples: 16 };
-const CHEAP_DEFAULTS = { strata: 0, repeats: 4, samples: 200 };
+const EXPENSIVE_DEFAULTS = { repeats: 2, samples: 16 };
+const CHEAP_DEFAULTS = { repeats: 4, samples: 200 };
 
 interface EvaluateArgs {
   checkpoint: string;
@@ -75,7 +75,7 @@ async function handler({ io }: CommandContext, args: EvaluateArgs): Promise<void
     const defaults = fullSumIsCheap(model.modelConfig.T, model.length) ? CHEAP_DEFAULTS : EXPENSIVE_DEFAULTS;
     const samples = integerFlag('samples', args.samples ?? defaults.samples, 1, 1_000_000);
     const repeats = integerFlag('repeats', args.repeats ?? defaults.repeats, 1, 10_000);
-    const strata = integerFlag('strata', args.strata ?? defaults.strata, 0, 1e9);
+    const strata = integerFlag('strata', args.strata ?? defaultBoundStrata(model.modelConfig.T, model.length), 0, 1e9);
     if (args.exact && model.length > EXACT_MAX_LENGTH) {
       throw new UserError(`--exact needs sequences of at most ${EXACT_MAX_LENGTH} bits (it sums over all 2^L of them); this model's have ${model.length}`);
     }

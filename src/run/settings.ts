@@ -24,9 +24,14 @@ export function fullSumIsCheap(T: number, length: number): boolean {
   return T * length <= FULL_SUM_MAX_TERMS;
 }
 
-/** Strata of t of a run's evaluations: training.eval_strata, or when null 0 (the full sum) if T · L is small, else 64. */
+/** The default strata of t of a bound for T steps and L bits: 0 (the full sum) when T · L <= 65,536, else 64. */
+export function defaultBoundStrata(T: number, length: number): number {
+  return fullSumIsCheap(T, length) ? 0 : STRATA_WHEN_EXPENSIVE;
+}
+
+/** Strata of t of a run's evaluations: training.eval_strata, or when null `defaultBoundStrata`. */
 export function evaluationStrata(config: RunConfig, length: number): number {
-  return config.training.eval_strata ?? (fullSumIsCheap(config.model.T, length) ? 0 : STRATA_WHEN_EXPENSIVE);
+  return config.training.eval_strata ?? defaultBoundStrata(config.model.T, length);
 }
 
 /** The loop settings of a run of `totalSteps` steps (see `totalSteps` in src/config.ts) on sequences of `length` bits. */
