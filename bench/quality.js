@@ -36,13 +36,14 @@
  *               checkpoints every --checkpoint-every steps (50); the checkpoints nearest 5, 10 and
  *               30 minutes of training (metrics.jsonl's `elapsed`) are evaluated on --val-images
  *               (200) val images, with `evaluate --strata K` (--strata, 100) where the CLI has it,
- *               else one full sum over t per image. The last one also gets the sample score
+ *               else the full sum over t twice per image. The last one also gets the sample score
  *               (--samples 1000 from `generate`: share classified with confidence >= 0.9 by the
  *               digit classifier, class histogram) and the inpainting score (--inpaint 100: the top
  *               14 rows of the first val digits given; share of completions keeping every given
  *               pixel, share classified as the digit's label). Also training images/s and the peak
  *               RSS of `train` (VmHWM). The PyTorch numbers are the issue's (not measured here).
- *               `--only mnist --minutes 2` (or --quick) is a smoke run: its rows go to test-output/.
+ *               `--only mnist --minutes 2` is a smoke run (rows to test-output/); --quick also uses a
+ *               small U-Net (C = 8, T = 100) and few samples, to check the pipeline in minutes.
  * Bounds are in bits per sequence, ± one Monte-Carlo standard error (the core's `evaluate`); mnist
  * rows in nats per image (and bits per pixel).
  */
@@ -358,6 +359,9 @@ training:
   eval_every: 0
   early_stopping: 0
 `;
+/** --quick: a small U-Net and T = 100, so that the whole pipeline runs in a few minutes (not the figures). */
+const MNIST_QUICK_CONFIG = MNIST_CONFIG.replace('  T: 1000\n', '  T: 100\n  channels: 8\n');
+
 /** The PyTorch reference of the issue (its own script, this machine's 2 cores): not measured here. */
 const MNIST_TORCH_REFERENCE = {
   source: 'from the issue (issue 13: ../shared/anchors/mnist_torch_reference.py, 285k-parameter U-Net, T = 1000, batch 128, 2 cores)',
@@ -489,7 +493,7 @@ if (only.includes('mnist')) {
   record(
     'mnist',
     'independent Bernoulli per pixel',
-    { ...perImage(baselines.independent.nll_nats), n_train: split.train.rows, n_val: split.val.rows },
+    { ...perImage(baselines.independent.nll_nats), n_train: split.train.rows, n_val: split.val.rows, train_seconds: baselines.independent.seconds },
     [],
     [shown(dataCommand), 'bench/mnist.js: independentBernoulli (Laplace α = 1)'],
   );
@@ -509,12 +513,14 @@ if (only.includes('mnist')) {
   const boundRows = valSubset(valLines, valImages);
   const boundFile = `mnist/val-${boundRows.length}.txt`;
   writeFileSync(join(work, boundFile), `# shape: 28x28\n${boundRows.join('\n')}\n`);
-  // The stratified-t estimator where the CLI has it; else the full sum over t once per image.
+  // The stratified-t estimator where the CLI has it; else the full sum over t, twice per image (two
+  // repeats: the fewest that give a standard error).
   const estimator = spawnSync(process.execPath, [CLI, 'evaluate', '--help'], { encoding: 'utf8' }).stdout.includes('--strata')
     ? ['--strata', String(strata)]
-    : ['--repeats', '1'];
+    : ['--repeats', '2'];
 
-  writeFileSync(join(work, 'mnist-unet.yaml'), MNIST_CONFIG);
+  const config = quick ? MNIST_QUICK_CONFIG : MNIST_CONFIG;
+  writeFileSync(join(work, 'mnist-unet.yaml'), config);
   const name = 'mnist-unet';
   const runDir = join(work, 'results', name);
   const trainArgs = [
@@ -545,7 +551,7 @@ if (only.includes('mnist')) {
       peak_rss_bytes: run.peakRssBytes,
       workers: cores,
       loadavg_after_train: loadavg(),
-      config_file: { 'mnist-unet.yaml': MNIST_CONFIG },
+      config_file: { 'mnist-unet.yaml': config },
       torch_reference: { ...MNIST_TORCH_REFERENCE, bound_nats: MNIST_TORCH_REFERENCE.bound_nats[mark] ?? null },
     };
     const commands = [shown(dataCommand), `${shown(trainArgs)}  (stopped with SIGINT at ${minutes} min of training)`, ev.command];
