@@ -39,8 +39,9 @@
  *               else the full sum over t twice per image. The last one also gets the sample score
  *               (--samples 1000 from `generate`: share classified with confidence >= 0.9 by the
  *               digit classifier, class histogram) and the inpainting score (--inpaint 100: the top
- *               14 rows of the first val digits given; share of completions keeping every given
- *               pixel, share classified as the digit's label). Also training images/s and the peak
+ *               14 rows of the first val digits given, --particles N passed to generate; share of
+ *               completions keeping every given pixel, share classified as the digit's label).
+ *               Also training images/s and the peak
  *               RSS of `train` (VmHWM). The PyTorch numbers are the issue's (not measured here).
  *               `--only mnist --minutes 2` is a smoke run (rows to test-output/); --quick also uses a
  *               small U-Net (C = 8, T = 100) and few samples, to check the pipeline in minutes.
@@ -359,6 +360,9 @@ training:
   eval_every: 0
   early_stopping: 0
 `;
+/** Samples per `generate` call of the mnist group. */
+const SAMPLE_CHUNK = 125;
+
 /** --quick: a small U-Net and T = 100, so that the whole pipeline runs in a few minutes (not the figures). */
 const MNIST_QUICK_CONFIG = MNIST_CONFIG.replace('  T: 1000\n', '  T: 100\n  channels: 8\n');
 
@@ -483,6 +487,8 @@ if (only.includes('mnist')) {
   const strata = numberOption('strata', 100);
   const sampleCount = numberOption('samples', quick ? 20 : 1000);
   const inpaintCount = numberOption('inpaint', quick ? 4 : 100);
+  /** Chains per completion (`generate --particles`; default: generate's own). */
+  const particles = numberOption('particles', undefined);
   const cores = availableParallelism();
   const dataCommand = ['data', 'mnist', '--out', 'mnist', '--threshold', '0.5', '--val', '1000', '--seed', '0'];
   cli(dataCommand);
@@ -557,8 +563,10 @@ if (only.includes('mnist')) {
     const commands = [shown(dataCommand), `${shown(trainArgs)}  (stopped with SIGINT at ${minutes} min of training)`, ev.command];
     const targets = [];
     if (k === marks.length - 1) {
-      // Samples: `cores` generate processes at once, each its share of the samples and its own seed.
-      const shares = Array.from({ length: cores }, (_, j) => Math.floor(sampleCount / cores) + (j < sampleCount % cores ? 1 : 0)).filter((n) => n > 0);
+      // Samples: `cores` generate processes at a time, each a chunk of at most SAMPLE_CHUNK samples
+      // (a U-Net's activations grow with the batch) with its own seed.
+      const chunks = Math.ceil(sampleCount / SAMPLE_CHUNK);
+      const shares = Array.from({ length: chunks }, (_, j) => Math.floor(sampleCount / chunks) + (j < sampleCount % chunks ? 1 : 0));
       const sampleArgs = shares.map((n, j) => ['generate', nearest.path, '-n', String(n), '--seed', String(j + 1), '--json']);
       const drawn = (
         await inParallel(
@@ -578,6 +586,7 @@ if (only.includes('mnist')) {
         String(r + 1),
         '--given-top-half',
         `mnist/val.txt:${r + 1}`,
+        ...(particles === undefined ? [] : ['--particles', String(particles)]),
         '--json',
       ]);
       const completions = (
@@ -599,6 +608,7 @@ if (only.includes('mnist')) {
         confident_share: score.confident_share,
         class_shares: score.class_shares,
         inpaint_digits: rows,
+        inpaint_particles: particles ?? "generate's default",
         inpaint_kept_share: kept / rows,
         inpaint_label_share: sameLabel / rows,
       });
