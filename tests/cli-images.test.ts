@@ -11,7 +11,9 @@ import { GifReader } from 'omggif';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../src/checkpoint.js';
-import { MASK_LEVELS, maskPattern } from '../src/commands/generate.js';
+import { givenPngPattern, MASK_LEVELS, maskPattern } from '../src/commands/generate.js';
+import type { Io } from '../src/commands/io.js';
+import { NodeIo } from '../src/node/io.js';
 import { bitGridPalette, paletteIndex } from '../src/plots/bitgrid.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -56,6 +58,20 @@ const W = 6;
 function images(bars: number[]): string[] {
   return bars.map((c) => Array.from({ length: H * W }, (_, i) => (i % W === c ? '1' : '0')).join(''));
 }
+
+describe('--given-png without a model', () => {
+  it('takes a picture L pixels wide and 1 high for a 1-D model, and says when no decoder is there', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'bd-mask-'));
+    writePng(join(folder, 'row.png'), 5, 1, (p) => (p % 2 === 0 ? [255, 255, 255, 255] : [0, 0, 0, 0]));
+    const io = new NodeIo();
+    expect([...(await givenPngPattern(io, join(folder, 'row.png'), [5]))]).toEqual([1, 2, 1, 2, 1]);
+    await expect(givenPngPattern(io, join(folder, 'row.png'), [6])).rejects.toThrow(
+      /row\.png is 5 pixels wide and 1 high but the model's sequences have 6 bits/,
+    );
+    const noDecoder = { ...io, decodePng: undefined } as unknown as Io;
+    await expect(givenPngPattern(noDecoder, join(folder, 'row.png'), [5])).rejects.toThrow(/^--given-png: reading PNG pictures is not available here$/);
+  });
+});
 
 describe.skipIf(!built)('CLI with images', () => {
   let work: string;
