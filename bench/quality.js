@@ -157,7 +157,7 @@ function boundText(m) {
 }
 
 function describe(m) {
-  return `bound ${boundText(m)}, ${samplesText(m)}, train ${fixed(m.train_seconds, 1)} s`;
+  return [`bound ${boundText(m)}`, samplesText(m), `train ${fixed(m.train_seconds, 1)} s`].filter((part) => part !== '').join(', ');
 }
 
 /** Bound, valid share and per-phase shares for a run evaluated on all 5 heartbeat phases. */
