@@ -1,13 +1,20 @@
 // End to end, images (issues 12 and 13): the data file's `# shape: HxW` header reaches the
 // checkpoint's model config; generate prints H-row text grids, writes --png pictures, inpaints
-// from an H×W --given pattern or --given-top-half FILE:ROW; the run's pictures are image grids.
+// from an H×W --given pattern, --given-top-half FILE:ROW or a --given-png mask picture; the run's
+// pictures are image grids (64 images, 8 × 8) and samples.png holds the final samples.
 // Tiny runs (4x6 images, T = 8, a few steps) through the real CLI.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { GifReader } from 'omggif';
+import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../src/checkpoint.js';
+import { givenPngPattern, MASK_LEVELS, maskPattern } from '../src/commands/generate.js';
+import type { Io } from '../src/commands/io.js';
+import { NodeIo } from '../src/node/io.js';
+import { bitGridPalette, paletteIndex } from '../src/plots/bitgrid.js';
 
 const root = resolve(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'bernoulli-diffusion.js');
@@ -34,12 +41,37 @@ function pictureSize(path: string): [number, number] {
   return [bytes.readUInt16LE(6), bytes.readUInt16LE(8)];
 }
 
+/** A PNG file of `width` × `height` pixels, pixel p coloured rgba(p). */
+function writePng(path: string, width: number, height: number, rgba: (p: number) => [number, number, number, number]): void {
+  const png = new PNG({ width, height });
+  for (let p = 0; p < width * height; p++) png.data.set(rgba(p), 4 * p);
+  writeFileSync(path, PNG.sync.write(png));
+}
+
+/** The RGB of palette entry `index` as a string, to compare decoded pixels. */
+const colour = (index: number) => bitGridPalette[index].join(',');
+const rgbAt = (rgba: Uint8Array, width: number, x: number, y: number) => Array.from(rgba.subarray(4 * (y * width + x), 4 * (y * width + x) + 3)).join(',');
+
 const H = 4;
 const W = 6;
 /** 4x6 images, each one vertical bar; `bars` lists the bar columns. */
 function images(bars: number[]): string[] {
   return bars.map((c) => Array.from({ length: H * W }, (_, i) => (i % W === c ? '1' : '0')).join(''));
 }
+
+describe('--given-png without a model', () => {
+  it('takes a picture L pixels wide and 1 high for a 1-D model, and says when no decoder is there', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'bd-mask-'));
+    writePng(join(folder, 'row.png'), 5, 1, (p) => (p % 2 === 0 ? [255, 255, 255, 255] : [0, 0, 0, 0]));
+    const io = new NodeIo();
+    expect([...(await givenPngPattern(io, join(folder, 'row.png'), [5]))]).toEqual([1, 2, 1, 2, 1]);
+    await expect(givenPngPattern(io, join(folder, 'row.png'), [6])).rejects.toThrow(
+      /row\.png is 5 pixels wide and 1 high but the model's sequences have 6 bits/,
+    );
+    const noDecoder = { ...io, decodePng: undefined } as unknown as Io;
+    await expect(givenPngPattern(noDecoder, join(folder, 'row.png'), [5])).rejects.toThrow(/^--given-png: reading PNG pictures is not available here$/);
+  });
+});
 
 describe.skipIf(!built)('CLI with images', () => {
   let work: string;
@@ -66,12 +98,46 @@ describe.skipIf(!built)('CLI with images', () => {
     expect(readFileSync(join(work, 'results', 'bars', 'config.yaml'), 'utf8')).toMatch(/^ {2}shape: null$/m); // from the data
   });
 
-  it('draws the run pictures as grids of images (16 images of 4x6, 4 per row, 4 pixels each, 1 apart)', () => {
-    const side = (n: number) => (4 * (n + 1) + 1) * 4;
+  it('draws the run pictures as grids of images (64 images of 4x6, 8 per row, 4 pixels each, 1 apart)', () => {
+    const run = join(work, 'results', 'bars');
+    const side = (n: number) => (8 * (n + 1) + 1) * 4;
+    // The animations carry a header above the grid: 8 px margin, a 16 px label + 6, a 4 px bar + 8.
+    const header = 8 + 16 + 6 + 4 + 8;
     for (const name of ['samples_over_training.gif', 'reverse_process.gif']) {
-      expect(pictureSize(join(work, 'results', 'bars', name)), name).toEqual([side(W), side(H)]);
+      expect(pictureSize(join(run, name)), name).toEqual([side(W), header + side(H)]);
     }
-    expect(readFileSync(join(work, 'results', 'bars', 'report.html'), 'utf8')).toContain('images of 4x6');
+    expect(pictureSize(join(run, 'samples.png'))).toEqual([side(W), side(H)]);
+    const report = readFileSync(join(run, 'report.html'), 'utf8');
+    expect(report).toContain('Final samples, 64 images of 4x6');
+    expect(report).toContain('samples.png');
+
+    // samples.png shows results.json's 64 final samples, image k at grid cell (k mod 8, k div 8).
+    const samples = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')).samples as string[];
+    expect(samples).toHaveLength(64);
+    const png = PNG.sync.read(readFileSync(join(run, 'samples.png')));
+    /** Centre of image pixel (y, x) of image k, in picture pixels (scale 4, gap 1). */
+    const centre = (k: number, y: number, x: number, top = 0) => [(1 + (k % 8) * (W + 1) + x) * 4 + 2, top + (1 + Math.floor(k / 8) * (H + 1) + y) * 4 + 2];
+    for (let k = 0; k < 64; k++)
+      for (let i = 0; i < H * W; i++) {
+        const [px, py] = centre(k, Math.floor(i / W), i % W);
+        expect(rgbAt(png.data, png.width, px, py), `image ${k} pixel ${i}`).toBe(colour(samples[k][i] === '1' ? paletteIndex.one : paletteIndex.zero));
+      }
+    expect(rgbAt(png.data, png.width, 1, 1)).toBe(colour(paletteIndex.background));
+
+    // The last frame of samples over training is the last evaluation's grid: the same samples.
+    const reader = new GifReader(readFileSync(join(run, 'samples_over_training.gif')));
+    expect(reader.numFrames()).toBe(2); // evaluations at steps 10 and 20
+    const frame = new Uint8Array(reader.width * reader.height * 4);
+    reader.decodeAndBlitFrameRGBA(1, frame);
+    for (let k = 0; k < 64; k++)
+      for (let i = 0; i < H * W; i++) {
+        const [px, py] = centre(k, Math.floor(i / W), i % W, header);
+        expect(rgbAt(frame, reader.width, px, py)).toBe(colour(samples[k][i] === '1' ? paletteIndex.one : paletteIndex.zero));
+      }
+    // The label row has ink, the bar is full on the last frame.
+    const labelRow = Array.from({ length: reader.width }, (_, x) => rgbAt(frame, reader.width, x, 8 + 6));
+    expect(labelRow).toContain(colour(paletteIndex.text));
+    expect(rgbAt(frame, reader.width, reader.width - 9, 8 + 22 + 1)).toBe(colour(paletteIndex.progress));
   });
 
   it('prints each sample as H rows of # and ., a blank line between samples; --json unchanged', () => {
@@ -107,6 +173,58 @@ describe.skipIf(!built)('CLI with images', () => {
     for (const line of JSON.parse(top.stdout) as string[]) expect(line.slice(0, (H / 2) * W)).toBe(row.slice(0, (H / 2) * W));
   });
 
+  it('--given-png reads a mask picture: black = 0, white = 1, mid-grey or transparent = unknown', () => {
+    // Row 0: black, white, mid-grey, transparent white, dark grey, light grey; the other rows mid-grey.
+    const first: [number, number, number, number][] = [
+      [0, 0, 0, 255],
+      [255, 255, 255, 255],
+      [128, 128, 128, 255],
+      [255, 255, 255, 0],
+      [40, 40, 40, 255],
+      [220, 220, 220, 255],
+    ];
+    writePng(join(work, 'mask.png'), W, H, (p) => (p < W ? first[p] : [128, 128, 128, 255]));
+    const result = cli(work, ['generate', model, '-n', '6', '--seed', '3', '--given-png', 'mask.png', '--json']);
+    expect(result.status, result.stderr).toBe(0);
+    const lines = JSON.parse(result.stdout) as string[];
+    expect(lines).toHaveLength(6);
+    for (const line of lines) expect([line[0], line[1], line[4], line[5]]).toEqual(['0', '1', '0', '1']);
+    // The same mask as a --given pattern gives the same completions (same seed).
+    const pattern = ['01??01', '??????', '??????', '??????'].join('\n');
+    expect(JSON.parse(cli(work, ['generate', model, '-n', '6', '--seed', '3', '--given', pattern, '--json']).stdout)).toEqual(lines);
+  });
+
+  it('reads mask pixels at the documented levels', () => {
+    const { opaqueAlpha, darkBelow, lightAbove } = MASK_LEVELS;
+    const pixels: [number, number, number, number][] = [
+      [darkBelow - 1, darkBelow - 1, darkBelow - 1, 255], // dark: 0
+      [darkBelow, darkBelow, darkBelow, 255], // mid-grey: unknown
+      [lightAbove, lightAbove, lightAbove, 255], // mid-grey: unknown
+      [lightAbove + 1, lightAbove + 1, lightAbove + 1, 255], // light: 1
+      [0, 0, 0, opaqueAlpha - 1], // transparent: unknown
+      [0, 0, 0, opaqueAlpha], // opaque enough: 0
+      [255, 0, 0, 255], // pure red: grey level 76: 0
+      [0, 255, 0, 255], // pure green: grey level 150: unknown
+      [255, 255, 0, 255], // yellow: grey level 226: 1
+    ];
+    expect([...maskPattern(Uint8Array.from(pixels.flat()), pixels.length)]).toEqual([0, 2, 2, 1, 2, 0, 0, 2, 1]);
+  });
+
+  it('rejects bad --given-png masks with one line naming the file, exit 2', () => {
+    writePng(join(work, 'mask-turned.png'), H, W, () => [0, 0, 0, 255]);
+    expectUserError(
+      cli(work, ['generate', model, '--given-png', 'mask-turned.png']),
+      /^error: --given-png: mask-turned\.png is 4 pixels wide and 6 high but the model's images are 6 wide and 4 high \(4x6\)$/,
+    );
+    writeFileSync(join(work, 'not-a.png'), 'hello\n');
+    expectUserError(cli(work, ['generate', model, '--given-png', 'not-a.png']), /^error: --given-png: not-a\.png is not a readable PNG picture \(.+\)$/);
+    expectUserError(cli(work, ['generate', model, '--given-png', 'absent.png']), /^error: cannot read absent\.png/);
+    expectUserError(
+      cli(work, ['generate', model, '--given-png', 'mask-turned.png', '--given', '1']),
+      /^error: give one of --given, --given-top-half and --given-png, not --given and --given-png$/,
+    );
+  });
+
   it('rejects bad shapes and inpainting inputs with one line, exit 2', () => {
     expectUserError(
       cli(work, ['train', '--data', 'train.txt', '--shape', '5x5', '--steps', '2', '--no-plots']),
@@ -122,7 +240,10 @@ describe.skipIf(!built)('CLI with images', () => {
       /^error: --given-top-half: val\.txt has 3 data rows, so there is no row 4$/,
     );
     expectUserError(cli(work, ['generate', model, '--given-top-half', 'val.txt']), /^error: --given-top-half: expected FILE:ROW/);
-    expectUserError(cli(work, ['generate', model, '--given-top-half', 'val.txt:1', '--given', '1']), /^error: give one of --given and --given-top-half/);
+    expectUserError(
+      cli(work, ['generate', model, '--given-top-half', 'val.txt:1', '--given', '1']),
+      /^error: give one of --given, --given-top-half and --given-png, not --given and --given-top-half$/,
+    );
     expectUserError(cli(work, ['generate', model, '--given-top-half', 'missing.txt:1']), /missing\.txt/);
   });
 

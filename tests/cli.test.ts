@@ -232,7 +232,10 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
       cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'delta']),
       /^error: --inpaint-mode: expected 'smc' or 'clamp', got 'delta'$/,
     );
-    expectUserError(cli(work, ['generate', model, '--inpaint-mode', 'clamp']), /^error: --inpaint-mode and --particles need --given \(or --given-top-half\)$/);
+    expectUserError(
+      cli(work, ['generate', model, '--inpaint-mode', 'clamp']),
+      /^error: --inpaint-mode and --particles need --given \(or --given-top-half, --given-png\)$/,
+    );
     expectUserError(
       cli(work, ['generate', model, '--given', pattern, '--inpaint-mode', 'clamp', '--particles', '4']),
       /^error: --particles: only with --inpaint-mode smc$/,

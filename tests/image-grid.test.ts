@@ -1,9 +1,11 @@
 // Grids of binary images (src/plots/image-grid.ts): layout arithmetic, the colour of chosen pixels,
 // the PNG decoded by an independent decoder (pngjs) to the same RGBA, and the GIF's size.
+import { GifReader } from 'omggif';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { bitGridPalette, paletteIndex } from '../src/plots/bitgrid.js';
-import { crc32, drawImageGrid, encodePng, imageGridGif, imageGridImage, imageGridLayout, imageGridPng } from '../src/plots/image-grid.js';
+import { textWidth } from '../src/plots/bitmap-font.js';
+import { crc32, drawImageGrid, encodePng, gridScaleFor, imageGridGif, imageGridImage, imageGridLayout, imageGridPng } from '../src/plots/image-grid.js';
 
 /** Two 2×3 images: A = 100/001, B = 011/110. */
 const bits = Uint8Array.of(1, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0);
@@ -70,6 +72,38 @@ describe('image grid', () => {
     const decoded = PNG.sync.read(Buffer.from(await encodePng(width, height, rgba)));
     expect(new Uint8Array(decoded.data)).toEqual(rgba);
     await expect(encodePng(2, 2, new Uint8Array(3))).rejects.toThrow(/not a 2 x 2 RGBA image/);
+  });
+
+  it('scales a grid to the largest of 1-4 pixels per image pixel that fits', () => {
+    // 64 digits: 8 × 29 + 1 = 233 image pixels a side.
+    expect([720, 699, 698, 480, 466, 465, 100].map((size) => gridScaleFor(64, [28, 28], size))).toEqual([3, 3, 2, 2, 2, 1, 1]);
+    expect(gridScaleFor(2, [2, 3], 10_000)).toBe(4);
+    // The longer side decides: 2 images of 2×3 side by side are 9 wide and 4 high.
+    expect(gridScaleFor(2, [2, 3], 18, { columns: 2 })).toBe(2);
+  });
+
+  it('draws a label and a progress bar above the grid of each frame when asked', () => {
+    const labels = ['t = 2', 't = 0'];
+    const gif = imageGridGif([bits, bits], 2, [2, 3], { scale: 2, labels, progress: [0, 1] });
+    const reader = new GifReader(gif);
+    const grid = imageGridLayout(2, [2, 3], { scale: 2 });
+    // margin 8, label 2 × 8 + 6, bar 4 + margin 8; wide enough for the label and its margins.
+    const header = 8 + 22 + 12;
+    expect([reader.width, reader.height]).toEqual([Math.max(grid.width, textWidth('t = 2', 2) + 16), header + grid.height]);
+    const frame = (k: number) => {
+      const rgba = new Uint8Array(reader.width * reader.height * 4);
+      reader.decodeAndBlitFrameRGBA(k, rgba);
+      return (x: number, y: number) => Array.from(rgba.subarray(4 * (y * reader.width + x), 4 * (y * reader.width + x) + 3));
+    };
+    const [first, last] = [frame(0), frame(1)];
+    const barY = 8 + 22 + 1;
+    expect(first(8, barY)).toEqual([...bitGridPalette[paletteIndex.track]]); // progress 0: an empty track
+    expect(last(8, barY)).toEqual([...bitGridPalette[paletteIndex.progress]]);
+    expect(last(reader.width - 9, barY)).toEqual([...bitGridPalette[paletteIndex.progress]]);
+    // The grid sits under the header, centred: image 0's pixel (0, 0) is a 1.
+    const left = Math.floor((reader.width - grid.width) / 2);
+    expect(first(left + 2, header + 2)).toEqual([...bitGridPalette[paletteIndex.one]]);
+    expect(() => imageGridGif([bits, bits], 2, [2, 3], { labels: ['one'] })).toThrow(/1 labels for 2 frames/);
   });
 
   it('animates grids as a GIF of the grid size', () => {

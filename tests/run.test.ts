@@ -92,6 +92,15 @@ describe('the loop settings of a run', () => {
     expect(loopSettings(given, 50, 20).evalStrata).toBe(40);
     expect(loopSettings(given, 50, 784).evalStrata).toBe(40);
   });
+
+  it('record an 8 x 8 sample grid for images (a 2-D shape from the data or the config), 16 sequences otherwise', () => {
+    const plain = resolveConfig([valuesLayer({}, () => 'x')]).config;
+    expect([loopSettings(plain, 5, 784, [28, 28]).gridSize, loopSettings(plain, 5, 20, [20]).gridSize, loopSettings(plain, 5, 20, null).gridSize]).toEqual([
+      64, 16, 16,
+    ]);
+    const images = resolveConfig([valuesLayer({ 'model.shape': '4x6' }, () => 'x')]).config;
+    expect(loopSettings(images, 5, 24).gridSize).toBe(64);
+  });
 });
 
 describe('what a checkpoint holds', () => {

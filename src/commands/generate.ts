@@ -1,6 +1,7 @@
 /**
  * `generate CKPT`: sample sequences from a trained model, optionally with some bits fixed
- * (inpainting). Images (a model with a 2-D shape) print as H-row text grids; --png draws a picture.
+ * (inpainting: a --given pattern, --given-top-half of a data row, or a --given-png mask picture).
+ * Images (a model with a 2-D shape) print as H-row text grids; --png draws a picture.
  */
 import type { Argv, CommandModule } from 'yargs';
 import { formatShape, rowStrings } from '../data.js';
@@ -17,6 +18,7 @@ interface GenerateArgs {
   n: number;
   given?: string;
   'given-top-half'?: string;
+  'given-png'?: string;
   png?: string;
   'inpaint-mode'?: string;
   particles?: number;
@@ -42,6 +44,11 @@ function builder(yargs: Argv): Argv<GenerateArgs> {
       describe:
         'complete the lower half of a data row: FILE:ROW takes row ROW (1 = the first data row) of a data file and keeps its top floor(H/2) image rows known (a sequence: its first floor(L/2) bits)',
     })
+    .option('given-png', {
+      type: 'string',
+      describe:
+        "fix known pixels from a mask picture: a PNG of the model's size (W pixels wide, H high); black (grey level < 85 of 255) = 0, white (> 170) = 1, mid-grey (85-170) or transparent (alpha < 128) = unknown",
+    })
     .option('png', { type: 'string', describe: 'also write the samples as a PNG picture to FILE (images: a grid of images; sequences: one row per sample)' })
     .option('inpaint-mode', {
       type: 'string',
@@ -66,14 +73,16 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
   const n = integerFlag('n', args.n, 1, 1_000_000);
   const seed = args.seed === undefined ? Math.floor(Math.random() * 4_294_967_296) : integerFlag('seed', args.seed, 0, 4_294_967_295);
   if (args.given !== undefined) parseGivenPattern(args.given, args.given.replace(/\s+/g, '').length); // bad characters before loading anything
-  if (args.given !== undefined && args['given-top-half'] !== undefined) throw new UserError('give one of --given and --given-top-half, not both');
+  const sources = (['given', 'given-top-half', 'given-png'] as const).filter((name) => args[name] !== undefined);
+  if (sources.length > 1) throw new UserError(`give one of --given, --given-top-half and --given-png, not ${sources.map((name) => `--${name}`).join(' and ')}`);
+  if (args['given-png'] !== undefined && args['given-png'].trim() === '') throw new UserError('--given-png: expected a file name');
   const topHalf = args['given-top-half'] === undefined ? undefined : parseFileRow(args['given-top-half']);
   if (args.png !== undefined && args.png.trim() === '') throw new UserError('--png: expected a file name');
   const mode = args['inpaint-mode'];
   if (mode !== undefined && mode !== 'smc' && mode !== 'clamp') throw new UserError(`--inpaint-mode: expected 'smc' or 'clamp', got '${mode}'`);
-  const inpainting = args.given !== undefined || topHalf !== undefined;
+  const inpainting = sources.length > 0;
   if ((mode !== undefined || args.particles !== undefined) && !inpainting)
-    throw new UserError('--inpaint-mode and --particles need --given (or --given-top-half)');
+    throw new UserError('--inpaint-mode and --particles need --given (or --given-top-half, --given-png)');
   if (args.particles !== undefined && mode === 'clamp') throw new UserError('--particles: only with --inpaint-mode smc');
   const particles = args.particles === undefined ? undefined : integerFlag('particles', args.particles, 1, 4096);
   const requested = requestedWorkers(io, args.workers);
@@ -85,7 +94,9 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
         ? parseGivenPattern(args.given, model.length, shape)
         : topHalf !== undefined
           ? await topHalfPattern(io, topHalf, model.length, shape)
-          : undefined;
+          : args['given-png'] !== undefined
+            ? await givenPngPattern(io, args['given-png'], shape)
+            : undefined;
     // Work: a network pass per t for every chain (an SMC completion runs `particles` of them).
     const chains = n * (pattern !== undefined && mode !== 'clamp' ? (particles ?? 8) : 1);
     const workers = workersFor(io, requested, chains * model.modelConfig.T * rowWork(model.modelConfig, model.length), POOL_MIN_EVALUATION_WORK);
@@ -151,6 +162,46 @@ export async function topHalfPattern(io: Io, where: { path: string; row: number 
   return pattern;
 }
 
+/**
+ * How a --given-png mask reads, per pixel: transparent (alpha < 128) = unknown; otherwise by its
+ * grey level (0.299 R + 0.587 G + 0.114 B, 0..255): dark (< 85) = 0, light (> 170) = 1, mid-grey
+ * (85..170) = unknown. So a black-and-white picture fixes every pixel, and grey or transparent
+ * paint leaves pixels to the model.
+ */
+export const MASK_LEVELS = { opaqueAlpha: 128, darkBelow: 85, lightAbove: 170 } as const;
+
+/** An RGBA picture (row-major) as an inpainting pattern (0, 1, 2 = unknown), by MASK_LEVELS. */
+export function maskPattern(rgba: Uint8Array, pixels: number): Uint8Array {
+  const pattern = new Uint8Array(pixels);
+  for (let p = 0; p < pixels; p++) {
+    const grey = 0.299 * rgba[4 * p] + 0.587 * rgba[4 * p + 1] + 0.114 * rgba[4 * p + 2];
+    pattern[p] = rgba[4 * p + 3] < MASK_LEVELS.opaqueAlpha ? 2 : grey < MASK_LEVELS.darkBelow ? 0 : grey > MASK_LEVELS.lightAbove ? 1 : 2;
+  }
+  return pattern;
+}
+
+/** The inpainting pattern of --given-png: the mask picture must be W pixels wide and H high (a 1-D model: L x 1). */
+export async function givenPngPattern(io: Io, path: string, shape: readonly number[]): Promise<Uint8Array> {
+  if (io.decodePng === undefined) throw new UserError('--given-png: reading PNG pictures is not available here');
+  const bytes = await io.readBytes(path);
+  const shown = io.displayPath(io.resolve(path));
+  let image: Awaited<ReturnType<NonNullable<Io['decodePng']>>>;
+  try {
+    image = await io.decodePng(bytes);
+  } catch (error) {
+    throw new UserError(`--given-png: ${shown} is not a readable PNG picture (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`);
+  }
+  const [height, width] = shape.length === 2 ? shape : [1, shape[0]];
+  if (image.width !== width || image.height !== height) {
+    const what =
+      shape.length === 2
+        ? `images are ${width} wide and ${height} high (${formatShape(shape)})`
+        : `sequences have ${width} bits (a picture ${width} wide and 1 high)`;
+    throw new UserError(`--given-png: ${shown} is ${image.width} pixels wide and ${image.height} high but the model's ${what}`);
+  }
+  return maskPattern(image.rgba, width * height);
+}
+
 /** The samples as PNG bytes: a grid of images for a 2-D shape, else one row of cells per sequence. */
 async function samplesPng(bits: Uint8Array, count: number, shape: readonly number[], lines: readonly string[]): Promise<Uint8Array> {
   // Loaded on demand: the picture code (and gifenc) stays out of runs that draw nothing.
@@ -164,7 +215,7 @@ async function samplesPng(bits: Uint8Array, count: number, shape: readonly numbe
 export function generateCommand(context: CommandContext): CommandModule<object, GenerateArgs> {
   return {
     command: 'generate <checkpoint>',
-    describe: 'sample sequences from a trained model (--given, --given-top-half: inpaint; --png: a picture)',
+    describe: 'sample sequences from a trained model (--given, --given-top-half, --given-png: inpaint; --png: a picture)',
     builder,
     handler: (args) => handler(context, args),
   };

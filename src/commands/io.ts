@@ -68,6 +68,11 @@ export interface Io {
   parallel?: ParallelIo;
   /** The names in a folder (hints name only files that exist); absent where unsupported. */
   list?(folder: string): Promise<string[]>;
+  /**
+   * Decodes PNG bytes (any colour type and bit depth) to 8-bit RGBA, e.g. for `generate --given-png`;
+   * rejects with a plain Error saying what is wrong with the bytes. Absent where no decoder is loaded.
+   */
+  decodePng?(bytes: Uint8Array): Promise<DecodedImage>;
   /** The machine's memory in bytes (runs that cannot fit are refused before they start); absent where unknown. */
   memoryBytes?(): number;
   /**
@@ -77,6 +82,13 @@ export interface Io {
    * a UserError. Absent where only one command runs at a time.
    */
   claimRunDirectory?(runDir: string, options: { create: boolean }): Promise<RunDirectoryClaim | undefined>;
+}
+
+/** A decoded picture: width × height pixels of 8-bit RGBA, row-major. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  rgba: Uint8Array;
 }
 
 export interface RunDirectoryClaim {

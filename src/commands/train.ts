@@ -32,7 +32,7 @@ import { runMetadata } from '../run/checkpoint.js';
 import { loadRunData, type RunData } from '../run/data.js';
 import { type LoadedCheckpoint, readCheckpoint } from '../run/load.js';
 import { type LoopState, RESULTS_FORMAT } from '../run/records.js';
-import { GRID_SIZE, loopSettings } from '../run/settings.js';
+import { gridSizeFor, loopSettings } from '../run/settings.js';
 import { runTraining, type Evaluation, type TrainingOutcome } from '../training.js';
 import type { CommandContext, Io, RunDirectoryClaim } from './io.js';
 import { boundText, count, percent, proportionsText } from './text.js';
@@ -339,7 +339,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       model: pool ?? model,
       stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
       data: { train: data.train.data, val: data.val.data, trainSet, valSet },
-      settings: loopSettings(config, total, data.train.data.length),
+      settings: loopSettings(config, total, data.train.data.length, model.modelConfig.shape),
       signal: io.interruptSignal(),
       now: () => io.now(),
       resumeState: resume?.loopState
@@ -407,7 +407,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       steps_this_session: outcome.stepsThisSession,
     },
     data: { train: data.train.source, val: data.val.source, n_train: data.train.data.rows, n_val: data.val.data.rows, length: data.train.data.length },
-    samples: final ? final.evaluation.sampleLines.slice(0, GRID_SIZE) : [],
+    samples: final ? final.evaluation.sampleLines.slice(0, gridSizeFor(model.modelConfig.shape)) : [],
   };
   await io.writeAtomic(path.results, `${JSON.stringify(results, null, 2)}\n`);
 

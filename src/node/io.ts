@@ -8,7 +8,7 @@ import { access, type FileHandle, open, readdir, readFile, rename, unlink } from
 import { createRequire } from 'node:module';
 import { totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { Io, ParallelIo, ProgressDisplay, RunDirectoryClaim, RunPictureRenderer } from '../commands/io.js';
+import type { DecodedImage, Io, ParallelIo, ProgressDisplay, RunDirectoryClaim, RunPictureRenderer } from '../commands/io.js';
 import { UserError } from '../errors.js';
 import { availableCores, createNodePool } from './pool.js';
 import { createProgress } from './progress.js';
@@ -185,6 +185,13 @@ export class NodeIo implements Io {
     } catch (error) {
       throw new UserError(`cannot read the folder ${this.displayPath(folder)}: ${fileProblem(error)}`);
     }
+  }
+
+  /** PNG decoding by pngjs (loaded on first use; 16-bit channels are scaled to 8 bits, palettes expanded). */
+  async decodePng(bytes: Uint8Array): Promise<DecodedImage> {
+    const { PNG } = createRequire(import.meta.url)('pngjs') as typeof import('pngjs');
+    const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
   }
 
   memoryBytes(): number {

@@ -11,7 +11,7 @@ import type { ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import { UserError } from '../errors.js';
 import { bitGridImage, parseBitRows, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from '../plots/bitgrid.js';
-import { imageGridGif, imageGridImage } from '../plots/image-grid.js';
+import { gridScaleFor, imageGridGif, imageGridImage } from '../plots/image-grid.js';
 import {
   chartFont,
   chartToSvg,
@@ -136,10 +136,15 @@ function finalSamplesOf(inputs: RunPictureInputs, grids: readonly EvaluationGrid
   return grids.at(-1)?.grid;
 }
 
+/** Largest side of an image-grid animation, and of the still grid of final samples, in pixels. */
+const IMAGE_GIF_SIZE = 480;
+const IMAGE_PNG_SIZE = 720;
+
 /**
  * Draws every picture of a run and the report, writing loss.svg, loss.png, proportions.png,
- * samples_over_training.gif, reverse_process.gif and report.html through `write`. A picture whose
- * data is absent (no evaluation points, no reverse frames) is skipped and listed in `missing`.
+ * samples_over_training.gif, reverse_process.gif, samples.png (images only: the final samples as
+ * a grid) and report.html through `write`. A picture whose data is absent (no evaluation points, no
+ * reverse frames) is skipped and listed in `missing`.
  */
 export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFile): Promise<RunPicturesWritten> {
   chartFontOptions(); // fail early and clearly when there is no font
@@ -195,12 +200,22 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
 
   if (inputs.reverseProcess && inputs.reverseProcess.frames.length > 0) {
     const { frames, sequenceLength } = inputs.reverseProcess;
+    const count = frames[0].bits.length / sequenceLength;
+    const steps = Math.max(...frames.map((f) => f.t));
     const gif = imageShape
       ? imageGridGif(
           frames.map((f) => f.bits),
-          frames[0].bits.length / sequenceLength,
+          count,
           imageShape,
-          { frameMs: Math.min(400, Math.max(60, Math.round(4000 / frames.length))), lastMs: 2500 },
+          {
+            scale: gridScaleFor(count, imageShape, IMAGE_GIF_SIZE),
+            labels: frames.map((f) => `t = ${f.t}`),
+            progress: frames.map((f) => (steps > 0 ? (steps - f.t) / steps : 1)),
+            // About four seconds however many frames were recorded, holding the noise and the result longer.
+            frameMs: Math.min(400, Math.max(60, Math.round(4000 / frames.length))),
+            firstMs: 1000,
+            lastMs: 2500,
+          },
         )
       : reverseProcessGif(frames, sequenceLength);
     await put('reverse_process.gif', gif);
@@ -218,12 +233,16 @@ export async function renderRunPictures(inputs: RunPictureInputs, write: WriteFi
   let finalSamples: { lines: readonly string[]; picture?: ReportPicture } | undefined;
   if (samples && samples.length > 0) {
     try {
-      const image = imageShape ? imageGridImage(parseBitRows(samples).bits, samples.length, imageShape) : bitGridImage(samples);
+      const image = imageShape
+        ? imageGridImage(parseBitRows(samples).bits, samples.length, imageShape, { scale: gridScaleFor(samples.length, imageShape, IMAGE_PNG_SIZE) })
+        : bitGridImage(samples);
       const png = rgbaToPng(image.width, image.height, image.rgba);
       const caption = imageShape
         ? `Final samples, ${samples.length} images of ${imageShape[0]}x${imageShape[1]} (dark = 1).`
         : 'Final samples, one row per sequence (dark = 1).';
-      finalSamples = { lines: samples, picture: { caption, src: dataUri(png, 'image/png') } };
+      // Images: the grid is also a file (samples.png), the picture to show of a run.
+      if (imageShape) await put('samples.png', png);
+      finalSamples = { lines: samples, picture: { caption, src: dataUri(png, 'image/png'), file: imageShape ? 'samples.png' : undefined } };
     } catch (error) {
       missing.push(`final samples: ${(error as Error).message}`);
     }
@@ -249,11 +268,18 @@ function samplesOverTrainingImageGif(grids: readonly EvaluationGrid[], shape: re
   frames.forEach((frame, k) => {
     if (frame.rows !== count) throw new Error(`the sample grid at step ${grids[k].step} has ${frame.rows} samples, the first has ${count}`);
   });
+  const lastStep = Math.max(...grids.map((g) => g.step));
   return imageGridGif(
     frames.map((frame) => frame.bits),
     count,
     shape,
-    { frameMs: 500, lastMs: 2500 },
+    {
+      scale: gridScaleFor(count, shape, IMAGE_GIF_SIZE),
+      labels: grids.map((g) => `step ${g.step}`),
+      progress: grids.map((g) => (lastStep > 0 ? g.step / lastStep : 1)),
+      frameMs: 500,
+      lastMs: 2500,
+    },
   );
 }
 

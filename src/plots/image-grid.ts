@@ -4,6 +4,7 @@
  * the PNG is compressed with the platform's CompressionStream (Node >= 18 and every current browser).
  */
 import { bitGridPalette, indexedToRgba, paletteIndex } from './bitgrid.js';
+import { drawText, glyphHeight, textWidth } from './bitmap-font.js';
 import * as gifencNamespace from 'gifenc';
 
 export interface ImageGridOptions {
@@ -44,6 +45,15 @@ export function imageGridLayout(count: number, shape: readonly number[], options
   const width = (columns * (imageWidth + gap) + gap) * scale;
   const height = (gridRows * (imageHeight + gap) + gap) * scale;
   return { count, imageHeight, imageWidth, columns, gridRows, scale, gap, width, height };
+}
+
+/**
+ * The largest scale (output pixels per image pixel, 1 to 4) at which the grid's longer side fits in
+ * `maxSize` pixels (1 when even that does not fit): 64 MNIST digits get 3 for 720, 2 for 480.
+ */
+export function gridScaleFor(count: number, shape: readonly number[], maxSize: number, options: Omit<ImageGridOptions, 'scale'> = {}): number {
+  const unscaled = imageGridLayout(count, shape, { ...options, scale: 1 });
+  return Math.max(1, Math.min(4, Math.floor(maxSize / Math.max(unscaled.width, unscaled.height))));
 }
 
 /**
@@ -97,24 +107,70 @@ interface GifEncoder {
 }
 const gifenc = ('GIFEncoder' in gifencNamespace ? gifencNamespace : (gifencNamespace as { default: unknown }).default) as { GIFEncoder: () => GifEncoder };
 
+/** Options of `imageGridGif`: the grid's, frame timing, and an optional caption row per frame. */
+export interface ImageGridGifOptions extends ImageGridOptions {
+  /** Milliseconds per frame (default 200); the first frame may stay `firstMs`, the last `lastMs` (default 2000). */
+  frameMs?: number;
+  firstMs?: number;
+  lastMs?: number;
+  /** One label per frame ("step 1200", "t = 35"), drawn above the grid. */
+  labels?: readonly string[];
+  /** One progress fraction (0..1) per frame, drawn as a bar under the labels. */
+  progress?: readonly number[];
+}
+
+/** Pixels around the header's label and bar. */
+const headerMargin = 8;
+const labelScale = 2;
+
+/** Where the grid sits in a GIF frame with a header: frame size, the grid's offset, label and bar rows. */
+export function imageGridFrameLayout(grid: ImageGridLayout, options: Pick<ImageGridGifOptions, 'labels' | 'progress'>) {
+  const labelled = (options.labels?.length ?? 0) > 0;
+  const barred = (options.progress?.length ?? 0) > 0;
+  const labelTop = headerMargin;
+  const barTop = labelTop + (labelled ? glyphHeight * labelScale + 6 : 0);
+  const gridTop = labelled || barred ? barTop + (barred ? 4 + headerMargin : 0) : 0;
+  const labelWidth = Math.max(0, ...(options.labels ?? []).map((label) => textWidth(label, labelScale)));
+  const width = Math.max(grid.width, labelWidth + 2 * headerMargin);
+  return { width, height: gridTop + grid.height, gridLeft: Math.floor((width - grid.width) / 2), gridTop, labelTop, barTop, labelled, barred };
+}
+
 /**
  * An animated GIF (looping) of image grids, one frame per entry of `frames` (each count × H·W bits),
- * e.g. samples over training or the reverse process; `frameMs` per frame, the last held `lastMs`.
+ * e.g. samples over training or the reverse process, with an optional label and progress bar above
+ * the grid; `frameMs` per frame, the first held `firstMs`, the last `lastMs`.
  */
-export function imageGridGif(
-  frames: readonly Uint8Array[],
-  count: number,
-  shape: readonly number[],
-  options: ImageGridOptions & { frameMs?: number; lastMs?: number } = {},
-): Uint8Array {
+export function imageGridGif(frames: readonly Uint8Array[], count: number, shape: readonly number[], options: ImageGridGifOptions = {}): Uint8Array {
   if (frames.length === 0) throw new Error('an animation needs at least one frame');
+  for (const [name, list] of [
+    ['labels', options.labels],
+    ['progress', options.progress],
+  ] as const)
+    if (list !== undefined && list.length !== frames.length) throw new Error(`${list.length} ${name} for ${frames.length} frames`);
   const layout = imageGridLayout(count, shape, options);
+  const frame = imageGridFrameLayout(layout, options);
   const encoder = gifenc.GIFEncoder();
   const palette = bitGridPalette.map((c) => [...c]);
   while (palette.length < 8) palette.push([0, 0, 0]); // GIF colour tables hold a power of two entries
   frames.forEach((bits, k) => {
-    const delay = k === frames.length - 1 ? (options.lastMs ?? 2000) : (options.frameMs ?? 200);
-    encoder.writeFrame(drawImageGrid(layout, bits), layout.width, layout.height, { palette: k === 0 ? palette : undefined, delay, repeat: 0 });
+    const delay = k === frames.length - 1 ? (options.lastMs ?? 2000) : k === 0 && options.firstMs !== undefined ? options.firstMs : (options.frameMs ?? 200);
+    const grid = drawImageGrid(layout, bits);
+    let pixels = grid;
+    if (frame.width !== layout.width || frame.height !== layout.height) {
+      pixels = new Uint8Array(frame.width * frame.height).fill(paletteIndex.background);
+      for (let y = 0; y < layout.height; y++)
+        pixels.set(grid.subarray(y * layout.width, (y + 1) * layout.width), (frame.gridTop + y) * frame.width + frame.gridLeft);
+      if (frame.labelled) drawText(pixels, frame.width, options.labels![k], headerMargin, frame.labelTop, paletteIndex.text, labelScale);
+      if (frame.barred) {
+        const barWidth = frame.width - 2 * headerMargin;
+        const filled = Math.round(Math.min(1, Math.max(0, options.progress![k])) * barWidth);
+        for (let y = frame.barTop; y < frame.barTop + 4; y++) {
+          pixels.fill(paletteIndex.track, y * frame.width + headerMargin, y * frame.width + headerMargin + barWidth);
+          pixels.fill(paletteIndex.progress, y * frame.width + headerMargin, y * frame.width + headerMargin + filled);
+        }
+      }
+    }
+    encoder.writeFrame(pixels, frame.width, frame.height, { palette: k === 0 ? palette : undefined, delay, repeat: 0 });
   });
   encoder.finish();
   return encoder.bytes();

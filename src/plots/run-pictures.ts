@@ -8,7 +8,7 @@ import type { Io } from '../commands/io.js';
 import { UserError } from '../errors.js';
 import type { DiffusionModel } from '../model.js';
 import { parseMetricsJsonl } from '../run/records.js';
-import { GRID_SIZE } from '../run/settings.js';
+import { gridSizeFor } from '../run/settings.js';
 
 /** Number of reverse-process frames drawn for reverse_process.gif. */
 const REVERSE_FRAMES = 50;
@@ -31,7 +31,7 @@ export async function drawRunPictures(io: Io, runDir: string, model: DiffusionMo
     }
   }
   const T = model.modelConfig.T;
-  const { frames } = model.sample(GRID_SIZE, { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
+  const { frames } = model.sample(gridSizeFor(model.modelConfig.shape), { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
   const drawn = await io.renderRunPictures(
     {
       metrics: parseMetricsJsonl(metricsText, io.displayPath(metricsSource)),

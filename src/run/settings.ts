@@ -7,6 +7,8 @@ import type { LoopSettings } from '../training.js';
 
 /** Sequences in the fixed-noise sample grid recorded at every evaluation (and drawn in the pictures). */
 export const GRID_SIZE = 16;
+/** The same for images (a 2-D shape): an 8 × 8 grid of pictures. */
+export const IMAGE_GRID_SIZE = 64;
 
 /**
  * Evaluations sum over all t (exact in t) by default when one pass over t costs at most this many
@@ -34,8 +36,17 @@ export function evaluationStrata(config: RunConfig, length: number): number {
   return config.training.eval_strata ?? defaultBoundStrata(config.model.T, length);
 }
 
-/** The loop settings of a run of `totalSteps` steps (see `totalSteps` in src/config.ts) on sequences of `length` bits. */
-export function loopSettings(config: RunConfig, totalSteps: number, length: number): LoopSettings {
+/** The sample grid's size for a model of this row shape: 64 images for [H, W], else 16 sequences. */
+export function gridSizeFor(shape: readonly number[] | null | undefined): number {
+  return shape != null && shape.length === 2 ? IMAGE_GRID_SIZE : GRID_SIZE;
+}
+
+/**
+ * The loop settings of a run of `totalSteps` steps (see `totalSteps` in src/config.ts) on sequences
+ * of `length` bits; `shape` (the model's row shape, which may come from the data rather than the
+ * config) sizes the sample grid.
+ */
+export function loopSettings(config: RunConfig, totalSteps: number, length: number, shape?: readonly number[] | null): LoopSettings {
   const training = config.training;
   return {
     totalSteps,
@@ -47,7 +58,7 @@ export function loopSettings(config: RunConfig, totalSteps: number, length: numb
     evalSequences: training.eval_sequences,
     evalSamples: training.eval_samples,
     evalStrata: evaluationStrata(config, length),
-    gridSize: GRID_SIZE,
+    gridSize: gridSizeFor(shape ?? config.model.shape),
     checkpointEvery: training.checkpoint_every,
     earlyStopping: training.early_stopping,
   };
