@@ -329,7 +329,7 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     const outcome = await runTraining({
       model: next,
       data: { train: dataset.train, val: dataset.val, trainSet: dataset.trainSet, valSet: dataset.valSet },
-      settings: loopSettings(runConfig, total, dataset.train.length),
+      settings: loopSettings(runConfig, total, dataset.train.length, dataset.train.shape),
       signal: controller.signal,
       now: () => performance.now(),
       hooks: {
