@@ -154,7 +154,7 @@ export const DEFAULTS: RunConfig = {
     shape: null,
   },
   training: {
-    steps: 4000,
+    steps: 2000,
     epochs: null,
     batch_size: 256,
     lr: 0.002,
