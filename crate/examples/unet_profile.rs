@@ -14,7 +14,7 @@ use bernoulli_diffusion_core::linalg::{self, Epilogue, Layout};
 use bernoulli_diffusion_core::network::build_network;
 use bernoulli_diffusion_core::rng::Rng;
 
-const BUDGET: usize = 1 << 20;
+const BUDGET: usize = 1 << 16; // as network/unet.rs
 
 #[repr(C)]
 struct Timespec {
@@ -111,15 +111,23 @@ fn main() {
     });
     let net_backward = net_step - net_forward;
     println!("U-Net {side}x{side}, C {c}, {} parameters, shard of {rows} rows", net.parameters().len());
-    println!("network: forward {:.2} ms, backward {:.2} ms, step {:.2} ms = {:.0} images/s on one core", net_forward * 1e3, net_backward * 1e3, net_step * 1e3, rows as f64 / net_step);
+    println!(
+        "network: forward {:.2} ms, backward {:.2} ms, step {:.2} ms = {:.0} images/s on one core",
+        net_forward * 1e3,
+        net_backward * 1e3,
+        net_step * 1e3,
+        rows as f64 / net_step
+    );
 
     // The network's convolution calls (unet.rs, one block per level, zero padding).
     let levels = bernoulli_diffusion_core::network::unet::default_levels([side, side]);
-    let grids: Vec<usize> = (0..levels).scan(side, |g, _| {
-        let here = *g;
-        *g = g.div_ceil(2);
-        Some(here)
-    }).collect();
+    let grids: Vec<usize> = (0..levels)
+        .scan(side, |g, _| {
+            let here = *g;
+            *g = g.div_ceil(2);
+            Some(here)
+        })
+        .collect();
     let same = |g: usize| ConvPlan::new(axis(g, g, 1, false), axis(g, g, 1, false));
     let mut calls = vec![Call { name: format!("stem {side}"), plan: same(side), c_in: 2, c_out: c, relu_input: false, count: 1 }];
     for (j, &g) in grids.iter().enumerate() {
@@ -127,13 +135,30 @@ fn main() {
         calls.push(Call { name: format!("block {g} C->C"), plan: same(g), c_in: c, c_out: c, relu_input: true, count: if up { 3 } else { 2 } });
         if up {
             let h = grids[j + 1];
-            calls.push(Call { name: format!("down {g}->{h}"), plan: ConvPlan::new(axis(g, h, 2, false), axis(g, h, 2, false)), c_in: c, c_out: c, relu_input: false, count: 1 });
-            calls.push(Call { name: format!("up {h}->{g}"), plan: ConvPlan::new(axis(h, g, 1, true), axis(h, g, 1, true)), c_in: c, c_out: c, relu_input: false, count: 1 });
+            calls.push(Call {
+                name: format!("down {g}->{h}"),
+                plan: ConvPlan::new(axis(g, h, 2, false), axis(g, h, 2, false)),
+                c_in: c,
+                c_out: c,
+                relu_input: false,
+                count: 1,
+            });
+            calls.push(Call {
+                name: format!("up {h}->{g}"),
+                plan: ConvPlan::new(axis(h, g, 1, true), axis(h, g, 1, true)),
+                c_in: c,
+                c_out: c,
+                relu_input: false,
+                count: 1,
+            });
             calls.push(Call { name: format!("block {g} 2C->C"), plan: same(g), c_in: 2 * c, c_out: c, relu_input: true, count: 1 });
             calls.push(Call { name: format!("skip {g} 1x1"), plan: ConvPlan::pointwise(g * g), c_in: 2 * c, c_out: c, relu_input: false, count: 1 });
         }
     }
-    println!("{:<16} {:>5} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | {:>7}", "call (ms, ×count)", "count", "fwd", "fwd gemm", "im2col", "bwd", "dW gemm", "dX gemm", "gth+sct", "GFLOP/s");
+    println!(
+        "{:<16} {:>5} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | {:>7}",
+        "call (ms, ×count)", "count", "fwd", "fwd gemm", "im2col", "bwd", "dW gemm", "dX gemm", "gth+sct", "GFLOP/s"
+    );
     let (mut total_fwd, mut total_bwd, mut total_gemm, mut total_flops) = (0.0, 0.0, 0.0, 0.0);
     let mut cols = Vec::new();
     for call in &calls {
@@ -148,13 +173,14 @@ fn main() {
         let mut dw = vec![0.0; w.len()];
         let mut db = vec![0.0; call.c_out];
         let mut dx = vec![0.0; x.len()];
-        let fwd = time(0.1, || conv_forward(plan, shape, &x, &w, Some(&bias), &mut y, &mut cols, BUDGET));
+        let fwd = time(0.1, || conv_forward(plan, shape, &x, &w, Some(&bias), &mut y, &mut cols));
         let bwd = time(0.1, || conv_backward(plan, shape, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut cols, BUDGET));
         let m = rows * pout;
         let a = random(m * width, &mut rng);
         let mut out = vec![0.0; m * call.c_out];
         let mut dcols = vec![0.0; m * width];
-        let g_fwd = time(0.1, || linalg::gemm(m, width, call.c_out, &a, Layout::Normal, &w, Layout::Normal, &mut out, Epilogue::Bias { bias: &bias, relu: false }));
+        let g_fwd =
+            time(0.1, || linalg::gemm(m, width, call.c_out, &a, Layout::Normal, &w, Layout::Normal, &mut out, Epilogue::Bias { bias: &bias, relu: false }));
         let g_dw = time(0.1, || linalg::matmul_tn_add(width, m, call.c_out, &a, &dy, &mut dw));
         let g_dx = time(0.1, || linalg::gemm(m, call.c_out, width, &dy, Layout::Normal, &w, Layout::Transposed, &mut dcols, Epilogue::Set));
         let n = call.count as f64;
@@ -185,7 +211,11 @@ fn main() {
         (total_fwd + total_bwd - total_gemm) * 1e3,
         total_flops / (total_fwd + total_bwd) * 1e-9
     );
-    println!("rest of the network (time embedding, τ/residual adds, concat, output, stem features): forward {:.2} ms, backward {:.2} ms", (net_forward - total_fwd) * 1e3, (net_backward - total_bwd) * 1e3);
+    println!(
+        "rest of the network (time embedding, τ/residual adds, concat, output, stem features): forward {:.2} ms, backward {:.2} ms",
+        (net_forward - total_fwd) * 1e3,
+        (net_backward - total_bwd) * 1e3
+    );
     let iterations = 2_000_000;
     let peak = time(0.3, || {
         std::hint::black_box(linalg::peak_multiply_add(std::hint::black_box(iterations), 0.5));
