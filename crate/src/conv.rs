@@ -93,6 +93,7 @@ impl ConvPlan {
     /// k0..k0+kc (column q = k·C_in + ch) in `linalg::gemm_packed`'s layout: packed[p·MR + i] =
     /// f(x[r, source(o, k), ch]) for q = k0 + p (0 if none, and for rows <= i < MR), f = relu if
     /// `relu_input`. The values are those of the im2col matrix, so the products round as before.
+    #[inline(never)] // out of the matrix driver (see linalg::pack_a)
     #[allow(clippy::too_many_arguments)]
     fn pack_rows(&self, x: &[f32], c_in: usize, relu_input: bool, zeros: &[f32], i0: usize, rows: usize, k0: usize, kc: usize, packed: &mut [f32]) {
         let (taps, pin, pout) = (self.taps, self.in_positions, self.out_positions);
@@ -133,6 +134,7 @@ impl ConvPlan {
     /// (column q = k·C_in + ch of cols) and its columns k0..k0+kc (flat output indices f =
     /// r·P_out + o), in `linalg::gemm_packed`'s layout: packed[p·MR + i] = f(x[r, source(o, k),
     /// ch]) for q = i0 + i, f = k0 + p (0 if none, and for rows <= i < MR).
+    #[inline(never)] // out of the matrix driver (see linalg::pack_a)
     #[allow(clippy::too_many_arguments)]
     fn pack_columns(&self, x: &[f32], c_in: usize, relu_input: bool, i0: usize, rows: usize, k0: usize, kc: usize, packed: &mut [f32]) {
         let (taps, pin, pout) = (self.taps, self.in_positions, self.out_positions);

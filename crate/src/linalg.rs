@@ -205,6 +205,9 @@ fn pack_b(k0: usize, kc: usize, k: usize, n: usize, b: &[f32], layout: Layout, p
 /// Copies A[i0 + i, k0 + p] for i < rows, p < kc (A m×k stored per `layout`) to
 /// packed[p·MR + i], zero for rows >= `rows`: the micro-kernel then reads the MR values of each p
 /// from one place, at fixed offsets (one pointer for A instead of one per row).
+// Out of line: inlined into the driver it made the hot function bigger (V8 allocates its
+// registers worse, see the module doc).
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn pack_a(i0: usize, rows: usize, k0: usize, kc: usize, m: usize, k: usize, a: &[f32], layout: Layout, packed: &mut [f32]) {
     let packed = &mut packed[..kc * MR];
