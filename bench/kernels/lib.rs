@@ -100,41 +100,6 @@ pub extern "C" fn conv_plan(h: usize, w: usize, kind: u32) -> *const ConvPlan {
     Box::leak(Box::new(plan))
 }
 
-/// `conv::conv_forward` lost its im2col budget argument (the rows are gathered into the kernel's
-/// packed blocks now); the harness calls either signature, so `--compare` can build older
-/// revisions' conv.rs. BACKWARD_BUDGET: the dcols budget network/unet.rs uses with that version.
-trait Forward<Version> {
-    const BACKWARD_BUDGET: usize;
-    #[allow(clippy::too_many_arguments)]
-    fn call(&self, plan: &ConvPlan, shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32], scratch: &mut Vec<f32>);
-}
-struct Im2col;
-struct Packed;
-impl<F: Fn(&ConvPlan, ConvShape, &[f32], &[f32], Option<&[f32]>, &mut [f32], &mut Vec<f32>, usize)> Forward<Im2col> for F {
-    const BACKWARD_BUDGET: usize = 1 << 20;
-    fn call(&self, plan: &ConvPlan, shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32], scratch: &mut Vec<f32>) {
-        self(plan, shape, x, weight, bias, y, scratch, 1 << 20)
-    }
-}
-impl<F: Fn(&ConvPlan, ConvShape, &[f32], &[f32], Option<&[f32]>, &mut [f32], &mut Vec<f32>)> Forward<Packed> for F {
-    const BACKWARD_BUDGET: usize = 1 << 16;
-    fn call(&self, plan: &ConvPlan, shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32], scratch: &mut Vec<f32>) {
-        self(plan, shape, x, weight, bias, y, scratch)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run<V, F: Forward<V>>(forward: F, plan: &ConvPlan, shape: ConvShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32], dx: &mut [f32], dweight: &mut [f32], dbias: &mut [f32], backward: bool, reps: u32) {
-    let mut scratch = Vec::new();
-    for _ in 0..reps {
-        if backward {
-            conv::conv_backward(plan, shape, x, weight, y, dweight, Some(&mut *dbias), Some(&mut *dx), &mut scratch, F::BACKWARD_BUDGET);
-        } else {
-            forward.call(plan, shape, x, weight, Some(bias), y, &mut scratch);
-        }
-    }
-}
-
 /// `reps` U-Net convolutions (conv::conv_forward; conv::conv_backward with dW and dx if
 /// `backward` != 0) of `rows` rows through `plan`, C_in -> C_out channels, relu on the input if
 /// `relu_input` != 0 (the blocks' convolutions; not the down/upsampling and skip ones).
@@ -168,5 +133,13 @@ pub unsafe extern "C" fn conv_grid(
     let dx = std::slice::from_raw_parts_mut(dx, rows * plan.in_positions * c_in);
     let dweight = std::slice::from_raw_parts_mut(dweight, plan.taps * c_in * c_out);
     let dbias = std::slice::from_raw_parts_mut(dbias, c_out);
-    run(conv::conv_forward, plan, shape, x, weight, bias, y, dx, dweight, dbias, backward != 0, reps);
+    let mut cols = Vec::new();
+    const BUDGET: usize = 1 << 20; // as network/unet.rs
+    for _ in 0..reps {
+        if backward == 0 {
+            conv::conv_forward(plan, shape, x, weight, Some(bias), y, &mut cols, BUDGET);
+        } else {
+            conv::conv_backward(plan, shape, x, weight, y, dweight, Some(&mut *dbias), Some(&mut *dx), &mut cols, BUDGET);
+        }
+    }
 }

@@ -14,7 +14,7 @@ use bernoulli_diffusion_core::linalg::{self, Epilogue, Layout};
 use bernoulli_diffusion_core::network::build_network;
 use bernoulli_diffusion_core::rng::Rng;
 
-const BUDGET: usize = 1 << 16; // as network/unet.rs
+const BUDGET: usize = 1 << 20; // as network/unet.rs
 
 #[repr(C)]
 struct Timespec {
@@ -173,7 +173,7 @@ fn main() {
         let mut dw = vec![0.0; w.len()];
         let mut db = vec![0.0; call.c_out];
         let mut dx = vec![0.0; x.len()];
-        let fwd = time(0.1, || conv_forward(plan, shape, &x, &w, Some(&bias), &mut y, &mut cols));
+        let fwd = time(0.1, || conv_forward(plan, shape, &x, &w, Some(&bias), &mut y, &mut cols, BUDGET));
         let bwd = time(0.1, || conv_backward(plan, shape, &x, &w, &dy, &mut dw, Some(&mut db), Some(&mut dx), &mut cols, BUDGET));
         let m = rows * pout;
         let a = random(m * width, &mut rng);

@@ -1,21 +1,16 @@
 //! Convolutions over a grid of positions (1-D: H = 1; 2-D: H×W, row-major), channel-last
-//! (x[r, position, channel]), as products with the im2col matrix: for each output position the K
-//! taps' input vectors form one row of `cols` ((rows·P_out) × (K·C_in)), and the convolution is
-//! cols·W with W stored [K, C_in, C_out] (tap-major), so the products run in the register-blocked
-//! matrix kernels. A `ConvPlan` tabulates, for every (output position, tap), the input position it
-//! reads, or none (zero padding); the same gather covers stride 2 (down), nearest upsampling (up),
-//! dilation and circular wrap-around. The forward product and the weight gradient colsᵀ·dy never
-//! write `cols`: its rows (or columns) are gathered straight into the matrix kernel's packed
-//! blocks (`linalg::gemm_packed`, MR rows at a time, a few KB that stay in L1), which measured
-//! faster at 28×28 than writing the whole matrix and reading it back. The input gradient
-//! dcols = dy·Wᵀ is written in chunks of output positions (at most `budget` values) and scattered.
+//! (x[r, position, channel]), by im2col + `linalg::gemm`: for each output position the K taps'
+//! input vectors are gathered into one row of `cols` ((rows·P_out) × (K·C_in)), and the
+//! convolution is cols·W with W stored [K, C_in, C_out] (tap-major), so the products run in the
+//! register-blocked matrix kernels. A `ConvPlan` tabulates, for every (output position, tap), the
+//! input position it reads, or none (zero padding); the same gather covers stride 2 (down), nearest
+//! upsampling (up), dilation and circular wrap-around. Rows are processed in chunks so `cols`
+//! stays small (at most `budget` values).
 //!
 //! Rounding: each output is the gemm's in-order sum over (tap, input channel) (see linalg.rs), the
-//! same operations at every position, so a circular plan commutes exactly with cyclic shifts. The
-//! weight gradient is one in-order sum over every (row, output position), whatever the chunking
-//! (it was a sum per chunk of rows, added to dW, before the packed gathers: other last bits).
+//! same operations at every position, so a circular plan commutes exactly with cyclic shifts.
 
-use crate::linalg::{self, Epilogue, Layout, MR};
+use crate::linalg::{self, Epilogue, Layout};
 
 /// A tap that reads outside the input (zero padding).
 const NONE: u32 = u32::MAX;
@@ -89,105 +84,44 @@ impl ConvPlan {
         Self { taps: 1, in_positions: positions, out_positions: positions, source: (0..positions as u32).collect() }
     }
 
-    /// Writes the im2col rows i0..i0+rows (flat output index f = r·P_out + o) for the columns
-    /// k0..k0+kc (column q = k·C_in + ch) in `linalg::gemm_packed`'s layout: packed[p·MR + i] =
-    /// f(x[r, source(o, k), ch]) for q = k0 + p (0 if none, and for rows <= i < MR), f = relu if
-    /// `relu_input`. The values are those of the im2col matrix, so the products round as before.
-    #[inline(never)] // out of the matrix driver (see linalg::pack_a)
-    #[allow(clippy::too_many_arguments)]
-    fn pack_rows(&self, x: &[f32], c_in: usize, relu_input: bool, zeros: &[f32], i0: usize, rows: usize, k0: usize, kc: usize, packed: &mut [f32]) {
-        let (taps, pin, pout) = (self.taps, self.in_positions, self.out_positions);
-        let packed = &mut packed[..kc * MR];
-        // the input slice each row reads for a tap (a zero slice for padding)
-        let source_of = |i: usize, tap: usize| -> &[f32] {
-            let (r, o) = ((i0 + i) / pout, (i0 + i) % pout);
-            match self.source[o * taps + tap] {
-                NONE => &zeros[..c_in],
-                src => &x[(r * pin + src as usize) * c_in..][..c_in],
-            }
-        };
-        let f = |v: f32| if relu_input { v.max(0.0) } else { v };
-        let mut q = k0;
-        while q < k0 + kc {
-            let (tap, ch0) = (q / c_in, q % c_in);
-            let len = (c_in - ch0).min(k0 + kc - q);
-            let dst = &mut packed[(q - k0) * MR..(q - k0 + len) * MR];
-            if rows == MR {
-                let (s0, s1, s2, s3) = (source_of(0, tap), source_of(1, tap), source_of(2, tap), source_of(3, tap));
-                for (j, d) in dst.chunks_exact_mut(MR).enumerate() {
-                    let ch = ch0 + j;
-                    d.copy_from_slice(&[f(s0[ch]), f(s1[ch]), f(s2[ch]), f(s3[ch])]);
-                }
-            } else {
-                for i in 0..MR {
-                    let s = if i < rows { source_of(i, tap) } else { &zeros[..c_in] };
-                    for (j, d) in dst.chunks_exact_mut(MR).enumerate() {
-                        d[i] = f(s[ch0 + j]);
-                    }
-                }
-            }
-            q += len;
-        }
+    /// Rows per chunk so that a chunk's cols ((rows·P_out) × (K·C_in)) holds at most `budget` values.
+    fn chunk_rows(&self, c_in: usize, budget: usize) -> usize {
+        (budget / (self.out_positions * self.taps * c_in).max(1)).max(1)
     }
 
-    /// The transposed im2col block for the weight gradient colsᵀ·dy: rows i0..i0+rows of colsᵀ
-    /// (column q = k·C_in + ch of cols) and its columns k0..k0+kc (flat output indices f =
-    /// r·P_out + o), in `linalg::gemm_packed`'s layout: packed[p·MR + i] = f(x[r, source(o, k),
-    /// ch]) for q = i0 + i, f = k0 + p (0 if none, and for rows <= i < MR).
-    #[inline(never)] // out of the matrix driver (see linalg::pack_a)
-    #[allow(clippy::too_many_arguments)]
-    fn pack_columns(&self, x: &[f32], c_in: usize, relu_input: bool, i0: usize, rows: usize, k0: usize, kc: usize, packed: &mut [f32]) {
+    /// cols[(r·P_out + o)·K·C_in + k·C_in + ch] = f(x[r0 + r, source(o, k), ch]) (0 if none), with
+    /// f = relu if `relu_input`, for the rows r0..r0+n.
+    fn gather(&self, r0: usize, n: usize, c_in: usize, x: &[f32], relu_input: bool, cols: &mut [f32]) {
         let (taps, pin, pout) = (self.taps, self.in_positions, self.out_positions);
-        let packed = &mut packed[..kc * MR];
-        let f = |v: f32| if relu_input { v.max(0.0) } else { v };
-        let (tap0, ch0) = (i0 / c_in, i0 % c_in);
-        let (mut r, mut o) = (k0 / pout, k0 % pout);
-        if rows == MR && ch0 + MR <= c_in {
-            // one tap, MR consecutive channels
-            for d in packed.chunks_exact_mut(MR) {
-                match self.source[o * taps + tap0] {
-                    NONE => d.copy_from_slice(&[0.0; MR]),
-                    src => {
-                        let s = &x[(r * pin + src as usize) * c_in + ch0..][..MR];
-                        d.copy_from_slice(&[f(s[0]), f(s[1]), f(s[2]), f(s[3])]);
-                    }
-                }
-                o += 1;
-                if o == pout {
-                    (r, o) = (r + 1, 0);
-                }
-            }
-        } else {
-            for d in packed.chunks_exact_mut(MR) {
-                for (i, v) in d.iter_mut().enumerate() {
-                    *v = if i < rows {
-                        let (tap, ch) = ((i0 + i) / c_in, (i0 + i) % c_in);
-                        match self.source[o * taps + tap] {
-                            NONE => 0.0,
-                            src => f(x[(r * pin + src as usize) * c_in + ch]),
+        for r in 0..n {
+            let xr = &x[(r0 + r) * pin * c_in..(r0 + r + 1) * pin * c_in];
+            let cr = &mut cols[r * pout * taps * c_in..(r + 1) * pout * taps * c_in];
+            for (dst, &src) in cr.chunks_exact_mut(c_in).zip(&self.source) {
+                if src == NONE {
+                    dst.fill(0.0);
+                } else {
+                    let s = &xr[src as usize * c_in..(src as usize + 1) * c_in];
+                    if relu_input {
+                        for (d, &v) in dst.iter_mut().zip(s) {
+                            *d = v.max(0.0);
                         }
                     } else {
-                        0.0
-                    };
-                }
-                o += 1;
-                if o == pout {
-                    (r, o) = (r + 1, 0);
+                        dst.copy_from_slice(s);
+                    }
                 }
             }
         }
     }
 
-    /// The adjoint of the im2col gather for the flat output indices f0..f0+n: dx[r, source(o, k),
-    /// ch] += dcols[(f - f0)·K·C_in + k·C_in + ch] (only where x > 0 if `relu_input`: the gradient
-    /// at relu's input), in the order of (f, k), as the whole-matrix version would.
+    /// The adjoint of `gather`: dx[r0 + r, source(o, k), ch] += dcols[...] (only where
+    /// x > 0 if `relu_input`: the gradient at relu's input), in the order of (r, o, k).
     #[allow(clippy::too_many_arguments)]
-    fn scatter(&self, f0: usize, n: usize, c_in: usize, x: &[f32], relu_input: bool, dcols: &[f32], dx: &mut [f32]) {
+    fn scatter(&self, r0: usize, n: usize, c_in: usize, x: &[f32], relu_input: bool, dcols: &[f32], dx: &mut [f32]) {
         let (taps, pin, pout) = (self.taps, self.in_positions, self.out_positions);
-        for (j, cf) in dcols[..n * taps * c_in].chunks_exact(taps * c_in).enumerate() {
-            let (r, o) = ((f0 + j) / pout, (f0 + j) % pout);
-            let base = r * pin * c_in;
-            for (g, &src) in cf.chunks_exact(c_in).zip(&self.source[o * taps..(o + 1) * taps]) {
+        for r in 0..n {
+            let base = (r0 + r) * pin * c_in;
+            let cr = &dcols[r * pout * taps * c_in..(r + 1) * pout * taps * c_in];
+            for (g, &src) in cr.chunks_exact(c_in).zip(&self.source) {
                 if src == NONE {
                     continue;
                 }
@@ -218,32 +152,31 @@ pub struct ConvShape {
 }
 
 /// y[r, o, ·] = bias + Σ_{k, ch} f(x[r, source(o,k), ch])·W[k, ch, ·]  (bias = Some: y is set),
-/// or y += Σ ... (bias = None). f = relu if `relu_input`. W is [K, C_in, C_out]. The im2col rows
-/// are gathered straight into the matrix kernel's packed blocks (MR output positions at a time,
-/// a few KB that stay in L1) instead of a whole im2col matrix: the same sums, bit for bit.
-pub fn conv_forward(plan: &ConvPlan, shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32], scratch: &mut Vec<f32>) {
-    let zeros = scratch;
+/// or y += Σ ... (bias = None). f = relu if `relu_input`. W is [K, C_in, C_out].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward(plan: &ConvPlan, shape: ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32], cols: &mut Vec<f32>, budget: usize) {
     let ConvShape { rows, c_in, c_out, relu_input } = shape;
-    let (m, width) = (rows * plan.out_positions, plan.taps * c_in);
-    assert!(x.len() >= rows * plan.in_positions * c_in && y.len() >= m * c_out);
-    // the padding taps read this (the caller's scratch may hold anything)
-    if zeros.len() < c_in {
-        zeros.resize(c_in, 0.0);
+    let (pout, width) = (plan.out_positions, plan.taps * c_in);
+    let chunk = plan.chunk_rows(c_in, budget).min(rows.max(1));
+    if cols.len() < chunk * pout * width {
+        cols.resize(chunk * pout * width, 0.0);
     }
-    zeros[..c_in].fill(0.0);
-    let zeros = &zeros[..c_in];
-    let epilogue = match bias {
-        Some(bias) => Epilogue::Bias { bias, relu: false },
-        None => Epilogue::Add,
-    };
-    let pack = |i0, n, k0, kc, packed: &mut [f32]| plan.pack_rows(x, c_in, relu_input, zeros, i0, n, k0, kc, packed);
-    linalg::gemm_packed(m, width, c_out, pack, weight, Layout::Normal, &mut y[..m * c_out], epilogue);
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = chunk.min(rows - r0);
+        plan.gather(r0, n, c_in, x, relu_input, cols);
+        let out = &mut y[r0 * pout * c_out..(r0 + n) * pout * c_out];
+        let epilogue = match bias {
+            Some(bias) => Epilogue::Bias { bias, relu: false },
+            None => Epilogue::Add,
+        };
+        linalg::gemm(n * pout, width, c_out, cols, Layout::Normal, weight, Layout::Normal, out, epilogue);
+        r0 += n;
+    }
 }
 
-/// Backward of `conv_forward` given dy: dW += colsᵀ·dy (one product over all rows and
-/// positions, its columns gathered straight into the kernel's packed blocks), dbias += Σ_{r,o} dy
-/// (if given), and, if `dx` is given, dx += scatter(dy·Wᵀ) (masked by [x > 0] if `relu_input`),
-/// in chunks of output positions whose dcols hold at most `budget` values.
+/// Backward of `conv_forward` given dy: dW += colsᵀ·dy, dbias += Σ_{r,o} dy (if given), and,
+/// if `dx` is given, dx += scatter(dy·Wᵀ) (masked by [x > 0] if `relu_input`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward(
     plan: &ConvPlan,
@@ -253,31 +186,31 @@ pub fn conv_backward(
     dy: &[f32],
     dweight: &mut [f32],
     dbias: Option<&mut [f32]>,
-    dx: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
     cols: &mut Vec<f32>,
     budget: usize,
 ) {
     let ConvShape { rows, c_in, c_out, relu_input } = shape;
-    let (m, width) = (rows * plan.out_positions, plan.taps * c_in);
-    assert!(x.len() >= rows * plan.in_positions * c_in && dy.len() >= m * c_out);
+    let (pout, width) = (plan.out_positions, plan.taps * c_in);
     if let Some(dbias) = dbias {
-        linalg::add_column_sums(m, c_out, dy, dbias);
+        linalg::add_column_sums(rows * pout, c_out, dy, dbias);
     }
-    let pack = |i0, n, k0, kc, packed: &mut [f32]| plan.pack_columns(x, c_in, relu_input, i0, n, k0, kc, packed);
-    linalg::gemm_packed(width, m, c_out, pack, &dy[..m * c_out], Layout::Normal, &mut dweight[..width * c_out], Epilogue::Add);
-    if let Some(dx) = dx {
-        let chunk = (budget / width.max(1)).clamp(1, m.max(1));
-        if cols.len() < chunk * width {
-            cols.resize(chunk * width, 0.0);
+    let chunk = plan.chunk_rows(c_in, budget).min(rows.max(1));
+    if cols.len() < chunk * pout * width {
+        cols.resize(chunk * pout * width, 0.0);
+    }
+    let mut r0 = 0;
+    while r0 < rows {
+        let n = chunk.min(rows - r0);
+        let dy_chunk = &dy[r0 * pout * c_out..(r0 + n) * pout * c_out];
+        plan.gather(r0, n, c_in, x, relu_input, cols);
+        linalg::matmul_tn_add(width, n * pout, c_out, cols, dy_chunk, &mut dweight[..width * c_out]);
+        if let Some(dx) = dx.as_deref_mut() {
+            // dcols = dy·Wᵀ, in the same buffer
+            linalg::gemm(n * pout, c_out, width, dy_chunk, Layout::Normal, weight, Layout::Transposed, cols, Epilogue::Set);
+            plan.scatter(r0, n, c_in, x, relu_input, cols, dx);
         }
-        let mut f0 = 0;
-        while f0 < m {
-            let n = chunk.min(m - f0);
-            // dcols = dy·Wᵀ for these positions
-            linalg::gemm(n, c_out, width, &dy[f0 * c_out..(f0 + n) * c_out], Layout::Normal, weight, Layout::Transposed, cols, Epilogue::Set);
-            plan.scatter(f0, n, c_in, x, relu_input, cols, dx);
-            f0 += n;
-        }
+        r0 += n;
     }
 }
 
@@ -360,7 +293,7 @@ mod tests {
                     let bias = random(c_out, &mut rng);
                     let mut y = vec![0.0; rows * plan.out_positions * c_out];
                     let mut cols = Vec::new();
-                    conv_forward(&plan, shape, &x, &w, Some(&bias), &mut y, &mut cols);
+                    conv_forward(&plan, shape, &x, &w, Some(&bias), &mut y, &mut cols, budget);
                     let want = reference(rm, cm, rows, c_in, c_out, &x, &w, relu);
                     for (i, (g, w)) in y.iter().zip(&want).enumerate() {
                         let w = w + bias[i % c_out] as f64;
@@ -368,7 +301,7 @@ mod tests {
                     }
                     // bias None adds onto y
                     let before = y.clone();
-                    conv_forward(&plan, shape, &x, &w, None, &mut y, &mut cols);
+                    conv_forward(&plan, shape, &x, &w, None, &mut y, &mut cols, budget);
                     for ((a, b), w) in y.iter().zip(&before).zip(&want) {
                         assert!((*a as f64 - (*b as f64 + w)).abs() < 1e-5);
                     }
@@ -396,69 +329,6 @@ mod tests {
                         e[i] = 1.0;
                         let want = if relu && x[i] <= 0.0 { 0.0 } else { inner(&e, &w) };
                         assert!((dx[i] as f64 - 0.5 - want).abs() < 1e-4, "dx[{i}] {} vs {want}", dx[i] - 0.5);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The im2col matrix written from the plan: cols[f·K·C_in + k·C_in + ch] = f(x[r, source(o,
-    /// k), ch]) for f = r·P_out + o (0 if none).
-    fn im2col(plan: &ConvPlan, rows: usize, c_in: usize, x: &[f32], relu: bool) -> Vec<f32> {
-        let (taps, pin, pout) = (plan.taps, plan.in_positions, plan.out_positions);
-        let mut cols = vec![0.0; rows * pout * taps * c_in];
-        for f in 0..rows * pout {
-            let (r, o) = (f / pout, f % pout);
-            for k in 0..taps {
-                let src = plan.source[o * taps + k];
-                if src == NONE {
-                    continue;
-                }
-                for ch in 0..c_in {
-                    let v = x[(r * pin + src as usize) * c_in + ch];
-                    cols[(f * taps + k) * c_in + ch] = if relu { v.max(0.0) } else { v };
-                }
-            }
-        }
-        cols
-    }
-
-    #[test]
-    fn packed_gathers_give_the_im2col_products_bit_for_bit() {
-        // forward = gemm(cols, W); dW = colsᵀ·dy in one product over every row and position;
-        // dx = the adjoint gather of dy·Wᵀ in (position, tap) order, whatever the chunking
-        let mut rng = Rng::new(9);
-        for (rm, cm) in cases() {
-            for (c_in, c_out) in [(5, 6), (8, 12), (2, 9), (12, 8), (64, 32)] {
-                for relu in [false, true] {
-                    let plan = ConvPlan::new(rm, cm);
-                    let rows = 3;
-                    let shape = ConvShape { rows, c_in, c_out, relu_input: relu };
-                    let (m, width) = (rows * plan.out_positions, plan.taps * c_in);
-                    let x = random(rows * plan.in_positions * c_in, &mut rng);
-                    let w = random(width * c_out, &mut rng);
-                    let bias = random(c_out, &mut rng);
-                    let dy = random(m * c_out, &mut rng);
-                    let cols = im2col(&plan, rows, c_in, &x, relu);
-                    let mut want = vec![0.0; m * c_out];
-                    linalg::gemm(m, width, c_out, &cols, Layout::Normal, &w, Layout::Normal, &mut want, Epilogue::Bias { bias: &bias, relu: false });
-                    let mut got = vec![0.0; m * c_out];
-                    let mut scratch = vec![7.0; 4096]; // whatever an earlier call left there
-                    conv_forward(&plan, shape, &x, &w, Some(&bias), &mut got, &mut scratch);
-                    assert!(got == want, "forward {rm:?} {cm:?} {c_in}->{c_out}");
-                    let start = random(width * c_out, &mut rng);
-                    let mut want_dw = start.clone();
-                    linalg::matmul_tn_add(width, m, c_out, &cols, &dy, &mut want_dw);
-                    let mut dcols = vec![0.0; m * width];
-                    linalg::gemm(m, c_out, width, &dy, Layout::Normal, &w, Layout::Transposed, &mut dcols, Epilogue::Set);
-                    let dx_start = random(x.len(), &mut rng);
-                    let mut want_dx = dx_start.clone();
-                    plan.scatter(0, m, c_in, &x, relu, &dcols, &mut want_dx);
-                    for budget in [1, 2 * width + 1, 1 << 20] {
-                        let (mut dw, mut dx) = (start.clone(), dx_start.clone());
-                        conv_backward(&plan, shape, &x, &w, &dy, &mut dw, None, Some(&mut dx), &mut scratch, budget);
-                        assert!(dw == want_dw, "dW {rm:?} {cm:?} {c_in}->{c_out}");
-                        assert!(dx == want_dx, "dx {rm:?} {cm:?} {c_in}->{c_out} budget {budget}");
                     }
                 }
             }

@@ -26,7 +26,7 @@ use crate::simd::F4;
 use std::cell::RefCell;
 
 /// Rows of C per micro-kernel tile.
-pub const MR: usize = 4;
+const MR: usize = 4;
 /// Columns of C per micro-kernel tile (two four-lane vectors).
 const NR: usize = 8;
 
@@ -73,24 +73,6 @@ const CHUNK_VALUES: usize = 16384;
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], a_layout: Layout, b: &[f32], b_layout: Layout, c: &mut [f32], epilogue: Epilogue) {
     assert!(a.len() >= m * k, "A has {} values, needs {}", a.len(), m * k);
-    gemm_packed(m, k, n, |i0, rows, k0, kc, packed| pack_a(i0, rows, k0, kc, m, k, a, a_layout, packed), b, b_layout, c, epilogue);
-}
-
-/// `gemm` with A given by the function that packs it: `pack_a(i0, rows, k0, kc, packed)` writes
-/// A(i0 + i, k0 + p) to packed[p·MR + i] for i < rows, p < kc, and 0 for rows <= i < MR
-/// (packed holds kc·MR values). A convolution gathers its im2col rows straight into this block
-/// (conv.rs) instead of writing the whole im2col matrix first. Same rounding as `gemm`.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_packed(
-    m: usize,
-    k: usize,
-    n: usize,
-    mut pack_a: impl FnMut(usize, usize, usize, usize, &mut [f32]),
-    b: &[f32],
-    b_layout: Layout,
-    c: &mut [f32],
-    epilogue: Epilogue,
-) {
     assert!(b.len() >= k * n, "B has {} values, needs {}", b.len(), k * n);
     assert!(c.len() >= m * n, "C has {} values, needs {}", c.len(), m * n);
     match epilogue {
@@ -132,7 +114,7 @@ pub fn gemm_packed(
             let mut i0 = 0;
             while i0 < m {
                 let rows = MR.min(m - i0);
-                pack_a(i0, rows, k0, kc, &mut a_data[..kc * MR]);
+                pack_a(i0, rows, k0, kc, m, k, a, a_layout, a_data);
                 for panel in 0..panels {
                     let j0 = panel * NR;
                     let cols = NR.min(n - j0);
@@ -205,9 +187,6 @@ fn pack_b(k0: usize, kc: usize, k: usize, n: usize, b: &[f32], layout: Layout, p
 /// Copies A[i0 + i, k0 + p] for i < rows, p < kc (A m×k stored per `layout`) to
 /// packed[p·MR + i], zero for rows >= `rows`: the micro-kernel then reads the MR values of each p
 /// from one place, at fixed offsets (one pointer for A instead of one per row).
-// Out of line: inlined into the driver it made the hot function bigger (V8 allocates its
-// registers worse, see the module doc).
-#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn pack_a(i0: usize, rows: usize, k0: usize, kc: usize, m: usize, k: usize, a: &[f32], layout: Layout, packed: &mut [f32]) {
     let packed = &mut packed[..kc * MR];

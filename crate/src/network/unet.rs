@@ -1,6 +1,6 @@
 //! A time-conditioned residual convolutional U-Net over the data's shape: 1-D (length L, taken
 //! as a 1×L grid) or 2-D (H×W, row-major). Every tensor is channel-last: x[r, position, channel].
-//! Convolutions are `crate::conv` (im2col products in the matrix kernels of linalg.rs); K = 3 taps along
+//! Convolutions are `crate::conv` (im2col + the matrix kernels of linalg.rs); K = 3 taps along
 //! every axis longer than 1 (3 in 1-D, 3×3 in 2-D).
 //!
 //! With s = 2·x_t - 1 (±1), λ_t the evidence log-odds and e(t) the sinusoidal embedding of
@@ -50,10 +50,8 @@ use crate::conv::{conv_backward, conv_forward, AxisMap, ConvPlan, ConvShape};
 use crate::linalg::{self, Epilogue};
 use crate::rng::Rng;
 
-/// Values of the input-gradient buffer dcols = dy·Wᵀ per chunk of output positions (256 KB, to
-/// stay in L2 until its scatter reads it back; the forward and weight-gradient products need no
-/// such buffer).
-const COLS_BUDGET: usize = 1 << 16;
+/// Values of the im2col buffer per chunk of rows (4 MB).
+const COLS_BUDGET: usize = 1 << 20;
 
 /// The default number of levels for a grid (see the module doc): 1 + the number of halvings
 /// (ceil) until the longest side is at most 4.
@@ -121,7 +119,7 @@ pub struct UnetNetwork {
     stream_shapes: Vec<(usize, usize)>,
     output_weight: usize,
     output_bias: usize,
-    /// Values per dcols chunk (tests lower it to exercise the chunking).
+    /// Values per im2col chunk (tests lower it to exercise the chunking).
     pub(crate) cols_budget: usize,
     // State of the last forward pass.
     rows: usize,
@@ -382,7 +380,7 @@ impl ReverseNetwork for UnetNetwork {
         let stem = self.stem;
         let shape = ConvShape { rows, c_in: 2, c_out: c, relu_input: false };
         let h0 = &mut self.streams[0][..rows * l * c];
-        conv_forward(&self.plans[stem.plan], shape, &self.features, &p[stem.weight..], Some(&p[stem.bias..][..c]), h0, &mut self.cols);
+        conv_forward(&self.plans[stem.plan], shape, &self.features, &p[stem.weight..], Some(&p[stem.bias..][..c]), h0, &mut self.cols, self.cols_budget);
         if let Some(pos) = self.position {
             for row in h0.chunks_exact_mut(l * c) {
                 for (v, &q) in row.iter_mut().zip(&p[pos..pos + l * c]) {
@@ -403,7 +401,16 @@ impl ReverseNetwork for UnetNetwork {
                     ensure_len(m, rows * pout * c);
                     let m = &mut m[..rows * pout * c];
                     // m = conv1(relu(h)) + b1 + τ_k
-                    conv_forward(plan, conv_shape(rows, &b.conv1, true), x, &p[b.conv1.weight..], Some(&p[b.conv1.bias..][..c]), m, &mut self.cols);
+                    conv_forward(
+                        plan,
+                        conv_shape(rows, &b.conv1, true),
+                        x,
+                        &p[b.conv1.weight..],
+                        Some(&p[b.conv1.bias..][..c]),
+                        m,
+                        &mut self.cols,
+                        self.cols_budget,
+                    );
                     for (r, mr) in m.chunks_exact_mut(pout * c).enumerate() {
                         let tau = &self.tau[r * width + b.chunk * c..r * width + (b.chunk + 1) * c];
                         for v in mr.chunks_exact_mut(c) {
@@ -413,9 +420,27 @@ impl ReverseNetwork for UnetNetwork {
                         }
                     }
                     // y = conv2(relu(m)) + b2 + (h or h·W_skip)
-                    conv_forward(plan, conv_shape(rows, &b.conv2, true), m, &p[b.conv2.weight..], Some(&p[b.conv2.bias..][..c]), y, &mut self.cols);
+                    conv_forward(
+                        plan,
+                        conv_shape(rows, &b.conv2, true),
+                        m,
+                        &p[b.conv2.weight..],
+                        Some(&p[b.conv2.bias..][..c]),
+                        y,
+                        &mut self.cols,
+                        self.cols_budget,
+                    );
                     match b.skip {
-                        Some(skip) => conv_forward(&self.plans[skip.plan], conv_shape(rows, &skip, false), x, &p[skip.weight..], None, y, &mut self.cols),
+                        Some(skip) => conv_forward(
+                            &self.plans[skip.plan],
+                            conv_shape(rows, &skip, false),
+                            x,
+                            &p[skip.weight..],
+                            None,
+                            y,
+                            &mut self.cols,
+                            self.cols_budget,
+                        ),
                         None => {
                             for (a, &v) in y.iter_mut().zip(x) {
                                 *a += v;
@@ -424,7 +449,16 @@ impl ReverseNetwork for UnetNetwork {
                     }
                 }
                 Stage::Conv(conv) => {
-                    conv_forward(&self.plans[conv.plan], conv_shape(rows, &conv, false), x, &p[conv.weight..], Some(&p[conv.bias..][..c]), y, &mut self.cols);
+                    conv_forward(
+                        &self.plans[conv.plan],
+                        conv_shape(rows, &conv, false),
+                        x,
+                        &p[conv.weight..],
+                        Some(&p[conv.bias..][..c]),
+                        y,
+                        &mut self.cols,
+                        self.cols_budget,
+                    );
                 }
                 Stage::Concat { skip } => {
                     let (sp, sc) = self.stream_shapes[skip];
@@ -666,7 +700,7 @@ mod tests {
             for budget in [COLS_BUDGET, 7] {
                 let mut rng = Rng::new(41);
                 let mut net = UnetNetwork::new(&cfg, &mut rng);
-                net.cols_budget = budget; // 7: one output position per dcols chunk
+                net.cols_budget = budget; // 7: one row per im2col chunk
                 let xt = random_bits(3, cfg.length, &mut rng);
                 let counts = check_gradient_with_steps(&mut net, &xt, &[2, 9, 5], 42, &[1e-2, 3e-3, 1e-3]);
                 assert_eq!(counts.len(), net.layout().len());
