@@ -31,7 +31,8 @@
  *   The ratio to peak divides by peak_gflops × cores used.
  * - *.torch: the same networks, objective and shapes in PyTorch (bench/torch/bench_torch.py: the
  *   paper network's full-sum training at batch 64 and 2048, the default mlp with importance-
- *   sampled t at batch 256, sampling 1024 sequences), on every core (torch threads = cores), when
+ *   sampled t at batch 256, the U-Net at MNIST shape (28x28, C = 32, T = 1000, batch 128, sampled
+ *   t; train_unet_mnist, images/s), sampling 1024 sequences), on every core (torch threads = cores), when
  *   `python3 -c "import torch"` works; otherwise the rows say "torch not installed". Ratios
  *   *_vs_torch divide our figure by PyTorch's from the same run. Not run in CI.
  * - rss_mb: peak resident memory of the configuration's process; cli_train_default and
@@ -188,6 +189,26 @@ const children = {
     return { value: median(values), unit: 'examples/s', values, gflops: (median(values) * 2 * mac) / 1e9, macPerExample: mac };
   },
 
+  /** The U-Net at MNIST shape (28x28, C = 32, T = 1000, batch 128, objective sampled), as bench/torch's train_unet_mnist. */
+  async 'train-unet'({ workers, repeats, seconds }) {
+    const pkg = await loadPackage();
+    const { DEFAULTS, coreModelConfig, coreTrainingConfig } = pkg.config;
+    const side = 28,
+      length = side * side,
+      batch = 128;
+    const model = coreModelConfig({ ...DEFAULTS.model, T: 1000, architecture: 'unet', channels: 32, shape: [side, side] }, length);
+    const configs = { model, training: coreTrainingConfig({ ...DEFAULTS.training, batch_size: batch, objective: 'sampled' }, 1_000_000) };
+    const { runner, close } = await modelOrPool(pkg, configs, workers);
+    // fixed pseudo-random images, a fifth of the pixels on (the time does not depend on them)
+    const x0 = new Uint8Array(batch * length);
+    for (let i = 0; i < x0.length; i++) x0[i] = (i * 2654435761) % 4294967296 < 858993459 ? 1 : 0;
+    for (let i = 0; i < 2; i++) await runner.trainStep(x0); // warm-up
+    const values = [];
+    for (let r = 0; r < repeats; r++) values.push((await rate(() => runner.trainStep(x0), seconds)).callsPerSecond * batch);
+    await close();
+    return { value: median(values), unit: 'images/s', values };
+  },
+
   async 'sample-wasm'({ n, T, workers, repeats }) {
     const pkg = await loadPackage();
     const { runner, close } = await modelOrPool(pkg, paperConfigs(T), workers);
@@ -332,6 +353,8 @@ async function main() {
     ['train_paper_b2048.torch', { kind: 'torch', torchCase: 'train_paper_b2048', T, repeats, seconds: s(3), threads: cores }],
     ['train_default.torch', { kind: 'torch', torchCase: 'train_default', T, repeats, seconds: s(2), threads: cores }],
     ['sample_b1024.torch', { kind: 'torch', torchCase: 'sample_b1024', T, repeats: quick ? 1 : repeats, seconds: 0, threads: cores }],
+    ['train_unet_mnist.wasm_all', { kind: 'train-unet', workers: cores, repeats, seconds: s(5) }],
+    ['train_unet_mnist.torch', { kind: 'torch', torchCase: 'train_unet_mnist', T: 1000, repeats, seconds: s(5), threads: cores }],
     ['cli_train_default', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100', '--no-plots'] : ['--steps', '300'] }],
     // the README's main command as a user runs it: defaults, evaluations, pictures
     ['cli_default_run', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100'] : [] }],
@@ -386,7 +409,7 @@ async function main() {
     ratios[`train_paper_${b}.wasm_1_vs_tfjs`] = ratio(`train_paper_${b}.wasm_1`, `train_paper_${b}.tfjs`);
     ratios[`train_paper_${b}.all_vs_1`] = ratio(`train_paper_${b}.wasm_all`, `train_paper_${b}.wasm_1`);
   }
-  for (const row of ['train_paper_b64', 'train_paper_b2048', 'train_default', 'sample_b1024']) {
+  for (const row of ['train_paper_b64', 'train_paper_b2048', 'train_default', 'train_unet_mnist', 'sample_b1024']) {
     ratios[`${row}.wasm_all_vs_torch`] = ratio(`${row}.wasm_all`, `${row}.torch`);
     ratios[`${row}.wasm_1_vs_torch`] = ratio(`${row}.wasm_1`, `${row}.torch`);
   }

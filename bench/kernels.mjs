@@ -147,29 +147,55 @@ function measure(w) {
     return { name, shape: `${rows}x${l}x${c}, K=${kernel}`, flops: 2 * rows * l * c * kernel * (backward ? 2 : 1), ms };
   }
 
-  /** One U-Net block convolution (3 taps per axis, relu on the input, im2col + gemm) on an h×w grid. */
-  function gridConv(name, rows, height, width, c, backward) {
-    const plan = w.conv_plan(height, width);
-    const taps = (height > 1 ? 3 : 1) * (width > 1 ? 3 : 1),
-      p = height * width;
-    const x = buffer(rows * p * c),
-      wt = buffer(taps * c * c),
-      b = buffer(c),
-      y = buffer(rows * p * c),
-      dx = buffer(rows * p * c),
-      dw = buffer(taps * c * c),
-      db = buffer(c);
-    const ms = time(() => w.conv_grid(plan, rows, c, c, x, wt, b, y, dx, dw, db, backward, 1));
-    // flops of the products (zero-padding taps included, as im2col computes them)
-    return {
-      name,
-      shape: `${rows}x${height === 1 ? width : `${height}x${width}`}x${c}, K=${taps}`,
-      flops: 2 * rows * p * taps * c * c * (backward ? 2 : 1),
-      ms,
-    };
+  /**
+   * One U-Net convolution (network/unet.rs, zero padding) on an h×w grid, forward or backward
+   * (dW, dbias and dx): kind 'same' (3 taps per axis longer than 1), 'down' (stride 2 to the
+   * ceil-halved grid), 'up' (nearest upsampling from the ceil-halved grid, then the convolution),
+   * 'skip' (the 1×1 projection). count: calls per training step of the network (the section's total
+   * weights the row by it).
+   */
+  function unetConv(name, rows, height, width, cIn, cOut, kind, reluInput, backward, count) {
+    const plan = w.conv_plan(height, width, { same: 0, down: 1, up: 2, skip: 3 }[kind]);
+    const half = (n) => Math.ceil(n / 2);
+    const taps = kind === 'skip' ? 1 : (height > 1 ? 3 : 1) * (width > 1 ? 3 : 1);
+    const pin = kind === 'up' ? half(height) * half(width) : height * width;
+    const pout = kind === 'down' ? half(height) * half(width) : height * width;
+    const x = buffer(rows * pin * cIn),
+      wt = buffer(taps * cIn * cOut),
+      b = buffer(cOut),
+      y = buffer(rows * pout * cOut),
+      dx = buffer(rows * pin * cIn),
+      dw = buffer(taps * cIn * cOut),
+      db = buffer(cOut);
+    const ms = time(() => w.conv_grid(plan, rows, cIn, cOut, reluInput ? 1 : 0, x, wt, b, y, dx, dw, db, backward ? 1 : 0, 1));
+    // flops of the products (zero-padding taps included, as the kernels compute them): forward
+    // y = cols·W; backward dW = colsᵀ·dy and dcols = dy·Wᵀ
+    const flops = 2 * rows * pout * taps * cIn * cOut * (backward ? 2 : 1);
+    return { name: `${name} ${backward ? 'bwd' : 'fwd'}`, shape: `${rows}x${pout}x${taps * cIn}->${cOut}`, flops: flops * count, ms: ms * count, count };
   }
-  function unetConv(rows, height, width, c) {
-    return [gridConv('fwd  conv(relu(h))', rows, height, width, c, 0), gridConv('bwd  dW += colsᵀ·dy, dx += scatter(dy·Wᵀ)', rows, height, width, c, 1)];
+  /**
+   * Every convolution call of one U-Net training shard: grid h×w, channels C, one block per
+   * level, levels as network/unet.rs's default (the longest side ceil-halved to at most 4).
+   */
+  function unetStep(rows, height, width, c) {
+    const out = [];
+    const grids = [[height, width]];
+    while (Math.max(...grids.at(-1)) > 4) grids.push(grids.at(-1).map((n) => (n > 1 ? Math.ceil(n / 2) : 1)));
+    const label = ([h, w]) => (h === 1 ? `${w}` : `${h}x${w}`);
+    grids.forEach(([h, wd], j) => {
+      const last = j === grids.length - 1;
+      const calls = [[`L${j} ${label([h, wd])} block C->C`, c, c, 'same', true, last ? 2 : 3]];
+      if (!last) {
+        calls.push([`L${j} ${label([h, wd])} down`, c, c, 'down', false, 1]);
+        calls.push([`L${j} ${label([h, wd])} up`, c, c, 'up', false, 1]);
+        calls.push([`L${j} ${label([h, wd])} block 2C->C`, 2 * c, c, 'same', true, 1]);
+        calls.push([`L${j} ${label([h, wd])} skip 1x1`, 2 * c, c, 'skip', false, 1]);
+      }
+      for (const [name, cIn, cOut, kind, relu, count] of calls) {
+        for (const backward of [false, true]) out.push(unetConv(name, rows, h, wd, cIn, cOut, kind, relu, backward, count));
+      }
+    });
+    return out;
   }
 
   /** The products of one forward + backward of the paper network (L -> H -> H, readout H -> L). */
@@ -203,20 +229,12 @@ function measure(w) {
       [conv('fwd', 256, 20, 32, 20, 0), conv('bwd', 256, 20, 32, 20, 1), conv('fwd K=5', 256, 20, 32, 5, 0), conv('bwd K=5', 256, 20, 32, 5, 1)],
     ],
   ];
-  // The U-Net's convolutions (builds of older revisions, under --compare, lack them)
+  // The U-Net's convolutions, every call of a training shard (builds of older revisions, under
+  // --compare, lack them): MNIST (28x28, C = 32, batch 128 in 8 shards of 16 rows) and the
+  // heartbeat (L = 20, C = 32, batch 256 in 8 shards of 32 rows)
   if (w.conv_grid) {
-    for (const [rows, height, width, c] of [
-      [128, 1, 20, 32],
-      [128, 1, 20, 64],
-      [128, 1, 64, 32],
-      [128, 1, 64, 64],
-      [16, 28, 28, 32],
-      [16, 28, 28, 64],
-      [64, 14, 14, 64],
-      [256, 7, 7, 64],
-    ]) {
-      sections.push([`unet conv, ${rows} rows, ${height === 1 ? `L=${width}` : `${height}x${width}`}, C=${c}`, unetConv(rows, height, width, c)]);
-    }
+    sections.push(['unet MNIST 28x28, C=32, one shard of 16 rows (weighted by calls per step)', unetStep(16, 28, 28, 32)]);
+    sections.push(['unet heartbeat L=20, C=32, one shard of 32 rows (weighted by calls per step)', unetStep(32, 1, 20, 32)]);
   }
   return { peakGflops, sections };
 }

@@ -81,25 +81,51 @@ pub unsafe extern "C" fn conv(rows: usize, l: usize, c: usize, kernel: usize, h:
     }
 }
 
-/// A plan for the U-Net's same-grid convolution on an h×w grid (3 taps along every axis longer
-/// than 1, zero padding), kept until the instance is dropped.
+/// A plan of the U-Net's convolutions (network/unet.rs, zero padding; 3 taps along every axis
+/// longer than 1) on an h×w grid, kept until the instance is dropped. kind 0: same grid; 1:
+/// downsample to ceil(h/2)×ceil(w/2) (stride 2); 2: upsample from ceil(h/2)×ceil(w/2) (nearest,
+/// then the convolution); 3: the 1×1 skip projection.
 #[no_mangle]
-pub extern "C" fn conv_plan(h: usize, w: usize) -> *const ConvPlan {
-    let axis = |len: usize| AxisMap { in_len: len, out_len: len, kernel: if len > 1 { 3 } else { 1 }, stride: 1, dilation: 1, upsample: false, circular: false };
-    Box::leak(Box::new(ConvPlan::new(axis(h), axis(w))))
+pub extern "C" fn conv_plan(h: usize, w: usize, kind: u32) -> *const ConvPlan {
+    let axis = |len: usize| {
+        let half = len.div_ceil(2);
+        let (in_len, out_len, stride) = match kind {
+            1 => (len, half, 2),
+            2 => (half, len, 1),
+            _ => (len, len, 1),
+        };
+        AxisMap { in_len, out_len, kernel: if len > 1 { 3 } else { 1 }, stride, dilation: 1, upsample: kind == 2, circular: false }
+    };
+    let plan = if kind == 3 { ConvPlan::pointwise(h * w) } else { ConvPlan::new(axis(h), axis(w)) };
+    Box::leak(Box::new(plan))
 }
 
-/// `reps` im2col convolutions (conv::conv_forward; conv::conv_backward with dW and dx if
-/// `backward` != 0) of `rows` rows through `plan`, C_in -> C_out channels, relu on the input
-/// (as in the U-Net's blocks).
+/// `reps` U-Net convolutions (conv::conv_forward; conv::conv_backward with dW and dx if
+/// `backward` != 0) of `rows` rows through `plan`, C_in -> C_out channels, relu on the input if
+/// `relu_input` != 0 (the blocks' convolutions; not the down/upsampling and skip ones).
 ///
 /// # Safety
 /// `plan` from conv_plan; buffers from alloc_f32 with the sizes the shapes need.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn conv_grid(plan: *const ConvPlan, rows: usize, c_in: usize, c_out: usize, x: *const f32, weight: *const f32, bias: *const f32, y: *mut f32, dx: *mut f32, dweight: *mut f32, dbias: *mut f32, backward: u32, reps: u32) {
+pub unsafe extern "C" fn conv_grid(
+    plan: *const ConvPlan,
+    rows: usize,
+    c_in: usize,
+    c_out: usize,
+    relu_input: u32,
+    x: *const f32,
+    weight: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    dx: *mut f32,
+    dweight: *mut f32,
+    dbias: *mut f32,
+    backward: u32,
+    reps: u32,
+) {
     let plan = &*plan;
-    let shape = ConvShape { rows, c_in, c_out, relu_input: true };
+    let shape = ConvShape { rows, c_in, c_out, relu_input: relu_input != 0 };
     let x = std::slice::from_raw_parts(x, rows * plan.in_positions * c_in);
     let weight = std::slice::from_raw_parts(weight, plan.taps * c_in * c_out);
     let bias = std::slice::from_raw_parts(bias, c_out);

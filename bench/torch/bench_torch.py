@@ -4,7 +4,7 @@ the wasm core, on every core of the machine (torch.set_num_threads(os.cpu_count(
 
     python3 bench/torch/bench_torch.py CASE [--seconds S] [--repeats R] [--T T] [--threads N]
 
-CASE: train_paper_b2048 | train_paper_b64 | train_default | sample_b1024. Prints one JSON line
+CASE: train_paper_b2048 | train_paper_b64 | train_default | train_unet_mnist | sample_b1024. Prints one JSON line
 {"value": median, "unit": ..., "values": [...], "threads": n, "torch": version}. bench/bench.js
 runs it when `import torch` works; not part of the package, the tests or CI.
 
@@ -22,6 +22,11 @@ What each case computes (crate/src/network/paper.rs, mlp.rs, objective.rs, sched
   (f1 = g A1 + (1 - g) B1 with g = sigmoid(z) and A, B the posteriors for x0 = 1, 0), batch 256,
   one t per example drawn by importance sampling over 50 bins of t (p ∝ RMS of the bin's recent
   terms, mixed with 25 % uniform, the term weighted by 1/(T p_t)), AdamW with clipping.
+- train_unet_mnist: the U-Net of unet.rs at MNIST shape (28x28, C = 32, one block per level,
+  4 levels 28 -> 14 -> 7 -> 4, zero padding, position embedding, time MLP E = 32 -> 2C -> 2C ->
+  7 chunks of C), x0 parameterisation, T = 1000, batch 128, one t per image drawn uniformly
+  (objective `sampled`: the term weighted by T), AdamW with clipping; images/s. Same layers and
+  shapes as ours; PyTorch's own memory layout (NCHW) and convolution kernels.
 - sample_b1024: the reverse chain of the paper network: x_T uniform, then for t = T..1
   x_{t-1} ~ Bernoulli(sigmoid(z)), 1024 sequences; sequence-steps per second.
 """
@@ -211,6 +216,106 @@ def train_default(T, seconds, repeats, batch=256, bins=50, history=256, uniform_
     return {"value": statistics.median(values), "unit": "examples/s", "values": values}
 
 
+class UnetBlock(torch.nn.Module):
+    """block(h) = conv2(relu(conv1(relu(h)) + τ_k)) + (h, or skip(h) when the channels differ)."""
+
+    def __init__(self, c_in, c):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c_in, c, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.skip = torch.nn.Conv2d(c_in, c, 1, bias=False) if c_in != c else None
+
+    def forward(self, h, tau):
+        m = self.conv1(torch.relu(h)) + tau[:, :, None, None]
+        y = self.conv2(torch.relu(m))
+        return y + (self.skip(h) if self.skip is not None else h)
+
+
+class Unet(torch.nn.Module):
+    """network/unet.rs at a 2-D grid, zero padding, one block per level, x0 parameterisation."""
+
+    def __init__(self, T, c_schedule, side=28, c=32, embedding=32):
+        super().__init__()
+        sides = [side]
+        while sides[-1] > 4:
+            sides.append((sides[-1] + 1) // 2)
+        self.sides, self.c = sides, c
+        levels = len(sides)
+        d = 2 * c
+        self.stem = torch.nn.Conv2d(2, c, 3, padding=1)
+        self.position = torch.nn.Parameter(torch.empty(1, c, side, side).uniform_(-0.1, 0.1))
+        self.fc1, self.fc2 = torch.nn.Linear(embedding, d), torch.nn.Linear(d, d)
+        self.proj = torch.nn.Linear(d, (2 * levels - 1) * c)
+        self.down_blocks = torch.nn.ModuleList(UnetBlock(c, c) for _ in range(levels))
+        self.downsample = torch.nn.ModuleList(torch.nn.Conv2d(c, c, 3, stride=2, padding=1) for _ in range(levels - 1))
+        self.upsample = torch.nn.ModuleList(torch.nn.Conv2d(c, c, 3, padding=1) for _ in range(levels - 1))
+        self.up_blocks = torch.nn.ModuleList(UnetBlock(2 * c, c) for _ in range(levels - 1))
+        self.output = torch.nn.Conv2d(c, 1, 1)
+        tau = 1000.0 * torch.arange(1, T + 1, dtype=torch.float64) / T
+        half = embedding // 2
+        omega = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
+        angles = tau.unsqueeze(1) * omega.unsqueeze(0)
+        self.register_buffer("embedding", torch.cat([torch.sin(angles), torch.cos(angles)], 1).float())
+        rate = c_schedule[1:].clamp_min(1e-12)
+        self.register_buffer("evidence", torch.log((1 - rate / 2) / (rate / 2)).float())
+
+    def forward(self, xt, t):
+        """xt: rows × 1 × side × side bits; logits of P(x0 = 1 | x_t), same shape."""
+        s = 2 * xt - 1
+        lam = self.evidence[t - 1][:, None, None, None]
+        h = self.stem(torch.cat([s, lam * s], 1)) + self.position
+        time_hidden = torch.relu(self.fc2(torch.relu(self.fc1(self.embedding[t - 1]))))
+        tau = self.proj(time_hidden).split(self.c, 1)
+        k, skips = 0, []
+        for j, block in enumerate(self.down_blocks):
+            h = block(h, tau[k])
+            k += 1
+            if j < len(self.downsample):
+                skips.append(h)
+                h = self.downsample[j](h)
+        for j in reversed(range(len(self.up_blocks))):
+            side = self.sides[j]
+            h = torch.nn.functional.interpolate(h, scale_factor=2, mode="nearest")[:, :, :side, :side]
+            h = torch.cat([self.upsample[j](h), skips[j]], 1)
+            h = self.up_blocks[j](h, tau[k])
+            k += 1
+        return self.output(torch.relu(h)) + lam * s
+
+
+def train_unet(T, seconds, repeats, batch=128, side=28):
+    torch.manual_seed(0)
+    b, c = paper_schedule(T)
+    model = Unet(T, c, side)
+    optimiser = make_optimiser(model, lr=2e-3)
+    x0 = torch.bernoulli(torch.full((batch, 1, side, side), 0.2))
+
+    def step():
+        t = torch.randint(1, T + 1, (batch,))
+        ct = c[t].float()[:, None, None, None]
+        xt = torch.bernoulli(x0 * (1 - ct) + ct / 2)
+        bt, cp = b[t].float()[:, None, None, None], c[t - 1].float()[:, None, None, None]
+        q1 = posterior(x0, xt, bt, cp)
+        a1, b1 = posterior(torch.ones_like(x0), xt, bt, cp), posterior(torch.zeros_like(x0), xt, bt, cp)
+        g = torch.sigmoid(model(xt, t))
+        f1 = (g * a1 + (1 - g) * b1).clamp(1e-30, 1 - 1e-7)
+        (kl_bits(q1, f1=f1).sum() * T / batch).backward()
+        optimiser_update(model, optimiser)
+
+    for _ in range(3):
+        step()  # warm-up
+    values = []
+    for _ in range(repeats):
+        steps, start = 0, time.perf_counter()
+        while True:
+            step()
+            steps += 1
+            if time.perf_counter() - start >= seconds:
+                break
+        values.append(steps * batch / (time.perf_counter() - start))
+    parameters = sum(p.numel() for p in model.parameters())
+    return {"value": statistics.median(values), "unit": "images/s", "values": values, "parameters": parameters}
+
+
 @torch.no_grad()
 def sample_paper(T, n, repeats):
     torch.manual_seed(0)
@@ -229,7 +334,7 @@ def sample_paper(T, n, repeats):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("case", choices=["train_paper_b2048", "train_paper_b64", "train_default", "sample_b1024"])
+    parser.add_argument("case", choices=["train_paper_b2048", "train_paper_b64", "train_default", "train_unet_mnist", "sample_b1024"])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--T", type=int, default=T_DEFAULT)
@@ -243,6 +348,8 @@ def main():
         result = train_paper(64, args.T, args.seconds, args.repeats)
     elif args.case == "train_default":
         result = train_default(args.T, args.seconds, args.repeats)
+    elif args.case == "train_unet_mnist":
+        result = train_unet(args.T, args.seconds, args.repeats)
     else:
         result = sample_paper(args.T, 1024, args.repeats)
     result.update(threads=threads, torch=torch.__version__, rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
