@@ -8,6 +8,7 @@
  *   npm run bench:quality                      all groups (about 15 minutes on a 2-core machine)
  *   npm run bench:quality -- --only default,t100   (other groups' rows in bench/quality.json are kept)
  *   npm run bench:quality -- --only rules-unet --sets parity12,block4of32   some rule data sets
+ *   npm run bench:quality -- --only rules-unet --unet-variant dropout0.1   a candidate U-Net recipe
  *   npm run bench:quality -- --quick           a smoke run: few steps and repeats (not the figures)
  *   node bench/quality.js --print              only print the table of bench/quality.json
  *
