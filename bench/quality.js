@@ -8,6 +8,7 @@
  *   npm run bench:quality                      all groups (about 15 minutes on a 2-core machine)
  *   npm run bench:quality -- --only default,t100   (other groups' rows in bench/quality.json are kept)
  *   npm run bench:quality -- --only rules-unet --sets parity12,block4of32   some rule data sets
+ *   npm run bench:quality -- --only rules-unet --unet-variant dropout0.1   a candidate U-Net recipe
  *   npm run bench:quality -- --quick           a smoke run: few steps and repeats (not the figures)
  *   npm run bench:quality -- --only mnist [--minutes 30]   the MNIST group (30 minutes of training and its evaluations)
  *   node bench/quality.js --print              only print the table of bench/quality.json
@@ -100,7 +101,14 @@ function train(name, args) {
   cli(full);
   const wallSeconds = (performance.now() - start) / 1000;
   const results = JSON.parse(readFileSync(join(work, 'results', name, 'results.json'), 'utf8'));
-  return { model: `results/${name}/model.safetensors`, command: shown(full), wallSeconds, trainSeconds: results.timings.train_seconds };
+  return {
+    model: `results/${name}/model.safetensors`,
+    command: shown(full),
+    wallSeconds,
+    trainSeconds: results.timings.train_seconds,
+    evalSeconds: results.timings.eval_seconds,
+    stopped: { reason: results.stopped, step: results.step, model_step: results.model_step },
+  };
 }
 
 function evaluate(model, args) {
@@ -238,15 +246,44 @@ if (only.includes('holdout')) {
  * The one U-Net config of rules-unet (issue 12: no per-data-set flags). Channels 16, not the default
  * 32: a step costs about C^2, and at L = 64, T = 2000 the evaluations during training cost more than
  * the steps, so they run every 500 steps on 4 repeats and 16 samples instead of 8 and 64.
+ * `--unet-variant NAME` measures a candidate recipe instead (UNET_VARIANTS: keys that differ from
+ * the base; its rows carry `variant` and replace only that variant's rows).
  */
-const UNET_CONFIG = `model:
-  architecture: unet
-  channels: 16
-training:
-  eval_repeats: 4
-  eval_samples: 16
-`;
-const unetArgs = ['--config', 'unet-rules.yaml', '--batch-size', '64', '--steps', steps(1500), '--eval-every', quick ? '25' : '500'];
+const UNET_BASE = { model: { architecture: 'unet', channels: 16 }, training: { eval_repeats: 4, eval_samples: 16 } };
+/** Candidate recipes (issue 12's sweep): model/training keys over UNET_BASE, and steps / eval-every. */
+const UNET_VARIANTS = {
+  base: {},
+  'dropout0.1': { model: { dropout: 0.1 } },
+  'dropout0.2': { model: { dropout: 0.2 } },
+  wd1: { training: { weight_decay: 1 } },
+  c8: { model: { channels: 8 } },
+  'c8-eval250': { model: { channels: 8 }, evalEvery: 250 },
+  'dropout0.1-c8': { model: { dropout: 0.1, channels: 8 } },
+};
+const variantIndex = argv.indexOf('--unet-variant');
+const unetVariant = variantIndex >= 0 ? argv[variantIndex + 1] : 'base';
+if (!(unetVariant in UNET_VARIANTS)) throw new Error(`--unet-variant: unknown variant "${unetVariant}" (variants: ${Object.keys(UNET_VARIANTS).join(', ')})`);
+/** YAML of the base config with a variant's keys over it (two levels: section, key). */
+function unetConfig(variant) {
+  const lines = [];
+  for (const section of ['model', 'training']) {
+    const keys = { ...UNET_BASE[section], ...(variant[section] ?? {}) };
+    lines.push(`${section}:`, ...Object.entries(keys).map(([key, value]) => `  ${key}: ${value}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+const UNET_CONFIG = unetConfig(UNET_VARIANTS[unetVariant]);
+const unetEvalEvery = String(quick ? 25 : (UNET_VARIANTS[unetVariant].evalEvery ?? 500));
+const unetArgs = [
+  '--config',
+  'unet-rules.yaml',
+  '--batch-size',
+  '64',
+  '--steps',
+  steps(UNET_VARIANTS[unetVariant].steps ?? 1500),
+  '--eval-every',
+  unetEvalEvery,
+];
 /** `rows` if at most `count`, else `count` of them drawn without replacement by a seeded shuffle (in file order). */
 function valSubset(rows, count) {
   if (rows.length <= count) return rows;
@@ -311,10 +348,15 @@ for (const [group, archArgs, chains, sampleCount] of [
       wall_seconds: run.wallSeconds,
       loadavg_after_train: loadavg(),
     };
-    if (group === 'rules-unet') m.config_file = { 'unet-rules.yaml': UNET_CONFIG };
+    if (group === 'rules-unet') {
+      m.variant = unetVariant;
+      m.config_file = { 'unet-rules.yaml': UNET_CONFIG };
+      m.stopped = run.stopped;
+      m.eval_seconds = run.evalSeconds;
+    }
     record(
       group,
-      `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)`,
+      `${dataset.name} (L = ${dataset.length}, ${dataset.train.length} train / ${dataset.val.length} val)${group === 'rules-unet' && unetVariant !== 'base' ? ` [${unetVariant}]` : ''}`,
       m,
       [],
       [run.command, ev.command, drawn.command],
@@ -675,7 +717,9 @@ if (!quick && !mnistSmoke) {
   const earlier = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')).rows ?? []) : [];
   // --sets: only the rows of those data sets are replaced (older rows name the set first in their label).
   const setOrder = (row) => (row.group.startsWith('rules') ? setNames.indexOf(row.dataset ?? row.label.split(' ')[0]) : 0);
-  const rerun = (row) => only.includes(row.group) && (!sets || !row.group.startsWith('rules') || sets.includes(row.dataset ?? row.label.split(' ')[0]));
+  const sameVariant = (row) => row.group !== 'rules-unet' || (row.variant ?? 'base') === unetVariant;
+  const rerun = (row) =>
+    only.includes(row.group) && sameVariant(row) && (!sets || !row.group.startsWith('rules') || sets.includes(row.dataset ?? row.label.split(' ')[0]));
   output.rows = [...earlier.filter((row) => !rerun(row)), ...rows].sort(
     (a, b) => GROUPS.indexOf(a.group) - GROUPS.indexOf(b.group) || setOrder(a) - setOrder(b),
   );

@@ -44,6 +44,11 @@ export interface ModelSection {
   padding: Padding;
   position_embedding: PositionEmbedding;
   /**
+   * unet: dropout probability p in every residual block while training (0: none). Sampling and
+   * evaluation never drop (inverted dropout); other architectures take only 0.
+   */
+  dropout: number;
+  /**
    * The shape of one row: [L] or [H, W] (row-major, H·W = L); null: from the training data's
    * `# shape:` header, else [L]. Written "28x28", 784 or [28, 28].
    */
@@ -103,7 +108,7 @@ export interface RunConfig {
 }
 
 /** What the wasm core takes (structurally the same as `ModelConfig` in model.ts). */
-export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'shape'> {
+export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'dropout' | 'shape'> {
   length: number;
   /** The shape of one row: [L] or [H, W] with H·W = L (absent or null: [L]). */
   shape?: number[] | null;
@@ -114,6 +119,7 @@ export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels
   padding?: Padding;
   /** null: on for zero padding, off for circular. */
   position_embedding?: boolean | null;
+  dropout?: number;
 }
 
 /**
@@ -151,6 +157,7 @@ export const DEFAULTS: RunConfig = {
     blocks: 1,
     padding: 'zero',
     position_embedding: 'auto',
+    dropout: 0,
     shape: null,
   },
   training: {
@@ -223,6 +230,7 @@ const SCHEMA = section({
     blocks: int(1, 16),
     padding: oneOf('zero', 'circular'),
     position_embedding: oneOf('auto', 'on', 'off'),
+    dropout: num(0, 1, { maxOpen: true }),
     shape: { kind: 'shape' },
   }),
   training: section({
@@ -587,6 +595,9 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
     }
     data.heartbeat = heartbeat;
   }
+  if (model.dropout > 0 && model.architecture !== 'unet') {
+    throw located(origin('model.dropout'), 'model.dropout', `dropout is implemented by the unet only (architecture is ${model.architecture}); use 0`);
+  }
   // Early stopping is on by default; without evaluations (eval_every 0) it has nothing to act on:
   // the default is turned off (so the stored config says what ran), an explicit request is an error.
   if (training.early_stopping > 0 && training.eval_every === 0) {
@@ -654,8 +665,8 @@ export function runShape(
  * hand-written config may leave out come from DEFAULTS, the one place defaults live.
  */
 export function completeModelConfig(config: CoreModelConfig): Required<CoreModelConfig> {
-  const { channels, levels, blocks, padding } = DEFAULTS.model;
-  return { channels, levels, blocks, padding, position_embedding: null, shape: null, ...config } as Required<CoreModelConfig>;
+  const { channels, levels, blocks, padding, dropout } = DEFAULTS.model;
+  return { channels, levels, blocks, padding, position_embedding: null, dropout, shape: null, ...config } as Required<CoreModelConfig>;
 }
 
 /** The training config the core takes: the optimiser settings of the `training:` section and the total number of steps (for the schedule). */

@@ -115,6 +115,9 @@ describe('config', () => {
     expect(yamlError('training:\n  early_stopping: 3\n  eval_every: 0\n')).toBe(
       'run.yaml:2: training.early_stopping: early stopping needs evaluations: set training.eval_every > 0',
     );
+    expect(yamlError('model:\n  architecture: unet\n  dropout: 1\n')).toBe('run.yaml:3: model.dropout: out of range: must be >= 0 and < 1, got 1');
+    expect(yamlError('model:\n  dropout: 0.1\n')).toBe('run.yaml:2: model.dropout: dropout is implemented by the unet only (architecture is mlp); use 0');
+    expect(resolveYaml('model:\n  architecture: unet\n  dropout: 0.1\n').model).toMatchObject({ architecture: 'unet', dropout: 0.1 });
     // the default early stopping just has nothing to act on without evaluations
     expect(resolveYaml('training:\n  eval_every: 0\n').training).toMatchObject({ eval_every: 0, early_stopping: 0 });
   });

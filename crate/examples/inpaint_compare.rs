@@ -186,6 +186,7 @@ fn main() {
         blocks: 1,
         padding: Padding::Zero,
         position_embedding: None,
+        dropout: 0.0,
     };
     if !paper {
         let mut oracle = OracleNetwork::new(&schedule, L, &data);

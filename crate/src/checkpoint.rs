@@ -53,11 +53,11 @@ pub struct ModelState {
 
 /// What a format-1 reader filled in for fields missing from a state (its serde defaults: the
 /// model's time_embedding and kernel, every training field; states written before the U-Net lack its
-/// keys, which mean the same as these values). This build writes every field, but
+/// keys, and states written before dropout lack `dropout`, which mean the same as these values). This build writes every field, but
 /// a format-1 state that relied on those defaults keeps loading exactly as it did.
 const FORMAT_1_DEFAULTS: &str = r#"{
     "model": { "time_embedding": 32, "kernel": 0, "shape": null, "channels": 32, "levels": 0, "blocks": 1, "padding": "zero",
-               "position_embedding": null },
+               "position_embedding": null, "dropout": 0.0 },
     "training": { "lr": 0.001, "lr_schedule": "constant", "warmup_steps": 0, "total_steps": 0, "min_lr_ratio": 0.1, "beta1": 0.9,
                   "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "clip_norm": 1.0, "ema_decay": 0.0, "objective": "sampled" }
 }"#;

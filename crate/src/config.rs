@@ -83,6 +83,9 @@ pub struct ModelConfig {
     /// U-Net: learned position embedding; absent means on for zero padding, off for circular
     /// (where it would break the shift equivariance).
     pub position_embedding: Option<bool>,
+    /// U-Net: dropout probability p in every residual block during training (0: none); sampling
+    /// and evaluation never drop (inverted dropout: kept values are scaled by 1/(1-p) in training).
+    pub dropout: f64,
 }
 
 #[cfg(test)]
@@ -105,6 +108,7 @@ impl Default for ModelConfig {
             blocks: 1,
             padding: Padding::Zero,
             position_embedding: None,
+            dropout: 0.0,
         }
     }
 }
@@ -133,6 +137,12 @@ impl ModelConfig {
             if shape.iter().product::<usize>() != self.length {
                 return Err(CoreError::User(format!("shape {shape:?} has {} positions but length is {}", shape.iter().product::<usize>(), self.length)));
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(CoreError::User(format!("dropout must be in [0, 1), got {}", self.dropout)));
+        }
+        if self.dropout > 0.0 && self.architecture != Architecture::Unet {
+            return Err(CoreError::User(format!("dropout is implemented by the unet only (architecture {:?}), got {}", self.architecture, self.dropout)));
         }
         if self.architecture == Architecture::Unet {
             if self.channels == 0 || self.channels > 1024 {

@@ -627,9 +627,13 @@ mod tests {
         let (length, timesteps, rows) = (6, 10, 19);
         let data = heartbeat(length, 3);
         let x0 = batch(&data, length, rows, 0);
-        for objective in [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance] {
+        // the mlp, and the U-Net with dropout (each example's masks from its own training-noise stream)
+        let unet_dropout = ModelConfig { channels: 4, dropout: 0.3, ..model_config(Architecture::Unet, Parameterisation::X0, length, timesteps) };
+        let configs = [model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps), unet_dropout];
+        for (objective, config) in
+            [ObjectiveKind::Full, ObjectiveKind::Sampled, ObjectiveKind::Importance].into_iter().flat_map(|o| configs.iter().map(move |c| (o, c.clone())))
+        {
             let training = TrainingConfig { objective, clip_norm: 0.5, ema_decay: 0.5, ..Default::default() };
-            let config = model_config(Architecture::Mlp, Parameterisation::X0, length, timesteps);
             let mut whole = Model::new(config.clone(), training.clone(), 5).unwrap();
             let mut by_hand = Model::new(config, training, 5).unwrap();
             // every shard's gradient from zero, then ((g_0 + g_1) + g_2) + ... one f32 rounding each

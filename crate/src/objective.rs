@@ -22,7 +22,7 @@ use crate::bernoulli::{self, BITS_PER_NAT};
 use crate::config::{ModelConfig, Parameterisation};
 use crate::elementary::ln_normal;
 use crate::kernel::{draw_noisy_row, draw_noisy_rows, marginal_thresholds, sigmoid_pair};
-use crate::network::ReverseNetwork;
+use crate::network::{training_noise_key, ReverseNetwork};
 use crate::rng::Rng;
 use crate::schedule::{PosteriorEntry, Schedule};
 use crate::simd::{self, F4, M4};
@@ -239,8 +239,9 @@ pub struct GivenResult {
     pub dlogits: Vec<f32>,
 }
 
-/// The bound's terms for given rows (x0, x_t, t) — no noise drawn — and their gradient:
-/// ADDS d(sum over rows of the terms)/dθ into `grad`. Used by tests and the TypeScript oracle.
+/// The bound's terms for given rows (x0, x_t, t) — no noise drawn, the network in evaluation mode
+/// (no dropout) — and their gradient: ADDS d(sum over rows of the terms)/dθ into `grad`. Used by
+/// tests and the TypeScript oracle.
 pub fn loss_and_gradient_given(
     network: &mut dyn ReverseNetwork,
     config: &ModelConfig,
@@ -372,6 +373,8 @@ pub struct Workspace {
     xt: Vec<u8>,
     input: Vec<f32>,
     t: Vec<u32>,
+    /// `network::training_noise_key` of each row of a pass (its example and t).
+    noise_keys: Vec<u64>,
     logits: Vec<f32>,
     dlogits: Vec<f32>,
     row_weights: Vec<f64>,
@@ -391,6 +394,7 @@ impl Workspace {
         self.logits.resize(n, 0.0);
         self.dlogits.resize(n, 0.0);
         self.t.resize(rows, 0);
+        self.noise_keys.resize(rows, 0);
         self.row_weights.resize(rows, 0.0);
         self.row_terms.resize(rows, 0.0);
     }
@@ -405,7 +409,9 @@ impl Workspace {
 /// - Importance: if `history` is ready, u = uniform_f64() and t = the first t with
 ///   p_1 + ... + p_t > u (else t = 1 + below(T), as Sampled); then the L bits as above.
 ///
-/// So a batch split over workers draws exactly the noise of the whole batch.
+/// So a batch split over workers draws exactly the noise of the whole batch. The network runs in
+/// training mode (`forward_training`): row r at time t draws its dropout masks from
+/// `training_noise_key(seed, step, example_offset + r, t)`, a separate stream.
 ///
 /// Returns the sum over rows of (prior term + estimated sum of terms), bits; ADDS its gradient
 /// into `grad`. For Sampled/Importance, `workspace.observations` gets each row's (t, term).
@@ -457,6 +463,9 @@ pub fn estimate_bound(
                     let span = k * rows * length..(k + 1) * rows * length;
                     draw_noisy_rows(&mut workspace.rngs[..rows], x0, marginal_thresholds(schedule, t), &mut workspace.xt[span]);
                     workspace.t[k * rows..(k + 1) * rows].fill(t as u32);
+                    for (r, key) in workspace.noise_keys[k * rows..(k + 1) * rows].iter_mut().enumerate() {
+                        *key = training_noise_key(seed, step, example_offset + r as u64, t as u32);
+                    }
                 }
                 total += network_terms(network, config, schedule, &x0_passes[..steps * rows * length], steps * rows, workspace, grad);
             }
@@ -483,6 +492,7 @@ pub fn estimate_bound(
                     (1 + rng.below(t_max as u32) as usize, t_max as f64) // weight T = 1/p_t
                 };
                 workspace.t[r] = t as u32;
+                workspace.noise_keys[r] = training_noise_key(seed, step, example_offset + r as u64, t as u32);
                 workspace.row_weights[r] = weight;
                 let span = r * length..(r + 1) * length;
                 draw_noisy_row(rng, &x0[span.clone()], marginal_thresholds(schedule, t), &mut workspace.xt[span]);
@@ -514,8 +524,9 @@ fn direct_terms(
     direct_terms_and_dlogits_f32(schedule, length, x0, xt, t, logits, row_weights, dlogits, row_terms);
 }
 
-/// Network pass over the workspace's rows (x_t, t filled in): row terms into `row_terms`,
-/// weighted gradient added into `grad`. Returns the sum of the weighted terms (bits).
+/// Network pass over the workspace's rows (x_t, t and noise keys filled in), in training mode:
+/// row terms into `row_terms`, weighted gradient added into `grad`. Returns the sum of the weighted
+/// terms (bits).
 fn network_terms(
     network: &mut dyn ReverseNetwork,
     config: &ModelConfig,
@@ -529,7 +540,7 @@ fn network_terms(
     for (i, &b) in workspace.input[..n].iter_mut().zip(&workspace.xt[..n]) {
         *i = b as f32;
     }
-    network.forward(&workspace.input[..n], &workspace.t[..rows], &mut workspace.logits[..n]);
+    network.forward_training(&workspace.input[..n], &workspace.t[..rows], &workspace.noise_keys[..rows], &mut workspace.logits[..n]);
     let terms = if config.parameterisation == Parameterisation::Direct { direct_terms } else { terms_and_dlogits };
     terms(
         config.parameterisation,
@@ -832,6 +843,36 @@ mod tests {
             assert!((whole - (a + b)).abs() < 1e-9 * whole.abs(), "{kind:?}: {whole} vs {}", a + b);
             for i in 0..grad.len() {
                 assert!((grad[i] - (grad_a[i] + grad_b[i])).abs() <= 1e-5 * grad[i].abs().max(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn dropout_masks_follow_the_example_not_its_place_in_the_shard() {
+        // A U-Net with dropout: row r of a shard starting at example k draws the masks of example
+        // k + r, so two shards give the rows' terms of the whole batch (one network pass).
+        use crate::network::unet::UnetNetwork;
+        let (length, timesteps, rows) = (6, 5, 7);
+        let x0 = random_bits(rows * length, 9);
+        let config = ModelConfig { architecture: Architecture::Unet, channels: 4, dropout: 0.5, ..config(length, timesteps, Parameterisation::X0) };
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let mut net = UnetNetwork::new(&config, &mut Rng::new(2));
+        for v in net.parameters_mut() {
+            *v = 0.3 * (Rng::new(v.to_bits() as u64 + 1).uniform_f32() - 0.5);
+        }
+        let mut run = |x0: &[u8], rows: usize, offset: u64, kind: ObjectiveKind| {
+            let mut grad = vec![0.0f32; net.parameters().len()];
+            let mut workspace = Workspace::default();
+            let total = estimate_bound(&mut net, &config, &schedule, kind, None, x0, rows, 99, 3, offset, &mut workspace, &mut grad);
+            (total, grad)
+        };
+        for kind in [ObjectiveKind::Full, ObjectiveKind::Sampled] {
+            let (whole, grad) = run(&x0, rows, 0, kind);
+            let (a, grad_a) = run(&x0[..3 * length], 3, 0, kind);
+            let (b, grad_b) = run(&x0[3 * length..], 4, 3, kind);
+            assert!((whole - (a + b)).abs() < 1e-5 * whole.abs(), "{kind:?}: {whole} vs {}", a + b);
+            for i in 0..grad.len() {
+                assert!((grad[i] - (grad_a[i] + grad_b[i])).abs() <= 1e-4 * grad[i].abs().max(1.0), "{kind:?} {i}");
             }
         }
     }

@@ -90,7 +90,11 @@ fn scenarios() -> Vec<Value> {
     let model = |architecture: &str, parameterisation: &str, schedule: &str, timesteps: usize| {
         json!({ "length": 8, "T": timesteps, "schedule": schedule, "architecture": architecture, "parameterisation": parameterisation,
                 "hidden": 16, "layers": 2, "time_embedding": 8, "kernel": 0, "shape": null, "channels": 8, "levels": 0, "blocks": 1,
-                "padding": "zero", "position_embedding": null })
+                "padding": "zero", "position_embedding": null, "dropout": 0.0 })
+    };
+    let with_dropout = |mut model: Value, p: f64| {
+        model["dropout"] = json!(p);
+        model
     };
     vec![
         // the default architecture with the importance objective (6 bins of t fill within the steps), EMA, cosine lr
@@ -101,6 +105,8 @@ fn scenarios() -> Vec<Value> {
         scenario(model("circular", "x0", "linear", 7), training("sampled", 0.5, "cosine"), 5, 8, 9),
         // the U-Net (im2col convolutions), sampled t
         scenario(model("unet", "x0", "paper", 7), training("sampled", 0.5, "constant"), 6, 6, 8),
+        // the U-Net with dropout (masks from the per-example training-noise stream), full sum over t
+        scenario(with_dropout(model("unet", "x0", "paper", 5), 0.25), training("full", 0.5, "constant"), 7, 6, 6),
     ]
 }
 

@@ -162,9 +162,12 @@ pub(crate) mod testing {
         (0..rows * length).map(|_| if rng.bernoulli(0.5) { 1.0 } else { 0.0 }).collect()
     }
 
-    /// Loss = Σ logits·R in f64.
-    fn loss(net: &mut dyn ReverseNetwork, xt: &[f32], t: &[u32], weights: &[f32], logits: &mut [f32]) -> f64 {
-        net.forward(xt, t, logits);
+    /// Loss = Σ logits·R in f64 (training mode with these noise keys when given).
+    fn loss(net: &mut dyn ReverseNetwork, xt: &[f32], t: &[u32], noise_keys: Option<&[u64]>, weights: &[f32], logits: &mut [f32]) -> f64 {
+        match noise_keys {
+            Some(keys) => net.forward_training(xt, t, keys, logits),
+            None => net.forward(xt, t, logits),
+        }
         logits.iter().zip(weights).map(|(&z, &w)| z as f64 * w as f64).sum()
     }
 
@@ -181,6 +184,19 @@ pub(crate) mod testing {
     /// `check_gradient` trying each step in turn until one of its three quotients matches: a
     /// deep network (unet) has so many ReLUs that a step of 1e-2 can cross kinks on both sides.
     pub fn check_gradient_with_steps(net: &mut dyn ReverseNetwork, xt: &[f32], t: &[u32], seed: u64, steps: &[f32]) -> Vec<(String, usize)> {
+        check_gradient_with_noise(net, xt, t, None, seed, steps)
+    }
+
+    /// `check_gradient_with_steps` in training mode when `noise_keys` is given: every pass uses the
+    /// same keys, so the same dropout masks, and the loss is a fixed function of the parameters.
+    pub fn check_gradient_with_noise(
+        net: &mut dyn ReverseNetwork,
+        xt: &[f32],
+        t: &[u32],
+        noise_keys: Option<&[u64]>,
+        seed: u64,
+        steps: &[f32],
+    ) -> Vec<(String, usize)> {
         let mut rng = Rng::new(seed);
         for v in net.parameters_mut() {
             *v = rng.uniform_f32() - 0.5;
@@ -188,11 +204,11 @@ pub(crate) mod testing {
         let n_out = xt.len();
         let weights: Vec<f32> = (0..n_out).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
         let mut logits = vec![0.0f32; n_out];
-        loss(net, xt, t, &weights, &mut logits);
+        loss(net, xt, t, noise_keys, &weights, &mut logits);
         let mut grad = vec![0.0f32; net.parameters().len()];
         net.backward(&weights, &mut grad);
         let mut counts = Vec::new();
-        let base = loss(net, xt, t, &weights, &mut logits);
+        let base = loss(net, xt, t, noise_keys, &weights, &mut logits);
         for group in net.layout() {
             for j in group.offset..group.offset + group.len() {
                 let analytic = grad[j] as f64;
@@ -201,9 +217,9 @@ pub(crate) mod testing {
                 let mut tried = Vec::new();
                 for &eps in steps {
                     net.parameters_mut()[j] = original + eps;
-                    let plus = loss(net, xt, t, &weights, &mut logits);
+                    let plus = loss(net, xt, t, noise_keys, &weights, &mut logits);
                     net.parameters_mut()[j] = original - eps;
-                    let minus = loss(net, xt, t, &weights, &mut logits);
+                    let minus = loss(net, xt, t, noise_keys, &weights, &mut logits);
                     net.parameters_mut()[j] = original;
                     let up = (original + eps) as f64 - original as f64;
                     let down = original as f64 - (original - eps) as f64;
@@ -221,7 +237,7 @@ pub(crate) mod testing {
             counts.push((group.name.clone(), group.len()));
         }
         // backward ADDS into grad, and a repeated forward/backward gives the same gradient
-        loss(net, xt, t, &weights, &mut logits);
+        loss(net, xt, t, noise_keys, &weights, &mut logits);
         let mut again = vec![1.0f32; grad.len()];
         net.backward(&weights, &mut again);
         for (a, g) in again.iter().zip(&grad) {

@@ -40,10 +40,33 @@ pub trait ReverseNetwork {
     fn layout(&self) -> Vec<ParameterGroup>;
     fn parameters(&self) -> &[f32];
     fn parameters_mut(&mut self) -> &mut [f32];
-    /// logits[r, i] for rows r with inputs xt[r, ·] (0.0 or 1.0) at time t[r] (1..=T).
+    /// logits[r, i] for rows r with inputs xt[r, ·] (0.0 or 1.0) at time t[r] (1..=T), in
+    /// evaluation mode (sampling, evaluation, inpainting): no training-time noise such as dropout.
     fn forward(&mut self, xt: &[f32], t: &[u32], logits: &mut [f32]);
-    /// Given dLoss/dlogits of the last `forward`, ADD dLoss/dθ into `grad` (len = parameters().len()).
+    /// `forward` in training mode: row r draws its training-time noise (the U-Net's dropout masks)
+    /// from `Rng::new(noise_keys[r])` alone, so a row's logits never depend on which rows share the
+    /// pass and a batch's shards stay bit-identical for any number of workers. Networks without such
+    /// noise (the default) run `forward`.
+    fn forward_training(&mut self, xt: &[f32], t: &[u32], noise_keys: &[u64], logits: &mut [f32]) {
+        debug_assert_eq!(noise_keys.len(), t.len());
+        self.forward(xt, t, logits);
+    }
+    /// Given dLoss/dlogits of the last `forward` or `forward_training` (with the same noise),
+    /// ADD dLoss/dθ into `grad` (len = parameters().len()).
     fn backward(&mut self, dlogits: &[f32], grad: &mut [f32]);
+}
+
+/// Training-noise stream: `Rng::for_example(seed ^ TRAINING_NOISE_STREAM, step, example)`.
+const TRAINING_NOISE_STREAM: u64 = 0x6472_6F70_6F75_7421; // "dropout!"
+
+/// The key of `forward_training`'s noise for example `example` of optimiser step `step` at time
+/// t: a function of (seed, step, example, t) only (not of the shard or the rows beside it), and a
+/// stream apart from the example's diffusion noise (`Rng::for_example(seed, step, example)`), so
+/// turning dropout on or off leaves x_t and t unchanged. Different t (the full sum) get different keys.
+pub fn training_noise_key(seed: u64, step: u64, example: u64, t: u32) -> u64 {
+    let mut stream = Rng::for_example(seed ^ TRAINING_NOISE_STREAM, step, example);
+    let key = ((stream.next_u32() as u64) << 32) | stream.next_u32() as u64;
+    key ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Builds the configured architecture with seeded initial weights.

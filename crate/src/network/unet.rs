@@ -32,7 +32,11 @@
 //! coarsest level). Then every block at the coarsest level sees that whole level, so the receptive
 //! field covers the whole input. Channels stay C at every level (no multipliers).
 //!
-//! Dropout is not implemented: `ReverseNetwork::forward` has no training flag and no noise stream.
+//! Dropout (`dropout` = p > 0, training mode only): in every block, m_d = m ⊙ mask / (1-p) with
+//! mask ~ Bernoulli(1-p) per value (inverted dropout, so E[m_d] = m and evaluation uses m as is),
+//! then y = conv2(relu(m_d)) + ...; relu(m ⊙ mask·s) = relu(m) ⊙ mask·s, so this is DDPM's dropout
+//! between the block's two convolutions. Row r draws its masks, block by block in stage order and
+//! values in (position, channel) order, from `Rng::new(noise_keys[r])` of `forward_training`.
 //!
 //! Layout, in order: "stem.weight" [K, 2, C], "stem.bias" [C], "position" [P, C] (if on),
 //! "time.fc1.weight" [E, D], "time.fc1.bias" [D], "time.fc2.weight" [D, D], "time.fc2.bias" [D],
@@ -121,6 +125,14 @@ pub struct UnetNetwork {
     output_bias: usize,
     /// Values per im2col chunk (tests lower it to exercise the chunking).
     pub(crate) cols_budget: usize,
+    /// Dropout probability p (0: none).
+    dropout: f32,
+    /// Set by `forward_training` for the next `forward` only (which clears it).
+    dropout_armed: bool,
+    /// The last forward pass dropped (backward then scales by 1/(1-p)).
+    dropped: bool,
+    /// Row r's dropout stream during a training-mode pass.
+    dropout_rows: Vec<Rng>,
     // State of the last forward pass.
     rows: usize,
     /// [s, λ·s] per (row, position).
@@ -306,6 +318,10 @@ impl UnetNetwork {
             output_weight,
             output_bias,
             cols_budget: COLS_BUDGET,
+            dropout: config.dropout as f32,
+            dropout_armed: false,
+            dropped: false,
+            dropout_rows: Vec::new(),
             rows: 0,
             features: Vec::new(),
             evidence: Vec::new(),
@@ -321,6 +337,17 @@ impl UnetNetwork {
             dtau: Vec::new(),
             dtime: Vec::new(),
             dtime_hidden: Vec::new(),
+        }
+    }
+}
+
+/// Inverted dropout of one block's m (rows × `per_row` values), in place: each value becomes 0
+/// with probability p, else m/(1-p) (so E[m_d] = m); row r draws from `rows[r]`, in value order.
+fn drop_values(m: &mut [f32], per_row: usize, p: f32, rows: &mut [Rng]) {
+    let keep_scale = 1.0 / (1.0 - p);
+    for (values, rng) in m.chunks_exact_mut(per_row).zip(rows) {
+        for v in values {
+            *v = if rng.uniform_f32() < p { 0.0 } else { *v * keep_scale };
         }
     }
 }
@@ -349,6 +376,9 @@ impl ReverseNetwork for UnetNetwork {
         assert_eq!(logits.len(), rows * l);
         check_times(t, self.timesteps);
         self.rows = rows;
+        // training mode for this pass only when forward_training armed it
+        let dropping = std::mem::take(&mut self.dropout_armed);
+        self.dropped = dropping;
         let width = self.blocks_total * c;
         ensure_len(&mut self.features, rows * l * 2);
         ensure_len(&mut self.evidence, rows);
@@ -419,6 +449,9 @@ impl ReverseNetwork for UnetNetwork {
                             }
                         }
                     }
+                    if dropping {
+                        drop_values(m, pout * c, self.dropout, &mut self.dropout_rows);
+                    }
                     // y = conv2(relu(m)) + b2 + (h or h·W_skip)
                     conv_forward(
                         plan,
@@ -481,6 +514,16 @@ impl ReverseNetwork for UnetNetwork {
             }
             *logit = acc + b_out + self.features[token * 2 + 1];
         }
+    }
+
+    fn forward_training(&mut self, xt: &[f32], t: &[u32], noise_keys: &[u64], logits: &mut [f32]) {
+        assert_eq!(noise_keys.len(), t.len());
+        if self.dropout > 0.0 {
+            self.dropout_rows.clear();
+            self.dropout_rows.extend(noise_keys.iter().map(|&key| Rng::new(key)));
+            self.dropout_armed = true;
+        }
+        self.forward(xt, t, logits);
     }
 
     fn backward(&mut self, dlogits: &[f32], grad: &mut [f32]) {
@@ -553,6 +596,13 @@ impl ReverseNetwork for UnetNetwork {
                             &mut self.cols,
                             budget,
                         );
+                    }
+                    if self.dropped {
+                        // m_d = m ⊙ mask/(1-p): dm = dm_d ⊙ mask/(1-p) (dm_d is 0 where dropped: relu'(0) = 0)
+                        let keep_scale = 1.0 / (1.0 - self.dropout);
+                        for v in dm.iter_mut() {
+                            *v *= keep_scale;
+                        }
                     }
                     // m = conv1(relu(h)) + b1 + τ_k: dτ_k[r] = Σ_p dm[r, p]
                     for (r, dmr) in dm.chunks_exact(pout * c).enumerate() {
@@ -669,7 +719,7 @@ impl ReverseNetwork for UnetNetwork {
 mod tests {
     use super::*;
     use crate::config::Architecture;
-    use crate::network::common::testing::{check_gradient_with_steps, config, random_bits};
+    use crate::network::common::testing::{check_gradient_with_noise, check_gradient_with_steps, config, random_bits};
 
     fn unet(length: usize, shape: Option<Vec<usize>>, padding: Padding, channels: usize, levels: usize, blocks: usize) -> ModelConfig {
         ModelConfig { shape, padding, channels, levels, blocks, ..config(Architecture::Unet, length, 9, 4, 1) }
@@ -712,6 +762,128 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn gradient_with_dropout_matches_finite_differences_with_fixed_masks() {
+        // The same noise keys give the same masks on every pass, so the training-mode loss is a
+        // fixed piecewise-linear function of the parameters, checked like the evaluation mode.
+        let cases = [unet(7, None, Padding::Zero, 3, 3, 2), unet(15, Some(vec![5, 3]), Padding::Zero, 3, 2, 1), unet(6, None, Padding::Circular, 3, 2, 1)];
+        let keys = [0x1234_5678_9abc_def0u64, 7, 1 << 40];
+        for cfg in cases {
+            let cfg = ModelConfig { dropout: 0.3, ..cfg };
+            let mut rng = Rng::new(43);
+            let mut net = UnetNetwork::new(&cfg, &mut rng);
+            let xt = random_bits(3, cfg.length, &mut rng);
+            let t = [2, 9, 5];
+            let counts = check_gradient_with_noise(&mut net, &xt, &t, Some(&keys), 44, &[1e-2, 3e-3, 1e-3]);
+            assert_eq!(counts.len(), net.layout().len());
+            // the check ran with values dropped, and their gradient is not the evaluation mode's
+            let mut logits = vec![0.0; 3 * cfg.length];
+            net.forward_training(&xt, &t, &keys, &mut logits);
+            assert!(net.dropped && net.pre.iter().any(|m| m[..3 * cfg.channels].contains(&0.0)), "{cfg:?}");
+            let mut training_grad = vec![0.0; net.parameters().len()];
+            net.backward(&logits, &mut training_grad);
+            net.forward(&xt, &t, &mut logits);
+            assert!(!net.dropped);
+            let mut eval_grad = vec![0.0; net.parameters().len()];
+            net.backward(&logits, &mut eval_grad);
+            assert_ne!(training_grad, eval_grad);
+        }
+    }
+
+    /// Each block's m of the last forward pass, row `r` only.
+    fn pre_of_row(net: &UnetNetwork, r: usize) -> Vec<Vec<f32>> {
+        net.stages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, stage)| match stage {
+                Stage::Block(b) => {
+                    let n = net.stream_shapes[i + 1].0 * net.channels;
+                    Some(net.pre[b.pre][r * n..(r + 1) * n].to_vec())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dropout_zeroes_a_share_p_and_scales_the_rest_by_one_over_one_minus_p() {
+        let p = 0.25f32;
+        let cfg = ModelConfig { dropout: p as f64, ..unet(20, None, Padding::Zero, 8, 0, 1) };
+        let mut rng = Rng::new(3);
+        let mut net = UnetNetwork::new(&cfg, &mut rng);
+        for v in net.parameters_mut() {
+            *v = rng.uniform_f32() - 0.5;
+        }
+        let rows = 4;
+        let xt = random_bits(rows, 20, &mut rng);
+        let t = [1, 3, 6, 9];
+        let mut logits = vec![0.0; rows * 20];
+        // Block 0's m does not depend on earlier masks: compare it value by value with evaluation mode.
+        net.forward(&xt, &t, &mut logits);
+        let eval: Vec<Vec<f32>> = (0..rows).map(|r| pre_of_row(&net, r)[0].clone()).collect();
+        net.forward_training(&xt, &t, &[1, 2, 3, 4], &mut logits);
+        let (mut dropped, mut total) = (0usize, 0usize);
+        for (r, eval_row) in eval.iter().enumerate() {
+            for (&m_d, &m) in pre_of_row(&net, r)[0].iter().zip(eval_row) {
+                assert!(m_d == 0.0 || m_d == m * (1.0 / (1.0 - p)), "{m_d} vs {m}");
+                dropped += usize::from(m_d == 0.0 && m != 0.0);
+                total += 1;
+            }
+        }
+        // binomial(total, p): within 4 standard deviations
+        let (mean, sd) = (total as f64 * p as f64, (total as f64 * p as f64 * (1.0 - p as f64)).sqrt());
+        assert!((dropped as f64 - mean).abs() < 4.0 * sd, "{dropped} of {total} dropped, expected about {mean}");
+    }
+
+    #[test]
+    fn a_rows_masks_depend_on_its_key_only() {
+        let cfg = ModelConfig { dropout: 0.5, ..unet(12, None, Padding::Zero, 4, 0, 1) };
+        let mut rng = Rng::new(4);
+        let mut net = UnetNetwork::new(&cfg, &mut rng);
+        for v in net.parameters_mut() {
+            *v = rng.uniform_f32() - 0.5;
+        }
+        let xt = random_bits(3, 12, &mut rng);
+        let mut logits = vec![0.0; 3 * 12];
+        net.forward_training(&xt, &[4, 5, 6], &[10, 20, 30], &mut logits);
+        let zeros = |blocks: Vec<Vec<f32>>| blocks.iter().map(|m| m.iter().map(|&v| v == 0.0).collect::<Vec<_>>()).collect::<Vec<_>>();
+        let in_batch = zeros(pre_of_row(&net, 1));
+        let in_batch_logits = logits[12..24].to_vec();
+        let mut alone = vec![0.0; 12];
+        net.forward_training(&xt[12..24], &[5], &[20], &mut alone);
+        assert_eq!(zeros(pre_of_row(&net, 0)), in_batch);
+        for (a, b) in alone.iter().zip(&in_batch_logits) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+        // another key, other masks
+        net.forward_training(&xt[12..24], &[5], &[21], &mut alone);
+        assert_ne!(zeros(pre_of_row(&net, 0)), in_batch);
+    }
+
+    #[test]
+    fn evaluation_mode_never_drops() {
+        let base = unet(12, Some(vec![3, 4]), Padding::Zero, 4, 0, 1);
+        let mut with_dropout = UnetNetwork::new(&ModelConfig { dropout: 0.5, ..base.clone() }, &mut Rng::new(5));
+        let mut without = UnetNetwork::new(&base, &mut Rng::new(5));
+        let mut rng = Rng::new(6);
+        for v in with_dropout.parameters_mut() {
+            *v = rng.uniform_f32() - 0.5;
+        }
+        without.parameters_mut().copy_from_slice(with_dropout.parameters());
+        let xt = random_bits(2, 12, &mut rng);
+        let (mut a, mut b) = (vec![0.0; 24], vec![0.0; 24]);
+        without.forward(&xt, &[3, 8], &mut b);
+        with_dropout.forward(&xt, &[3, 8], &mut a);
+        assert_eq!(a, b, "evaluation mode is the network without dropout");
+        with_dropout.forward_training(&xt, &[3, 8], &[1, 2], &mut a);
+        assert_ne!(a, b, "training mode drops");
+        with_dropout.forward(&xt, &[3, 8], &mut a);
+        assert_eq!(a, b, "a training pass leaves the next pass in evaluation mode");
+        // dropout 0: training mode is evaluation mode
+        without.forward_training(&xt, &[3, 8], &[1, 2], &mut a);
+        assert_eq!(a, b);
     }
 
     #[test]
