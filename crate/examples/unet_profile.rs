@@ -93,6 +93,7 @@ fn main() {
         blocks: 1,
         padding: Padding::Zero,
         position_embedding: None,
+        dropout: 0.0,
     };
     let mut rng = Rng::new(1);
     let mut net = build_network(&config, &mut rng);
