@@ -121,7 +121,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
       for (const flag of flags) expect(result.stdout, `${command.join(' ')} --help: ${flag}`).toMatch(new RegExp(`${flag.replace(/[-]/g, '\\-')}\\b`));
       if (command.length > 0 && command[0] !== 'plot') expect(result.stdout).toMatch(/\[default: /);
     }
-    expect(cli(work, ['train', '--help']).stdout).toMatch(/--steps\s+optimiser steps\s+\[number\] \[default: 4000\]/);
+    expect(cli(work, ['train', '--help']).stdout).toMatch(/--steps\s+optimiser steps\s+\[number\] \[default: 2000\]/);
     expect(cli(work, ['data', 'heartbeat', '--help']).stdout).toMatch(/--period\s+P: one 1 every P bits\s+\[number\] \[default: 5\]/);
   });
 
