@@ -329,7 +329,8 @@ async function train(settings: Operations['train']['request']['settings'], emit:
     const outcome = await runTraining({
       model: next,
       data: { train: dataset.train, val: dataset.val, trainSet: dataset.trainSet, valSet: dataset.valSet },
-      settings: loopSettings(runConfig, total, dataset.train.length, dataset.train.shape),
+      // no shape: the page keeps its 16-sample grid for images too (each sample is T network passes; the CLI draws 8×8)
+      settings: loopSettings(runConfig, total, dataset.train.length),
       signal: controller.signal,
       now: () => performance.now(),
       hooks: {
