@@ -79,6 +79,8 @@ export interface TrainingSection {
   eval_samples: number;
   /** null: 0 (the full sum over t) when T · L <= 65,536, else 64 strata. */
   eval_strata: number | null;
+  /** Network calls of the chains that draw the samples at evaluations; null: every step (T) when T · L <= 65,536, else 100 (x0 models). */
+  sample_steps: number | null;
   checkpoint_every: number;
   log_every: number;
   early_stopping: number;
@@ -180,6 +182,7 @@ export const DEFAULTS: RunConfig = {
     eval_sequences: 16,
     eval_samples: 64,
     eval_strata: null,
+    sample_steps: null,
     checkpoint_every: 1000,
     log_every: 10,
     early_stopping: 5,
@@ -253,6 +256,7 @@ const SCHEMA = section({
     eval_sequences: int(0, 1e9),
     eval_samples: int(1, 1_000_000),
     eval_strata: int(0, 1e9, { nullable: true }),
+    sample_steps: int(1, 1e9, { nullable: true }),
     checkpoint_every: int(0, 1e9),
     log_every: int(1, 1e9),
     early_stopping: int(0, 1e6),

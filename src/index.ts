@@ -16,6 +16,7 @@ export {
   type ModelConfig,
   type TrainingConfig,
   type TrainStepReport,
+  type SampleOptions,
   type SampleResult,
   type BoundEvaluation,
   type BoundOptions,

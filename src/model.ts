@@ -38,6 +38,19 @@ function freeQuietly(raw: RawModel | undefined): void {
   }
 }
 
+/** Options of `sample`: the seed, frames every `recordEvery` chain steps, and the chain's length. */
+export interface SampleOptions {
+  seed?: number | bigint;
+  /** Record the state every k steps of the chain (0: none). */
+  recordEvery?: number;
+  /**
+   * Network calls of the reverse chain, 1..T (default T: every step). Fewer jump t_k -> t_(k-1),
+   * t_k = floor(k·T/K), with the exact posterior of the jump: K/T of the time, some loss of quality;
+   * the x0 parameterisation only.
+   */
+  steps?: number;
+}
+
 /** Samples (rows × L bits) and, when asked for, frames of the reverse chain. */
 export interface SampleResult {
   samples: Uint8Array;
@@ -105,6 +118,15 @@ export interface InpaintOptions {
   mode?: InpaintMode;
   /** Particles per completion of mode 'smc' (1..4096, default 8). */
   particles?: number;
+  /** Network calls of the reverse chain, 1..T (default T), as `SampleOptions.steps`. */
+  steps?: number;
+}
+
+/** @internal The chain length as the core takes it (undefined: every step), checked against T. */
+export function chainSteps(steps: number | undefined, T: number): number | undefined {
+  if (steps === undefined) return undefined;
+  if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new UserError(`the sampling steps must be an integer in 1..${T} (T), got ${steps}`);
+  return steps;
 }
 
 /** @internal The mode and particle count as the core takes them (undefined: the core's default). */
@@ -237,9 +259,10 @@ export class DiffusionModel {
   }
 
   /** n sequences from the reverse chain x_T ~ B(0.5) → x_0, optionally with frames every k steps. */
-  sample(n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
+  sample(n: number, opts: SampleOptions = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
-    const samples = this.call('sampling', (raw) => raw.sample(n, toSeed(opts.seed ?? 0), recordEvery));
+    const steps = chainSteps(opts.steps, this.modelConfig.T);
+    const samples = this.call('sampling', (raw) => raw.sample(n, toSeed(opts.seed ?? 0), recordEvery, steps));
     return { samples, frames: recordEvery > 0 ? this.recordedFrames(n) : [] };
   }
 
@@ -261,7 +284,8 @@ export class DiffusionModel {
       throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.length}`);
     }
     const [mode, particles] = inpaintMode(opts);
-    return this.call('inpainting', (raw) => raw.inpaint(pattern, n, toSeed(opts.seed ?? 0), mode, particles));
+    const steps = chainSteps(opts.steps, this.modelConfig.T);
+    return this.call('inpainting', (raw) => raw.inpaint(pattern, n, toSeed(opts.seed ?? 0), mode, particles, steps));
   }
 
   /** The negative log-likelihood bound (full or stratified sum over t, `repeats` Monte-Carlo draws of x_t). */

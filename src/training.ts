@@ -58,6 +58,8 @@ export interface LoopSettings {
   evalSamples: number;
   /** Strata of t for the bound at every evaluation (0: the full sum over t). */
   evalStrata: number;
+  /** Network calls of the chains drawing the evaluations' samples (undefined: every step, T). */
+  sampleSteps?: number;
   /** Sequences in the fixed-noise sample grid recorded at every evaluation. */
   gridSize: number;
   /** 0: no periodic checkpoints (the final one is always written). */
@@ -244,6 +246,8 @@ export interface EvaluationOptions {
   /** 0: the full sum over t; K: K strata of t, one t drawn in each (unbiased, K/T of the cost). */
   strata: number;
   samples: number;
+  /** Network calls of each sample's chain (undefined: every step, T). */
+  sampleSteps?: number;
   /** Seed of the bound's Monte-Carlo noise; the samples use `sampleSeed`. */
   boundSeed: number;
   sampleSeed: number;
@@ -252,14 +256,14 @@ export interface EvaluationOptions {
 /** The bound on `data` (Monte-Carlo, full or stratified sum over t) and where `samples` fresh samples fall. */
 export function evaluateModel(model: TrainableModel, options: EvaluationOptions): Evaluation {
   const bound = model.evaluate(options.data.bits, { repeats: options.repeats, strata: options.strata, seed: options.boundSeed });
-  const { samples } = model.sample(options.samples, { seed: options.sampleSeed });
+  const { samples } = model.sample(options.samples, { seed: options.sampleSeed, steps: options.sampleSteps });
   return evaluationOf(model.length, bound, samples, options);
 }
 
 /** `evaluateModel` for a model that may answer asynchronously (a pool of workers). */
 export async function evaluateModelAsync(model: AsyncTrainableModel, options: EvaluationOptions): Promise<Evaluation> {
   const bound = await model.evaluate(options.data.bits, { repeats: options.repeats, strata: options.strata, seed: options.boundSeed });
-  const { samples } = await model.sample(options.samples, { seed: options.sampleSeed });
+  const { samples } = await model.sample(options.samples, { seed: options.sampleSeed, steps: options.sampleSteps });
   return evaluationOf(model.length, bound, samples, options);
 }
 
@@ -359,6 +363,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
       dataSet: data.valSet,
       repeats: settings.evalRepeats,
       strata: settings.evalStrata,
+      sampleSteps: settings.sampleSteps,
       samples: last ? Math.max(settings.evalSamples, settings.gridSize) : settings.gridSize,
       ...seeds,
     });

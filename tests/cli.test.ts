@@ -107,7 +107,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
           '--quiet',
         ],
       ],
-      [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--seed', '--json', '--workers']],
+      [['generate'], ['-n', '--given', '--inpaint-mode', '--particles', '--steps', '--seed', '--json', '--workers']],
       [['evaluate'], ['--data', '--train', '--samples', '--repeats', '--strata', '--exact', '--seed', '--json']],
       [
         ['data', 'heartbeat'],
@@ -244,6 +244,20 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expectUserError(cli(work, ['generate', model, '--given', '1?0']), /^error: --given has 3 characters but the model's sequences have 20 bits$/);
     expectUserError(cli(work, ['generate', model, '--given', '1?0x????????????????']), /^error: --given: character 4 is "x"; use 0 and 1/);
     expectUserError(cli(work, ['generate', model, '-n', '0']), /^error: --n: out of range/);
+    // --steps K: a chain of K network calls (the model's T is 8); K = T is the full chain, fewer
+    // jump over steps (other samples), one worker or two draw the same, and inpainting keeps its bits
+    expect(cli(work, ['generate', model, '-n', '5', '--seed', '3', '--steps', '8']).stdout).toBe(plain.stdout);
+    const strided = cli(work, ['generate', model, '-n', '40', '--seed', '3', '--steps', '3']);
+    expect(strided.status, strided.stderr).toBe(0);
+    expect(strided.stdout).not.toBe(cli(work, ['generate', model, '-n', '40', '--seed', '3']).stdout);
+    expect(cli(work, ['generate', model, '-n', '40', '--seed', '3', '--steps', '3', '--workers', '2']).stdout).toBe(strided.stdout);
+    const stridedGiven = cli(work, ['generate', model, '-n', '10', '--given', pattern, '--steps', '2', '--seed', '1']);
+    expect(stridedGiven.status, stridedGiven.stderr).toBe(0);
+    for (const line of stridedGiven.stdout.trimEnd().split('\n')) {
+      for (let i = 0; i < pattern.length; i++) if (pattern[i] !== '?') expect(line[i]).toBe(pattern[i]);
+    }
+    expectUserError(cli(work, ['generate', model, '--steps', '9']), /^error: --steps: out of range: must be >= 1 and <= 8, got 9$/);
+    expectUserError(cli(work, ['generate', model, '--steps', '1.5']), /^error: --steps: expected an integer, got 1\.5$/);
   });
 
   it('evaluate prints a table, or JSON with the contract keys; --exact for short sequences only', () => {

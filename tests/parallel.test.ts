@@ -243,6 +243,29 @@ describe('sampling and evaluation over the pool', () => {
     one.free();
   });
 
+  it('a strided chain (steps < T) draws the same samples, frames and completions over the pool', async () => {
+    const one = await DiffusionModel.create(modelConfig('mlp', 25), trainingConfig('full'), 4);
+    one.trainStep(batchOf(8, 0));
+    const p = await pool({ workers: 2, checkpoint: one.toBytes() });
+    const strided = one.sample(11, { seed: 6, recordEvery: 2, steps: 7 });
+    expect(strided.frames.map((f) => f.t)).toEqual([25, 17, 10, 3, 0]); // the chain visits floor(k·25/7): 25, 21, 17, 14, 10, 7, 3, 0
+    const stridedPool = await p.sample(11, { seed: 6, recordEvery: 2, steps: 7 });
+    expect(stridedPool.samples).toEqual(strided.samples);
+    stridedPool.frames.forEach((f, k) => expect(f.bits).toEqual(strided.frames[k].bits));
+    expect(strided.samples).not.toEqual(one.sample(11, { seed: 6 }).samples);
+    expect(one.sample(11, { seed: 6, steps: 25 }).samples).toEqual(one.sample(11, { seed: 6 }).samples);
+    const pattern = Uint8Array.from({ length: L }, (_, i) => (i % 3 === 0 ? i % 2 : 2));
+    expect(await p.inpaint(pattern, 7, { seed: 4, steps: 5 })).toEqual(one.inpaint(pattern, 7, { seed: 4, steps: 5 }));
+    expect(() => one.sample(2, { steps: 26 })).toThrow(UserError);
+    expect(() => one.inpaint(pattern, 2, { steps: 0 })).toThrow(UserError);
+    // a direct model predicts x_(t-1) itself and cannot jump
+    const direct = await DiffusionModel.create(modelConfig('paper', 25), trainingConfig('full'), 4);
+    expect(() => direct.sample(2, { steps: 5 })).toThrow(/x0 parameterisation/);
+    expect(direct.sample(2, { steps: 25 }).samples).toEqual(direct.sample(2).samples);
+    one.free();
+    direct.free();
+  });
+
   it('reports bad input as UserError and stays usable', async () => {
     const one = await DiffusionModel.create(modelConfig('paper', 5), trainingConfig('full'), 4);
     const p = await pool({ workers: 1, checkpoint: one.toBytes() });

@@ -77,6 +77,7 @@ describe('the loop settings of a run', () => {
       evalSequences: DEFAULTS.training.eval_sequences,
       evalSamples: DEFAULTS.training.eval_samples,
       evalStrata: 0,
+      sampleSteps: undefined,
       gridSize: 16,
       checkpointEvery: 3,
       earlyStopping: DEFAULTS.training.early_stopping,
@@ -91,6 +92,21 @@ describe('the loop settings of a run', () => {
     const given = resolveConfig([valuesLayer({ 'model.T': 1000, 'training.eval_strata': 40 }, () => 'x')]).config;
     expect(loopSettings(given, 50, 20).evalStrata).toBe(40);
     expect(loopSettings(given, 50, 784).evalStrata).toBe(40);
+  });
+
+  it('draw samples from every step when a pass over t is cheap, else from a 100-step chain (x0 models), unless sample_steps says', () => {
+    const config = resolveConfig([valuesLayer({ 'model.T': 1000 }, () => 'x')]).config;
+    expect(loopSettings(config, 50, 65).sampleSteps).toBeUndefined();
+    expect(loopSettings(config, 50, 784).sampleSteps).toBe(100);
+    const direct = resolveConfig([valuesLayer({ 'model.T': 1000, 'model.parameterisation': 'direct' }, () => 'x')]).config;
+    expect(loopSettings(direct, 50, 784).sampleSteps).toBeUndefined(); // a direct model cannot jump
+    const short = resolveConfig([valuesLayer({ 'model.T': 80 }, () => 'x')]).config;
+    expect(loopSettings(short, 50, 1000).sampleSteps).toBeUndefined(); // T <= 100 already
+    const given = resolveConfig([valuesLayer({ 'model.T': 1000, 'training.sample_steps': 250 }, () => 'x')]).config;
+    expect(loopSettings(given, 50, 20).sampleSteps).toBe(250);
+    const all = resolveConfig([valuesLayer({ 'model.T': 1000, 'training.sample_steps': 5000 }, () => 'x')]).config;
+    expect(loopSettings(all, 50, 784).sampleSteps).toBeUndefined(); // >= T: every step
+    expect(() => resolveConfig([valuesLayer({ 'training.sample_steps': 0 }, () => 'test.yaml:4')])).toThrow('test.yaml:4: training.sample_steps');
   });
 
   it('record an 8 x 8 sample grid for images (a 2-D shape from the data or the config), 16 sequences otherwise', () => {

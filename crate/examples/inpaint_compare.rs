@@ -65,7 +65,7 @@ fn alternative(net: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Sc
                 *x = b as f32;
             }
             net.forward(&input, &vec![t as u32; n], &mut logits);
-            reverse_probabilities(config.parameterisation, table, t, &state, &logits, &mut f);
+            reverse_probabilities(config.parameterisation, table, t == 1, &state, &logits, &mut f);
             for k in 0..n * L {
                 let p = match (patterns[k], method) {
                     (UNKNOWN, _) => f[k] as f64,
@@ -88,7 +88,7 @@ fn alternative(net: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Sc
 
 fn complete(net: &mut dyn ReverseNetwork, config: &ModelConfig, schedule: &Schedule, patterns: &[u8], seed: u64, method: Method) -> Vec<u8> {
     match method {
-        Method::Crate(mode) => inpaint(net, config, schedule, 0, patterns.len() / L, seed, patterns, mode).unwrap(),
+        Method::Crate(mode) => inpaint(net, config, schedule, 0, patterns.len() / L, seed, 0, patterns, mode).unwrap(),
         _ => alternative(net, config, schedule, patterns, seed, method),
     }
 }

@@ -260,7 +260,7 @@ pub fn exact_nll(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedul
             start += n;
         }
         for k in 0..states * length {
-            let (a, b) = reverse_probability(config.parameterisation, table, t, bits[k], logits[k] as f64);
+            let (a, b) = reverse_probability(config.parameterisation, table, t == 1, bits[k], logits[k] as f64);
             f1[k] = a;
             f0[k] = b;
         }
@@ -362,7 +362,7 @@ mod tests {
                 net.forward(&[x[0] as f32, x[1] as f32], &[t as u32], &mut logits);
                 (0..2)
                     .map(|j| {
-                        let (f1, f0) = reverse_probability(p, schedule.posterior_table(t), t, x[j], logits[j] as f64);
+                        let (f1, f0) = reverse_probability(p, schedule.posterior_table(t), t == 1, x[j], logits[j] as f64);
                         if y[j] == 1 {
                             f1
                         } else {

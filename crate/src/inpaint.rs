@@ -46,7 +46,7 @@ use crate::kernel::{reverse_probabilities, reverse_probability, sigmoid_pair};
 use crate::network::ReverseNetwork;
 use crate::rng::Rng;
 use crate::sampler::{self, SAMPLE_STREAM, UNKNOWN};
-use crate::schedule::Schedule;
+use crate::schedule::{ReverseStep, Schedule};
 
 /// How known bits condition the reverse chain (see the module comment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,7 @@ pub fn inpaint(
     first_index: u64,
     n: usize,
     seed: u64,
+    steps: usize,
     pattern: &[u8],
     mode: InpaintMode,
 ) -> CoreResult<Vec<u8>> {
@@ -105,29 +106,30 @@ pub fn inpaint(
         return Err(CoreError::User(format!("pattern entries must be 0, 1 or 2 (unknown), got {bad}")));
     }
     match mode {
-        InpaintMode::Clamp => sampler::sample(network, config, schedule, first_index, n, seed, 0, Some(pattern)).map(|r| r.bits),
+        InpaintMode::Clamp => sampler::sample(network, config, schedule, first_index, n, seed, steps, 0, Some(pattern)).map(|r| r.bits),
         InpaintMode::Smc { particles } => {
             if particles == 0 || particles > MAX_PARTICLES {
                 return Err(CoreError::User(format!("particles must be in 1..={MAX_PARTICLES}, got {particles}")));
             }
-            Ok(twisted_smc(network, config, schedule, first_index, n, seed, pattern, particles))
+            let chain = sampler::reverse_chain(config, schedule, steps)?;
+            Ok(twisted_smc(network, config, &chain, schedule.c(schedule.timesteps), first_index, n, seed, pattern, particles))
         }
     }
 }
 
 /// ln P_θ(x0_i = y | x_t) of one known bit from its logit z (see the module comment).
 #[inline]
-fn log_x0_prediction(parameterisation: Parameterisation, schedule: &Schedule, t: usize, xt: u8, z: f32, y: u8) -> f64 {
+fn log_x0_prediction(parameterisation: Parameterisation, step: &ReverseStep, xt: u8, z: f32, y: u8) -> f64 {
     let z = z as f64;
     if parameterisation == Parameterisation::X0 {
         // ln g = -softplus(-z), ln(1 - g) = -softplus(z)
         return if y == 1 { -softplus(-z) } else { -softplus(z) };
     }
     let f = sigmoid_pair(z).0;
-    let implied = if t == 1 {
+    let implied = if step.to_data() {
         f // p(x_0 | x_1) is the x0-prediction itself
     } else {
-        let table = schedule.posterior_table(t);
+        let table = &step.table;
         let (with_one, with_zero) = (table[1][xt as usize].q1, table[0][xt as usize].q1);
         let gap = with_one - with_zero;
         if gap > 1e-12 {
@@ -161,7 +163,8 @@ fn systematic_ancestors(weights: &[f64], u: f64, ancestors: &mut [usize]) {
 fn twisted_smc(
     network: &mut dyn ReverseNetwork,
     config: &ModelConfig,
-    schedule: &Schedule,
+    chain: &[ReverseStep],
+    c_last: f64,
     first_index: u64,
     n: usize,
     seed: u64,
@@ -169,7 +172,6 @@ fn twisted_smc(
     particles: usize,
 ) -> Vec<u8> {
     let length = config.length;
-    let t_max = schedule.timesteps;
     let parameterisation = config.parameterisation;
     let mut out = vec![0u8; n * length];
     let per_chunk = (CHUNK_ROWS / particles).max(1).min(n.max(1));
@@ -188,7 +190,6 @@ fn twisted_smc(
     let mut scratch_logits = vec![0.0f32; particles * length];
     let mut scratch_twist = vec![0.0f64; particles];
     let mut rngs: Vec<Rng> = Vec::with_capacity(per_chunk);
-    let c_last = schedule.c(t_max);
 
     let mut start = 0;
     while start < n {
@@ -212,11 +213,11 @@ fn twisted_smc(
         }
         log_weight[..rows].fill(0.0);
         log_twist[..rows].fill(0.0);
-        for t in (1..=t_max).rev() {
+        for step in chain {
             for (x, &b) in input[..cells].iter_mut().zip(&state[..cells]) {
                 *x = b as f32;
             }
-            t_rows[..rows].fill(t as u32);
+            t_rows[..rows].fill(step.t as u32);
             network.forward(&input[..cells], &t_rows[..rows], &mut logits[..cells]);
             // w ← w · ψ_t(x_t) / ψ_{t+1}(x_{t+1})   (the proposal ratio was added at step t+1)
             for row in 0..rows {
@@ -225,7 +226,7 @@ fn twisted_smc(
                 for j in 0..length {
                     let y = known[c * length + j];
                     if y != UNKNOWN {
-                        twist += log_x0_prediction(parameterisation, schedule, t, state[row * length + j], logits[row * length + j], y);
+                        twist += log_x0_prediction(parameterisation, step, state[row * length + j], logits[row * length + j], y);
                     }
                 }
                 log_weight[row] += twist - log_twist[row];
@@ -257,8 +258,8 @@ fn twisted_smc(
                 }
             }
             // proposal: unknown bits from the model, known bits from q(x_{t-1} | x_t, x0 = y)
-            let table = schedule.posterior_table(t);
-            reverse_probabilities(parameterisation, table, t, &state[..cells], &logits[..cells], &mut probabilities[..cells]);
+            let table = &step.table;
+            reverse_probabilities(parameterisation, table, step.to_data(), &state[..cells], &logits[..cells], &mut probabilities[..cells]);
             for row in 0..rows {
                 let c = row / particles;
                 let rng = &mut rngs[c];
@@ -273,7 +274,7 @@ fn twisted_smc(
                     let posterior = &table[y as usize][xt as usize];
                     let bit = rng.bernoulli(posterior.q1 as f32) as u8; // x_{t-1} ~ q(x_{t-1} | x_t, x0 = y)
                                                                         // w ← w · p_θ(x_{t-1} | x_t) / q(x_{t-1} | x_t, y), the model's f in f64
-                    let (model_one, model_zero) = reverse_probability(parameterisation, table, t, xt, logits[k] as f64);
+                    let (model_one, model_zero) = reverse_probability(parameterisation, table, step.to_data(), xt, logits[k] as f64);
                     let (model, proposal) = if bit == 1 { (model_one, posterior.q1) } else { (model_zero, posterior.q0) };
                     log_weight[row] += ln(model.max(f64::MIN_POSITIVE)) - ln(proposal.max(f64::MIN_POSITIVE));
                     state[k] = bit;
@@ -369,7 +370,7 @@ mod tests {
         let mass: Vec<f64> = (0..states).map(|x| if consistent(x) { (-exact.nll_bits[x] * std::f64::consts::LN_2).exp() } else { 0.0 }).collect();
         let total: f64 = mass.iter().sum();
         eprintln!("p(pattern) = {total:.4}");
-        let out = inpaint(network, config, schedule, 0, n, 5, pattern, mode).unwrap();
+        let out = inpaint(network, config, schedule, 0, n, 5, sampler::FULL_CHAIN, pattern, mode).unwrap();
         let mut counts = vec![0usize; states];
         for row in out.chunks(length) {
             counts[(0..length).map(|j| (row[j] as usize) << j).sum::<usize>()] += 1;
@@ -402,6 +403,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn strided_inpainting_keeps_the_known_bits_and_t_steps_are_the_full_chain() {
+        let (length, timesteps) = (6, 10);
+        let x0_config = config(length, timesteps, Parameterisation::X0);
+        let direct = config(length, timesteps, Parameterisation::Direct);
+        let config = x0_config;
+        let schedule = Schedule::new(ScheduleKind::Paper, timesteps);
+        let mut network = LinearNetwork::new(length, timesteps, 3, 1.0);
+        let pattern = [1, UNKNOWN, 0, UNKNOWN, UNKNOWN, 1];
+        for mode in [InpaintMode::Smc { particles: 4 }, InpaintMode::Clamp] {
+            let full = inpaint(&mut network, &config, &schedule, 0, 40, 2, sampler::FULL_CHAIN, &pattern, mode).unwrap();
+            assert_eq!(inpaint(&mut network, &config, &schedule, 0, 40, 2, timesteps, &pattern, mode).unwrap(), full);
+            let strided = inpaint(&mut network, &config, &schedule, 0, 40, 2, 3, &pattern, mode).unwrap();
+            assert_ne!(strided, full);
+            for row in strided.chunks(length) {
+                assert!(row.iter().zip(&pattern).all(|(&b, &y)| y == UNKNOWN || b == y));
+            }
+        }
+        assert!(inpaint(&mut network, &direct, &schedule, 0, 1, 2, 3, &pattern, InpaintMode::default()).is_err());
     }
 
     /// The 5 heartbeats of L = 20, P = 5, and n patterns with `fixed` known bits of a random one.
@@ -440,7 +462,7 @@ mod tests {
         let (data, patterns) = heartbeats_and_patterns(n, 2, 11);
         let mut oracle = OracleNetwork::new(&schedule, length, &data);
         let config = config(length, timesteps, OracleNetwork::PARAMETERISATION);
-        let completions = |oracle: &mut OracleNetwork, mode| inpaint(oracle, &config, &schedule, 0, n, 3, &patterns, mode).unwrap();
+        let completions = |oracle: &mut OracleNetwork, mode| inpaint(oracle, &config, &schedule, 0, n, 3, sampler::FULL_CHAIN, &patterns, mode).unwrap();
         let smc = valid_fraction(&data, &completions(&mut oracle, InpaintMode::default()), length);
         let clamp = valid_fraction(&data, &completions(&mut oracle, InpaintMode::Clamp), length);
         eprintln!("oracle, 2 known bits: valid completions {smc:.3} (default), {clamp:.3} (clamp)");
@@ -451,7 +473,7 @@ mod tests {
         let mut pattern = vec![UNKNOWN; length];
         pattern[0] = 0;
         pattern[1] = 0;
-        let out = inpaint(&mut oracle, &config, &schedule, 0, n, 4, &pattern, InpaintMode::default()).unwrap();
+        let out = inpaint(&mut oracle, &config, &schedule, 0, n, 4, sampler::FULL_CHAIN, &pattern, InpaintMode::default()).unwrap();
         let mut phases = [0usize; 6];
         for row in out.chunks(length) {
             phases[data.chunks(length).position(|h| h == row).unwrap_or(5)] += 1;

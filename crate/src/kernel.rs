@@ -5,6 +5,8 @@
 //! - the reverse kernel f(x_t, t) = p(x_{t-1} = 1 | x_t) from the network's logit z:
 //!   direct: f = sigmoid(z); x0: g = sigmoid(z), f = g·post(x0=1) + (1-g)·post(x0=0) with the
 //!   posteriors q(x_{t-1} | x_t, x0) of `Schedule::posterior_table`; at t = 1 both are sigmoid(z)
+//!   (`to_data`: a step that lands on x_0, where the posterior is x0 itself; a strided chain's
+//!   steps t -> s use `Schedule::reverse_steps`' tables in place of the one-step ones)
 //!   (`reverse_probability` in f64, `reverse_probabilities` for a batch in f32 lanes).
 //!
 //! The loss (KL terms against this kernel and their gradient) is in objective.rs.
@@ -31,9 +33,9 @@ pub fn sigmoid_pair(z: f64) -> (f64, f64) {
 
 /// The reverse kernel's two halves (f1, f0) = (p(x_{t-1}=1 | x_t), p(x_{t-1}=0 | x_t)) for one bit.
 #[inline]
-pub fn reverse_probability(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], t: usize, xt: u8, z: f64) -> (f64, f64) {
+pub fn reverse_probability(parameterisation: Parameterisation, table: &[[PosteriorEntry; 2]; 2], to_data: bool, xt: u8, z: f64) -> (f64, f64) {
     let (g, h) = sigmoid_pair(z);
-    if parameterisation == Parameterisation::Direct || t == 1 {
+    if parameterisation == Parameterisation::Direct || to_data {
         (g, h)
     } else {
         let a = &table[1][xt as usize];
@@ -49,12 +51,12 @@ pub fn reverse_probability(parameterisation: Parameterisation, table: &[[Posteri
 pub fn reverse_probabilities(
     parameterisation: Parameterisation,
     table: &[[PosteriorEntry; 2]; 2],
-    t: usize,
+    to_data: bool,
     xt: &[u8],
     logits: &[f32],
     probabilities: &mut [f32],
 ) {
-    if parameterisation == Parameterisation::Direct || t == 1 {
+    if parameterisation == Parameterisation::Direct || to_data {
         let mut quads = probabilities.chunks_exact_mut(4);
         let mut logit_quads = logits.chunks_exact(4);
         for (f, z) in (&mut quads).zip(&mut logit_quads) {
@@ -164,9 +166,9 @@ mod tests {
         for p in [Parameterisation::Direct, Parameterisation::X0] {
             for t in [1usize, 2, 11, 20] {
                 let table = schedule.posterior_table(t);
-                reverse_probabilities(p, table, t, &xt, &logits, &mut out);
+                reverse_probabilities(p, table, t == 1, &xt, &logits, &mut out);
                 for k in 0..40 {
-                    let want = reverse_probability(p, table, t, xt[k], logits[k] as f64).0 as f32;
+                    let want = reverse_probability(p, table, t == 1, xt[k], logits[k] as f64).0 as f32;
                     if p == Parameterisation::Direct || t == 1 {
                         // the f32 sigmoid: within 3 ulp
                         assert!((out[k].to_bits() as i64 - want.to_bits() as i64).abs() <= 3, "{p:?} t={t} z={}: {} vs {want}", logits[k], out[k]);

@@ -18,7 +18,7 @@ use crate::network::{build_network, ParameterGroup, ReverseNetwork};
 use crate::objective::{self, GivenResult, ImportanceHistory, ObjectiveKind, Workspace};
 use crate::optimiser::{clip_scale, global_norm, update_ema, AdamW, TrainingConfig};
 use crate::rng::Rng;
-use crate::sampler::{self, SampleResult};
+use crate::sampler::{self, SampleResult, FULL_CHAIN};
 use crate::schedule::Schedule;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -334,24 +334,26 @@ impl Model {
 
     /// n sequences from the reverse chain; frames every `record_every` steps (0 = none).
     pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> CoreResult<SampleResult> {
-        self.sample_range(0, n, seed, record_every)
+        self.sample_range(0, n, seed, FULL_CHAIN, record_every)
     }
 
-    /// Sequences first..first+n of `sample(first + n, seed, record_every)` (for a pool of workers).
-    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> CoreResult<SampleResult> {
-        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, record_every, None))
+    /// Sequences first..first+n of `sample(first + n, seed, record_every)` (for a pool of workers),
+    /// from a chain of `steps` network calls (`FULL_CHAIN` = 0: all T; fewer: strided, see sampler.rs).
+    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, steps: usize, record_every: usize) -> CoreResult<SampleResult> {
+        self.with_eval_weights(|net, config, schedule| sampler::sample(net, config, schedule, first, n, seed, steps, record_every, None))
     }
 
     /// n completions of a pattern (L or n·L entries of 0, 1, 2 = unknown); known bits never
     /// change. `InpaintMode::default()` (twisted SMC) samples the model's conditional,
     /// `InpaintMode::Clamp` is the paper's clamping (see inpaint.rs).
     pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: InpaintMode) -> CoreResult<Vec<u8>> {
-        self.inpaint_range(pattern, 0, n, seed, mode)
+        self.inpaint_range(pattern, 0, n, seed, FULL_CHAIN, mode)
     }
 
-    /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these n rows).
-    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, mode: InpaintMode) -> CoreResult<Vec<u8>> {
-        self.with_eval_weights(|net, config, schedule| inpaint::inpaint(net, config, schedule, first, n, seed, pattern, mode))
+    /// Completions first..first+n of `inpaint` (pattern: L entries, or n·L for these n rows), from
+    /// a chain of `steps` network calls (`FULL_CHAIN`: all T).
+    pub fn inpaint_range(&mut self, pattern: &[u8], first: u64, n: usize, seed: u64, steps: usize, mode: InpaintMode) -> CoreResult<Vec<u8>> {
+        self.with_eval_weights(|net, config, schedule| inpaint::inpaint(net, config, schedule, first, n, seed, steps, pattern, mode))
     }
 
     /// Monte-Carlo bound (full sum over t, `repeats` draws per sequence), bits per sequence.
@@ -390,7 +392,7 @@ impl Model {
             for (r, &tr) in t.iter().enumerate() {
                 let span = r * length..(r + 1) * length;
                 let table = schedule.posterior_table(tr as usize);
-                kernel::reverse_probabilities(config.parameterisation, table, tr as usize, &xt[span.clone()], &logits[span.clone()], &mut probabilities[span]);
+                kernel::reverse_probabilities(config.parameterisation, table, tr == 1, &xt[span.clone()], &logits[span.clone()], &mut probabilities[span]);
             }
             Ok(probabilities)
         })
@@ -678,8 +680,8 @@ mod tests {
         let data = heartbeat(length, 3);
         let mut model = Model::new(model_config(Architecture::Paper, Parameterisation::Direct, length, timesteps), TrainingConfig::default(), 3).unwrap();
         let all = model.sample(7, 11, 4).unwrap();
-        let a = model.sample_range(0, 3, 11, 4).unwrap();
-        let b = model.sample_range(3, 4, 11, 4).unwrap();
+        let a = model.sample_range(0, 3, 11, FULL_CHAIN, 4).unwrap();
+        let b = model.sample_range(3, 4, 11, FULL_CHAIN, 4).unwrap();
         assert_eq!([a.bits.clone(), b.bits.clone()].concat(), all.bits);
         assert_eq!(a.frame_times, all.frame_times);
         for f in 0..all.frame_times.len() {
@@ -689,7 +691,7 @@ mod tests {
         let pattern = [1, 2, 2, 0, 2, 2];
         for mode in [InpaintMode::Clamp, InpaintMode::default()] {
             let whole = model.inpaint(&pattern, 5, 2, mode).unwrap();
-            assert_eq!([model.inpaint_range(&pattern, 0, 2, 2, mode).unwrap(), model.inpaint_range(&pattern, 2, 3, 2, mode).unwrap()].concat(), whole);
+            assert_eq!([model.inpaint_range(&pattern, 0, 2, 2, FULL_CHAIN, mode).unwrap(), model.inpaint_range(&pattern, 2, 3, 2, FULL_CHAIN, mode).unwrap()].concat(), whole);
         }
         let estimate = model.evaluate_bound(&data, 3, 4, TimeSampling::Full, 5).unwrap();
         let first = model.bound_totals(&data[..length], 1, 4, TimeSampling::Full, 5, 0).unwrap();
@@ -874,7 +876,7 @@ mod tests {
                 let table = plain.schedule.posterior_table(t[r] as usize);
                 for i in 0..length {
                     let k = r * length + i;
-                    let (f1, _) = kernel::reverse_probability(parameterisation, table, t[r] as usize, xt[k], logits[k] as f64);
+                    let (f1, _) = kernel::reverse_probability(parameterisation, table, t[r] == 1, xt[k], logits[k] as f64);
                     assert!((f[k] as f64 - f1).abs() < 1e-6, "{architecture:?}: {} vs {f1}", f[k]);
                 }
             }

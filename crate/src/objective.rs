@@ -741,7 +741,7 @@ mod tests {
                 for x0 in 0..2u8 {
                     for xt in 0..2u8 {
                         for z in [-4.0, 0.3, 5.0] {
-                            let (f1, f0) = reverse_probability(p, table, t, xt, z);
+                            let (f1, f0) = reverse_probability(p, table, t == 1, xt, z);
                             assert!((f1 + f0 - 1.0).abs() < 1e-15);
                             let q = schedule.posterior(t, x0, xt);
                             let expected = bernoulli::kl(q.q1, q.q0, f1, f0);
@@ -754,8 +754,8 @@ mod tests {
         }
         // x0 kernel: g = 1 gives exactly post(x0=1), g = 0 exactly post(x0=0)
         let table = schedule.posterior_table(10);
-        assert_eq!(reverse_probability(Parameterisation::X0, table, 10, 1, 1e4).0, table[1][1].q1);
-        assert_eq!(reverse_probability(Parameterisation::X0, table, 10, 1, -1e4).0, table[0][1].q1);
+        assert_eq!(reverse_probability(Parameterisation::X0, table, false, 1, 1e4).0, table[1][1].q1);
+        assert_eq!(reverse_probability(Parameterisation::X0, table, false, 1, -1e4).0, table[0][1].q1);
         // ... and the x0 kernel at the right x0 has zero loss
         assert_eq!(bit_term(Parameterisation::X0, table, 10, 1, 0, 1e4).0, 0.0);
     }

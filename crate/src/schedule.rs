@@ -118,6 +118,58 @@ impl Schedule {
     }
 }
 
+/// One step x_t -> x_s (s < t) of a reverse chain, with the posterior q(x_s | x_t, x0) as a table
+/// [x0][x_t]. For s = t - 1 it is `Schedule::posterior_table(t)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReverseStep {
+    pub t: usize,
+    pub s: usize,
+    pub table: [[PosteriorEntry; 2]; 2],
+}
+
+impl ReverseStep {
+    /// Whether the step lands on the data (s = 0), where q(x_0 | x_t, x0) is x0 itself.
+    #[inline]
+    pub fn to_data(&self) -> bool {
+        self.s == 0
+    }
+}
+
+impl Schedule {
+    /// The reverse chain in `steps` network calls (0 or >= T: every step T..1): from t_k to t_{k-1}
+    /// for k = K..1 with t_k = floor(k·T/K), so t_K = T and t_0 = 0 (a strided chain, as DDIM and
+    /// D3PM sample with fewer steps; the x0-parameterised kernel takes any s < t).
+    /// A jump s < t is one forward step of rate b = 1 - (1 - c_t)/(1 - c_s), since the kept
+    /// fractions multiply (computed as 1 - prod_{s<i<=t} (1 - b_i)): q(x_s | x_t, x0) = `bernoulli::posterior(x0, x_t, b, c_s)`.
+    pub fn reverse_steps(&self, steps: usize) -> Vec<ReverseStep> {
+        let t_max = self.timesteps;
+        let k_max = if steps == 0 { t_max } else { steps.min(t_max) };
+        let time = |k: usize| k * t_max / k_max; // t_k = floor(k·T/K)
+        (1..=k_max)
+            .rev()
+            .map(|k| {
+                let (t, s) = (time(k), time(k - 1));
+                let table = if s + 1 == t { self.posterior[t] } else { self.jump_table(t, s) };
+                ReverseStep { t, s, table }
+            })
+            .collect()
+    }
+
+    /// q(x_s | x_t, x0) for s < t - 1 (see `reverse_steps`).
+    fn jump_table(&self, t: usize, s: usize) -> [[PosteriorEntry; 2]; 2] {
+        // b = 1 - prod_{s<i<=t} (1 - b_i), which is 1 - (1-c_t)/(1-c_s) without dividing by 0 once c_s = 1
+        let rate = 1.0 - self.b[s + 1..=t].iter().map(|b| 1.0 - b).product::<f64>();
+        let mut table = [[PosteriorEntry::default(); 2]; 2];
+        for (x0, row) in table.iter_mut().enumerate() {
+            for (xt, entry) in row.iter_mut().enumerate() {
+                let (q1, q0) = bernoulli::posterior(x0 as f64, xt as f64, rate, self.c[s]);
+                *entry = PosteriorEntry { q1, q0, negative_entropy: bernoulli::negative_entropy(q1, q0) };
+            }
+        }
+        table
+    }
+}
+
 /// c_t = 1 - prod_{s<=t} (1 - b_s), c_0 = 0.
 fn accumulate(b: &[f64], c: &mut [f64]) {
     let mut kept = 1.0f64;
@@ -194,6 +246,69 @@ mod tests {
         for xt in 0..2u8 {
             assert_eq!(s.posterior(1, 1, xt).q1, 1.0);
             assert_eq!(s.posterior(1, 0, xt).q1, 0.0);
+        }
+    }
+
+    #[test]
+    fn the_full_reverse_chain_is_every_step_with_the_stored_tables() {
+        for kind in KINDS {
+            let s = Schedule::new(kind, 7);
+            for steps in [0, 7, 100] {
+                let chain = s.reverse_steps(steps);
+                assert_eq!(chain.len(), 7);
+                for (i, step) in chain.iter().enumerate() {
+                    assert_eq!((step.t, step.s), (7 - i, 6 - i));
+                    assert_eq!(&step.table, s.posterior_table(step.t));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_strided_chain_covers_t_to_0_in_k_strictly_decreasing_steps() {
+        let s = Schedule::new(ScheduleKind::Paper, 1000);
+        for steps in [1, 3, 100, 999] {
+            let chain = s.reverse_steps(steps);
+            assert_eq!(chain.len(), steps);
+            assert_eq!(chain[0].t, 1000);
+            assert_eq!(chain.last().unwrap().s, 0);
+            for pair in chain.windows(2) {
+                assert_eq!(pair[0].s, pair[1].t);
+            }
+            assert!(chain.iter().all(|step| step.s < step.t));
+        }
+    }
+
+    /// q(x_s | x_t, x0) of a jump equals the two-step chain marginalised over the middle state:
+    /// sum over x_m of q(x_s | x_m, x0) q(x_m | x_t, x0), for s < m < t (Markov forward process).
+    #[test]
+    fn a_jump_posterior_is_the_composition_of_its_steps() {
+        for kind in KINDS {
+            let s = Schedule::new(kind, 12);
+            // a chain of 3 steps on T = 12 jumps 12 -> 8 -> 4 -> 0; compare 8 -> 4 against 8 -> 6 -> 4
+            let jump = s.jump_table(8, 4);
+            let (upper, lower) = (s.jump_table(8, 6), s.jump_table(6, 4));
+            for x0 in 0..2 {
+                for xt in 0..2 {
+                    let composed = upper[x0][xt].q1 * lower[x0][1].q1 + upper[x0][xt].q0 * lower[x0][0].q1;
+                    assert!((jump[x0][xt].q1 - composed).abs() < 1e-12, "{kind:?} x0={x0} xt={xt}");
+                    assert!((jump[x0][xt].q1 + jump[x0][xt].q0 - 1.0).abs() < 1e-12);
+                }
+            }
+            // a one-step "jump" computed in general agrees with the stored table
+            for t in 2..=12 {
+                let general = s.jump_table(t, t - 1);
+                for x0 in 0..2 {
+                    for xt in 0..2 {
+                        assert!((general[x0][xt].q1 - s.posterior_table(t)[x0][xt].q1).abs() < 1e-12, "{kind:?} t={t} {} {}", general[x0][xt].q1, s.posterior_table(t)[x0][xt].q1);
+                    }
+                }
+            }
+            // a jump to the data is x0 itself
+            for xt in 0..2 {
+                assert_eq!(s.jump_table(9, 0)[1][xt].q1, 1.0);
+                assert_eq!(s.jump_table(9, 0)[0][xt].q1, 0.0);
+            }
         }
     }
 }

@@ -185,9 +185,10 @@ impl RawModel {
     }
 
     /// n samples (n × L bits); with record_every > 0 the frames are read with `lastFrames()`
-    /// (frame-major, frames × n × L) and `lastFrameTimes()`.
-    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsValue> {
-        let result = self.model.sample(n, seed, record_every).map_err(js_error)?;
+    /// (frame-major, frames × n × L) and `lastFrameTimes()`. steps: network calls of the chain
+    /// (undefined or 0: all T; fewer: strided, x0 parameterisation only).
+    pub fn sample(&mut self, n: usize, seed: u64, record_every: usize, steps: Option<usize>) -> Result<Vec<u8>, JsValue> {
+        let result = self.model.sample_range(0, n, seed, steps.unwrap_or(0), record_every).map_err(js_error)?;
         self.last_frames = result.frames;
         self.last_frame_times = result.frame_times;
         Ok(result.bits)
@@ -195,8 +196,8 @@ impl RawModel {
 
     /// Sequences first..first+n of `sample(first + n, seed, record_every)`, laid out as `sample`'s.
     #[wasm_bindgen(js_name = sampleRange)]
-    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize) -> Result<Vec<u8>, JsValue> {
-        let result = self.model.sample_range(first, n, seed, record_every).map_err(js_error)?;
+    pub fn sample_range(&mut self, first: u64, n: usize, seed: u64, record_every: usize, steps: Option<usize>) -> Result<Vec<u8>, JsValue> {
+        let result = self.model.sample_range(first, n, seed, steps.unwrap_or(0), record_every).map_err(js_error)?;
         self.last_frames = result.frames;
         self.last_frame_times = result.frame_times;
         Ok(result.bits)
@@ -212,9 +213,10 @@ impl RawModel {
         seed: u64,
         mode: Option<String>,
         particles: Option<usize>,
+        steps: Option<usize>,
     ) -> Result<Vec<u8>, JsValue> {
         let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
-        self.model.inpaint_range(pattern, first, n, seed, mode).map_err(js_error)
+        self.model.inpaint_range(pattern, first, n, seed, steps.unwrap_or(0), mode).map_err(js_error)
     }
 
     /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
@@ -237,9 +239,9 @@ impl RawModel {
 
     /// n completions of `pattern` (L or n·L entries: 0, 1, 2 = unknown). mode: "smc" (default;
     /// `particles` per completion, default 8) or "clamp" (the paper's §2.5), see inpaint.rs.
-    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: Option<String>, particles: Option<usize>) -> Result<Vec<u8>, JsValue> {
+    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: Option<String>, particles: Option<usize>, steps: Option<usize>) -> Result<Vec<u8>, JsValue> {
         let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
-        self.model.inpaint(pattern, n, seed, mode).map_err(js_error)
+        self.model.inpaint_range(pattern, 0, n, seed, steps.unwrap_or(0), mode).map_err(js_error)
     }
 
     /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence). strata: 0

@@ -22,6 +22,7 @@ interface GenerateArgs {
   png?: string;
   'inpaint-mode'?: string;
   particles?: number;
+  steps?: number;
   seed?: number;
   json: boolean;
   workers?: number;
@@ -60,6 +61,12 @@ function builder(yargs: Argv): Argv<GenerateArgs> {
       describe: "with --given and --inpaint-mode smc: chains per completion (more: closer to the model's conditional, slower)",
       defaultDescription: '8',
     })
+    .option('steps', {
+      type: 'number',
+      describe:
+        'network calls of the reverse chain, 1..T: fewer jump over steps with their exact posterior (x0 models only), about T/K times faster at some cost in quality',
+      defaultDescription: 'T (every step)',
+    })
     .option('seed', { type: 'number', describe: 'random seed', defaultDescription: 'a fresh random seed' })
     .option('json', { type: 'boolean', default: false, describe: 'print a JSON array of strings instead' })
     .option('workers', {
@@ -86,8 +93,13 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
   if (args.particles !== undefined && mode === 'clamp') throw new UserError('--particles: only with --inpaint-mode smc');
   const particles = args.particles === undefined ? undefined : integerFlag('particles', args.particles, 1, 4096);
   const requested = requestedWorkers(io, args.workers);
+  if (args.steps !== undefined) integerFlag('steps', args.steps, 1, 1_000_000); // not a whole number: before loading
   const { model } = await readCheckpoint(io, args.checkpoint);
   try {
+    const T = model.modelConfig.T;
+    const steps = args.steps === undefined ? undefined : integerFlag('steps', args.steps, 1, T);
+    if (steps !== undefined && steps < T && model.modelConfig.parameterisation !== 'x0')
+      throw new UserError(`--steps ${steps} < T = ${T} needs an x0-parameterised model (${args.checkpoint} is '${model.modelConfig.parameterisation}')`);
     const shape = model.modelConfig.shape ?? [model.length];
     const pattern =
       args.given !== undefined
@@ -97,16 +109,16 @@ async function handler({ io }: CommandContext, args: GenerateArgs): Promise<void
           : args['given-png'] !== undefined
             ? await givenPngPattern(io, args['given-png'], shape)
             : undefined;
-    // Work: a network pass per t for every chain (an SMC completion runs `particles` of them).
+    // Work: a network pass per chain step for every chain (an SMC completion runs `particles` of them).
     const chains = n * (pattern !== undefined && mode !== 'clamp' ? (particles ?? 8) : 1);
-    const workers = workersFor(io, requested, chains * model.modelConfig.T * rowWork(model.modelConfig, model.length), POOL_MIN_EVALUATION_WORK);
+    const workers = workersFor(io, requested, chains * (steps ?? T) * rowWork(model.modelConfig, model.length), POOL_MIN_EVALUATION_WORK);
     // A pool draws the same samples as one thread (per-sample streams; src/parallel/pool.ts), sooner.
     const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
     let bits: Uint8Array;
     try {
-      const options = { seed, mode: mode as InpaintMode | undefined, particles };
-      if (pool) bits = pattern !== undefined ? await pool.inpaint(pattern, n, options) : (await pool.sample(n, { seed })).samples;
-      else bits = pattern !== undefined ? model.inpaint(pattern, n, options) : model.sample(n, { seed }).samples;
+      const options = { seed, mode: mode as InpaintMode | undefined, particles, steps };
+      if (pool) bits = pattern !== undefined ? await pool.inpaint(pattern, n, options) : (await pool.sample(n, { seed, steps })).samples;
+      else bits = pattern !== undefined ? model.inpaint(pattern, n, options) : model.sample(n, { seed, steps }).samples;
     } finally {
       await pool?.close();
     }

@@ -34,6 +34,7 @@ import {
   type DiffusionModel,
   type InpaintOptions,
   type ModelConfig,
+  type SampleOptions,
   type SampleResult,
   type TrainingConfig,
 } from '../model.js';
@@ -351,14 +352,15 @@ export class ParallelModel implements AsyncTrainableModel {
   }
 
   /** n sequences from the reverse chain, split over the replicas (the same bits as one worker). */
-  sample(n: number, opts: { seed?: Seed; recordEvery?: number } = {}): Promise<SampleResult> {
+  sample(n: number, opts: SampleOptions = {}): Promise<SampleResult> {
     return this.exclusive(async () => {
       const seed = opts.seed ?? 0;
       const recordEvery = opts.recordEvery ?? 0;
+      const steps = opts.steps;
       const parts = await this.spread<SampleRangeResult>(
         n,
-        (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery }),
-        (start, count) => this.local!.sampleRange(start, count, { seed, recordEvery }),
+        (start, count) => ({ type: 'sample', first: start, n: count, seed, recordEvery, steps }),
+        (start, count) => this.local!.sampleRange(start, count, { seed, recordEvery, steps }),
       );
       const L = this.length;
       const samples = new Uint8Array(n * L);

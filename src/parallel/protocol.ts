@@ -69,7 +69,7 @@ export type Request =
       /** Transfer mode: the summed gradient. */
       buffer?: ArrayBuffer;
     }
-  | { type: 'sample'; first: number; n: number; seed: Seed; recordEvery: number }
+  | { type: 'sample'; first: number; n: number; seed: Seed; recordEvery: number; steps?: number }
   | { type: 'inpaint'; pattern: Uint8Array; first: number; n: number; options: InpaintOptions }
   | { type: 'boundTotals'; data: Uint8Array; firstIndex: number; repeats: number; strata: number; seed: Seed }
   | { type: 'toBytes'; metadata: Record<string, string> }

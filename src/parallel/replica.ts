@@ -9,12 +9,14 @@ import { wasmMemory, type RawModel } from '../../pkg/bernoulli_diffusion_core.js
 import {
   wasmCall as coreCall,
   boundStrata,
+  chainSteps,
   inpaintMode,
   stepReport,
   toSeed,
   type BoundOptions,
   type DiffusionModel,
   type InpaintOptions,
+  type SampleOptions,
   type SampleResult,
   type TrainStepReport,
 } from '../model.js';
@@ -127,9 +129,10 @@ export class ModelReplica {
   }
 
   /** Sequences first..first+n of `sample(first + n, opts)` (same seed). */
-  sampleRange(first: number, n: number, opts: { seed?: number | bigint; recordEvery?: number } = {}): SampleResult {
+  sampleRange(first: number, n: number, opts: SampleOptions = {}): SampleResult {
     const recordEvery = opts.recordEvery ?? 0;
-    const samples = coreCall('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery));
+    const steps = chainSteps(opts.steps, this.model.modelConfig.T);
+    const samples = coreCall('sampling', () => this.core.sampleRange(BigInt(first), n, toSeed(opts.seed ?? 0), recordEvery, steps));
     // biome-ignore lint/complexity/useLiteralKeys: DiffusionModel's private members are reachable only by index (this class is its internal part)
     return { samples, frames: recordEvery > 0 ? this.model['recordedFrames'](n) : [] };
   }
@@ -140,7 +143,8 @@ export class ModelReplica {
       throw new UserError(`the pattern has ${pattern.length} positions, the model's sequences have ${this.model.length}`);
     }
     const [mode, particles] = inpaintMode(opts);
-    return coreCall('inpainting', () => this.core.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0), mode, particles));
+    const steps = chainSteps(opts.steps, this.model.modelConfig.T);
+    return coreCall('inpainting', () => this.core.inpaintRange(pattern, BigInt(first), n, toSeed(opts.seed ?? 0), mode, particles, steps));
   }
 
   /**

@@ -67,7 +67,7 @@ export function serveWorker(port: WorkerPort): void {
         return { result, transfer: request.buffer ? [request.buffer] : [] };
       }
       case 'sample': {
-        const out = replica().sampleRange(request.first, request.n, { seed: request.seed, recordEvery: request.recordEvery });
+        const out = replica().sampleRange(request.first, request.n, { seed: request.seed, recordEvery: request.recordEvery, steps: request.steps });
         const result: SampleRangeResult = out;
         return { result, transfer: [out.samples.buffer, ...out.frames.map((f) => f.bits.buffer)] };
       }

@@ -8,7 +8,7 @@ import type { Io } from '../commands/io.js';
 import { UserError } from '../errors.js';
 import type { DiffusionModel } from '../model.js';
 import { parseMetricsJsonl } from '../run/records.js';
-import { gridSizeFor } from '../run/settings.js';
+import { defaultSampleSteps, gridSizeFor } from '../run/settings.js';
 
 /** Number of reverse-process frames drawn for reverse_process.gif. */
 const REVERSE_FRAMES = 50;
@@ -30,8 +30,11 @@ export async function drawRunPictures(io: Io, runDir: string, model: DiffusionMo
       throw new UserError(`${io.displayPath(resultsPath)}: not valid JSON`);
     }
   }
-  const T = model.modelConfig.T;
-  const { frames } = model.sample(gridSizeFor(model.modelConfig.shape), { seed: 0, recordEvery: Math.max(1, Math.floor(T / REVERSE_FRAMES)) });
+  const { T, parameterisation, shape } = model.modelConfig;
+  // a strided chain where the full one is expensive (28×28 images at T = 1000), as at evaluations
+  const steps = defaultSampleSteps(T, model.length, parameterisation);
+  const recordEvery = Math.max(1, Math.floor((steps ?? T) / REVERSE_FRAMES));
+  const { frames } = model.sample(gridSizeFor(shape), { seed: 0, recordEvery, steps });
   const drawn = await io.renderRunPictures(
     {
       metrics: parseMetricsJsonl(metricsText, io.displayPath(metricsSource)),

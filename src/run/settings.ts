@@ -36,6 +36,27 @@ export function evaluationStrata(config: RunConfig, length: number): number {
   return config.training.eval_strata ?? defaultBoundStrata(config.model.T, length);
 }
 
+/** Chain steps of the samples drawn at evaluations and for the pictures when the full chain is expensive. */
+export const SAMPLE_STEPS_WHEN_EXPENSIVE = 100;
+
+/**
+ * The default network calls of a sampling chain at evaluations and in the run's pictures: every
+ * step (undefined) when T · L <= 65,536 or the model predicts x_(t-1) directly (it cannot jump),
+ * else 100 strided steps (`SampleOptions.steps`): a 28×28 model at T = 1000 would otherwise spend
+ * minutes per evaluation drawing its 64-image grid.
+ */
+export function defaultSampleSteps(T: number, length: number, parameterisation: string): number | undefined {
+  return fullSumIsCheap(T, length) || parameterisation !== 'x0' || T <= SAMPLE_STEPS_WHEN_EXPENSIVE ? undefined : SAMPLE_STEPS_WHEN_EXPENSIVE;
+}
+
+/** Chain steps of a run's evaluation samples: training.sample_steps (at most T), or when null `defaultSampleSteps`. */
+export function evaluationSampleSteps(config: RunConfig, length: number): number | undefined {
+  const { T, parameterisation } = config.model;
+  const steps = config.training.sample_steps;
+  if (steps === null) return defaultSampleSteps(T, length, parameterisation);
+  return steps >= T ? undefined : steps;
+}
+
 /** The sample grid's size for a model of this row shape: 64 images for [H, W], else 16 sequences. */
 export function gridSizeFor(shape: readonly number[] | null | undefined): number {
   return shape != null && shape.length === 2 ? IMAGE_GRID_SIZE : GRID_SIZE;
@@ -58,6 +79,7 @@ export function loopSettings(config: RunConfig, totalSteps: number, length: numb
     evalSequences: training.eval_sequences,
     evalSamples: training.eval_samples,
     evalStrata: evaluationStrata(config, length),
+    sampleSteps: evaluationSampleSteps(config, length),
     gridSize: gridSizeFor(shape ?? config.model.shape),
     checkpointEvery: training.checkpoint_every,
     earlyStopping: training.early_stopping,
