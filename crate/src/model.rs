@@ -691,7 +691,10 @@ mod tests {
         let pattern = [1, 2, 2, 0, 2, 2];
         for mode in [InpaintMode::Clamp, InpaintMode::default()] {
             let whole = model.inpaint(&pattern, 5, 2, mode).unwrap();
-            assert_eq!([model.inpaint_range(&pattern, 0, 2, 2, FULL_CHAIN, mode).unwrap(), model.inpaint_range(&pattern, 2, 3, 2, FULL_CHAIN, mode).unwrap()].concat(), whole);
+            assert_eq!(
+                [model.inpaint_range(&pattern, 0, 2, 2, FULL_CHAIN, mode).unwrap(), model.inpaint_range(&pattern, 2, 3, 2, FULL_CHAIN, mode).unwrap()].concat(),
+                whole
+            );
         }
         let estimate = model.evaluate_bound(&data, 3, 4, TimeSampling::Full, 5).unwrap();
         let first = model.bound_totals(&data[..length], 1, 4, TimeSampling::Full, 5, 0).unwrap();

@@ -216,10 +216,8 @@ mod tests {
                 let input: Vec<f32> = bits(xt).map(|b| b as f32).collect();
                 let mut logits = vec![0.0f32; length];
                 network.forward(&input, &[step.t as u32], &mut logits);
-                let f: Vec<f64> = bits(xt)
-                    .zip(&logits)
-                    .map(|(b, &z)| reverse_probability(Parameterisation::X0, &step.table, step.to_data(), b, z as f64).0)
-                    .collect();
+                let f: Vec<f64> =
+                    bits(xt).zip(&logits).map(|(b, &z)| reverse_probability(Parameterisation::X0, &step.table, step.to_data(), b, z as f64).0).collect();
                 for (xs, target) in next.iter_mut().enumerate() {
                     *target += mass * bits(xs).zip(&f).map(|(b, &p)| if b == 1 { p } else { 1.0 - p }).product::<f64>();
                 }

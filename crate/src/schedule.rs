@@ -300,7 +300,12 @@ mod tests {
                 let general = s.jump_table(t, t - 1);
                 for x0 in 0..2 {
                     for xt in 0..2 {
-                        assert!((general[x0][xt].q1 - s.posterior_table(t)[x0][xt].q1).abs() < 1e-12, "{kind:?} t={t} {} {}", general[x0][xt].q1, s.posterior_table(t)[x0][xt].q1);
+                        assert!(
+                            (general[x0][xt].q1 - s.posterior_table(t)[x0][xt].q1).abs() < 1e-12,
+                            "{kind:?} t={t} {} {}",
+                            general[x0][xt].q1,
+                            s.posterior_table(t)[x0][xt].q1
+                        );
                     }
                 }
             }

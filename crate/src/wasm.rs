@@ -239,7 +239,15 @@ impl RawModel {
 
     /// n completions of `pattern` (L or n·L entries: 0, 1, 2 = unknown). mode: "smc" (default;
     /// `particles` per completion, default 8) or "clamp" (the paper's §2.5), see inpaint.rs.
-    pub fn inpaint(&mut self, pattern: &[u8], n: usize, seed: u64, mode: Option<String>, particles: Option<usize>, steps: Option<usize>) -> Result<Vec<u8>, JsValue> {
+    pub fn inpaint(
+        &mut self,
+        pattern: &[u8],
+        n: usize,
+        seed: u64,
+        mode: Option<String>,
+        particles: Option<usize>,
+        steps: Option<usize>,
+    ) -> Result<Vec<u8>, JsValue> {
         let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
         self.model.inpaint_range(pattern, 0, n, seed, steps.unwrap_or(0), mode).map_err(js_error)
     }

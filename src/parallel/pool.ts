@@ -45,7 +45,7 @@ import type { AsyncTrainableModel } from '../training.js';
 import { init } from '../wasm.js';
 import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
 import { ModelReplica } from './replica.js';
-import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, Seed, SpawnWorker } from './protocol.js';
+import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, SpawnWorker } from './protocol.js';
 
 export type { PoolWorker, SpawnWorker, WorkerPort } from './protocol.js';
 
