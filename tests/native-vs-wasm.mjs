@@ -39,6 +39,11 @@ const results = scenarios.map((s) => {
   const inpainted = s.inpaint_modes.map(([mode, particles]) =>
     text(model.inpaint(bits(s.pattern), s.samples, BigInt(s.sample_seed), mode, particles ?? undefined)),
   );
+  // a strided chain of 3 network calls (x0 models only): samples, then 2-particle SMC completions
+  const strided =
+    s.model.parameterisation === 'x0'
+      ? text(model.sample(s.samples, BigInt(s.sample_seed), 0, 3)) + text(model.inpaint(bits(s.pattern), s.samples, BigInt(s.sample_seed), 'smc', 2, 3))
+      : '';
   const data = bits(s.data);
   const rows = data.length / s.model.length;
   const bound = hex64(model.evaluateBound(data, rows, s.repeats, 0, BigInt(s.bound_seed)));
@@ -53,6 +58,7 @@ const results = scenarios.map((s) => {
     samples,
     frames,
     inpainted,
+    strided,
     bound,
     summary,
     stratified,

@@ -62,6 +62,9 @@ fn heartbeat(length: usize, period: usize) -> Vec<u8> {
     (0..period).flat_map(|k| (0..length).map(move |i| (i % period == k) as u8)).collect()
 }
 
+/// Network calls of the strided chains compared (`sample_range`, `inpaint_range`).
+const STRIDED_STEPS: usize = 3;
+
 /// A scenario, as both builds read it.
 fn scenario(model: Value, training: Value, seed: u64, steps: usize, rows: usize) -> Value {
     let length = model["length"].as_u64().unwrap() as usize;
@@ -146,6 +149,14 @@ fn native(s: &Value) -> Value {
             text(&model.inpaint(&pattern, n, sample_seed, mode).unwrap())
         })
         .collect();
+    // a strided chain of 3 network calls (x0 models only): samples, then 2-particle SMC completions
+    let strided = if s["model"]["parameterisation"] == "x0" {
+        let samples = model.sample_range(0, n, sample_seed, STRIDED_STEPS, 0).unwrap().bits;
+        let completions = model.inpaint_range(&pattern, 0, n, sample_seed, STRIDED_STEPS, InpaintMode::Smc { particles: 2 }).unwrap();
+        text(&samples) + &text(&completions)
+    } else {
+        String::new()
+    };
     let data = bits(s["data"].as_str().unwrap());
     let (rows, repeats, bound_seed) = (data.len() / length, s["repeats"].as_u64().unwrap() as usize, s["bound_seed"].as_u64().unwrap());
     let e = model.evaluate_bound(&data, rows, repeats, TimeSampling::Full, bound_seed).unwrap();
@@ -166,6 +177,7 @@ fn native(s: &Value) -> Value {
         "samples": text(&sampled.bits),
         "frames": text(&sampled.frames),
         "inpainted": inpainted,
+        "strided": strided,
         "bound": bound,
         "summary": summary,
         "stratified": stratified,
@@ -218,6 +230,11 @@ fn native_and_wasm_builds_compute_the_same_bits() {
         // the comparison is not vacuous: the runs trained, sampled and evaluated something
         assert!(from_native["reports"].as_array().unwrap().len() >= 6);
         assert!(from_native["samples"].as_str().unwrap().contains('1'));
+        if s["model"]["parameterisation"] == "x0" {
+            let strided = from_native["strided"].as_str().unwrap();
+            assert_eq!(strided.len(), 2 * s["samples"].as_u64().unwrap() as usize * s["model"]["length"].as_u64().unwrap() as usize);
+            assert!(strided.contains('1') && strided.contains('0'));
+        }
         assert_eq!(from_native["errors"]["missing_field"]["name"], "UserError");
         assert_eq!(from_native["errors"]["missing_field"]["message"], "invalid training config: missing field `min_lr_ratio`");
         assert_eq!(from_native["errors"]["gradient_length"]["name"], "InternalError");
