@@ -10,6 +10,7 @@ use crate::network::ReverseNetwork;
 use crate::objective::{prior_term_bits, terms_and_dlogits};
 use crate::rng::Rng;
 use crate::schedule::Schedule;
+use std::ops::Range;
 
 /// Repeat r of the bound's Monte Carlo draws for sequence i uses
 /// `Rng::for_example(seed, EVAL_STREAM_BASE - r, i)` (far from training steps and sampling).
@@ -89,13 +90,15 @@ pub fn evaluate_bound(
     sampling: TimeSampling,
     seed: u64,
 ) -> CoreResult<BoundEstimate> {
-    let totals = bound_totals(network, config, schedule, x0, rows, repeats, sampling, seed, 0)?;
+    let totals = bound_totals(network, config, schedule, x0, rows, repeats, sampling, seed, 0, 0..rows * repeats)?;
     Ok(summarise(&totals, rows, repeats))
 }
 
 /// The Monte-Carlo totals of `evaluate_bound` before summarising: totals[i·R + r] (bits) for the
 /// rows of x0, which are sequences first_index.. of the dataset (their streams' index), so a
-/// worker evaluating rows a..b computes exactly those totals of one big call.
+/// worker evaluating rows a..b computes exactly those totals of one big call. Only the items
+/// (i·R + r) in `items` are computed and returned (in order): every item draws from its own
+/// stream, so a pool can split the work by (sequence, repeat) rather than by sequence.
 #[allow(clippy::too_many_arguments)]
 pub fn bound_totals(
     network: &mut dyn ReverseNetwork,
@@ -107,6 +110,7 @@ pub fn bound_totals(
     sampling: TimeSampling,
     seed: u64,
     first_index: u64,
+    items: Range<usize>,
 ) -> CoreResult<Vec<f64>> {
     let length = config.length;
     if x0.len() != rows * length {
@@ -118,11 +122,16 @@ pub fn bound_totals(
     if repeats == 0 {
         return Err(CoreError::user("repeats must be at least 1"));
     }
+    if items.start > items.end || items.end > rows * repeats {
+        return Err(CoreError::Internal(format!("items {items:?} are not within the {} of {rows} rows × {repeats} repeats", rows * repeats)));
+    }
     let strata = sampling.strata(schedule.timesteps);
-    let items = rows * repeats; // item = i·R + r
+    let first_item = items.start;
+    let items = items.len(); // local item k is item first_item + k = i·R + r
     let mut totals = vec![0.0f64; items];
     let mut rngs: Vec<Rng> = Vec::with_capacity(items);
-    for (item, total) in totals.iter_mut().enumerate() {
+    for (k, total) in totals.iter_mut().enumerate() {
+        let item = first_item + k;
         let (i, r) = (item / repeats, item % repeats);
         rngs.push(Rng::for_example(seed, EVAL_STREAM_BASE - r as u64, first_index + i as u64));
         *total = prior_term_bits(schedule, &x0[i * length..(i + 1) * length]);
@@ -152,7 +161,7 @@ pub fn bound_totals(
         let cells = n * length;
         for k in 0..n {
             let (item, stratum) = pair_of(start + k);
-            let i = item / repeats;
+            let i = (first_item + item) / repeats;
             let (lo, hi) = strata[stratum];
             let rng = &mut rngs[item];
             let t = if hi > lo { lo + rng.below((hi - lo + 1) as u32) as usize } else { lo };
@@ -428,11 +437,11 @@ mod tests {
         let config = config(length, timesteps, Parameterisation::X0);
         let mut net = LinearNetwork::new(length, timesteps, 3, 0.7);
         let x0 = [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1];
-        let full = bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Full, 8, 2).unwrap();
+        let full = bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Full, 8, 2, 0..12).unwrap();
         for k in [timesteps, 1000] {
-            assert_eq!(bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Stratified(k), 8, 2).unwrap(), full);
+            assert_eq!(bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Stratified(k), 8, 2, 0..12).unwrap(), full);
         }
-        assert_ne!(bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Stratified(4), 8, 2).unwrap(), full);
+        assert_ne!(bound_totals(&mut net, &config, &schedule, &x0, 3, 4, TimeSampling::Stratified(4), 8, 2, 0..12).unwrap(), full);
     }
 
     /// E[bound] exactly, for tiny L: prior + sum_t sum_{x_t} q(x_t | x0) L_t(x0, x_t), every x_t enumerated.

@@ -20,6 +20,7 @@ use crate::optimiser::{clip_scale, global_norm, update_ema, AdamW, TrainingConfi
 use crate::rng::Rng;
 use crate::sampler::{self, SampleResult, FULL_CHAIN};
 use crate::schedule::Schedule;
+use std::ops::Range;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -363,10 +364,21 @@ impl Model {
     }
 
     /// The totals behind `evaluate_bound` (totals[i·R + r], bits) for rows that are sequences
-    /// first_index.. of the dataset; `evaluate::summarise` of all rows' totals gives the estimate.
-    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, sampling: TimeSampling, seed: u64, first_index: u64) -> CoreResult<Vec<f64>> {
+    /// first_index.. of the dataset, only the items i·R + r in `items`; `evaluate::summarise` of
+    /// all rows' totals gives the estimate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bound_totals(
+        &mut self,
+        x0: &[u8],
+        rows: usize,
+        repeats: usize,
+        sampling: TimeSampling,
+        seed: u64,
+        first_index: u64,
+        items: Range<usize>,
+    ) -> CoreResult<Vec<f64>> {
         self.check_batch(x0, rows)?;
-        self.with_eval_weights(|net, config, schedule| evaluate::bound_totals(net, config, schedule, x0, rows, repeats, sampling, seed, first_index))
+        self.with_eval_weights(|net, config, schedule| evaluate::bound_totals(net, config, schedule, x0, rows, repeats, sampling, seed, first_index, items))
     }
 
     /// Exact -log2 p(x0) of each sequence (L <= 12) and the total probability of all 2^L.
@@ -697,9 +709,19 @@ mod tests {
             );
         }
         let estimate = model.evaluate_bound(&data, 3, 4, TimeSampling::Full, 5).unwrap();
-        let first = model.bound_totals(&data[..length], 1, 4, TimeSampling::Full, 5, 0).unwrap();
-        let rest = model.bound_totals(&data[length..], 2, 4, TimeSampling::Full, 5, 1).unwrap();
-        assert_eq!(evaluate::summarise(&[first, rest].concat(), 3, 4), estimate);
+        let first = model.bound_totals(&data[..length], 1, 4, TimeSampling::Full, 5, 0, 0..4).unwrap();
+        let rest = model.bound_totals(&data[length..], 2, 4, TimeSampling::Full, 5, 1, 0..8).unwrap();
+        assert_eq!(evaluate::summarise(&[first.clone(), rest.clone()].concat(), 3, 4), estimate);
+        // split by (sequence, repeat) items, cutting through sequences: items 0..5 of all rows,
+        // then items 1..7 of the last two rows (items 5..11 overall), then item 11
+        let by_items = [
+            model.bound_totals(&data, 3, 4, TimeSampling::Full, 5, 0, 0..5).unwrap(),
+            model.bound_totals(&data[length..], 2, 4, TimeSampling::Full, 5, 1, 1..7).unwrap(),
+            model.bound_totals(&data[2 * length..], 1, 4, TimeSampling::Full, 5, 2, 3..4).unwrap(),
+        ]
+        .concat();
+        assert_eq!(by_items, [first, rest].concat());
+        assert!(model.bound_totals(&data, 3, 4, TimeSampling::Full, 5, 0, 5..5).unwrap().is_empty());
     }
 
     /// A pool's step done by hand: the batch's shards spread contiguously over `replicas` models
@@ -816,7 +838,7 @@ mod tests {
         user(Model::new(config.clone(), TrainingConfig { beta2: 1.0, ..Default::default() }, 1).err().unwrap());
         user(model.train_step(&[0, 1, 0], 1).unwrap_err());
         user(model.evaluate_bound(&[0, 1, 0, 7], 1, 2, TimeSampling::Full, 0).unwrap_err());
-        user(model.bound_totals(&[0, 1, 0, 1], 1, 0, TimeSampling::Stratified(3), 0, 0).unwrap_err());
+        user(model.bound_totals(&[0, 1, 0, 1], 1, 0, TimeSampling::Stratified(3), 0, 0, 0..0).unwrap_err());
         user(model.inpaint(&[3, 2, 2, 2], 1, 0, InpaintMode::Clamp).unwrap_err());
         user(model.inpaint(&[2; 4], 1, 0, InpaintMode::Smc { particles: 0 }).unwrap_err());
         user(InpaintMode::from_name(Some("dream"), None).unwrap_err());
@@ -828,6 +850,7 @@ mod tests {
         internal(model.apply_own_gradient(0.0, 0).unwrap_err());
         internal(model.set_pending_observations(vec![(6, 1.0)]).unwrap_err());
         internal(model.set_parameters(&[0.0; 2]).unwrap_err());
+        internal(model.bound_totals(&[0, 1, 0, 1], 1, 2, TimeSampling::Full, 0, 0, 1..3).unwrap_err());
     }
 
     #[test]

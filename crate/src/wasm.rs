@@ -222,9 +222,25 @@ impl RawModel {
     /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
     /// of the dataset: totals[i·repeats + r] (bits). strata: 0 for the full sum over t, else K
     /// strata of t (`evaluate::TimeSampling`).
+    /// Totals of the items (i·R + r) first_item..first_item+items of the rows (all when absent).
     #[wasm_bindgen(js_name = boundTotals)]
-    pub fn bound_totals(&mut self, x0: &[u8], rows: usize, repeats: usize, strata: usize, seed: u64, first_index: u64) -> Result<Vec<f64>, JsValue> {
-        self.model.bound_totals(x0, rows, repeats, TimeSampling::from_strata(strata), seed, first_index).map_err(js_error)
+    #[allow(clippy::too_many_arguments)]
+    pub fn bound_totals(
+        &mut self,
+        x0: &[u8],
+        rows: usize,
+        repeats: usize,
+        strata: usize,
+        seed: u64,
+        first_index: u64,
+        first_item: Option<usize>,
+        items: Option<usize>,
+    ) -> Result<Vec<f64>, JsValue> {
+        let first_item = first_item.unwrap_or(0);
+        let items = items.unwrap_or((rows * repeats).saturating_sub(first_item));
+        self.model
+            .bound_totals(x0, rows, repeats, TimeSampling::from_strata(strata), seed, first_index, first_item..first_item.saturating_add(items))
+            .map_err(js_error)
     }
 
     #[wasm_bindgen(js_name = lastFrames)]

@@ -162,8 +162,8 @@ fn native(s: &Value) -> Value {
     let e = model.evaluate_bound(&data, rows, repeats, TimeSampling::Full, bound_seed).unwrap();
     let bound = hex64(&[&[e.mean, e.mc_stderr, e.sequence_stderr][..], &e.per_sequence].concat());
     let strata = s["strata"].as_u64().unwrap() as usize;
-    let stratified = hex64(&model.bound_totals(&data, rows, repeats, TimeSampling::Stratified(strata), bound_seed, 0).unwrap());
-    let totals = model.bound_totals(&data, rows, repeats, TimeSampling::Full, bound_seed, 0).unwrap();
+    let stratified = hex64(&model.bound_totals(&data, rows, repeats, TimeSampling::Stratified(strata), bound_seed, 0, 0..rows * repeats).unwrap());
+    let totals = model.bound_totals(&data, rows, repeats, TimeSampling::Full, bound_seed, 0, 0..rows * repeats).unwrap();
     let e = evaluate::summarise(&totals, rows, repeats);
     let summary = hex64(&[&[e.mean, e.mc_stderr, e.sequence_stderr][..], &e.per_sequence].concat());
     let mut without = s["training"].clone();

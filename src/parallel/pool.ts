@@ -393,7 +393,11 @@ export class ParallelModel implements AsyncTrainableModel {
     }, false);
   }
 
-  /** The bound (full or stratified sum over t, `repeats` Monte-Carlo draws), split over the replicas by sequence. */
+  /**
+   * The bound (full or stratified sum over t, `repeats` Monte-Carlo draws), split over the
+   * replicas by (sequence, repeat) item — each item draws from its own stream — so that 5
+   * sequences × 8 repeats split 20/20 over two replicas, not 24/16 as by sequence.
+   */
   async evaluate(data: Uint8Array, opts: BoundOptions = {}): Promise<BoundEvaluation> {
     const rows = this.rowsOf(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
@@ -401,13 +405,26 @@ export class ParallelModel implements AsyncTrainableModel {
     return this.exclusive(async () => {
       const seed = opts.seed ?? 0;
       const L = this.length;
+      // items start..start+count lie in rows first..last; the call takes those rows and the
+      // items' place among them
+      const share = (start: number, count: number) => {
+        const first = Math.floor(start / repeats);
+        const last = Math.floor((start + count - 1) / repeats);
+        return { first, end: last + 1, items: { first: start - first * repeats, count } };
+      };
       const parts = await this.spread<Float64Array>(
-        rows,
-        (start, count) => ({ type: 'boundTotals', data: data.slice(start * L, (start + count) * L), firstIndex: start, repeats, strata, seed }),
-        (start, count) => this.local!.boundTotals(data.subarray(start * L, (start + count) * L), start, { repeats, strata, seed }),
+        rows * repeats,
+        (start, count) => {
+          const { first, end, items } = share(start, count);
+          return { type: 'boundTotals', data: data.slice(first * L, end * L), firstIndex: first, repeats, strata, seed, items };
+        },
+        (start, count) => {
+          const { first, end, items } = share(start, count);
+          return this.local!.boundTotals(data.subarray(first * L, end * L), first, { repeats, strata, seed }, items);
+        },
       );
       const totals = new Float64Array(rows * repeats);
-      parts.forEach(({ start, value }) => totals.set(value, start * repeats));
+      parts.forEach(({ start, value }) => totals.set(value, start));
       return summariseBound(totals, rows, repeats, strata);
     }, false);
   }

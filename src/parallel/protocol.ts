@@ -71,7 +71,7 @@ export type Request =
     }
   | { type: 'sample'; first: number; n: number; seed: Seed; recordEvery: number; steps?: number }
   | { type: 'inpaint'; pattern: Uint8Array; first: number; n: number; options: InpaintOptions }
-  | { type: 'boundTotals'; data: Uint8Array; firstIndex: number; repeats: number; strata: number; seed: Seed }
+  | { type: 'boundTotals'; data: Uint8Array; firstIndex: number; repeats: number; strata: number; seed: Seed; items: { first: number; count: number } }
   | { type: 'toBytes'; metadata: Record<string, string> }
   | { type: 'parameters' }
   | { type: 'close' };

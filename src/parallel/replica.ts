@@ -149,12 +149,15 @@ export class ModelReplica {
 
   /**
    * The Monte-Carlo totals behind `evaluate` for rows that are sequences firstIndex.. of the data:
-   * totals[i·repeats + r] in bits (`summariseBound` of all rows' totals gives `evaluate`'s result).
+   * totals[i·repeats + r] in bits (`summariseBound` of all rows' totals gives `evaluate`'s result),
+   * only items (i·repeats + r) items.first..items.first+items.count of these rows when given.
    */
-  boundTotals(data: Uint8Array, firstIndex: number, opts: BoundOptions = {}): Float64Array {
+  boundTotals(data: Uint8Array, firstIndex: number, opts: BoundOptions = {}, items?: { first: number; count: number }): Float64Array {
     const rows = this.rows(data, 'evaluation data');
     const repeats = opts.repeats ?? 8;
     const strata = boundStrata(opts.strata);
-    return coreCall('evaluation', () => this.core.boundTotals(data, rows, repeats, strata, toSeed(opts.seed ?? 0), BigInt(firstIndex)));
+    return coreCall('evaluation', () =>
+      this.core.boundTotals(data, rows, repeats, strata, toSeed(opts.seed ?? 0), BigInt(firstIndex), items?.first, items?.count),
+    );
   }
 }
