@@ -55,7 +55,7 @@ const args = process.argv.slice(2);
 const L = 20;
 const H = 50;
 const PAPER_MAC_PER_EXAMPLE_TIMESTEP = 5 * L * H + 3 * H * H;
-/** The paper's architecture for `train --config` (the CLI's defaults have H = 128). */
+/** The paper's architecture for `train --config` (the CLI's defaults have H = 96). */
 const PAPER_CONFIG_YAML = `model:\n  architecture: paper\n  parameterisation: direct\n  hidden: ${H}\n  layers: 2\ntraining:\n  objective: full\n`;
 
 function median(values) {

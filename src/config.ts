@@ -150,7 +150,7 @@ export const DEFAULTS: RunConfig = {
     architecture: 'mlp',
     parameterisation: 'x0',
     schedule: 'paper',
-    hidden: 128,
+    hidden: 96,
     layers: 2,
     time_embedding: 32,
     kernel: 0,

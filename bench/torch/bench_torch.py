@@ -17,7 +17,7 @@ What each case computes (crate/src/network/paper.rs, mlp.rs, objective.rs, sched
   gradient accumulated over the passes, then AdamW (lr 1e-3, no weight decay) with clipping at 1.
   A step at batch 2048 is 2000 passes (seconds), so the timing covers the first passes of a step
   (whole passes, at least --seconds) plus one optimiser update, as bench/tfjs-paper.js does.
-- train_default: the default mlp (H = 128, 2 residual blocks, time embedding E = 32, input
+- train_default: the default mlp (H = 96, 2 residual blocks, time embedding E = 32, input
   [s, λ_t s] with s = 2 x_t - 1, logits = h W_out + b_out + λ_t s), x0 parameterisation
   (f1 = g A1 + (1 - g) B1 with g = sigmoid(z) and A, B the posteriors for x0 = 1, 0), batch 256,
   one t per example drawn by importance sampling over 50 bins of t (p ∝ RMS of the bin's recent
@@ -142,7 +142,7 @@ def train_paper(batch, T, seconds, repeats):
 class Mlp(torch.nn.Module):
     """The default network (mlp.rs), x0 parameterisation."""
 
-    def __init__(self, T, c, hidden=128, layers=2, embedding=32):
+    def __init__(self, T, c, hidden=96, layers=2, embedding=32):
         super().__init__()
         self.input = torch.nn.Linear(2 * L, hidden)
         self.time = torch.nn.Linear(embedding, hidden, bias=False)

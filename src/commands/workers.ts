@@ -13,7 +13,7 @@ import type { Io } from './io.js';
  * Multiply-adds below which work stays in this thread by default. Sharing a training step costs
  * two rounds of messages and a gradient sum, about 0.5 ms (more when other programs keep the
  * cores busy), so a step is shared from about 1e7 multiply-adds (a few ms of one core; the default
- * model's step is about 3e7). Starting the workers costs about 0.2 s once, about 1e9 multiply-adds.
+ * model's step is about 2e7). Starting the workers costs about 0.2 s once, about 1e9 multiply-adds.
  */
 export const POOL_MIN_STEP_WORK = 1e7;
 export const POOL_MIN_EVALUATION_WORK = 1e9;
