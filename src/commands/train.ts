@@ -335,112 +335,116 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   // With several workers, `model` is the pool's replica in this thread (shard 0), kept in step.
   const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
   try {
-    outcome = await runTraining({
-      model: pool ?? model,
-      stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
-      data: { train: data.train.data, val: data.val.data, trainSet, valSet },
-      settings: loopSettings(config, total, data.train.data.length, model.modelConfig.shape),
-      signal: io.interruptSignal(),
-      now: () => io.now(),
-      resumeState: resume?.loopState
-        ? { ...resume.loopState, elapsedSeconds: elapsedInMetrics(metricsLines) ?? resume.loopState.elapsedSeconds }
-        : resume
-          ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 }
-          : undefined,
-      hooks: {
-        onRecord: async (record) => {
-          metricsLines.push(JSON.stringify(record));
-          if (io.now() - lastFlush >= METRICS_FLUSH_MS) await flushMetrics();
+    try {
+      outcome = await runTraining({
+        model: pool ?? model,
+        stepFunction: pool ? (batch) => pool.trainStep(batch) : undefined,
+        data: { train: data.train.data, val: data.val.data, trainSet, valSet },
+        settings: loopSettings(config, total, data.train.data.length, model.modelConfig.shape),
+        signal: io.interruptSignal(),
+        now: () => io.now(),
+        resumeState: resume?.loopState
+          ? { ...resume.loopState, elapsedSeconds: elapsedInMetrics(metricsLines) ?? resume.loopState.elapsedSeconds }
+          : resume
+            ? { step: model.step, bestStep: null, bestBoundBits: null, evalsSinceBest: 0, elapsedSeconds: 0 }
+            : undefined,
+        hooks: {
+          onRecord: async (record) => {
+            metricsLines.push(JSON.stringify(record));
+            if (io.now() - lastFlush >= METRICS_FLUSH_MS) await flushMetrics();
+          },
+          onEvaluation: async (step, evaluation) => {
+            // Short enough for an 80-column terminal (a wrapped line garbles the progress bar).
+            const stderr = Number.isFinite(evaluation.bound_stderr) ? ` ± ${evaluation.bound_stderr.toFixed(3)}` : '';
+            progress.log(
+              `step ${step}: bound ${evaluation.bound_bits.toFixed(3)}${stderr} bits; samples ${percent(evaluation.prop_train)} train, ` +
+                `${percent(evaluation.prop_data)} ${valName}, ${percent(evaluation.prop_other)} other, ${evaluation.distinct} distinct`,
+            );
+            await flushMetrics();
+          },
+          onBest: async (state) => {
+            const bytes = checkpointBytes(state);
+            bestBytes = bytes;
+            await io.writeAtomic(path.best, bytes);
+          },
+          onCheckpoint: async (reason, state) => {
+            const bytes = checkpointBytes(state);
+            lastCheckpointPath = path.step(state.step);
+            await io.writeAtomic(lastCheckpointPath, bytes);
+            await flushMetrics();
+            if (reason === 'final') await io.writeAtomic(path.model, config.training.early_stopping > 0 && bestBytes ? bestBytes : bytes);
+          },
+          onProgress: (update) => progress.update(update),
         },
-        onEvaluation: async (step, evaluation) => {
-          // Short enough for an 80-column terminal (a wrapped line garbles the progress bar).
-          const stderr = Number.isFinite(evaluation.bound_stderr) ? ` ± ${evaluation.bound_stderr.toFixed(3)}` : '';
-          progress.log(
-            `step ${step}: bound ${evaluation.bound_bits.toFixed(3)}${stderr} bits; samples ${percent(evaluation.prop_train)} train, ` +
-              `${percent(evaluation.prop_data)} ${valName}, ${percent(evaluation.prop_other)} other, ${evaluation.distinct} distinct`,
-          );
-          await flushMetrics();
-        },
-        onBest: async (state) => {
-          const bytes = checkpointBytes(state);
-          bestBytes = bytes;
-          await io.writeAtomic(path.best, bytes);
-        },
-        onCheckpoint: async (reason, state) => {
-          const bytes = checkpointBytes(state);
-          lastCheckpointPath = path.step(state.step);
-          await io.writeAtomic(lastCheckpointPath, bytes);
-          await flushMetrics();
-          if (reason === 'final') await io.writeAtomic(path.model, config.training.early_stopping > 0 && bestBytes ? bestBytes : bytes);
-        },
-        onProgress: (update) => progress.update(update),
-      },
-    });
-  } catch (error) {
-    if (!(error instanceof DivergenceError)) throw error;
+      });
+    } catch (error) {
+      if (!(error instanceof DivergenceError)) throw error;
+      await flushMetrics();
+      const kept = await keepLastGoodModel(io, path.model, config.training.early_stopping > 0 ? bestBytes : undefined, lastCheckpointPath, resume);
+      throw error.withAdvice(`${likelyCause(config.training)}; ${kept}`);
+    } finally {
+      progress.stop();
+    }
     await flushMetrics();
-    const kept = await keepLastGoodModel(io, path.model, config.training.early_stopping > 0 ? bestBytes : undefined, lastCheckpointPath, resume);
-    throw error.withAdvice(`${likelyCause(config.training)}; ${kept}`);
+
+    const final = outcome.lastEvaluation;
+    const results = {
+      format: RESULTS_FORMAT,
+      run: io.basename(runDir),
+      stopped: outcome.stopped,
+      step: outcome.state.step,
+      total_steps: total,
+      epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
+      model_step:
+        config.training.early_stopping > 0 && bestBytes !== undefined && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
+      final: final ? evaluationSummary(final.step, final.evaluation, metricsLines) : null,
+      best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
+      timings: {
+        elapsed_seconds: Number(outcome.state.elapsedSeconds.toFixed(3)),
+        session_seconds: Number(((io.now() - sessionStart) / 1000).toFixed(3)),
+        train_seconds: Number(outcome.trainSeconds.toFixed(3)),
+        eval_seconds: Number(outcome.evalSeconds.toFixed(3)),
+        steps_per_second: outcome.trainSeconds > 0 ? Number((outcome.stepsThisSession / outcome.trainSeconds).toFixed(2)) : null,
+        steps_this_session: outcome.stepsThisSession,
+      },
+      data: { train: data.train.source, val: data.val.source, n_train: data.train.data.rows, n_val: data.val.data.rows, length: data.train.data.length },
+      samples: final ? final.evaluation.sampleLines.slice(0, gridSizeFor(model.modelConfig.shape)) : [],
+    };
+    await io.writeAtomic(path.results, `${JSON.stringify(results, null, 2)}\n`);
+
+    if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
+      try {
+        await drawRunPictures(io, runDir, pool ?? model); // the reverse chain of the pictures over the pool too
+      } catch (error) {
+        io.note(`warning: could not draw the pictures: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      }
+    }
+
+    if (final) {
+      io.print(`samples at step ${final.step} (first ${SAMPLES_SHOWN}):`);
+      for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
+        io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
+      }
+      io.print(
+        `bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`,
+      );
+      io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
+    }
+    if (outcome.stopped === 'early_stopping') {
+      io.print(
+        `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`,
+      );
+    }
+    if (outcome.stopped === 'interrupted') {
+      io.print(
+        `interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`,
+      );
+      context.setExitCode(130);
+    }
+    io.print(`run: ${io.displayPath(runDir)}`);
   } finally {
-    progress.stop();
     await pool?.close();
   }
-  await flushMetrics();
-
-  const final = outcome.lastEvaluation;
-  const results = {
-    format: RESULTS_FORMAT,
-    run: io.basename(runDir),
-    stopped: outcome.stopped,
-    step: outcome.state.step,
-    total_steps: total,
-    epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
-    model_step: config.training.early_stopping > 0 && bestBytes !== undefined && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
-    final: final ? evaluationSummary(final.step, final.evaluation, metricsLines) : null,
-    best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
-    timings: {
-      elapsed_seconds: Number(outcome.state.elapsedSeconds.toFixed(3)),
-      session_seconds: Number(((io.now() - sessionStart) / 1000).toFixed(3)),
-      train_seconds: Number(outcome.trainSeconds.toFixed(3)),
-      eval_seconds: Number(outcome.evalSeconds.toFixed(3)),
-      steps_per_second: outcome.trainSeconds > 0 ? Number((outcome.stepsThisSession / outcome.trainSeconds).toFixed(2)) : null,
-      steps_this_session: outcome.stepsThisSession,
-    },
-    data: { train: data.train.source, val: data.val.source, n_train: data.train.data.rows, n_val: data.val.data.rows, length: data.train.data.length },
-    samples: final ? final.evaluation.sampleLines.slice(0, gridSizeFor(model.modelConfig.shape)) : [],
-  };
-  await io.writeAtomic(path.results, `${JSON.stringify(results, null, 2)}\n`);
-
-  if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
-    try {
-      await drawRunPictures(io, runDir, model);
-    } catch (error) {
-      io.note(`warning: could not draw the pictures: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
-    }
-  }
-
-  if (final) {
-    io.print(`samples at step ${final.step} (first ${SAMPLES_SHOWN}):`);
-    for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
-      io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
-    }
-    io.print(
-      `bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`,
-    );
-    io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
-  }
-  if (outcome.stopped === 'early_stopping') {
-    io.print(
-      `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`,
-    );
-  }
-  if (outcome.stopped === 'interrupted') {
-    io.print(
-      `interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`,
-    );
-    context.setExitCode(130);
-  }
-  io.print(`run: ${io.displayPath(runDir)}`);
 }
 
 /** " (28x28)" for a 2-D model, "" for a 1-D one. */

@@ -6,15 +6,20 @@
  */
 import type { Io } from '../commands/io.js';
 import { UserError } from '../errors.js';
-import type { DiffusionModel } from '../model.js';
+import type { DiffusionModel, SampleOptions, SampleResult } from '../model.js';
 import { parseMetricsJsonl } from '../run/records.js';
 import { defaultSampleSteps, gridSizeFor } from '../run/settings.js';
 
 /** Number of reverse-process frames drawn for reverse_process.gif. */
 const REVERSE_FRAMES = 50;
 
+/** What draws the reverse chain of the pictures: a model, or a pool of replicas (the same bits, sooner). */
+export type PictureSampler = Pick<DiffusionModel, 'modelConfig' | 'length'> & {
+  sample(n: number, opts: SampleOptions): SampleResult | Promise<SampleResult>;
+};
+
 /** Draws the run's pictures and report.html into the run directory; returns the file names written. */
-export async function drawRunPictures(io: Io, runDir: string, model: DiffusionModel): Promise<string[]> {
+export async function drawRunPictures(io: Io, runDir: string, model: PictureSampler): Promise<string[]> {
   if (io.renderRunPictures === undefined) throw new UserError('drawing pictures is not available here');
   const metricsSource = io.join(runDir, 'metrics.jsonl');
   if (!(await io.exists(metricsSource))) throw new UserError(`${io.displayPath(metricsSource)}: no such file (is ${io.displayPath(runDir)} a run directory?)`);
@@ -34,7 +39,7 @@ export async function drawRunPictures(io: Io, runDir: string, model: DiffusionMo
   // a strided chain where the full one is expensive (28×28 images at T = 1000), as at evaluations
   const steps = defaultSampleSteps(T, model.length, parameterisation);
   const recordEvery = Math.max(1, Math.floor((steps ?? T) / REVERSE_FRAMES));
-  const { frames } = model.sample(gridSizeFor(shape), { seed: 0, recordEvery, steps });
+  const { frames } = await model.sample(gridSizeFor(shape), { seed: 0, recordEvery, steps });
   const drawn = await io.renderRunPictures(
     {
       metrics: parseMetricsJsonl(metricsText, io.displayPath(metricsSource)),
