@@ -3,7 +3,7 @@
  * Speed benchmark (issue 7): `npm run bench` prints a table and writes bench/results.json; every
  * figure is measured in the same run. `npm run bench -- --quick` is a fast smoke run (T = 100,
  * one repeat, short timings: its figures are not the benchmark's). `--only a,b` runs the named
- * configurations only.
+ * configurations only and merges their rows into bench/results.json (the others are kept).
  *
  * Every configuration runs in its own child process (this file with --child), so its peak RSS
  * (process.resourceUsage().maxRSS at exit: the whole process, worker threads included) is its own.
@@ -389,9 +389,21 @@ async function main() {
     results[name] = await runInChild(spec);
     // other programs on the machine take cores from the measurement: keep the 1-minute load
     results[name].load_average = Number(((loadBefore + loadavg()[0]) / 2).toFixed(2));
+    results[name].measured_at = new Date().toISOString();
     process.stderr.write(
       ` ${results[name].error ?? `${format(results[name].value)} ${results[name].unit}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`,
     );
+  }
+  // --only: the other rows of bench/results.json stay (each row carries its measured_at), so a
+  // partial run updates the file instead of replacing it; ratios then may pair rows of two runs.
+  const resultsFile = join(here, 'results.json');
+  if (only && !quick) {
+    try {
+      const previous = JSON.parse(readFileSync(resultsFile, 'utf8')).results ?? {};
+      for (const [name, row] of Object.entries(previous)) if (!(name in results)) results[name] = row;
+    } catch {
+      // no earlier results (or not readable): this run's rows only
+    }
   }
   const peak = results.peak_gflops?.value;
   // derived figures
@@ -432,7 +444,7 @@ async function main() {
   };
   printTable(report);
   if (!quick || args.includes('--write')) {
-    writeFileSync(join(here, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(resultsFile, `${JSON.stringify(report, null, 2)}\n`);
     process.stderr.write(`bench: wrote ${join('bench', 'results.json')}\n`);
   }
 }

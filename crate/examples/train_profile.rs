@@ -2,7 +2,7 @@
 //! (L = 20, H = 96, 2 blocks, T = 2000, batch 256, importance objective) on heartbeat rows,
 //! timed per phase (shard gradients, optimiser). Run under `perf record` for the kernels.
 //!
-//!   cargo run --release -p bernoulli-diffusion-core --example train_profile -- [steps] [batch]
+//!   H=128 cargo run --release -p bernoulli-diffusion-core --example train_profile -- [steps] [batch]   (H: hidden width, default 96)
 
 use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Padding, Parameterisation, ScheduleKind};
 use bernoulli_diffusion_core::model::{gradient_shard_rows, Model};
@@ -24,7 +24,7 @@ fn main() {
         schedule: ScheduleKind::Paper,
         architecture: Architecture::Mlp,
         parameterisation: Parameterisation::X0,
-        hidden: 96,
+        hidden: std::env::var("H").map(|h| h.parse().unwrap()).unwrap_or(96),
         layers: 2,
         time_embedding: 32,
         kernel: 0,
