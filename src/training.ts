@@ -111,6 +111,12 @@ export interface TrainingHooks {
   onBest?(state: LoopState): void | Promise<void>;
   onCheckpoint?(reason: CheckpointReason, state: LoopState): void | Promise<void>;
   onProgress?(update: ProgressUpdate): void;
+  /**
+   * Stopped early, with the best model from before the last step: a model holding the best
+   * weights (what the caller keeps as the run's model), so that the final evaluation — the bound
+   * and samples reported — is of that model. Absent or undefined: the last step's model.
+   */
+  bestModel?(state: LoopState): MaybePromise<TrainableModel | AsyncTrainableModel | undefined>;
 }
 
 /** Why the loop stopped. */
@@ -120,7 +126,7 @@ export type StopReason = 'completed' | 'early_stopping' | 'interrupted';
 export interface TrainingOutcome {
   stopped: StopReason;
   state: LoopState;
-  /** The evaluation at the last step (absent when interrupted before any). */
+  /** The evaluation at the last step, or of the best model when stopped early and `bestModel` gave one (absent when interrupted before any). */
   lastEvaluation?: { step: number; evaluation: Evaluation };
   stepsThisSession: number;
   trainSeconds: number;
@@ -355,9 +361,9 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
   const boundData = evaluationSubset(data.val, settings.evalSequences, settings.seed);
   // Evaluations before the last draw only the picture grid's samples (a chain of T steps per
   // sample is most of an evaluation's cost); the last draws evalSamples for the final proportions.
-  const evaluate = async (last: boolean): Promise<Evaluation> => {
+  const evaluate = async (last: boolean, target: TrainableModel | AsyncTrainableModel = model): Promise<Evaluation> => {
     const started = now();
-    const evaluation = await evaluateModelAsync(model, {
+    const evaluation = await evaluateModelAsync(target, {
       data: boundData,
       trainSet: data.trainSet,
       dataSet: data.valSet,
@@ -453,7 +459,15 @@ export async function runTraining(options: TrainOptions): Promise<TrainingOutcom
   if (stopped === 'interrupted') {
     if (state.step !== lastCheckpointStep || stepsThisSession === 0) await checkpoint('interrupted');
   } else {
-    if (lastEvaluation?.step !== state.step || lastEvaluation.evaluation.samples !== Math.max(settings.evalSamples, settings.gridSize)) {
+    const best =
+      stopped === 'early_stopping' && state.bestStep !== null && state.bestStep !== state.step
+        ? await hooks.bestModel?.({ ...state, elapsedSeconds: elapsed() })
+        : undefined;
+    if (best) {
+      // the final evaluation is of the model kept: the best one, not the last step's
+      lastEvaluation = { step: state.bestStep!, evaluation: await evaluate(true, best) };
+      checkEvaluationBound(state.bestStep!, lastEvaluation.evaluation);
+    } else if (lastEvaluation?.step !== state.step || lastEvaluation.evaluation.samples !== Math.max(settings.evalSamples, settings.gridSize)) {
       // Nothing left to train (a finished run resumed) or stopped early (between evaluations, or
       // at one that drew only the grid): the last evaluation, with all its samples.
       lastEvaluation = { step: state.step, evaluation: await evaluate(true) };

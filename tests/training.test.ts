@@ -289,6 +289,30 @@ describe('training loop', () => {
     expect(model.evaluations).toBe(5);
   });
 
+  it('stopped early, the final evaluation is of the best model that `bestModel` gives (the one kept)', async () => {
+    const model = new FakeModel(10, [5, 4, 4.5, 4.2, 4.1]);
+    const bestModel = new FakeModel(10, [3.9]);
+    const asked: (number | null)[] = [];
+    const outcome = await runTraining({
+      model,
+      data,
+      settings: settings({ totalSteps: 100, evalEvery: 10, earlyStopping: 2, checkpointEvery: 0 }),
+      now,
+      yieldToEventLoop: noYield,
+      hooks: { bestModel: (state) => (asked.push(state.bestStep), bestModel) },
+    });
+    expect(outcome.stopped).toBe('early_stopping');
+    expect(asked).toEqual([20]);
+    // the last step's model: its four scheduled evaluations only; the best one: the final evaluation, all samples
+    expect(model.evaluations).toBe(4);
+    expect(bestModel.evaluations).toBe(1);
+    expect(outcome.lastEvaluation).toMatchObject({ step: 20, evaluation: { bound_bits: 3.9, samples: 6 } });
+    // a completed run never asks
+    const completed = await runTraining({ model: new FakeModel(10), data, settings: settings(), now, yieldToEventLoop: noYield, hooks: { bestModel: () => bestModel } });
+    expect(completed.stopped).toBe('completed');
+    expect(bestModel.evaluations).toBe(1);
+  });
+
   it('a finished run resumed trains no more but still evaluates', async () => {
     const model = new FakeModel(10);
     model.restore(20, 1);

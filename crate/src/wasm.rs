@@ -188,10 +188,7 @@ impl RawModel {
     /// (frame-major, frames × n × L) and `lastFrameTimes()`. steps: network calls of the chain
     /// (undefined or 0: all T; fewer: strided, x0 parameterisation only).
     pub fn sample(&mut self, n: usize, seed: u64, record_every: usize, steps: Option<usize>) -> Result<Vec<u8>, JsValue> {
-        let result = self.model.sample_range(0, n, seed, steps.unwrap_or(0), record_every).map_err(js_error)?;
-        self.last_frames = result.frames;
-        self.last_frame_times = result.frame_times;
-        Ok(result.bits)
+        self.sample_range(0, n, seed, record_every, steps)
     }
 
     /// Sequences first..first+n of `sample(first + n, seed, record_every)`, laid out as `sample`'s.
@@ -220,9 +217,9 @@ impl RawModel {
     }
 
     /// The Monte-Carlo totals behind `evaluateBound` for rows that are sequences first_index..
-    /// of the dataset: totals[i·repeats + r] (bits). strata: 0 for the full sum over t, else K
-    /// strata of t (`evaluate::TimeSampling`).
-    /// Totals of the items (i·R + r) first_item..first_item+items of the rows (all when absent).
+    /// of the dataset: totals[i·repeats + r] (bits) of the items first_item..first_item+items
+    /// (all of the rows' items when absent). strata: 0 for the full sum over t, else K strata of t
+    /// (`evaluate::TimeSampling`).
     #[wasm_bindgen(js_name = boundTotals)]
     #[allow(clippy::too_many_arguments)]
     pub fn bound_totals(
@@ -264,8 +261,7 @@ impl RawModel {
         particles: Option<usize>,
         steps: Option<usize>,
     ) -> Result<Vec<u8>, JsValue> {
-        let mode = InpaintMode::from_name(mode.as_deref(), particles).map_err(js_error)?;
-        self.model.inpaint_range(pattern, 0, n, seed, steps.unwrap_or(0), mode).map_err(js_error)
+        self.inpaint_range(pattern, 0, n, seed, mode, particles, steps)
     }
 
     /// [mean, mc_stderr, sequence_stderr, per-sequence bound...] (bits per sequence). strata: 0

@@ -37,6 +37,7 @@ import { runTraining, type Evaluation, type TrainingOutcome } from '../training.
 import type { CommandContext, Io, RunDirectoryClaim } from './io.js';
 import { boundText, count, percent, proportionsText } from './text.js';
 import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
+import type { ParallelModel } from '../parallel/pool.js';
 
 interface TrainArgs {
   config?: string;
@@ -334,6 +335,8 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
   let outcome: TrainingOutcome;
   // With several workers, `model` is the pool's replica in this thread (shard 0), kept in step.
   const pool = workers > 1 && io.parallel ? await io.parallel.createPool(model, workers - 1) : undefined;
+  // Stopped early: the best model (model.safetensors), loaded for the final evaluation and pictures.
+  let best: { model: DiffusionModel; pool?: ParallelModel } | undefined;
   try {
     try {
       outcome = await runTraining({
@@ -375,6 +378,13 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
             if (reason === 'final') await io.writeAtomic(path.model, config.training.early_stopping > 0 && bestBytes ? bestBytes : bytes);
           },
           onProgress: (update) => progress.update(update),
+          bestModel: async () => {
+            if (config.training.early_stopping === 0 || bestBytes === undefined) return undefined;
+            const bestModel = await DiffusionModel.fromBytes(bestBytes, io.displayPath(path.best));
+            best = { model: bestModel };
+            if (pool && io.parallel) best.pool = await io.parallel.createPool(bestModel, workers - 1);
+            return best.pool ?? bestModel;
+          },
         },
       });
     } catch (error) {
@@ -414,7 +424,8 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
 
     if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
       try {
-        await drawRunPictures(io, runDir, pool ?? model); // the reverse chain of the pictures over the pool too
+        // the pictures' reverse chain: of the model kept (the best one when stopped early), over the pool if any
+        await drawRunPictures(io, runDir, best ? (best.pool ?? best.model) : (pool ?? model));
       } catch (error) {
         io.note(`warning: could not draw the pictures: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
       }
@@ -432,7 +443,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     }
     if (outcome.stopped === 'early_stopping') {
       io.print(
-        `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep}`,
+        `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep} (the bound and samples above are of it)`,
       );
     }
     if (outcome.stopped === 'interrupted') {
@@ -444,6 +455,8 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     io.print(`run: ${io.displayPath(runDir)}`);
   } finally {
     await pool?.close();
+    await best?.pool?.close();
+    best?.model.free();
   }
 }
 
