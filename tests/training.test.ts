@@ -308,7 +308,14 @@ describe('training loop', () => {
     expect(bestModel.evaluations).toBe(1);
     expect(outcome.lastEvaluation).toMatchObject({ step: 20, evaluation: { bound_bits: 3.9, samples: 6 } });
     // a completed run never asks
-    const completed = await runTraining({ model: new FakeModel(10), data, settings: settings(), now, yieldToEventLoop: noYield, hooks: { bestModel: () => bestModel } });
+    const completed = await runTraining({
+      model: new FakeModel(10),
+      data,
+      settings: settings(),
+      now,
+      yieldToEventLoop: noYield,
+      hooks: { bestModel: () => bestModel },
+    });
     expect(completed.stopped).toBe('completed');
     expect(bestModel.evaluations).toBe(1);
   });

@@ -76,7 +76,12 @@ export function serveWorker(port: WorkerPort): void {
         return { result: bits, transfer: [bits.buffer] };
       }
       case 'boundTotals': {
-        const totals = replica().boundTotals(request.data, request.firstIndex, { repeats: request.repeats, strata: request.strata, seed: request.seed }, request.items);
+        const totals = replica().boundTotals(
+          request.data,
+          request.firstIndex,
+          { repeats: request.repeats, strata: request.strata, seed: request.seed },
+          request.items,
+        );
         return { result: totals, transfer: [totals.buffer] };
       }
       case 'toBytes': {
