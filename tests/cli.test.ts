@@ -413,6 +413,9 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     expect(JSON.parse(tensorsOf(join(runDir, 'model.safetensors')).metadata.loop_state).step).toBe(best.step);
     expectSameModel(join(runDir, 'checkpoints', 'best.safetensors'), join(runDir, 'model.safetensors'));
     expect(results.stopped).toBe('early_stopping');
+    // the final evaluation is of the model kept: the best one, with the same fixed noise as at its step
+    expect(results.final.step).toBe(best.step);
+    expect(results.final.bound_bits).toBe(best.bound_bits);
     expect(evaluated.at(-1).step).toBe(best.step + 10); // two evaluations without improvement
     expect(results.step).toBe(best.step + 10);
     expect(result.stdout).toContain(
