@@ -34,6 +34,8 @@
  * - mnist:      binarized MNIST (issue 13): `data mnist` (9,000 train / 1,000 val), the two baselines
  *               of bench/mnist.js on that split, then the U-Net (MNIST_CONFIG) trained on all cores
  *               for --minutes (default 30; the bench stops `train` with SIGINT, which checkpoints),
+ *               the cosine schedule sized by a 60-s calibration run of the same command before it
+ *               (--steps-per-second R skips it),
  *               checkpoints every --checkpoint-every steps (200); the checkpoints nearest 5, 10 and
  *               30 minutes of training (metrics.jsonl's `elapsed`) are evaluated on --val-images
  *               (200) val images, with `evaluate --strata K` (--strata, 100) where the CLI has it,
@@ -389,11 +391,14 @@ if (only.includes('estimators')) {
  * x0 parameterisation, batch 128, Adam 2e-3; here with importance-sampled t, the EMA of the weights,
  * batch 32: at the same images seen, 4x the updates gave a better bound (val-50, 25,600 images:
  * 76.8 nats at batch 32 vs 90.5 at batch 128; batch 16: 77.3), and a cosine decay of the learning
- * rate over the steps this machine makes in the time budget (MNIST_STEPS_PER_SECOND, measured
- * here: 2.0 steps/s at batch 32 on both cores; a slower machine stops before the decay ends).
+ * rate over the steps this machine makes in the time budget: a calibration run of the same command
+ * (MNIST_CALIBRATION_SECONDS, not counted in the budget) measures the steps per second, and the
+ * schedule is sized to MNIST_SCHEDULE_SHARE of what fits, so the decay ends before the stop even
+ * if the machine slows a little (a fixed guess left 6 of 30 minutes unused once the kernels got faster).
  */
 const MNIST_BATCH = 32;
-const MNIST_STEPS_PER_SECOND = 2.0;
+const MNIST_CALIBRATION_SECONDS = 60;
+const MNIST_SCHEDULE_SHARE = 0.95;
 const MNIST_CONFIG = `model:
   architecture: unet
   T: 1000
@@ -581,12 +586,25 @@ if (only.includes('mnist')) {
   writeFileSync(join(work, 'mnist-unet.yaml'), config);
   const name = 'mnist-unet';
   const runDir = join(work, 'results', name);
-  const trainArgs = [
+  const commonArgs = [
     ...['train', '--config', 'mnist-unet.yaml', '--data', 'mnist/train.txt', '--val', 'mnist/val.txt'],
-    ...['--steps', String(Math.round(minutes * 60 * MNIST_STEPS_PER_SECOND))],
-    ...['--checkpoint-every', String(checkpointEvery), '--workers', String(cores), '--name', name, '--quiet', '--no-plots'],
+    ...['--workers', String(cores), '--quiet', '--no-plots'],
   ];
-  console.log(`[mnist] training for ${minutes} minutes on ${cores} cores: ${shown(trainArgs)}`);
+  // Steps per second of this command on this machine now (--steps-per-second skips the measurement).
+  let stepsPerSecond = numberOption('steps-per-second', undefined);
+  if (stepsPerSecond === undefined) {
+    const calibrationName = `${name}-calibration`;
+    const calibrationSeconds = Math.min(MNIST_CALIBRATION_SECONDS, minutes * 60);
+    const calibrationArgs = [...commonArgs, '--steps', '1000000', '--checkpoint-every', '1000000', '--name', calibrationName];
+    console.log(`[mnist] calibrating: ${calibrationSeconds} s of ${shown(calibrationArgs)}`);
+    await trainForSeconds(calibrationArgs, join(work, 'results', calibrationName), calibrationSeconds);
+    const last = metricsRecords(join(work, 'results', calibrationName, 'metrics.jsonl')).at(-1);
+    if (!last?.elapsed) throw new Error('mnist: the calibration run wrote no metrics');
+    stepsPerSecond = last.step / last.elapsed;
+  }
+  const steps = Math.max(1, Math.round(minutes * 60 * stepsPerSecond * MNIST_SCHEDULE_SHARE));
+  const trainArgs = [...commonArgs, '--steps', String(steps), '--checkpoint-every', String(checkpointEvery), '--name', name];
+  console.log(`[mnist] training for ${minutes} minutes on ${cores} cores (${stepsPerSecond.toFixed(2)} steps/s measured): ${shown(trainArgs)}`);
   const run = await trainForSeconds(trainArgs, runDir, minutes * 60);
   const results = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8'));
   const imagesPerSecond = (results.step * MNIST_BATCH) / results.timings.train_seconds;
@@ -607,6 +625,8 @@ if (only.includes('mnist')) {
       step: nearest.step,
       elapsed_seconds: nearest.elapsed,
       images_per_second: imagesPerSecond,
+      calibrated_steps_per_second: stepsPerSecond,
+      schedule_steps: steps,
       train_seconds: results.timings.train_seconds,
       peak_rss_bytes: run.peakRssBytes,
       workers: cores,
