@@ -276,6 +276,15 @@ describe('sampling and evaluation over the pool', () => {
     expect(availableCores()).toBeGreaterThanOrEqual(1);
     one.free();
   });
+
+  it('closes more than once (also concurrently) without hanging, and a closed pool refuses work', async () => {
+    const one = await DiffusionModel.create(modelConfig('paper', 5), trainingConfig('full'), 4);
+    const p = await createNodePool({ workers: 1, checkpoint: one.toBytes() });
+    await Promise.all([p.close(), p.close()]);
+    await p.close();
+    await expect(p.sample(2, { seed: 1 })).rejects.toThrow('the pool is closed');
+    one.free();
+  });
 });
 
 describe('train and evaluate --workers', () => {

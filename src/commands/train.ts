@@ -382,6 +382,8 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
             if (config.training.early_stopping === 0 || bestBytes === undefined) return undefined;
             const bestModel = await DiffusionModel.fromBytes(bestBytes, io.displayPath(path.best));
             best = { model: bestModel };
+            // training is over: the best model's pool replaces the training pool (never both at once)
+            await pool?.close();
             if (pool && io.parallel) best.pool = await io.parallel.createPool(bestModel, workers - 1);
             return best.pool ?? bestModel;
           },
@@ -397,29 +399,18 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     }
     await flushMetrics();
 
-    const final = outcome.lastEvaluation;
-    const results = {
-      format: RESULTS_FORMAT,
-      run: io.basename(runDir),
-      stopped: outcome.stopped,
-      step: outcome.state.step,
-      total_steps: total,
-      epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
-      model_step:
-        config.training.early_stopping > 0 && bestBytes !== undefined && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
-      final: final ? evaluationSummary(final.step, final.evaluation, metricsLines) : null,
-      best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
-      timings: {
-        elapsed_seconds: Number(outcome.state.elapsedSeconds.toFixed(3)),
-        session_seconds: Number(((io.now() - sessionStart) / 1000).toFixed(3)),
-        train_seconds: Number(outcome.trainSeconds.toFixed(3)),
-        eval_seconds: Number(outcome.evalSeconds.toFixed(3)),
-        steps_per_second: outcome.trainSeconds > 0 ? Number((outcome.stepsThisSession / outcome.trainSeconds).toFixed(2)) : null,
-        steps_this_session: outcome.stepsThisSession,
-      },
-      data: { train: data.train.source, val: data.val.source, n_train: data.train.data.rows, n_val: data.val.data.rows, length: data.train.data.length },
-      samples: final ? final.evaluation.sampleLines.slice(0, gridSizeFor(model.modelConfig.shape)) : [],
-    };
+    const keptBest = config.training.early_stopping > 0 && bestBytes !== undefined;
+    const results = runResults({
+      runName: io.basename(runDir),
+      config,
+      data,
+      outcome,
+      total,
+      keptBest,
+      metricsLines,
+      shape: model.modelConfig.shape,
+      sessionSeconds: (io.now() - sessionStart) / 1000,
+    });
     await io.writeAtomic(path.results, `${JSON.stringify(results, null, 2)}\n`);
 
     if (outcome.stopped !== 'interrupted' && args.plots && io.renderRunPictures !== undefined) {
@@ -431,21 +422,7 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
       }
     }
 
-    if (final) {
-      io.print(`samples at step ${final.step} (first ${SAMPLES_SHOWN}):`);
-      for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
-        io.print(`  ${line}  ${trainSet.has(line) ? 'train' : valSet.has(line) ? valName : 'other'}`);
-      }
-      io.print(
-        `bound on ${valName} data: ${boundText(final.evaluation)} (${final.evaluation.n_data < data.val.data.rows ? `${final.evaluation.n_data} of ` : ''}${count(data.val.data.rows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`,
-      );
-      io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
-    }
-    if (outcome.stopped === 'early_stopping') {
-      io.print(
-        `stopped early at step ${outcome.state.step}: no better bound in ${config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep} (the bound and samples above are of it)`,
-      );
-    }
+    printRunSummary(io, { outcome, config, trainSet, valSet, valName, valRows: data.val.data.rows });
     if (outcome.stopped === 'interrupted') {
       io.print(
         `interrupted at step ${outcome.state.step}; continue with: bernoulli-diffusion train --resume ${io.displayPath(lastCheckpointPath ?? path.step(outcome.state.step))}`,
@@ -457,6 +434,69 @@ async function train(context: CommandContext, args: TrainArgs, { config, data, m
     await pool?.close();
     await best?.pool?.close();
     best?.model.free();
+  }
+}
+
+/** What results.json records of a finished (or stopped) run. */
+function runResults(run: {
+  runName: string;
+  config: RunConfig;
+  data: RunData;
+  outcome: TrainingOutcome;
+  total: number;
+  /** model.safetensors holds the best model (early stopping on, and a best was found). */
+  keptBest: boolean;
+  metricsLines: string[];
+  shape: DiffusionModel['modelConfig']['shape'];
+  sessionSeconds: number;
+}) {
+  const { config, data, outcome } = run;
+  const final = outcome.lastEvaluation;
+  return {
+    format: RESULTS_FORMAT,
+    run: run.runName,
+    stopped: outcome.stopped,
+    step: outcome.state.step,
+    total_steps: run.total,
+    epochs: Number(((outcome.state.step * config.training.batch_size) / data.train.data.rows).toFixed(4)),
+    model_step: run.keptBest && outcome.state.bestStep !== null ? outcome.state.bestStep : outcome.state.step,
+    final: final ? evaluationSummary(final.step, final.evaluation, run.metricsLines) : null,
+    best: outcome.state.bestStep !== null ? { step: outcome.state.bestStep, bound_bits: outcome.state.bestBoundBits } : null,
+    timings: {
+      elapsed_seconds: Number(outcome.state.elapsedSeconds.toFixed(3)),
+      session_seconds: Number(run.sessionSeconds.toFixed(3)),
+      train_seconds: Number(outcome.trainSeconds.toFixed(3)),
+      eval_seconds: Number(outcome.evalSeconds.toFixed(3)),
+      steps_per_second: outcome.trainSeconds > 0 ? Number((outcome.stepsThisSession / outcome.trainSeconds).toFixed(2)) : null,
+      steps_this_session: outcome.stepsThisSession,
+    },
+    data: { train: data.train.source, val: data.val.source, n_train: data.train.data.rows, n_val: data.val.data.rows, length: data.train.data.length },
+    samples: final ? final.evaluation.sampleLines.slice(0, gridSizeFor(run.shape)) : [],
+  };
+}
+
+/** The end-of-run lines on stdout: a few samples, the final bound and sample shares, and how the run stopped early. */
+function printRunSummary(
+  io: Io,
+  run: { outcome: TrainingOutcome; config: RunConfig; trainSet: Set<string>; valSet: Set<string>; valName: string; valRows: number },
+): void {
+  const { outcome, valName } = run;
+  const final = outcome.lastEvaluation;
+  if (final) {
+    io.print(`samples at step ${final.step} (first ${SAMPLES_SHOWN}):`);
+    for (const line of final.evaluation.sampleLines.slice(0, SAMPLES_SHOWN)) {
+      io.print(`  ${line}  ${run.trainSet.has(line) ? 'train' : run.valSet.has(line) ? valName : 'other'}`);
+    }
+    const evaluated = final.evaluation.n_data < run.valRows ? `${final.evaluation.n_data} of ` : '';
+    io.print(
+      `bound on ${valName} data: ${boundText(final.evaluation)} (${evaluated}${count(run.valRows, 'sequence')}, ${count(final.evaluation.bound_repeats, 'repeat')})`,
+    );
+    io.print(`samples: ${proportionsText(final.evaluation, valName)}`);
+  }
+  if (outcome.stopped === 'early_stopping') {
+    io.print(
+      `stopped early at step ${outcome.state.step}: no better bound in ${run.config.training.early_stopping} evaluations; model.safetensors is the best, from step ${outcome.state.bestStep} (the bound and samples above are of it)`,
+    );
   }
 }
 
