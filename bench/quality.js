@@ -398,6 +398,7 @@ if (only.includes('estimators')) {
  */
 const MNIST_BATCH = 32;
 const MNIST_CALIBRATION_SECONDS = 60;
+const MNIST_WARMUP_SECONDS = 15;
 const MNIST_SCHEDULE_SHARE = 0.95;
 const MNIST_CONFIG = `model:
   architecture: unet
@@ -598,9 +599,12 @@ if (only.includes('mnist')) {
     const calibrationArgs = [...commonArgs, '--steps', '1000000', '--checkpoint-every', '1000000', '--name', calibrationName];
     console.log(`[mnist] calibrating: ${calibrationSeconds} s of ${shown(calibrationArgs)}`);
     await trainForSeconds(calibrationArgs, join(work, 'results', calibrationName), calibrationSeconds);
-    const last = metricsRecords(join(work, 'results', calibrationName, 'metrics.jsonl')).at(-1);
-    if (!last?.elapsed) throw new Error('mnist: the calibration run wrote no metrics');
-    stepsPerSecond = last.step / last.elapsed;
+    // the rate after the first MNIST_WARMUP_SECONDS (start-up: the first steps are several times slower)
+    const records = metricsRecords(join(work, 'results', calibrationName, 'metrics.jsonl'));
+    const first = records.find((r) => r.elapsed >= Math.min(MNIST_WARMUP_SECONDS, calibrationSeconds / 4)) ?? records[0];
+    const last = records.at(-1);
+    if (!first || !last || last.elapsed <= first.elapsed) throw new Error('mnist: the calibration run wrote too few metrics');
+    stepsPerSecond = (last.step - first.step) / (last.elapsed - first.elapsed);
   }
   const steps = Math.max(1, Math.round(minutes * 60 * stepsPerSecond * MNIST_SCHEDULE_SHARE));
   const trainArgs = [...commonArgs, '--steps', String(steps), '--checkpoint-every', String(checkpointEvery), '--name', name];
