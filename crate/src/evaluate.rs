@@ -307,24 +307,9 @@ pub fn exact_nll(network: &mut dyn ReverseNetwork, config: &ModelConfig, schedul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Architecture, Parameterisation, ScheduleKind};
+    use crate::config::{Parameterisation, ScheduleKind};
     use crate::network::oracle::OracleNetwork;
-    use crate::objective::test_network::LinearNetwork;
-
-    fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig {
-            length,
-            timesteps,
-            schedule: ScheduleKind::Paper,
-            architecture: Architecture::Mlp,
-            parameterisation,
-            hidden: 8,
-            layers: 1,
-            time_embedding: 8,
-            kernel: 0,
-            ..ModelConfig::default()
-        }
-    }
+    use crate::objective::test_network::{small_config as config, LinearNetwork};
 
     /// All P phases of the heartbeat: bit i of phase k is 1 when i mod P = k.
     fn heartbeat(length: usize, period: usize) -> Vec<u8> {

@@ -309,22 +309,7 @@ mod tests {
     use crate::config::{Architecture, ScheduleKind};
     use crate::evaluate::exact_nll;
     use crate::network::oracle::OracleNetwork;
-    use crate::objective::test_network::LinearNetwork;
-
-    fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig {
-            length,
-            timesteps,
-            schedule: ScheduleKind::Paper,
-            architecture: Architecture::Mlp,
-            parameterisation,
-            hidden: 8,
-            layers: 1,
-            time_embedding: 8,
-            kernel: 0,
-            ..ModelConfig::default()
-        }
-    }
+    use crate::objective::test_network::{small_config as config, LinearNetwork};
 
     #[test]
     fn systematic_resampling_picks_by_cumulative_weight() {

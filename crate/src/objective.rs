@@ -562,8 +562,25 @@ fn network_terms(
 /// logits[r, j] = sum_k x[r, k]·W[k, j] + bias[t_r - 1, j].
 #[cfg(test)]
 pub(crate) mod test_network {
+    use crate::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
     use crate::network::{ParameterGroup, ReverseNetwork};
     use crate::rng::Rng;
+
+    /// A small mlp model config (hidden 8, one layer) on the paper schedule, for the tests' tiny problems.
+    pub fn small_config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
+        ModelConfig {
+            length,
+            timesteps,
+            schedule: ScheduleKind::Paper,
+            architecture: Architecture::Mlp,
+            parameterisation,
+            hidden: 8,
+            layers: 1,
+            time_embedding: 8,
+            kernel: 0,
+            ..ModelConfig::default()
+        }
+    }
 
     pub struct LinearNetwork {
         pub length: usize,
@@ -626,25 +643,10 @@ pub(crate) mod test_network {
 
 #[cfg(test)]
 mod tests {
-    use super::test_network::LinearNetwork;
+    use super::test_network::{small_config as config, LinearNetwork};
     use super::*;
     use crate::config::{Architecture, ScheduleKind};
     use crate::kernel::reverse_probability;
-
-    fn config(length: usize, timesteps: usize, parameterisation: Parameterisation) -> ModelConfig {
-        ModelConfig {
-            length,
-            timesteps,
-            schedule: ScheduleKind::Paper,
-            architecture: Architecture::Mlp,
-            parameterisation,
-            hidden: 8,
-            layers: 1,
-            time_embedding: 8,
-            kernel: 0,
-            ..ModelConfig::default()
-        }
-    }
 
     const PARAMETERISATIONS: [Parameterisation; 2] = [Parameterisation::Direct, Parameterisation::X0];
 
