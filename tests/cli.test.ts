@@ -2,7 +2,7 @@
 // command and every bad input of the CLI contract (issue 4): exit code 2 and one line for user
 // errors, nothing written for a bad train; exact resume; a kill during a checkpoint write.
 // Runs are tiny (T = 8, a few dozen steps) to keep the suite fast.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../src/checkpoint.js';
 import { parseConfigYaml, resolveConfig } from '../src/config.js';
 import { parseSequences, rowStrings } from '../src/data.js';
+import { startCli as startCliIn } from './adversarial/helpers.js';
 
 const root = resolve(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'bernoulli-diffusion.js');
@@ -423,32 +424,7 @@ describe.skipIf(skipReason !== '')('CLI end to end', () => {
     );
   });
 
-  function startCli(
-    args: string[],
-    extraEnv: Record<string, string>,
-  ): { child: ChildProcess; stdout: () => string; stderr: () => string; waitFor: (text: string) => Promise<void>; exit: Promise<number | null> } {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: work, env: { ...env, ...extraEnv } });
-    let out = '';
-    let err = '';
-    const waiters: { text: string; resolve: () => void }[] = [];
-    child.stdout!.on('data', (chunk) => (out += chunk));
-    child.stderr!.on('data', (chunk) => {
-      err += chunk;
-      for (const waiter of waiters.filter((w) => err.includes(w.text))) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve();
-      }
-    });
-    const exit = new Promise<number | null>((resolveExit) => child.on('close', (code, signal) => resolveExit(signal ? -1 : code)));
-    const waitFor = (text: string) =>
-      err.includes(text)
-        ? Promise.resolve()
-        : new Promise<void>((resolveWait, reject) => {
-            waiters.push({ text, resolve: resolveWait });
-            void exit.then(() => reject(new Error(`exited before "${text}"; stderr: ${err}`)));
-          });
-    return { child, stdout: () => out, stderr: () => err, waitFor, exit };
-  }
+  const startCli = (args: string[], extraEnv: Record<string, string>) => startCliIn(work, args, extraEnv);
 
   it('Ctrl-C checkpoints and exits cleanly; resuming in place matches the uninterrupted run', async () => {
     // Pause inside the write of step-20's checkpoint, press Ctrl-C there, then let the write finish:
