@@ -49,6 +49,8 @@
  *               RSS of `train` (VmHWM). The PyTorch numbers are the issue's (not measured here).
  *               `--only mnist --minutes 2` is a smoke run (rows to test-output/); --quick also uses a
  *               small U-Net (C = 8, T = 100) and few samples, to check the pipeline in minutes.
+ *               --dropout P adds model.dropout: P to MNIST_CONFIG (the rows record the config).
+ * --keep: keep the work directory (data, runs, checkpoints) and print its path.
  * Bounds are in bits per sequence, ± one Monte-Carlo standard error (the core's `evaluate`); mnist
  * rows in nats per image (and bits per pixel).
  */
@@ -583,7 +585,10 @@ if (only.includes('mnist')) {
     ? ['--strata', String(strata), '--repeats', '1']
     : ['--repeats', '2'];
 
-  const config = quick ? MNIST_QUICK_CONFIG : MNIST_CONFIG;
+  // --dropout P: the U-Net's dropout (model.dropout; default 0, none), written into the config the rows record
+  const dropout = numberOption('dropout', undefined);
+  const baseConfig = quick ? MNIST_QUICK_CONFIG : MNIST_CONFIG;
+  const config = dropout === undefined ? baseConfig : baseConfig.replace('  parameterisation: x0\n', `  parameterisation: x0\n  dropout: ${dropout}\n`);
   writeFileSync(join(work, 'mnist-unet.yaml'), config);
   const name = 'mnist-unet';
   const runDir = join(work, 'results', name);
@@ -704,7 +709,7 @@ if (only.includes('mnist')) {
         ['peak RSS <= 1 GB', m.peak_rss_bytes !== undefined && m.peak_rss_bytes <= 1e9],
       );
     }
-    record('mnist', `U-Net, ${mark} min of training (step ${nearest.step})`, m, targets, commands);
+    record('mnist', `U-Net${dropout === undefined ? '' : ` (dropout ${dropout})`}, ${mark} min of training (step ${nearest.step})`, m, targets, commands);
   }
 }
 
@@ -768,4 +773,5 @@ if (!quick && !mnistSmoke) {
   writeFileSync(join(ROOT, 'test-output', 'quality-quick.json'), JSON.stringify(output, null, 2) + '\n');
   console.log('\nquick run: wrote test-output/quality-quick.json (not the benchmark figures)');
 }
-rmSync(work, { recursive: true, force: true });
+if (argv.includes('--keep')) console.log(`kept the work directory (checkpoints, data): ${work}`);
+else rmSync(work, { recursive: true, force: true });
