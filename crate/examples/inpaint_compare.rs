@@ -13,7 +13,9 @@
 //! B(y(1 - c_{t-1}) + c_{t-1}/2) at every step) and `Repaint(u)` (Lugmayr et al. 2022: each step
 //! done u times, going back by x_t ~ q(x_t | x_{t-1}) in between; known bits from the posterior).
 
-use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Padding, Parameterisation, ScheduleKind};
+mod common;
+
+use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Parameterisation, ScheduleKind};
 use bernoulli_diffusion_core::evaluate::TimeSampling;
 use bernoulli_diffusion_core::inpaint::{inpaint, InpaintMode};
 use bernoulli_diffusion_core::kernel::reverse_probabilities;
@@ -21,7 +23,6 @@ use bernoulli_diffusion_core::model::Model;
 use bernoulli_diffusion_core::network::oracle::OracleNetwork;
 use bernoulli_diffusion_core::network::{build_network, ReverseNetwork};
 use bernoulli_diffusion_core::objective::ObjectiveKind;
-use bernoulli_diffusion_core::optimiser::{LrSchedule, TrainingConfig};
 use bernoulli_diffusion_core::rng::Rng;
 use bernoulli_diffusion_core::sampler::UNKNOWN;
 use bernoulli_diffusion_core::schedule::Schedule;
@@ -170,42 +171,12 @@ fn main() {
 
     let (architecture, parameterisation, hidden, lr) =
         if paper { (Architecture::Paper, Parameterisation::Direct, 50, 1e-2) } else { (Architecture::Mlp, Parameterisation::X0, 128, 2e-3) };
-    let config = ModelConfig {
-        length: L,
-        timesteps,
-        schedule: ScheduleKind::Paper,
-        architecture,
-        parameterisation,
-        hidden,
-        layers: 2,
-        time_embedding: 32,
-        kernel: 0,
-        shape: None,
-        channels: 32,
-        levels: 0,
-        blocks: 1,
-        padding: Padding::Zero,
-        position_embedding: None,
-        dropout: 0.0,
-    };
+    let config = common::sequence_config(L, timesteps, architecture, parameterisation, hidden);
     if !paper {
         let mut oracle = OracleNetwork::new(&schedule, L, &data);
         report(&format!("oracle kernel, T = {timesteps}"), &mut oracle, &config, &schedule, n);
     }
-    let training = TrainingConfig {
-        lr,
-        lr_schedule: LrSchedule::Cosine,
-        warmup_steps: 100,
-        total_steps: steps,
-        min_lr_ratio: 0.1,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        clip_norm: 1.0,
-        ema_decay: 0.995,
-        objective: ObjectiveKind::Sampled,
-    };
+    let training = common::training_config(lr, steps, ObjectiveKind::Sampled);
     let mut model = Model::new(config.clone(), training, 1).unwrap();
     let rows = 64;
     let mut rng = Rng::new(5);

@@ -4,10 +4,11 @@
 //!
 //!   H=128 cargo run --release -p bernoulli-diffusion-core --example train_profile -- [steps] [batch]   (H: hidden width, default 96)
 
-use bernoulli_diffusion_core::config::{Architecture, ModelConfig, Padding, Parameterisation, ScheduleKind};
+mod common;
+
+use bernoulli_diffusion_core::config::{Architecture, Parameterisation};
 use bernoulli_diffusion_core::model::{gradient_shard_rows, Model};
 use bernoulli_diffusion_core::objective::ObjectiveKind;
-use bernoulli_diffusion_core::optimiser::{LrSchedule, TrainingConfig};
 use bernoulli_diffusion_core::rng::Rng;
 use std::time::Instant;
 
@@ -18,38 +19,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let steps: u64 = args.get(1).map(|s| s.parse().unwrap()).unwrap_or(500);
     let rows: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(256);
-    let config = ModelConfig {
-        length: L,
-        timesteps: 2000,
-        schedule: ScheduleKind::Paper,
-        architecture: Architecture::Mlp,
-        parameterisation: Parameterisation::X0,
-        hidden: std::env::var("H").map(|h| h.parse().unwrap()).unwrap_or(96),
-        layers: 2,
-        time_embedding: 32,
-        kernel: 0,
-        shape: None,
-        channels: 32,
-        levels: 0,
-        blocks: 1,
-        padding: Padding::Zero,
-        position_embedding: None,
-        dropout: 0.0,
-    };
-    let training = TrainingConfig {
-        lr: 2e-3,
-        lr_schedule: LrSchedule::Cosine,
-        warmup_steps: 100,
-        total_steps: steps,
-        min_lr_ratio: 0.1,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        clip_norm: 1.0,
-        ema_decay: 0.995,
-        objective: ObjectiveKind::Importance,
-    };
+    let hidden = std::env::var("H").map(|h| h.parse().unwrap()).unwrap_or(96);
+    let config = common::sequence_config(L, 2000, Architecture::Mlp, Parameterisation::X0, hidden);
+    let training = common::training_config(2e-3, steps, ObjectiveKind::Importance);
     let mut model = Model::new(config, training, 1).unwrap();
     let mut rng = Rng::new(5);
     let (mut gradient_seconds, mut apply_seconds) = (0.0, 0.0);
