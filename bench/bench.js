@@ -11,7 +11,11 @@
  * plain-TypeScript reference runs from src/reference through tsx.
  *
  * Figures:
- * - peak_gflops: f32x4 multiply + add on registers only (linalg::peak_multiply_add, exported as peakKernel), one core: the limit.
+ * - peak_gflops: f32x4 multiply-adds on registers only (linalg::peak_multiply_add, exported as peakKernel), one core: the limit.
+ * - Two wasm builds (src/wasm.ts): the rows without suffix run the package's default (relaxed SIMD,
+ *   fused multiply-adds, where the runtime has it; each row's `build` says which), the *_simd128
+ *   rows the plain build (mul then add); each is measured against the peak of its own build, and
+ *   *.wasm_all_vs_simd128 is the same-run gain of the default build.
  * - train_paper_b64 / _b2048: example-timesteps per second (batch × T per step) of full training
  *   steps (full sum over t = 1..T, forward + backward + AdamW with clipping; EMA off, as in the
  *   baselines) of the paper architecture (L = 20, H = 50, 2 hidden layers, T = 2000, direct
@@ -80,6 +84,13 @@ async function loadPackage() {
   return { DiffusionModel: model.DiffusionModel, createNodePool: pool.createNodePool, config };
 }
 
+/** The wasm build this child runs (BERNOULLI_DIFFUSION_WASM from the spec's `build`, else the package's choice). */
+async function wasmBuildName() {
+  const { readWasm } = await import('../dist/node/wasm-file.js');
+  const { selectedWasmBuild } = await import('../dist/wasm.js');
+  return { build: selectedWasmBuild(), readWasm };
+}
+
 function paperConfigs(T, objective = 'full') {
   return {
     model: { length: L, T, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: H, layers: 2, time_embedding: 32, kernel: 0 },
@@ -128,7 +139,8 @@ async function rate(once, seconds) {
 const children = {
   async peak({ repeats }) {
     const { default: initWasm, peakKernel, peakFlops } = await import('../pkg/bernoulli_diffusion_core.js');
-    await initWasm({ module_or_path: readFileSync(new URL('../pkg/bernoulli_diffusion_core_bg.wasm', import.meta.url)) });
+    const { build, readWasm } = await wasmBuildName();
+    await initWasm({ module_or_path: await readWasm(build) });
     peakKernel(1_000_000, 1.5); // tier-up to the optimising compiler
     const iterations = 20_000_000;
     const values = [];
@@ -137,7 +149,7 @@ const children = {
       peakKernel(iterations, 1.5 + r);
       values.push(peakFlops(iterations) / ((performance.now() - start) / 1000) / 1e9);
     }
-    return { value: median(values), unit: 'GFLOP/s', values };
+    return { value: median(values), unit: 'GFLOP/s', values, build };
   },
 
   async 'train-wasm'({ batch, T, workers, repeats, seconds }) {
@@ -302,6 +314,10 @@ function torchUnavailable() {
 
 async function runChild(spec) {
   const result = await children[spec.kind](spec);
+  if (spec.kind !== 'torch' && !result.build) {
+    const { loadedWasmBuild } = await import('../dist/wasm.js');
+    result.build = loadedWasmBuild() ?? (await wasmBuildName()).build;
+  }
   result.rssMb ??= process.resourceUsage().maxRSS / 1024; // the torch rows report python's
   process.stdout.write(`\nRESULT ${JSON.stringify(result)}\n`);
   process.exit(0); // worker pools and tfjs may keep handles open
@@ -311,8 +327,10 @@ async function runChild(spec) {
 
 function runInChild(spec) {
   return new Promise((resolve) => {
+    const env = spec.build ? { ...process.env, BERNOULLI_DIFFUSION_WASM: spec.build } : process.env;
     const child = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', JSON.stringify(spec)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     });
     let out = '';
     let err = '';
@@ -336,24 +354,30 @@ async function main() {
   const s = (full) => (quick ? Math.min(0.5, full) : full);
   const cases = [
     ['peak_gflops', { kind: 'peak', repeats: quick ? 2 : 5 }],
+    // the plain build (f32x4 mul then add), beside the default one (relaxed SIMD where the runtime has it)
+    ['peak_gflops.simd128', { kind: 'peak', repeats: quick ? 2 : 5, build: 'simd128' }],
     ['train_paper_b64.wasm_1', { kind: 'train-wasm', batch: 64, T, workers: 1, repeats, seconds: s(1.5) }],
     ['train_paper_b64.wasm_all', { kind: 'train-wasm', batch: 64, T, workers: cores, repeats, seconds: s(1.5) }],
     ['train_paper_b64.plain_ts', { kind: 'train-reference', batch: 64, T, repeats, seconds: s(2) }],
     ['train_paper_b64.tfjs', { kind: 'train-tfjs', batch: 64, T, repeats, seconds: s(3) }],
     ['train_paper_b2048.wasm_1', { kind: 'train-wasm', batch: 2048, T, workers: 1, repeats, seconds: s(0.1) }],
     ['train_paper_b2048.wasm_all', { kind: 'train-wasm', batch: 2048, T, workers: cores, repeats, seconds: s(0.1) }],
+    ['train_paper_b2048.wasm_all_simd128', { kind: 'train-wasm', batch: 2048, T, workers: cores, repeats, seconds: s(0.1), build: 'simd128' }],
     ['train_paper_b2048.plain_ts', { kind: 'train-reference', batch: 2048, T, repeats, seconds: s(2) }],
     ['train_paper_b2048.tfjs', { kind: 'train-tfjs', batch: 2048, T, repeats, seconds: s(3) }],
     ['train_default.wasm_1', { kind: 'train-default', T, workers: 1, repeats, seconds: s(1.5) }],
     ['train_default.wasm_all', { kind: 'train-default', T, workers: cores, repeats, seconds: s(1.5) }],
+    ['train_default.wasm_all_simd128', { kind: 'train-default', T, workers: cores, repeats, seconds: s(1.5), build: 'simd128' }],
     ['sample_b1024.wasm_1', { kind: 'sample-wasm', n: 1024, T, workers: 1, repeats }],
     ['sample_b1024.wasm_all', { kind: 'sample-wasm', n: 1024, T, workers: cores, repeats }],
+    ['sample_b1024.wasm_all_simd128', { kind: 'sample-wasm', n: 1024, T, workers: cores, repeats, build: 'simd128' }],
     ['sample_b1024.plain_ts', { kind: 'sample-reference', n: 1024, T, repeats, seconds: s(3) }],
     ['train_paper_b64.torch', { kind: 'torch', torchCase: 'train_paper_b64', T, repeats, seconds: s(3), threads: cores }],
     ['train_paper_b2048.torch', { kind: 'torch', torchCase: 'train_paper_b2048', T, repeats, seconds: s(3), threads: cores }],
     ['train_default.torch', { kind: 'torch', torchCase: 'train_default', T, repeats, seconds: s(2), threads: cores }],
     ['sample_b1024.torch', { kind: 'torch', torchCase: 'sample_b1024', T, repeats: quick ? 1 : repeats, seconds: 0, threads: cores }],
     ['train_unet_mnist.wasm_all', { kind: 'train-unet', workers: cores, repeats, seconds: s(5) }],
+    ['train_unet_mnist.wasm_all_simd128', { kind: 'train-unet', workers: cores, repeats, seconds: s(5), build: 'simd128' }],
     ['train_unet_mnist.torch', { kind: 'torch', torchCase: 'train_unet_mnist', T: 1000, repeats, seconds: s(5), threads: cores }],
     ['cli_train_default', { kind: 'cli-train', extra: quick ? ['--steps', '20', '--T', '100', '--no-plots'] : ['--steps', '300'] }],
     // the README's main command as a user runs it: defaults, evaluations, pictures
@@ -371,7 +395,7 @@ async function main() {
       },
     ],
     // (--only: the peak is measured all the same, so every "of peak" share is of the same run's peak)
-  ].filter(([name]) => !only || name === 'peak_gflops' || only.has(name) || only.has(name.split('.')[0]));
+  ].filter(([name]) => !only || name.startsWith('peak_gflops') || only.has(name) || only.has(name.split('.')[0]));
 
   const startedAt = new Date().toISOString();
   const load = loadavg();
@@ -406,11 +430,11 @@ async function main() {
       // no earlier results (or not readable): this run's rows only
     }
   }
-  const peak = results.peak_gflops?.value;
-  // derived figures
+  // derived figures: each row against the peak of the build it ran
   for (const [name, r] of Object.entries(results)) {
+    const peak = (name.endsWith('_simd128') ? results['peak_gflops.simd128'] : results.peak_gflops)?.value;
     if (r.skipped || r.gflops === undefined || !peak) continue;
-    const used = name.endsWith('wasm_all') ? cores : 1;
+    const used = name.includes('wasm_all') ? cores : 1;
     r.ratioToPeak = r.gflops / (peak * used);
   }
   const ratio = (a, b) => (results[a]?.value && results[b]?.value ? results[a].value / results[b].value : undefined);
@@ -425,6 +449,11 @@ async function main() {
   for (const row of ['train_paper_b64', 'train_paper_b2048', 'train_default', 'train_unet_mnist', 'sample_b1024']) {
     ratios[`${row}.wasm_all_vs_torch`] = ratio(`${row}.wasm_all`, `${row}.torch`);
     ratios[`${row}.wasm_1_vs_torch`] = ratio(`${row}.wasm_1`, `${row}.torch`);
+  }
+  // the default build (relaxed SIMD where the runtime has it) over the plain one, same run
+  for (const row of ['train_paper_b2048', 'train_default', 'train_unet_mnist', 'sample_b1024']) {
+    ratios[`${row}.wasm_all_vs_simd128`] = ratio(`${row}.wasm_all`, `${row}.wasm_all_simd128`);
+    ratios[`${row}.wasm_all_simd128_vs_torch`] = ratio(`${row}.wasm_all_simd128`, `${row}.torch`);
   }
   ratios['sample_b1024.wasm_all_vs_plain_ts'] = ratio('sample_b1024.wasm_all', 'sample_b1024.plain_ts');
   ratios['sample_b1024.all_vs_1'] = ratio('sample_b1024.wasm_all', 'sample_b1024.wasm_1');

@@ -71,7 +71,7 @@ newer_than() { # is any file under the given paths newer than $1 (or $1 missing)
   local stamp=$1; shift
   [ ! -e "$stamp" ] || [ -n "$(find "$@" -newer "$stamp" -type f -print -quit 2>/dev/null)" ]
 }
-if newer_than pkg/bernoulli_diffusion_core_bg.wasm crate Cargo.toml Cargo.lock scripts/build-wasm.sh; then
+if newer_than pkg/bernoulli_diffusion_core_relaxed_bg.wasm crate Cargo.toml Cargo.lock scripts/build-wasm.sh; then
   say "building wasm"
   bash scripts/build-wasm.sh
 fi

@@ -6,11 +6,12 @@
  *
  * Other entries: `bernoulli-diffusion/node` (worker threads, files), `bernoulli-diffusion/plots`
  * (charts and GIFs), `bernoulli-diffusion/cli` (the command line), `bernoulli-diffusion/wasm`
- * (the .wasm file, to host it yourself and pass its URL to `init`).
+ * (the .wasm file, to host it yourself and pass its URL to `init`; `bernoulli-diffusion/wasm-relaxed`,
+ * the relaxed-SIMD build).
  *
  * @packageDocumentation
  */
-export { init, type WasmSource } from './wasm.js';
+export { init, loadedWasmBuild, relaxedSimdSupported, useWasmBuild, type WasmBuild, type WasmSource } from './wasm.js';
 export {
   DiffusionModel,
   type ModelConfig,

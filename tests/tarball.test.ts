@@ -69,6 +69,7 @@ describe('the packed tarball', () => {
     const files = packed.files.map((f) => f.path);
     expect(files).toContain('LICENSE');
     expect(files).toContain('pkg/bernoulli_diffusion_core_bg.wasm');
+    expect(files).toContain('pkg/bernoulli_diffusion_core_relaxed_bg.wasm');
     expect(files).toContain('dist/index.node.d.ts');
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('dist/reference/'))).toEqual([]);
@@ -81,9 +82,11 @@ describe('the packed tarball', () => {
 
   it('@arethetypeswrong/cli: every entry resolves, with types, for Node ESM and bundlers', async () => {
     // --profile esm-only: the package is ES modules; require() works through Node's require(esm)
-    // (checked below), which attw's node10/node16-from-CJS modes do not model. ./wasm is a file.
+    // (checked below), which attw's node10/node16-from-CJS modes do not model. ./wasm and ./wasm-relaxed are files.
     // attw exits non-zero on any problem.
-    const { stdout } = await run(bin('attw'), [tarball, '--profile', 'esm-only', '--exclude-entrypoints', 'wasm', '--format', 'ascii'], { maxBuffer: 1 << 24 });
+    const { stdout } = await run(bin('attw'), [tarball, '--profile', 'esm-only', '--exclude-entrypoints', 'wasm', 'wasm-relaxed', '--format', 'ascii'], {
+      maxBuffer: 1 << 24,
+    });
     expect(stdout).toContain('"bernoulli-diffusion/cli"');
     expect(stdout).not.toMatch(/^(node16 \(from ESM\)|bundler): (?!🟢)/m);
   });
@@ -191,7 +194,8 @@ describe('the packed tarball', () => {
       .filter((f) => f.endsWith('.js'))
       .map((f) => readFileSync(join(output, 'assets', f), 'utf8'))
       .join('\n');
-    expect(assets.filter((f) => f.endsWith('.wasm'))).toHaveLength(1);
+    // the two builds of the core (src/wasm.ts); the page fetches one of them
+    expect(assets.filter((f) => f.endsWith('.wasm'))).toHaveLength(2);
     expect(code).not.toMatch(/vega|resvg|unpkg\.com/);
     expect(code.length).toBeLessThan(150_000); // the core: model, wasm glue, yaml (was 645 KB with vega)
 

@@ -318,7 +318,7 @@ unsafe fn kernel<const R: usize, const V: usize>(k: usize, a: *const f32, b: *co
         for (i, acc_row) in acc.iter_mut().enumerate() {
             let av = F4::splat_ptr(a_col.add(i));
             for v in 0..V {
-                acc_row[v] = acc_row[v].add(av.mul(bv[v]));
+                acc_row[v] = acc_row[v].add_product(av, bv[v]);
             }
         }
         a_col = a_col.add(MR);
@@ -397,7 +397,7 @@ fn store<const R: usize, const V: usize>(acc: &[[F4; V]; R], out: TileEpilogue) 
 pub const PEAK_FLOPS_PER_ITERATION: u64 = 12 * 4 * 2;
 
 /// The four-lane multiply-add throughput limit: `iterations` rounds of
-/// acc_i = acc_i·0.999 + x over 12 independent accumulators (mul then add, as in the kernels;
+/// acc_i = acc_i·0.999 + x over 12 independent accumulators (`add_product`, as in the kernels;
 /// 96 flops per round). Returns the lane sum so the work cannot be optimised away. Time it to get
 /// the peak GFLOP/s the matrix kernels are measured against.
 pub fn peak_multiply_add(iterations: u32, x: f32) -> f32 {
@@ -408,7 +408,7 @@ pub fn peak_multiply_add(iterations: u32, x: f32) -> f32 {
     }
     for _ in 0..iterations {
         for a in acc.iter_mut() {
-            *a = a.mul(scale).add(add);
+            *a = add.add_product(*a, scale); // a·0.999 + x: fused in the relaxed-SIMD build, as the kernels
         }
     }
     acc.iter().map(|a| a.to_array().iter().sum::<f32>()).sum()
@@ -440,20 +440,24 @@ pub fn linear(rows: usize, k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32
 // ---- One row at a time (for rows that share no weights with others, e.g. a readout of their own). ----
 
 /// y[n] = bias + Σ_p x[p]·W[p, ·] (W stored [k, n]), p in order: the same rounding as `linear`
-/// on one row.
+/// on one row, in either wasm build (the multiply-adds are `add_product`, as in the gemm kernel,
+/// the last n mod 4 columns too), so a network may take either path for a row.
 pub fn linear_row(k: usize, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
     let (y, bias, w) = (&mut y[..n], &bias[..n], &w[..k * n]);
     y.copy_from_slice(bias);
     let full = n / 4 * 4;
+    let tail = n - full;
     for (p, w_row) in w.chunks_exact(n).enumerate() {
-        let xp = x[p];
-        let xv = F4::splat(xp);
+        let xv = F4::splat(x[p]);
         for j in (0..full).step_by(4) {
-            let sum = F4::load(&y[j..j + 4]).add(xv.mul(F4::load(&w_row[j..j + 4])));
-            sum.store(&mut y[j..j + 4]);
+            F4::load(&y[j..j + 4]).add_product(xv, F4::load(&w_row[j..j + 4])).store(&mut y[j..j + 4]);
         }
-        for j in full..n {
-            y[j] += xp * w_row[j];
+        if tail > 0 {
+            let (mut acc, mut wt) = ([0.0; 4], [0.0; 4]);
+            acc[..tail].copy_from_slice(&y[full..]);
+            wt[..tail].copy_from_slice(&w_row[full..]);
+            let sum = F4::new(acc).add_product(xv, F4::new(wt)).to_array();
+            y[full..].copy_from_slice(&sum[..tail]);
         }
     }
 }

@@ -115,6 +115,15 @@ mod imp {
         pub fn mul(self, o: Self) -> Self {
             F4(f32x4_mul(self.0, o.0))
         }
+        /// self + a·b: one fused multiply-add (a single rounding) in the relaxed-SIMD build, where the
+        /// engine may fuse (`f32x4.relaxed_madd`: fused on FMA hardware); mul then add otherwise.
+        #[inline(always)]
+        pub fn add_product(self, a: Self, b: Self) -> Self {
+            #[cfg(target_feature = "relaxed-simd")]
+            return F4(f32x4_relaxed_madd(a.0, b.0, self.0));
+            #[cfg(not(target_feature = "relaxed-simd"))]
+            return self.add(a.mul(b));
+        }
         #[inline(always)]
         pub fn div(self, o: Self) -> Self {
             F4(f32x4_div(self.0, o.0))
@@ -282,6 +291,11 @@ mod imp {
         #[inline(always)]
         pub fn mul(self, o: Self) -> Self {
             F4([self.0[0] * o.0[0], self.0[1] * o.0[1], self.0[2] * o.0[2], self.0[3] * o.0[3]])
+        }
+        /// self + a·b, mul then add (two roundings, as the plain wasm build).
+        #[inline(always)]
+        pub fn add_product(self, a: Self, b: Self) -> Self {
+            self.add(a.mul(b))
         }
         #[inline(always)]
         pub fn div(self, o: Self) -> Self {

@@ -38,6 +38,7 @@ import type { CommandContext, Io, RunDirectoryClaim } from './io.js';
 import { boundText, count, percent, proportionsText } from './text.js';
 import { POOL_MIN_STEP_WORK, requestedWorkers, rowWork, workersFor } from './workers.js';
 import type { ParallelModel } from '../parallel/pool.js';
+import { loadedWasmBuild } from '../wasm.js';
 
 interface TrainArgs {
   config?: string;
@@ -455,6 +456,8 @@ function runResults(run: {
   return {
     format: RESULTS_FORMAT,
     run: run.runName,
+    // the core's build: relaxed-simd (fused multiply-adds) rounds differently from simd128
+    wasm_build: loadedWasmBuild() ?? null,
     stopped: outcome.stopped,
     step: outcome.state.step,
     total_steps: run.total,

@@ -10,7 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import type { ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 import { UserError } from '../errors.js';
-import { bitGridImage, parseBitRows, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid, type ReverseFrame } from '../plots/bitgrid.js';
+import { bitGridImage, parseBitRows, reverseProcessGif, samplesOverTrainingGif, type EvaluationGrid } from '../plots/bitgrid.js';
 import { gridScaleFor, imageGridGif, imageGridImage } from '../plots/image-grid.js';
 import {
   chartFont,

@@ -2,14 +2,14 @@
  * Node's side of the worker pool (src/parallel/pool.ts): workers are worker_threads running
  * src/node/pool-worker; the compiled wasm module is shared with them (no recompilation).
  */
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DiffusionModel } from '../model.js';
 import { ParallelModel, type PoolWorker } from '../parallel/pool.js';
-import { wasmFileUrl } from './wasm-file.js';
+import { selectedWasmBuild, type WasmBuild } from '../wasm.js';
+import { readWasm } from './wasm-file.js';
 
 /** Cores this process may use (the default number of workers). */
 export function availableCores(): number {
@@ -54,12 +54,16 @@ export function spawnNodeWorker(): PoolWorker {
   };
 }
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+const compiled = new Map<WasmBuild, Promise<WebAssembly.Module>>();
 
-/** The wasm core compiled once per process, for the workers. */
-export function compiledWasm(): Promise<WebAssembly.Module> {
-  compiled ??= readFile(wasmFileUrl).then((bytes) => WebAssembly.compile(bytes));
-  return compiled;
+/** The wasm core (the build this process uses) compiled once per process, for the workers. */
+export function compiledWasm(build: WasmBuild = selectedWasmBuild()): Promise<WebAssembly.Module> {
+  let module = compiled.get(build);
+  if (!module) {
+    module = readWasm(build).then((bytes) => WebAssembly.compile(bytes));
+    compiled.set(build, module);
+  }
+  return module;
 }
 
 /**
@@ -67,5 +71,6 @@ export function compiledWasm(): Promise<WebAssembly.Module> {
  * `workers + (local ? 1 : 0)` replicas share every step.
  */
 export async function createNodePool(options: { workers: number; local?: DiffusionModel; checkpoint?: Uint8Array; shared?: boolean }): Promise<ParallelModel> {
-  return ParallelModel.create({ ...options, spawn: spawnNodeWorker, wasm: await compiledWasm() });
+  const build = selectedWasmBuild();
+  return ParallelModel.create({ ...options, spawn: spawnNodeWorker, wasm: await compiledWasm(build), wasmBuild: build });
 }

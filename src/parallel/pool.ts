@@ -42,7 +42,7 @@ import { InternalError, UserError } from '../errors.js';
 import { checkpointSummary } from '../run/checkpoint.js';
 import type { StepReport } from '../run/records.js';
 import type { AsyncTrainableModel } from '../training.js';
-import { init } from '../wasm.js';
+import { init, loadedWasmBuild, selectedWasmBuild, type WasmBuild } from '../wasm.js';
 import { splitEvenly, sumShards, wasmAdder } from './gradients.js';
 import { ModelReplica } from './replica.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, PoolWorker, Reply, Request, SampleRangeResult, SpawnWorker } from './protocol.js';
@@ -61,6 +61,8 @@ export interface PoolOptions {
   checkpoint?: Uint8Array;
   /** The compiled wasm core to hand to the workers (else each loads its own). */
   wasm?: WebAssembly.Module;
+  /** Which build `wasm` is (default: the build this thread selects, `selectedWasmBuild`). */
+  wasmBuild?: WasmBuild;
   /** Gradients through a SharedArrayBuffer (default: when SharedArrayBuffer exists). */
   shared?: boolean;
 }
@@ -151,7 +153,11 @@ export class ParallelModel implements AsyncTrainableModel {
     if (workers === 0 && !local) throw new UserError('a pool needs at least one worker or a local model');
     const checkpoint = options.checkpoint ?? local?.toBytes();
     if (!checkpoint) throw new UserError('a pool needs a checkpoint or a local model to start its replicas from');
-    await init(options.wasm); // this thread summarises the bound with the core (`summariseBound`)
+    // Every replica runs one build: the two round differently, so a mixed pool would not be bit-identical.
+    const wasmBuild = options.wasmBuild ?? (options.wasm ? undefined : selectedWasmBuild());
+    await init(options.wasm, wasmBuild); // this thread summarises the bound with the core (`summariseBound`)
+    const here = loadedWasmBuild();
+    if (wasmBuild && here !== 'custom' && here !== wasmBuild) throw new Error(`the workers would run the ${wasmBuild} wasm build and this thread runs ${here}`);
     const start = checkpointSummary(checkpoint, 'pool checkpoint');
     const configs = local ? { model: local.modelConfig, training: local.trainingConfig } : start;
     const parameterCount = start.parameterCount;
@@ -169,7 +175,7 @@ export class ParallelModel implements AsyncTrainableModel {
       const answers = await Promise.all(
         channels.map((channel) => {
           const copy = checkpoint.slice();
-          return channel.call<InitResult>({ type: 'init', wasm: options.wasm, checkpoint: copy, slots }, [copy.buffer]);
+          return channel.call<InitResult>({ type: 'init', wasm: options.wasm, wasmBuild, checkpoint: copy, slots }, [copy.buffer]);
         }),
       );
       for (const answer of answers) {

@@ -6,6 +6,7 @@
  */
 
 import type { InpaintOptions } from '../model.js';
+import type { WasmBuild } from '../wasm.js';
 
 /** The environment-neutral face of a worker, as the pool sees it (src/node/pool.ts and browser.ts adapt the real ones). */
 export interface PoolWorker {
@@ -33,6 +34,8 @@ export type Request =
       type: 'init';
       /** The compiled core (shared, not recompiled); absent: the worker loads it itself. */
       wasm?: WebAssembly.Module;
+      /** The build of the core every replica runs (`wasm`'s, or the one to load). */
+      wasmBuild?: WasmBuild;
       /** The replica's starting state: a safetensors checkpoint (`DiffusionModel.toBytes`). */
       checkpoint: Uint8Array;
       /** Shared gradient slots, one per part of a step (slotCount × parameterCount f32), or absent (transfer mode). */

@@ -5,7 +5,7 @@
  */
 import { InternalError, UserError } from '../errors.js';
 import { DiffusionModel } from '../model.js';
-import { init } from '../wasm.js';
+import { init, loadedWasmBuild, useWasmBuild } from '../wasm.js';
 import { sumShards, wasmAdder } from './gradients.js';
 import { ModelReplica } from './replica.js';
 import type { ApplyResult, ComputeResult, Envelope, InitResult, Reply, Request, SampleRangeResult, WorkerPort } from './protocol.js';
@@ -29,7 +29,11 @@ export function serveWorker(port: WorkerPort): void {
   async function handle(request: Request): Promise<Answer> {
     switch (request.type) {
       case 'init': {
-        await init(request.wasm);
+        if (!request.wasm && request.wasmBuild) useWasmBuild(request.wasmBuild);
+        await init(request.wasm, request.wasmBuild);
+        if (request.wasmBuild && loadedWasmBuild() !== request.wasmBuild && loadedWasmBuild() !== 'custom') {
+          throw new Error(`the pool runs the ${request.wasmBuild} wasm build and this worker ${loadedWasmBuild()}`);
+        }
         model?.free();
         model = await DiffusionModel.fromBytes(request.checkpoint, 'pool checkpoint');
         slots = [];
