@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // Micro-benchmark of the crate's matrix kernels in WebAssembly (simd128), against the f32x4
-// multiply-add peak of the same build: `node bench/kernels.mjs [--json FILE] [--compare REF] [--rounds N]`.
+// multiply-add peak of the same build: `node bench/kernels.mjs [--json FILE] [--compare REF | --relaxed] [--rounds N]`.
+//
+// --relaxed: the working tree built twice, as the package's two wasm builds (simd128, and
+// relaxed-simd whose gemm multiply-adds are f32x4.relaxed_madd), measured alternately like
+// --compare, both as shares of the simd128 build's peak in the same round (so the ratio column
+// is the speed ratio).
 //
 // --compare REF: also builds the kernels as of git revision REF (its crate/src/linalg.rs and
 // simd.rs, with this tree's bench/kernels/ harness) and measures both builds in this process, alternating, N rounds
@@ -16,14 +21,15 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['crate/src/linalg.rs', 'crate/src/simd.rs', 'crate/src/conv.rs', 'bench/kernels/lib.rs', 'bench/kernels/Cargo.toml'];
 const option = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 
-/** Builds bench/kernels under `root` into `targetDir`; returns the .wasm path. */
-function build(root, targetDir) {
+/** Builds bench/kernels under `root` into `targetDir` (relaxed: the relaxed-SIMD build); returns the .wasm path. */
+function build(root, targetDir, relaxed = false) {
   const wasmPath = path.join(targetDir, 'wasm32-unknown-unknown', 'release', 'kernel_bench.wasm');
   const sources = SOURCES.map((s) => path.join(root, s));
   if (fs.existsSync(wasmPath) && sources.every((s) => fs.statSync(s).mtimeMs < fs.statSync(wasmPath).mtimeMs)) return wasmPath;
@@ -39,7 +45,7 @@ function build(root, targetDir) {
     hasStd = false;
   }
   if (hasStd) {
-    env.RUSTFLAGS = '-C target-feature=+simd128';
+    env.RUSTFLAGS = `-C target-feature=+simd128${relaxed ? ',+relaxed-simd' : ''}`;
   } else {
     env.PATH = `/usr/bin:${env.PATH}`;
     env.RUSTC_BOOTSTRAP = '1';
@@ -52,10 +58,10 @@ function build(root, targetDir) {
       }
     });
     if (!linker) throw new Error('no wasm-ld found (apt-get install lld-19)');
-    env.RUSTFLAGS = `-C target-feature=+simd128 -C linker=${linker}`;
+    env.RUSTFLAGS = `-C target-feature=+simd128${relaxed ? ',+relaxed-simd' : ''} -C linker=${linker}`;
     args.push('-Z', 'build-std=std,panic_abort');
   }
-  console.error(`building the kernels for wasm32 (simd128) in ${path.relative(repo, targetDir)}...`);
+  console.error(`building the kernels for wasm32 (${relaxed ? 'relaxed-simd' : 'simd128'}) in ${path.relative(repo, targetDir)}...`);
   execFileSync('cargo', args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   return wasmPath;
 }
@@ -84,12 +90,18 @@ function sourcesAt(ref) {
 
 const instantiate = async (wasm) => (await WebAssembly.instantiate(fs.readFileSync(wasm), {})).instance.exports;
 const compareRef = option('--compare');
+// --relaxed: the working tree's plain build beside its relaxed-SIMD build (the package's two wasm
+// builds, src/wasm.ts), both as shares of the plain build's peak of the same round
+const relaxedMode = process.argv.includes('--relaxed');
+if (relaxedMode && compareRef) throw new Error('--relaxed and --compare go one at a time');
+if (relaxedMode) v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); // Node 20; on by default from 22
 const builds = [];
 if (compareRef) {
   const { root, targetDir } = sourcesAt(compareRef);
   builds.push({ label: compareRef, w: await instantiate(build(root, targetDir)) });
 }
-builds.push({ label: 'working tree', w: await instantiate(build(repo, path.join(repo, 'target', 'kernel-bench'))) });
+builds.push({ label: relaxedMode ? 'simd128' : 'working tree', w: await instantiate(build(repo, path.join(repo, 'target', 'kernel-bench'))) });
+if (relaxedMode) builds.push({ label: 'relaxed-simd', w: await instantiate(build(repo, path.join(repo, 'target', 'kernel-bench-relaxed'), true)) });
 
 const cpuMs = () => {
   const u = process.cpuUsage();
@@ -246,7 +258,7 @@ const median = (values) => {
 };
 const pct = (x) => `${(100 * x).toFixed(0)}%`.padStart(4);
 
-if (!compareRef) {
+if (builds.length === 1) {
   const { peakGflops, sections } = measure(builds[0].w);
   const results = { peak_gflops: peakGflops, sections: [] };
   console.log(`peak (f32x4 mul+add, one core): ${peakGflops.toFixed(1)} GFLOP/s\n`);
@@ -269,14 +281,15 @@ if (!compareRef) {
   // runs[b][round] = { peakGflops, sections }, builds alternating within each round
   const runs = builds.map(() => []);
   for (let round = 0; round < rounds; round++) builds.forEach((b, i) => runs[i].push(measure(b.w)));
-  const share = (run, s, k) => {
+  const share = (run, s, k, peak) => {
     const rows = run.sections[s][1];
     const r = k === undefined ? { flops: rows.reduce((a, x) => a + x.flops, 0), ms: rows.reduce((a, x) => a + x.ms, 0) } : rows[k];
-    return r.flops / r.ms / 1e6 / run.peakGflops;
+    return r.flops / r.ms / 1e6 / peak;
   };
-  const med = (i, s, k) => median(runs[i].map((run) => share(run, s, k)));
+  const peakOf = (i, round) => (relaxedMode ? runs[0][round] : runs[i][round]).peakGflops;
+  const med = (i, s, k) => median(runs[i].map((run, round) => share(run, s, k, peakOf(i, round))));
   console.log(
-    `share of the f32x4 peak measured in the same round by the same build; median of ${rounds} rounds; 1-minute load ${loadBefore.toFixed(1)} -> ${os.loadavg()[0].toFixed(1)}`,
+    `share of the f32x4 peak measured in the same round by ${relaxedMode ? 'the simd128 build' : 'the same build'}; median of ${rounds} rounds; 1-minute load ${loadBefore.toFixed(1)} -> ${os.loadavg()[0].toFixed(1)}`,
   );
   console.log(`peak GFLOP/s (median): ${builds.map((b, i) => `${b.label} ${median(runs[i].map((r) => r.peakGflops)).toFixed(1)}`).join(', ')}\n`);
   console.log(`${''.padEnd(58)} ${builds.map((b) => b.label.slice(0, 12).padStart(12)).join(' ')}   ratio`);

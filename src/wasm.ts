@@ -12,6 +12,7 @@
  * Node-only import is reachable from here).
  */
 import initGlue from '../pkg/bernoulli_diffusion_core.js';
+import { UserError } from './errors.js';
 
 /**
  * Where `init` may get the wasm: a URL (string or URL), a fetch Response, the bytes, or a compiled
@@ -104,6 +105,9 @@ function urlOf(build: WasmBuild): URL | undefined {
 export function init(source?: WasmSource, sourceBuild?: WasmBuild): Promise<void> {
   ready ??= (async () => {
     const build = source === undefined ? selectedWasmBuild() : undefined;
+    if (build === 'relaxed-simd' && !relaxedSimdSupported()) {
+      throw new UserError('the relaxed-simd build of the core was asked for, but this runtime has no relaxed SIMD (use simd128 or auto)');
+    }
     const resolved = source ?? (build && defaultSource ? await defaultSource(build) : build && urlOf(build));
     await initGlue(resolved === undefined ? undefined : { module_or_path: resolved });
     loaded = build ?? sourceBuild ?? 'custom';

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import '../src/node/wasm-file.js'; // the Node loader (turns relaxed SIMD on in Node 20)
-import { relaxedSimdSupported, selectedWasmBuild, WASM_FILES } from '../src/wasm.js';
+import { init, loadedWasmBuild, relaxedSimdSupported, selectedWasmBuild, useWasmBuild, WASM_FILES } from '../src/wasm.js';
 import { cli, expectOneLineError, skipReason, workDir } from './adversarial/helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -71,6 +71,16 @@ describe.skipIf(skipReason)('the two wasm builds', () => {
     }
     // training moved the loss (the comparison above is not between two constants)
     expect(Math.abs(plain.losses[0] - plain.losses.at(-1)!)).toBeGreaterThan(1e-3 * plain.losses[0]);
+  });
+
+  it('the build is chosen before the core loads, and only among the two', async () => {
+    await init();
+    expect(loadedWasmBuild()).toBe(selectedWasmBuild());
+    const other = selectedWasmBuild() === 'simd128' ? 'relaxed-simd' : 'simd128';
+    expect(() => useWasmBuild(other)).toThrow(/already loaded/);
+    expect(() => useWasmBuild(selectedWasmBuild())).not.toThrow();
+    expect(() => useWasmBuild('fast' as never)).toThrow(/unknown wasm build "fast"/);
+    expect(loadedWasmBuild()).toBe(selectedWasmBuild());
   });
 
   it('a bad BERNOULLI_DIFFUSION_WASM is a user error: exit 2, one line', () => {

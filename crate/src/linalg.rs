@@ -20,7 +20,10 @@
 //! s = ((0 + a_0·b_0) + a_1·b_1) + ... (p in order, each product and sum rounded to f32, no FMA),
 //! then combined with C or the bias by the epilogue. Every tile size, chunking and both builds
 //! (native and wasm) therefore give bit-identical results, equal to that plain loop (the tests
-//! check this natively; a hash of every kernel's output bits matched between the two builds).
+//! check this natively; crate/tests/native_vs_wasm.rs checks whole steps against the wasm build).
+//! The relaxed-SIMD wasm build (`F4::add_product`) does each s + a·b as one `f32x4.relaxed_madd`
+//! instead, fused (one rounding) on FMA hardware: still the same order for every tiling, so its
+//! results too are independent of tile sizes, chunks and how rows are split among workers.
 
 use crate::simd::F4;
 use std::cell::RefCell;
