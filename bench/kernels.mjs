@@ -37,6 +37,7 @@ function build(root, targetDir, relaxed = false) {
   // building std from source (-Z build-std, RUSTC_BOOTSTRAP=1).
   const env = { ...process.env, CARGO_TARGET_DIR: targetDir };
   const args = ['build', '--release', '--target', 'wasm32-unknown-unknown', '--manifest-path', path.join(root, 'bench/kernels/Cargo.toml')];
+  const features = `-C target-feature=+simd128${relaxed ? ',+relaxed-simd' : ''}`;
   let hasStd = false;
   try {
     const libdir = execFileSync('rustc', ['--print', 'target-libdir', '--target', 'wasm32-unknown-unknown'], { encoding: 'utf8' }).trim();
@@ -45,7 +46,7 @@ function build(root, targetDir, relaxed = false) {
     hasStd = false;
   }
   if (hasStd) {
-    env.RUSTFLAGS = `-C target-feature=+simd128${relaxed ? ',+relaxed-simd' : ''}`;
+    env.RUSTFLAGS = features;
   } else {
     env.PATH = `/usr/bin:${env.PATH}`;
     env.RUSTC_BOOTSTRAP = '1';
@@ -58,7 +59,7 @@ function build(root, targetDir, relaxed = false) {
       }
     });
     if (!linker) throw new Error('no wasm-ld found (apt-get install lld-19)');
-    env.RUSTFLAGS = `-C target-feature=+simd128${relaxed ? ',+relaxed-simd' : ''} -C linker=${linker}`;
+    env.RUSTFLAGS = `${features} -C linker=${linker}`;
     args.push('-Z', 'build-std=std,panic_abort');
   }
   console.error(`building the kernels for wasm32 (${relaxed ? 'relaxed-simd' : 'simd128'}) in ${path.relative(repo, targetDir)}...`);
