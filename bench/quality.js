@@ -404,6 +404,8 @@ const MNIST_WARMUP_SECONDS = 15;
 const MNIST_SCHEDULE_SHARE = 0.95;
 const MNIST_CONFIG = `model:
   architecture: unet
+  channels: 16
+  max_channels: 64
   T: 1000
   schedule: paper
   parameterisation: x0
@@ -422,7 +424,10 @@ const SAMPLE_CHUNK = 125;
 const MNIST_SAMPLE_STEPS = 100;
 
 /** --quick: a small U-Net and T = 100, so that the whole pipeline runs in a few minutes (not the figures). */
-const MNIST_QUICK_CONFIG = MNIST_CONFIG.replace('  T: 1000\n', '  T: 100\n  channels: 8\n');
+const MNIST_QUICK_CONFIG = MNIST_CONFIG.replace('  T: 1000\n', '  T: 100\n').replace(
+  '  channels: 16\n  max_channels: 64\n',
+  '  channels: 4\n  max_channels: 16\n',
+);
 
 /** The PyTorch reference of the issue (its own script, this machine's 2 cores): not measured here. */
 const MNIST_TORCH_REFERENCE = {

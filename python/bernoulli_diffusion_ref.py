@@ -289,7 +289,8 @@ class Model:
         e = time_embedding(t, self.steps, cfg["time_embedding"])
         hidden = _relu(_linear(e, w["time.fc1.weight"], w["time.fc1.bias"]))
         activation = _relu(_linear(hidden, w["time.fc2.weight"], w["time.fc2.bias"]))
-        tau = _linear(activation, w["time.proj.weight"], w["time.proj.bias"]).reshape(rows, -1, channels)
+        # tau: one chunk per block, in stage order, of that block's channel count (C_j at level j)
+        tau = _linear(activation, w["time.proj.weight"], w["time.proj.bias"])
         features = np.stack([s, lam[:, None, None] * s], axis=3)  # channel 0: s, channel 1: lambda s
         h = conv(features, "stem", same(0))
         if position:
@@ -299,8 +300,9 @@ class Model:
         def block(h, name, j):
             nonlocal chunk
             sources = same(j)
-            m = conv(_relu(h), f"{name}.conv1", sources) + tau[:, None, None, chunk, :]
-            chunk += 1
+            width = w[f"{name}.conv1.bias"].shape[0]
+            m = conv(_relu(h), f"{name}.conv1", sources) + tau[:, None, None, chunk : chunk + width]
+            chunk += width
             y = conv(_relu(m), f"{name}.conv2", sources)
             identity = (np.arange(grids[j][0])[:, None], np.arange(grids[j][1])[:, None])
             residual = h if f"{name}.skip.weight" not in w else conv(h, f"{name}.skip", identity, bias=False)
@@ -323,7 +325,7 @@ class Model:
             else:  # nearest upsampling to level j's grid (cropping odd sides), then a 3-tap convolution
                 up = [_axis_sources(grids[j + 1][a], grids[j][a], kernel[a], upsample=True) for a in (0, 1)]
             h = conv(h, f"up.{j}.upsample", up)
-            h = np.concatenate([h, skips[j]], axis=3)  # [h, skip_j]: 2C channels
+            h = np.concatenate([h, skips[j]], axis=3)  # [h, skip_j]: 2C_j channels
             for b in range(blocks):
                 h = block(h, f"up.{j}.blocks.{b}", j)
         w_out = w["output.weight"].reshape(1, channels)

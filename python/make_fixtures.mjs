@@ -22,7 +22,7 @@ mkdirSync(out, { recursive: true });
 
 // Every architecture and parameterisation, every schedule, full and short circular kernels (odd
 // and even), with and without an EMA; the U-Net 1-D (odd length, zero and circular padding) and 2-D
-// (odd side; zero and circular).
+// (odd side; zero and circular; channels growing with depth).
 const CASES = [
   { name: 'paper-direct', length: 8, T: 10, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: 16, layers: 2 },
   { name: 'paper-x0-linear', length: 9, T: 12, architecture: 'paper', parameterisation: 'x0', schedule: 'linear', hidden: 12, layers: 1 },
@@ -73,6 +73,21 @@ const CASES = [
     blocks: 1,
     padding: 'zero',
   },
+  // channels growing with depth (max_channels): 2, 4, 6 on 9x7 -> 5x4 -> 3x2
+  {
+    name: 'unet-2d-zero-growing',
+    length: 63,
+    T: 10,
+    architecture: 'unet',
+    parameterisation: 'x0',
+    schedule: 'paper',
+    shape: [9, 7],
+    channels: 2,
+    max_channels: 6,
+    levels: 3,
+    blocks: 1,
+    padding: 'zero',
+  },
   {
     name: 'unet-2d-circular-no-ema',
     length: 30,
@@ -112,6 +127,7 @@ for (const [index, spec] of CASES.entries()) {
     hidden: 8,
     layers: 1,
     channels: 4,
+    max_channels: 0,
     levels: 0,
     blocks: 1,
     padding: 'zero',

@@ -110,12 +110,23 @@ def test_export_shapes_are_pytorch_layout():
         elif arch == "unet":
             shape = json.loads(metadata["shape"])
             channels, levels, blocks = int(metadata["channels"]), int(metadata["levels"]), int(metadata["blocks"])
+            cap = int(metadata.get("max_channels", "0"))
+            # C_j = min(C 2^j, cap), or C at every level when the cap is 0
+            widths = [channels if cap == 0 else min(channels * 2**j, max(cap, channels)) for j in range(levels)]
             taps = [3 if side > 1 else 1 for side in shape]
             ones = [1] * len(shape)
             assert len(shape) in (1, 2) and int(np.prod(shape)) == length and kernel == 0
             assert tensors["stem.weight"].shape == (channels, 2, *taps)
             assert tensors["time.fc1.weight"].shape == (2 * channels, embedding)
-            assert tensors["time.proj.weight"].shape == ((2 * levels - 1) * blocks * channels, 2 * channels)
+            if len(set(widths)) > 1:
+                seen.add("unet with growing channels")
+            tau = blocks * (sum(widths) + sum(widths[:-1]))
+            assert tensors["time.proj.weight"].shape == (tau, 2 * channels)
+            for j, width in enumerate(widths):
+                assert tensors[f"down.{j}.blocks.0.conv2.weight"].shape == (width, width, *taps)
+                if j + 1 < levels:
+                    assert tensors[f"down.{j}.downsample.weight"].shape == (widths[j + 1], width, *taps)
+                    assert tensors[f"up.{j}.upsample.weight"].shape == (width, widths[j + 1], *taps)
             assert tensors["down.0.blocks.0.conv1.weight"].shape == (channels, channels, *taps)
             assert tensors["up.0.blocks.0.conv1.weight"].shape == (channels, 2 * channels, *taps)
             assert tensors["up.0.blocks.0.skip.weight"].shape == (channels, 2 * channels, *ones)
@@ -133,7 +144,7 @@ def test_export_shapes_are_pytorch_layout():
             assert tensors["time.weight"].shape == ((layers + 1) * hidden, embedding)
             assert tensors["blocks.0.conv.weight"].shape == (hidden, 1, kernel)
             assert tensors["output.weight"].shape == (1, hidden)
-    assert seen == {"paper", "mlp", "circular", "unet"}
+    assert seen == {"paper", "mlp", "circular", "unet", "unet with growing channels"}
 
 
 def test_pythons_safetensors_reads_the_export_as_our_parser_does():

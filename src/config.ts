@@ -39,6 +39,8 @@ export interface ModelSection {
   kernel: number;
   /** unet: channels per position, levels (0: from the shape), residual blocks per level, padding, position embedding. */
   channels: number;
+  /** unet: channels double per level down to this cap, C_j = min(C·2^j, max_channels); 0: `channels` at every level. */
+  max_channels: number;
   levels: number;
   blocks: number;
   padding: Padding;
@@ -110,12 +112,14 @@ export interface RunConfig {
 }
 
 /** What the wasm core takes (structurally the same as `ModelConfig` in model.ts). */
-export interface CoreModelConfig extends Omit<ModelSection, 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'dropout' | 'shape'> {
+export interface CoreModelConfig
+  extends Omit<ModelSection, 'channels' | 'max_channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'dropout' | 'shape'> {
   length: number;
   /** The shape of one row: [L] or [H, W] with H·W = L (absent or null: [L]). */
   shape?: number[] | null;
   /** The unet keys are optional here: the core has the same defaults. */
   channels?: number;
+  max_channels?: number;
   levels?: number;
   blocks?: number;
   padding?: Padding;
@@ -155,6 +159,7 @@ export const DEFAULTS: RunConfig = {
     time_embedding: 32,
     kernel: 0,
     channels: 32,
+    max_channels: 0,
     levels: 0,
     blocks: 1,
     padding: 'zero',
@@ -229,6 +234,7 @@ const SCHEMA = section({
     time_embedding: int(2, 4096, { even: true }),
     kernel: int(0, MAX_LENGTH),
     channels: int(1, 1024),
+    max_channels: int(0, 1024),
     levels: int(0, 12),
     blocks: int(1, 16),
     padding: oneOf('zero', 'circular'),
@@ -599,6 +605,13 @@ export function resolveConfig(layers: Layer[], resolvePath: (baseDir: string | u
     }
     data.heartbeat = heartbeat;
   }
+  if (model.max_channels !== 0 && model.max_channels < model.channels) {
+    throw located(
+      origin('model.max_channels'),
+      'model.max_channels',
+      `max_channels (${model.max_channels}) must be 0 (channels at every level) or at least model.channels (${model.channels})`,
+    );
+  }
   if (model.dropout > 0 && model.architecture !== 'unet') {
     throw located(origin('model.dropout'), 'model.dropout', `dropout is implemented by the unet only (architecture is ${model.architecture}); use 0`);
   }
@@ -669,8 +682,8 @@ export function runShape(
  * hand-written config may leave out come from DEFAULTS, the one place defaults live.
  */
 export function completeModelConfig(config: CoreModelConfig): Required<CoreModelConfig> {
-  const { channels, levels, blocks, padding, dropout } = DEFAULTS.model;
-  return { channels, levels, blocks, padding, position_embedding: null, dropout, shape: null, ...config } as Required<CoreModelConfig>;
+  const { channels, max_channels, levels, blocks, padding, dropout } = DEFAULTS.model;
+  return { channels, max_channels, levels, blocks, padding, position_embedding: null, dropout, shape: null, ...config } as Required<CoreModelConfig>;
 }
 
 /** The training config the core takes: the optimiser settings of the `training:` section and the total number of steps (for the schedule). */

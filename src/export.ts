@@ -191,6 +191,7 @@ export function exportMetadata(config: ModelConfig, weights: 'ema' | 'weights', 
 function unetMetadata(config: ModelConfig): { metadata: Record<string, string>; configured: Record<string, unknown> } {
   const dataShape = dataShapeOf(config);
   const channels = config.channels ?? DEFAULTS.model.channels;
+  const maxChannels = config.max_channels ?? DEFAULTS.model.max_channels;
   const levels = config.levels ?? DEFAULTS.model.levels;
   const blocks = config.blocks ?? DEFAULTS.model.blocks;
   const padding = config.padding ?? DEFAULTS.model.padding;
@@ -200,12 +201,13 @@ function unetMetadata(config: ModelConfig): { metadata: Record<string, string>; 
     metadata: {
       shape: JSON.stringify(dataShape),
       channels: String(channels),
+      max_channels: String(maxChannels),
       levels: String(levels > 0 ? levels : unetDefaultLevels(dataShape)),
       blocks: String(blocks),
       padding,
       position_embedding: String(position ?? padding !== 'circular'),
     },
-    configured: { shape, channels, levels, blocks, padding, position_embedding: position },
+    configured: { shape, channels, max_channels: maxChannels, levels, blocks, padding, position_embedding: position },
   };
 }
 

@@ -120,7 +120,7 @@ const SAMPLE_CHUNK_ROWS = 1024;
 const FULL_PASS_ROWS = 256;
 
 type ModelKeys = Pick<RunConfig['model'], 'T' | 'architecture' | 'hidden' | 'layers' | 'time_embedding' | 'kernel'> &
-  Partial<Pick<RunConfig['model'], 'channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'shape'>>;
+  Partial<Pick<RunConfig['model'], 'channels' | 'max_channels' | 'levels' | 'blocks' | 'padding' | 'position_embedding' | 'shape'>>;
 
 /** The U-Net's geometry (crate/src/network/unet.rs): the grid [H, W] ([1, L] for sequences), taps per convolution, the positions of each level. */
 function unetGeometry(model: ModelKeys, length: number, dataShape?: readonly number[]) {
@@ -142,7 +142,11 @@ function unetGeometry(model: ModelKeys, length: number, dataShape?: readonly num
     if (!circular) g = [Math.ceil(g[0] / 2), Math.ceil(g[1] / 2)];
   }
   const position = model.position_embedding === 'on' || (model.position_embedding !== 'off' && !circular);
-  return { levels, taps, positions, position };
+  // C_j = min(C·2^j, M), or C at every level when M = 0 (unet.rs level_widths)
+  const C = model.channels ?? 32;
+  const M = model.max_channels ?? 0;
+  const widths = positions.map((_, j) => (M === 0 ? C : Math.min(C * 2 ** j, Math.max(M, C))));
+  return { levels, taps, positions, position, widths };
 }
 
 /**
@@ -163,19 +167,28 @@ export function parameterCountOf(model: ModelKeys, length: number, dataShape?: r
       return 3 * H + E * (n + 1) * H + n * (k * H + H + 2 * (H * H + H)) + H + 1;
     }
     case 'unet': {
-      // C channels, D = 2C, K taps, n levels, B blocks per level: stem [K, 2, C] + [C], position [P, C] (if on),
-      // time [E, D] + [D], [D, D] + [D], [D, (2n-1)B·C] + [(2n-1)B·C]; conv = [K, C_in, C] + [C]
-      const C = model.channels ?? 32;
+      // C_j channels at level j (C = C_0), D = 2C, K taps, n levels, B blocks per level: stem [K, 2, C] + [C],
+      // position [P, C] (if on), time [E, D] + [D], [D, D] + [D], [D, S] + [S] with S = Σ_blocks C_j;
+      // conv = [K, C_in, C_out] + [C_out]
       const B = model.blocks ?? 1;
+      const { levels: nl, taps: K, positions, position, widths } = unetGeometry(model, length, dataShape);
+      const C = widths[0];
       const D = 2 * C;
-      const { levels: nl, taps: K, positions, position } = unetGeometry(model, length, dataShape);
-      const conv = (cIn: number) => K * cIn * C + C;
-      const blocksTotal = (2 * nl - 1) * B;
-      const time = E * D + D + D * D + D + D * blocksTotal * C + blocksTotal * C;
-      const down = nl * B * 2 * conv(C) + (nl - 1) * conv(C); // blocks, then a downsampling conv below every level but the last
-      // up: per level above the last, an upsampling conv, then B blocks; the first takes [h, skip] (2C) with a 1x1 skip [2C, C]
-      const up = (nl - 1) * (conv(C) + conv(2 * C) + conv(C) + 2 * C * C + (B - 1) * 2 * conv(C));
-      return conv(2) + (position ? positions[0] * C : 0) + time + down + up + C + 1;
+      const conv = (cIn: number, cOut: number) => K * cIn * cOut + cOut;
+      const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+      const tauWidth = B * (sum(widths) + sum(widths.slice(0, nl - 1)));
+      const time = E * D + D + D * D + D + D * tauWidth + tauWidth;
+      let down = 0;
+      let up = 0;
+      widths.forEach((w, j) => {
+        down += B * 2 * conv(w, w); // blocks, then a downsampling conv below every level but the last
+        if (j + 1 < nl) {
+          down += conv(w, widths[j + 1]);
+          // up: an upsampling conv, then B blocks; the first takes [h, skip] (2C_j) with a 1x1 skip [2C_j, C_j]
+          up += conv(widths[j + 1], w) + conv(2 * w, w) + conv(w, w) + 2 * w * w + (B - 1) * 2 * conv(w, w);
+        }
+      });
+      return conv(2, C) + (position ? positions[0] * C : 0) + time + down + up + C + 1;
     }
     default:
       return undefined;
@@ -191,15 +204,17 @@ function activationFloatsPerRow(model: ModelKeys, length: number, dataShape?: re
       // Every stream kept for the backward pass (P_j·C per stage, 2C after a concat) and, per block,
       // its two inner activations; gradients about as much again; plus the time MLP and 8L per row.
       // Measured: 1.3–1.4× the wasm memory after a training step (28x28, C = 32, batch 64 and 256; L = 64, batch 256).
-      const C = model.channels ?? 32;
       const B = model.blocks ?? 1;
-      const { positions } = unetGeometry(model, length, dataShape);
+      const { positions, widths } = unetGeometry(model, length, dataShape);
+      const C = widths[0];
       let kept = positions[0] * C; // the stem's output
       positions.forEach((P, j) => {
-        kept += B * 3 * P * C; // down blocks: output + 2 inner
-        if (j + 1 < positions.length) kept += positions[j + 1] * C + P * C + 2 * P * C + B * 3 * P * C + P * C; // downsample, upsample, concat, up blocks (+ first block's wider input)
+        const w = widths[j];
+        kept += B * 3 * P * w; // down blocks: output + 2 inner
+        // downsample, upsample, concat, up blocks (+ first block's wider input)
+        if (j + 1 < positions.length) kept += positions[j + 1] * widths[j + 1] + P * w + 2 * P * w + B * 3 * P * w + P * w;
       });
-      return 2 * kept + 4 * (2 * C) * (2 * positions.length) + 8 * L;
+      return 2 * kept + 4 * (2 * C) * (2 * positions.length) + 4 * widths.reduce((a, b) => a + b, 0) + 8 * L;
     }
     case 'circular':
       return L * H * (3 * n + 5) + 2 * (n + 1) * H + E + 8 * L; // per position: n+1 streams, n convolved, n activations, 3 gradients
@@ -236,7 +251,7 @@ export function estimateMemory(config: RunConfig, length: number, workers: numbe
       model.architecture === 'paper'
         ? `model.T = ${model.T} × model.hidden = ${model.hidden} × ${length} bits`
         : model.architecture === 'unet'
-          ? `model.channels = ${model.channels} (with model.blocks = ${model.blocks})`
+          ? `model.channels = ${model.channels}${model.max_channels ? ` (up to model.max_channels = ${model.max_channels})` : ''} (with model.blocks = ${model.blocks})`
           : `model.hidden = ${model.hidden} (with model.layers = ${model.layers})`;
     terms.push({
       keys,

@@ -118,6 +118,11 @@ describe('config', () => {
     expect(yamlError('model:\n  architecture: unet\n  dropout: 1\n')).toBe('run.yaml:3: model.dropout: out of range: must be >= 0 and < 1, got 1');
     expect(yamlError('model:\n  dropout: 0.1\n')).toBe('run.yaml:2: model.dropout: dropout is implemented by the unet only (architecture is mlp); use 0');
     expect(resolveYaml('model:\n  architecture: unet\n  dropout: 0.1\n').model).toMatchObject({ architecture: 'unet', dropout: 0.1 });
+    expect(yamlError('model:\n  architecture: unet\n  channels: 16\n  max_channels: 8\n')).toBe(
+      'run.yaml:4: model.max_channels: max_channels (8) must be 0 (channels at every level) or at least model.channels (16)',
+    );
+    expect(yamlError('model:\n  max_channels: 2000\n')).toBe('run.yaml:2: model.max_channels: out of range: must be >= 0 and <= 1024, got 2000');
+    expect(resolveYaml('model:\n  channels: 16\n  max_channels: 64\n').model).toMatchObject({ channels: 16, max_channels: 64 });
     // the default early stopping just has nothing to act on without evaluations
     expect(resolveYaml('training:\n  eval_every: 0\n').training).toMatchObject({ eval_every: 0, early_stopping: 0 });
   });

@@ -172,7 +172,7 @@ describe('export layout (no wasm)', () => {
 });
 
 /** The U-Net keys (the core takes every key; these are the defaults but for the channels). */
-const UNET_KEYS = { shape: null, channels: 3, levels: 0, blocks: 1, padding: 'zero', position_embedding: null } as const;
+const UNET_KEYS = { shape: null, channels: 3, max_channels: 0, levels: 0, blocks: 1, padding: 'zero', position_embedding: null } as const;
 const CONFIGS: ModelConfig[] = [
   { length: 6, T: 7, architecture: 'paper', parameterisation: 'direct', schedule: 'paper', hidden: 5, layers: 2, time_embedding: 4, kernel: 0, ...UNET_KEYS },
   { length: 6, T: 7, architecture: 'mlp', parameterisation: 'x0', schedule: 'cosine', hidden: 5, layers: 2, time_embedding: 4, kernel: 0, ...UNET_KEYS },
@@ -205,6 +205,7 @@ function unetMetadata(config: ModelConfig): Record<string, string> {
   return {
     shape: JSON.stringify(shape ?? [config.length]),
     channels: '3',
+    max_channels: '0',
     levels: '2', // 6 -> 3 (<= 4): two levels by the rule; the image configures 2
     blocks: String(config.blocks),
     padding: config.padding as string,
@@ -259,7 +260,7 @@ describe.skipIf(modelMissing.length > 0)('exportBytes of a trained model', () =>
         ...unetMetadata(config),
       });
       if (config.architecture !== 'unet')
-        for (const key of ['shape', 'channels', 'levels', 'blocks', 'padding', 'position_embedding']) expect(metadata).not.toHaveProperty(key);
+        for (const key of ['shape', 'channels', 'max_channels', 'levels', 'blocks', 'padding', 'position_embedding']) expect(metadata).not.toHaveProperty(key);
       expect(JSON.parse(metadata.model_config)).toEqual(config);
       // a model loaded from its checkpoint exports the same bytes (the metadata does not depend on how it was made)
       const loaded = await DiffusionModel.fromBytes(model.toBytes());

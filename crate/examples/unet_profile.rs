@@ -89,6 +89,7 @@ fn main() {
         kernel: 0,
         shape: Some(vec![side, side]),
         channels: c,
+        max_channels: 0,
         levels: 0,
         blocks: 1,
         padding: Padding::Zero,

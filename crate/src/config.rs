@@ -72,8 +72,12 @@ pub struct ModelConfig {
     pub kernel: usize,
     /// The data's shape: [L] or [H, W] (row-major, H·W = L); absent means [L].
     pub shape: Option<Vec<usize>>,
-    /// U-Net: channels per position at every level.
+    /// U-Net: channels per position at the top level (C).
     pub channels: usize,
+    /// U-Net: channels double per level down to this cap, C_j = min(C·2^j, M); 0 (the default,
+    /// and every config written before the key existed): C at every level.
+    #[serde(default)]
+    pub max_channels: usize,
     /// U-Net: resolution levels; 0 chooses from the shape (`network::unet::default_levels`).
     pub levels: usize,
     /// U-Net: residual blocks per level on the way down (and on the way up).
@@ -104,6 +108,7 @@ impl Default for ModelConfig {
             kernel: 0,
             shape: None,
             channels: 32,
+            max_channels: 0,
             levels: 0,
             blocks: 1,
             padding: Padding::Zero,
@@ -147,6 +152,12 @@ impl ModelConfig {
         if self.architecture == Architecture::Unet {
             if self.channels == 0 || self.channels > 1024 {
                 return Err(CoreError::User(format!("channels must be in 1..=1024, got {}", self.channels)));
+            }
+            if self.max_channels != 0 && (self.max_channels < self.channels || self.max_channels > 1024) {
+                return Err(CoreError::User(format!(
+                    "max_channels must be 0 (channels at every level) or in channels..=1024 (channels = {}), got {}",
+                    self.channels, self.max_channels
+                )));
             }
             if self.levels > 12 {
                 return Err(CoreError::User(format!("levels must be in 0..=12 (0: chosen from the shape), got {}", self.levels)));

@@ -324,23 +324,30 @@ describe('metrics records for the pictures', () => {
 });
 
 describe('the U-Net in the memory guard and the checkpoint check', () => {
-  it.skipIf(!built)('its parameter count matches the core for 1-D and 2-D shapes, padding, levels, blocks and the position embedding', async () => {
-    const { DiffusionModel } = await import('../../src/model.js');
-    const { coreModelConfig, coreTrainingConfig } = await import('../../src/config.js');
-    const cases: [number, number[] | undefined, Record<string, unknown>][] = [
-      [784, [28, 28], {}],
-      [24, [4, 6], { 'model.channels': 5, 'model.blocks': 2, 'model.levels': 2 }],
-      [21, [7, 3], { 'model.channels': 4, 'model.padding': 'circular', 'model.position_embedding': 'on' }],
-      [30, [1, 30], { 'model.channels': 3, 'model.position_embedding': 'off', 'model.levels': 1 }],
-      [64, undefined, { 'model.channels': 6, 'model.blocks': 3, 'model.padding': 'circular' }],
-    ];
-    for (const [length, shape, extra] of cases) {
-      const c = config({ 'model.architecture': 'unet', 'model.T': 5, ...extra, 'training.steps': 10, 'training.warmup_steps': 1 });
-      const model = await DiffusionModel.create(coreModelConfig(c.model, length, shape), coreTrainingConfig(c.training, 10), 0);
-      expect(parameterCountOf(c.model, length, shape), `${JSON.stringify(shape)} ${JSON.stringify(extra)}`).toBe(model.parameterCount);
-      model.free();
-    }
-  });
+  it.skipIf(!built)(
+    'its parameter count matches the core for 1-D and 2-D shapes, padding, levels, blocks, growing channels and the position embedding',
+    async () => {
+      const { DiffusionModel } = await import('../../src/model.js');
+      const { coreModelConfig, coreTrainingConfig } = await import('../../src/config.js');
+      const cases: [number, number[] | undefined, Record<string, unknown>][] = [
+        [784, [28, 28], {}],
+        [24, [4, 6], { 'model.channels': 5, 'model.blocks': 2, 'model.levels': 2 }],
+        [21, [7, 3], { 'model.channels': 4, 'model.padding': 'circular', 'model.position_embedding': 'on' }],
+        [30, [1, 30], { 'model.channels': 3, 'model.position_embedding': 'off', 'model.levels': 1 }],
+        [64, undefined, { 'model.channels': 6, 'model.blocks': 3, 'model.padding': 'circular' }],
+        // channels growing with depth: 3, 6, 10, 10, 10 (1-D) and 4, 8, 16, 16 (2-D)
+        [64, undefined, { 'model.channels': 3, 'model.max_channels': 10, 'model.blocks': 2 }],
+        [784, [28, 28], { 'model.channels': 4, 'model.max_channels': 16 }],
+        [20, undefined, { 'model.channels': 2, 'model.max_channels': 8, 'model.padding': 'circular' }],
+      ];
+      for (const [length, shape, extra] of cases) {
+        const c = config({ 'model.architecture': 'unet', 'model.T': 5, ...extra, 'training.steps': 10, 'training.warmup_steps': 1 });
+        const model = await DiffusionModel.create(coreModelConfig(c.model, length, shape), coreTrainingConfig(c.training, 10), 0);
+        expect(parameterCountOf(c.model, length, shape), `${JSON.stringify(shape)} ${JSON.stringify(extra)}`).toBe(model.parameterCount);
+        model.free();
+      }
+    },
+  );
 
   it('a run config with shape null (from the data) and position_embedding auto matches the core form of the model', () => {
     const run = config({ 'model.architecture': 'unet', 'training.steps': 20 });

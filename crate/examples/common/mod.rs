@@ -19,6 +19,7 @@ pub fn sequence_config(length: usize, timesteps: usize, architecture: Architectu
         kernel: 0,
         shape: None,
         channels: 32,
+        max_channels: 0,
         levels: 0,
         blocks: 1,
         padding: Padding::Zero,

@@ -7,10 +7,10 @@
 //! `TimeFeatures`, C = `channels`, n = `levels`, B = `blocks`, D = 2C:
 //!
 //!   h      = conv_stem([s, λ_t·s]) + pos                (2 -> C channels; pos: [P, C], optional)
-//!   time   = relu(e(t)·W1 + b1)·W2 + b2;  τ = relu(time)·W_proj + b_proj     (τ_k: C values per block k)
+//!   time   = relu(e(t)·W1 + b1)·W2 + b2;  τ = relu(time)·W_proj + b_proj     (τ_k: C_j values per block k at level j)
 //!   block_k(h) = conv2(relu(conv1(relu(h)) + b1 + τ_k)) + b2 + (h, or h·W_skip when channels differ)
 //!   down:  for level j = 0..n-1: B blocks; if j < n-1: keep h as skip_j, h = downsample_j(h)
-//!   up:    for j = n-2..0: h = upsample_j(h), h = [h, skip_j] (2C channels), B blocks (the first 2C -> C)
+//!   up:    for j = n-2..0: h = upsample_j(h), h = [h, skip_j] (2C_j channels), B blocks (the first 2C_j -> C_j)
 //!   logit[p] = relu(h[p])·w_out + b_out + λ_t·s_p
 //!
 //! The λ_t·s_p skip is the exact independent-bit part of the posterior (see mlp.rs); conv2 of every
@@ -30,7 +30,14 @@
 //! Defaults that scale with the shape: levels = 0 means the smallest n with the longest side
 //! halved n-1 times (ceil) <= 4, e.g. L = 12: 3, L = 20: 4, L = 64: 5, 28×28: 4 (7 -> 4 at the
 //! coarsest level). Then every block at the coarsest level sees that whole level, so the receptive
-//! field covers the whole input. Channels stay C at every level (no multipliers).
+//! field covers the whole input.
+//!
+//! Channels per level: C_j = min(C·2^j, M) with M = `max_channels` (0: C at every level, the
+//! default and every checkpoint before the key existed). Wider coarse levels cost little (a level
+//! has a quarter of the positions of the one above it in 2-D, half in 1-D) and carry the
+//! network's global structure; e.g. C = 16, M = 64 at 28×28: 16, 32, 64, 64 channels. The
+//! downsample_j convolution maps C_j -> C_{j+1} channels, upsample_j C_{j+1} -> C_j, the first up
+//! block at level j takes 2·C_j, and block k's τ chunk has its C_j values (τ: Σ_k C_{j(k)} per row).
 //!
 //! Dropout (`dropout` = p > 0, training mode only): in every block, m_d = m ⊙ mask / (1-p) with
 //! mask ~ Bernoulli(1-p) per value (inverted dropout, so E[m_d] = m and evaluation uses m as is),
@@ -69,6 +76,11 @@ pub fn default_levels(grid: [usize; 2]) -> usize {
     levels
 }
 
+/// Channels of each level (see the module doc): C_j = min(C·2^j, M), or C everywhere when M = 0.
+pub fn level_widths(channels: usize, max_channels: usize, levels: usize) -> Vec<usize> {
+    (0..levels).map(|j| if max_channels == 0 { channels } else { channels.saturating_mul(1 << j.min(20)).min(max_channels.max(channels)) }).collect()
+}
+
 /// Offsets of one convolution's parameters and the plan it runs.
 #[derive(Clone, Copy, Debug)]
 struct Conv {
@@ -85,8 +97,8 @@ struct Block {
     conv2: Conv,
     /// The 1×1 projection of the residual when the channel counts differ (plan: pointwise).
     skip: Option<Conv>,
-    /// Which τ chunk (C values) enters this block.
-    chunk: usize,
+    /// Where this block's τ chunk (its C_j values) starts in a row of τ.
+    tau_offset: usize,
     /// Index into `UnetNetwork::pre` (this block's conv1 output + τ, kept for backward).
     pre: usize,
 }
@@ -117,7 +129,8 @@ pub struct UnetNetwork {
     time_fc1: (usize, usize),
     time_fc2: (usize, usize),
     time_proj: (usize, usize),
-    blocks_total: usize,
+    /// Values of τ per row: Σ over blocks of their channels.
+    tau_width: usize,
     stages: Vec<Stage>,
     /// Positions and channels of each stream (stream 0 = stem output).
     stream_shapes: Vec<(usize, usize)>,
@@ -164,6 +177,7 @@ impl UnetNetwork {
         let e = config.time_embedding;
         let circular = config.padding == Padding::Circular;
         let levels = if config.levels == 0 { default_levels(grid) } else { config.levels };
+        let widths = level_widths(c, config.max_channels, levels);
         let use_position = config.position_embedding.unwrap_or(!circular);
         let kernel = [if grid[0] > 1 { 3 } else { 1 }, if grid[1] > 1 { 3 } else { 1 }];
         let taps = kernel[0] * kernel[1];
@@ -241,13 +255,15 @@ impl UnetNetwork {
         let stem = conv(&mut builder, "stem", 0, taps, 2, c);
         let position = use_position.then(|| builder.add("position", &[positions[0], c], false));
         let blocks_total = (2 * levels - 1) * config.blocks;
+        let tau_width = config.blocks * (widths.iter().sum::<usize>() + widths[..levels - 1].iter().sum::<usize>());
         let time_fc1 = (builder.add("time.fc1.weight", &[e, d], true), builder.add("time.fc1.bias", &[d], false));
         let time_fc2 = (builder.add("time.fc2.weight", &[d, d], true), builder.add("time.fc2.bias", &[d], false));
-        let time_proj = (builder.add("time.proj.weight", &[d, blocks_total * c], true), builder.add("time.proj.bias", &[blocks_total * c], false));
+        let time_proj = (builder.add("time.proj.weight", &[d, tau_width], true), builder.add("time.proj.bias", &[tau_width], false));
         let mut stages = Vec::new();
         let mut stream_shapes = vec![(positions[0], c)];
         let mut block_count = 0;
-        let mut block = |builder: &mut LayoutBuilder, plans: &mut Vec<ConvPlan>, name: String, j: usize, c_in: usize| {
+        let mut tau_next = 0;
+        let mut block = |builder: &mut LayoutBuilder, plans: &mut Vec<ConvPlan>, name: String, j: usize, c_in: usize, c: usize| {
             let conv1 = conv(builder, &format!("{name}.conv1"), j, taps, c_in, c);
             let conv2 = conv(builder, &format!("{name}.conv2"), j, taps, c, c);
             let skip = (c_in != c).then(|| {
@@ -257,34 +273,39 @@ impl UnetNetwork {
                 });
                 Conv { weight: builder.add(&format!("{name}.skip.weight"), &[c_in, c], true), bias: usize::MAX, plan, c_in, c_out: c }
             });
-            let b = Block { conv1, conv2, skip, chunk: block_count, pre: block_count };
+            let b = Block { conv1, conv2, skip, tau_offset: tau_next, pre: block_count };
             block_count += 1;
+            tau_next += c;
             b
         };
         let mut skips = Vec::new();
         for j in 0..levels {
+            let w = widths[j];
+            // the first block of a level takes the stream as the level's input left it (C_j channels)
             for b in 0..config.blocks {
-                stages.push(Stage::Block(block(&mut builder, &mut plans, format!("down.{j}.blocks.{b}"), j, c)));
-                stream_shapes.push((positions[j], c));
+                stages.push(Stage::Block(block(&mut builder, &mut plans, format!("down.{j}.blocks.{b}"), j, w, w)));
+                stream_shapes.push((positions[j], w));
             }
             if j + 1 < levels {
                 skips.push(stream_shapes.len() - 1);
-                stages.push(Stage::Conv(conv(&mut builder, &format!("down.{j}.downsample"), down_plan[j], taps, c, c)));
-                stream_shapes.push((positions[j + 1], c));
+                stages.push(Stage::Conv(conv(&mut builder, &format!("down.{j}.downsample"), down_plan[j], taps, w, widths[j + 1])));
+                stream_shapes.push((positions[j + 1], widths[j + 1]));
             }
         }
         for j in (0..levels.saturating_sub(1)).rev() {
-            stages.push(Stage::Conv(conv(&mut builder, &format!("up.{j}.upsample"), up_plan[j], taps, c, c)));
-            stream_shapes.push((positions[j], c));
+            let w = widths[j];
+            stages.push(Stage::Conv(conv(&mut builder, &format!("up.{j}.upsample"), up_plan[j], taps, widths[j + 1], w)));
+            stream_shapes.push((positions[j], w));
             stages.push(Stage::Concat { skip: skips[j] });
-            stream_shapes.push((positions[j], 2 * c));
+            stream_shapes.push((positions[j], 2 * w));
             for b in 0..config.blocks {
-                let c_in = if b == 0 { 2 * c } else { c };
-                stages.push(Stage::Block(block(&mut builder, &mut plans, format!("up.{j}.blocks.{b}"), j, c_in)));
-                stream_shapes.push((positions[j], c));
+                let c_in = if b == 0 { 2 * w } else { w };
+                stages.push(Stage::Block(block(&mut builder, &mut plans, format!("up.{j}.blocks.{b}"), j, c_in, w)));
+                stream_shapes.push((positions[j], w));
             }
         }
         assert_eq!(block_count, blocks_total);
+        assert_eq!(tau_next, tau_width);
         let output_weight = builder.add("output.weight", &[c, 1], true);
         let output_bias = builder.add("output.bias", &[1], false);
         let mut parameters = vec![0.0f32; builder.total];
@@ -312,7 +333,7 @@ impl UnetNetwork {
             time_fc1,
             time_fc2,
             time_proj,
-            blocks_total,
+            tau_width,
             stages,
             stream_shapes,
             output_weight,
@@ -379,7 +400,7 @@ impl ReverseNetwork for UnetNetwork {
         // training mode for this pass only when forward_training armed it
         let dropping = std::mem::take(&mut self.dropout_armed);
         self.dropped = dropping;
-        let width = self.blocks_total * c;
+        let width = self.tau_width;
         ensure_len(&mut self.features, rows * l * 2);
         ensure_len(&mut self.evidence, rows);
         ensure_len(&mut self.embedding, rows * e);
@@ -426,6 +447,7 @@ impl ReverseNetwork for UnetNetwork {
             let y = &mut next[0][..rows * pout * cout];
             match *stage {
                 Stage::Block(b) => {
+                    let c = b.conv1.c_out;
                     let plan = &self.plans[b.conv1.plan];
                     let m = &mut self.pre[b.pre];
                     ensure_len(m, rows * pout * c);
@@ -442,7 +464,7 @@ impl ReverseNetwork for UnetNetwork {
                         self.cols_budget,
                     );
                     for (r, mr) in m.chunks_exact_mut(pout * c).enumerate() {
-                        let tau = &self.tau[r * width + b.chunk * c..r * width + (b.chunk + 1) * c];
+                        let tau = &self.tau[r * width + b.tau_offset..][..c];
                         for v in mr.chunks_exact_mut(c) {
                             for (a, &tv) in v.iter_mut().zip(tau) {
                                 *a += tv;
@@ -487,7 +509,7 @@ impl ReverseNetwork for UnetNetwork {
                         conv_shape(rows, &conv, false),
                         x,
                         &p[conv.weight..],
-                        Some(&p[conv.bias..][..c]),
+                        Some(&p[conv.bias..][..conv.c_out]),
                         y,
                         &mut self.cols,
                         self.cols_budget,
@@ -528,7 +550,7 @@ impl ReverseNetwork for UnetNetwork {
 
     fn backward(&mut self, dlogits: &[f32], grad: &mut [f32]) {
         let (l, c, d, e, rows) = (self.length, self.channels, self.time_width, self.time.width, self.rows);
-        let width = self.blocks_total * c;
+        let width = self.tau_width;
         assert_eq!(dlogits.len(), rows * l);
         assert_eq!(grad.len(), self.parameters.len());
         for (ds, &(p, ch)) in self.dstreams.iter_mut().zip(&self.stream_shapes) {
@@ -561,6 +583,7 @@ impl ReverseNetwork for UnetNetwork {
             let dy = &dout[0][..rows * pout * cout];
             match *stage {
                 Stage::Block(b) => {
+                    let c = b.conv1.c_out;
                     let plan = &self.plans[b.conv1.plan];
                     let m = &self.pre[b.pre][..rows * pout * c];
                     let dx = &mut din[i][..rows * pin * cin];
@@ -606,7 +629,7 @@ impl ReverseNetwork for UnetNetwork {
                     }
                     // m = conv1(relu(h)) + b1 + τ_k: dτ_k[r] = Σ_p dm[r, p]
                     for (r, dmr) in dm.chunks_exact(pout * c).enumerate() {
-                        let dtau = &mut self.dtau[r * width + b.chunk * c..r * width + (b.chunk + 1) * c];
+                        let dtau = &mut self.dtau[r * width + b.tau_offset..][..c];
                         dtau.fill(0.0);
                         linalg::add_column_sums(pout, c, dmr, dtau);
                     }
@@ -737,6 +760,36 @@ mod tests {
     }
 
     #[test]
+    fn level_widths_double_per_level_up_to_the_cap() {
+        assert_eq!(level_widths(32, 0, 4), vec![32, 32, 32, 32]);
+        assert_eq!(level_widths(16, 64, 4), vec![16, 32, 64, 64]);
+        assert_eq!(level_widths(32, 64, 4), vec![32, 64, 64, 64]);
+        assert_eq!(level_widths(3, 10, 4), vec![3, 6, 10, 10]);
+        assert_eq!(level_widths(8, 4, 2), vec![8, 8], "a cap below C keeps C");
+        assert_eq!(level_widths(5, 1024, 40).len(), 40, "no overflow on deep stacks");
+    }
+
+    #[test]
+    fn growing_widths_shape_the_layout() {
+        // C = 2, M = 8, 3 levels on L = 9: levels 2, 4, 8 channels
+        let cfg = ModelConfig { max_channels: 8, ..unet(9, None, Padding::Zero, 2, 3, 1) };
+        let net = UnetNetwork::new(&cfg, &mut Rng::new(1));
+        let shape_of = |name: &str| net.layout().into_iter().find(|g| g.name == name).unwrap_or_else(|| panic!("{name}")).shape;
+        assert_eq!(shape_of("stem.weight"), vec![3, 2, 2]);
+        assert_eq!(shape_of("down.1.blocks.0.conv1.weight"), vec![3, 4, 4]);
+        assert_eq!(shape_of("down.0.downsample.weight"), vec![3, 2, 4]);
+        assert_eq!(shape_of("down.1.downsample.weight"), vec![3, 4, 8]);
+        assert_eq!(shape_of("down.2.blocks.0.conv2.weight"), vec![3, 8, 8]);
+        assert_eq!(shape_of("up.1.upsample.weight"), vec![3, 8, 4]);
+        assert_eq!(shape_of("up.1.blocks.0.conv1.weight"), vec![3, 8, 4]);
+        assert_eq!(shape_of("up.1.blocks.0.skip.weight"), vec![8, 4]);
+        assert_eq!(shape_of("up.0.upsample.weight"), vec![3, 4, 2]);
+        assert_eq!(shape_of("output.weight"), vec![2, 1]);
+        // τ: down 2 + 4 + 8, up 4 + 2
+        assert_eq!(shape_of("time.proj.bias"), vec![20]);
+    }
+
+    #[test]
     fn gradient_matches_finite_differences_for_every_parameter() {
         let cases = [
             unet(7, None, Padding::Zero, 3, 0, 1),              // odd length, 2 levels
@@ -745,6 +798,10 @@ mod tests {
             unet(6, None, Padding::Circular, 3, 2, 1),
             unet(12, Some(vec![4, 3]), Padding::Circular, 2, 2, 1),
             ModelConfig { position_embedding: Some(true), ..unet(5, Some(vec![5, 1]), Padding::Circular, 3, 2, 1) },
+            // channels growing with depth (max_channels): 2, 4, 5 and 2-D 2, 4
+            ModelConfig { max_channels: 5, ..unet(9, None, Padding::Zero, 2, 3, 2) },
+            ModelConfig { max_channels: 8, ..unet(15, Some(vec![5, 3]), Padding::Zero, 2, 2, 1) },
+            ModelConfig { max_channels: 4, ..unet(6, None, Padding::Circular, 2, 2, 1) },
         ];
         for cfg in cases {
             for budget in [COLS_BUDGET, 7] {
@@ -768,7 +825,12 @@ mod tests {
     fn gradient_with_dropout_matches_finite_differences_with_fixed_masks() {
         // The same noise keys give the same masks on every pass, so the training-mode loss is a
         // fixed piecewise-linear function of the parameters, checked like the evaluation mode.
-        let cases = [unet(7, None, Padding::Zero, 3, 3, 2), unet(15, Some(vec![5, 3]), Padding::Zero, 3, 2, 1), unet(6, None, Padding::Circular, 3, 2, 1)];
+        let cases = [
+            unet(7, None, Padding::Zero, 3, 3, 2),
+            unet(15, Some(vec![5, 3]), Padding::Zero, 3, 2, 1),
+            unet(6, None, Padding::Circular, 3, 2, 1),
+            ModelConfig { max_channels: 6, ..unet(7, None, Padding::Zero, 3, 3, 1) },
+        ];
         let keys = [0x1234_5678_9abc_def0u64, 7, 1 << 40];
         for cfg in cases {
             let cfg = ModelConfig { dropout: 0.3, ..cfg };
@@ -799,7 +861,7 @@ mod tests {
             .enumerate()
             .filter_map(|(i, stage)| match stage {
                 Stage::Block(b) => {
-                    let n = net.stream_shapes[i + 1].0 * net.channels;
+                    let n = net.stream_shapes[i + 1].0 * b.conv1.c_out;
                     Some(net.pre[b.pre][r * n..(r + 1) * n].to_vec())
                 }
                 _ => None,
