@@ -264,6 +264,8 @@ const UNET_VARIANTS = {
   c8: { model: { channels: 8 } },
   'c8-eval250': { model: { channels: 8 }, evalEvery: 250 },
   'dropout0.1-c8': { model: { dropout: 0.1, channels: 8 } },
+  // channels growing with depth (8, 16, 32, 32, …), the MNIST recipe's shape
+  'c8-grow32': { model: { channels: 8, max_channels: 32 } },
 };
 const variantIndex = argv.indexOf('--unet-variant');
 const unetVariant = variantIndex >= 0 ? argv[variantIndex + 1] : 'base';
