@@ -18,6 +18,7 @@ import { encodeSafetensors, type TensorToEncode } from './checkpoint.js';
 import { DEFAULTS } from './config.js';
 import { UserError } from './errors.js';
 import type { DiffusionModel, LayoutEntry, ModelConfig } from './model.js';
+import { unetDefaultLevels } from './unet-geometry.js';
 
 /** `__metadata__.format` of an export file (a training checkpoint says 'bernoulli-diffusion'). */
 export const EXPORT_FORMAT = 'bernoulli-diffusion-export';
@@ -65,20 +66,6 @@ function dataShapeOf(config: ModelConfig): number[] {
 /** Taps of the U-Net's convolutions along each axis of the data: 3 where the side is longer than 1, else 1. */
 function kernelOf(dataShape: readonly number[]): number[] {
   return dataShape.map((side) => (side > 1 ? 3 : 1));
-}
-
-/**
- * The U-Net's number of levels when configured as 0 (crate/src/network/unet.rs `default_levels`):
- * 1 + the halvings (rounding up) until the longest side is at most 4.
- */
-function unetDefaultLevels(dataShape: readonly number[]): number {
-  let side = Math.max(...dataShape);
-  let levels = 1;
-  while (side > 4) {
-    side = Math.ceil(side / 2);
-    levels += 1;
-  }
-  return levels;
 }
 
 function relayoutOf(architecture: string, name: string): Relayout {

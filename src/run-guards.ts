@@ -4,8 +4,9 @@
  * refuse with the key that is too big instead of dying mid-run with "unreachable").
  */
 import { readSafetensorsHeader } from './checkpoint.js';
-import { coreModelConfig, type RunConfig } from './config.js';
+import { coreModelConfig, DEFAULTS, type RunConfig } from './config.js';
 import { UserError } from './errors.js';
+import { unetDefaultLevels, unetLevelWidths } from './unet-geometry.js';
 
 // ---- run names -----------------------------------------------------------------------------------
 
@@ -127,12 +128,7 @@ function unetGeometry(model: ModelKeys, length: number, dataShape?: readonly num
   const shape = model.shape ?? dataShape ?? [length];
   const grid = shape.length === 2 ? [shape[0], shape[1]] : [1, length];
   const circular = model.padding === 'circular';
-  // levels 0: 1 + halvings (ceil) of the longest side until it is <= 4 (unet.rs default_levels)
-  let levels = model.levels ?? 0;
-  if (levels === 0) {
-    levels = 1;
-    for (let side = Math.max(grid[0], grid[1]); side > 4; side = Math.ceil(side / 2)) levels++;
-  }
+  const levels = model.levels || unetDefaultLevels(grid);
   // K = 3 taps along every axis longer than 1
   const taps = (grid[0] > 1 ? 3 : 1) * (grid[1] > 1 ? 3 : 1);
   // zero padding halves the grid (ceil) per level; circular (à trous) keeps the full grid
@@ -142,10 +138,7 @@ function unetGeometry(model: ModelKeys, length: number, dataShape?: readonly num
     if (!circular) g = [Math.ceil(g[0] / 2), Math.ceil(g[1] / 2)];
   }
   const position = model.position_embedding === 'on' || (model.position_embedding !== 'off' && !circular);
-  // C_j = min(C·2^j, M), or C at every level when M = 0 (unet.rs level_widths)
-  const C = model.channels ?? 32;
-  const M = model.max_channels ?? 0;
-  const widths = positions.map((_, j) => (M === 0 ? C : Math.min(C * 2 ** j, Math.max(M, C))));
+  const widths = unetLevelWidths(model.channels ?? DEFAULTS.model.channels, model.max_channels ?? DEFAULTS.model.max_channels, levels);
   return { levels, taps, positions, position, widths };
 }
 

@@ -281,7 +281,6 @@ impl UnetNetwork {
         let mut skips = Vec::new();
         for j in 0..levels {
             let w = widths[j];
-            // the first block of a level takes the stream as the level's input left it (C_j channels)
             for b in 0..config.blocks {
                 stages.push(Stage::Block(block(&mut builder, &mut plans, format!("down.{j}.blocks.{b}"), j, w, w)));
                 stream_shapes.push((positions[j], w));
