@@ -234,22 +234,25 @@ class UnetBlock(torch.nn.Module):
 class Unet(torch.nn.Module):
     """network/unet.rs at a 2-D grid, zero padding, one block per level, x0 parameterisation."""
 
-    def __init__(self, T, c_schedule, side=28, c=32, embedding=32):
+    def __init__(self, T, c_schedule, side=28, c=32, embedding=32, max_channels=0):
         super().__init__()
         sides = [side]
         while sides[-1] > 4:
             sides.append((sides[-1] + 1) // 2)
-        self.sides, self.c = sides, c
         levels = len(sides)
+        # channels per level (unet.rs level_widths): min(c 2^j, max_channels), or c everywhere when 0
+        w = [c if max_channels == 0 else min(c * 2**j, max(max_channels, c)) for j in range(levels)]
+        self.sides, self.widths = sides, w
+        self.chunks = w + w[:-1][::-1]  # one τ chunk per block, in the order the blocks run
         d = 2 * c
         self.stem = torch.nn.Conv2d(2, c, 3, padding=1)
         self.position = torch.nn.Parameter(torch.empty(1, c, side, side).uniform_(-0.1, 0.1))
         self.fc1, self.fc2 = torch.nn.Linear(embedding, d), torch.nn.Linear(d, d)
-        self.proj = torch.nn.Linear(d, (2 * levels - 1) * c)
-        self.down_blocks = torch.nn.ModuleList(UnetBlock(c, c) for _ in range(levels))
-        self.downsample = torch.nn.ModuleList(torch.nn.Conv2d(c, c, 3, stride=2, padding=1) for _ in range(levels - 1))
-        self.upsample = torch.nn.ModuleList(torch.nn.Conv2d(c, c, 3, padding=1) for _ in range(levels - 1))
-        self.up_blocks = torch.nn.ModuleList(UnetBlock(2 * c, c) for _ in range(levels - 1))
+        self.proj = torch.nn.Linear(d, sum(self.chunks))
+        self.down_blocks = torch.nn.ModuleList(UnetBlock(w[j], w[j]) for j in range(levels))
+        self.downsample = torch.nn.ModuleList(torch.nn.Conv2d(w[j], w[j + 1], 3, stride=2, padding=1) for j in range(levels - 1))
+        self.upsample = torch.nn.ModuleList(torch.nn.Conv2d(w[j + 1], w[j], 3, padding=1) for j in range(levels - 1))
+        self.up_blocks = torch.nn.ModuleList(UnetBlock(2 * w[j], w[j]) for j in range(levels - 1))
         self.output = torch.nn.Conv2d(c, 1, 1)
         tau = 1000.0 * torch.arange(1, T + 1, dtype=torch.float64) / T
         half = embedding // 2
@@ -265,7 +268,7 @@ class Unet(torch.nn.Module):
         lam = self.evidence[t - 1][:, None, None, None]
         h = self.stem(torch.cat([s, lam * s], 1)) + self.position
         time_hidden = torch.relu(self.fc2(torch.relu(self.fc1(self.embedding[t - 1]))))
-        tau = self.proj(time_hidden).split(self.c, 1)
+        tau = self.proj(time_hidden).split(self.chunks, 1)
         k, skips = 0, []
         for j, block in enumerate(self.down_blocks):
             h = block(h, tau[k])
